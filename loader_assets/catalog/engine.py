@@ -1,0 +1,105 @@
+"""Connections to the catalog: SQLite (embedded default) or PostgreSQL, with the schema created or checked.
+
+SQLite runs in WAL mode with a busy timeout; write transactions start with `BEGIN IMMEDIATE` so that two
+processes racing for the same notices queue up instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+
+from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
+
+
+class CatalogVersionError(RuntimeError):
+    """The catalog was written by another schema version than this code knows how to use."""
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is deferred)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _normalise(url: str) -> str:
+    """SQLAlchemy 2.1 reads `postgresql://` as psycopg 3; the project ships psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+class CatalogDB:
+    """Engines of one catalog: `write()` and `read()` give a connection inside a transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _normalise(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        if self.dialect == "sqlite":
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _sqlite_engine(self.url, immediate=True)
+            self._reader = _sqlite_engine(self.url, immediate=False)
+        else:
+            self._writer = self._reader = create_engine(self.url, pool_pre_ping=True)
+        self._create_or_check()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self._writer.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._reader.begin() as connection:
+            yield connection
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        self._reader.dispose()
+
+    def _create_or_check(self) -> None:
+        with self.write() as connection:
+            existing = set(inspect(connection).get_table_names())
+            if not existing:
+                metadata.create_all(connection)
+                connection.execute(catalog_info.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            version = None
+            if "catalog_info" in existing:
+                version = connection.execute(
+                    select(catalog_info.c.value).where(catalog_info.c.key == "schema_version")
+                ).scalar()
+            if version != str(SCHEMA_VERSION):
+                raise CatalogVersionError(
+                    f"catalog {make_url(self.url).render_as_string()} has schema version {version or 'unknown'}, "
+                    f"this loader_assets uses version {SCHEMA_VERSION}: no upgrade path is known; "
+                    "point LOADER_CATALOG_URL at a new catalog and register the cases again"
+                )
+
+
+@cache
+def catalog_db(url: str) -> CatalogDB:
+    """One CatalogDB per URL and process, so engines and pools are shared."""
+    return CatalogDB(url)

@@ -1,0 +1,32 @@
+"""Environment of a loader_assets process: where its state lives and which servers it talks to.
+
+Credentials come from the environment only; nothing here is read from a file committed to the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    """Directory for the embedded catalog, the local worker cluster and other local state."""
+    path = Path(os.environ.get("LOADER_STATE_DIR", ".state")).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def catalog_url() -> str:
+    """SQLAlchemy URL of the operational catalog: `LOADER_CATALOG_URL`, else a SQLite file in the state dir."""
+    url = os.environ.get("LOADER_CATALOG_URL")
+    return url if url else f"sqlite:///{state_dir() / 'catalog.sqlite'}"
+
+
+def lease_seconds() -> float:
+    """How long a claimed notice stays locked without a heartbeat before it may be taken back."""
+    return float(os.environ.get("LOADER_LEASE_SECONDS", "300"))
+
+
+def max_attempts() -> int:
+    """After this many failed attempts a notice is parked until an operator resets it."""
+    return int(os.environ.get("LOADER_MAX_ATTEMPTS", "3"))
