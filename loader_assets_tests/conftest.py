@@ -11,7 +11,9 @@ from sqlalchemy import create_engine, text
 
 from loader_assets.catalog.engine import CatalogDB
 
-POSTGRES_ADMIN_URL = os.environ.get("LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture

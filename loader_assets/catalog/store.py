@@ -1,0 +1,457 @@
+"""The state machine of notices: the ONE place where a notice's status or lock changes.
+
+    ready/failed ──claim──► running ──finish──► done | failed
+                               │
+                               └─ lease expired / owner dead / released ──► failed (attempt `lost`)
+
+`claim` is one conditional UPDATE … RETURNING: whoever runs it, only notices that are free are taken, and
+each notice is taken by exactly one caller. Every claim writes an attempt row first; the worker loader names
+the partition of the rows it writes after that attempt, so the rows of any attempt that did not end `done`
+can be dropped exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select, update
+from sqlalchemy import case as sql_case
+
+from loader_assets import settings
+from loader_assets.catalog import schema
+from loader_assets.catalog.engine import CatalogDB, catalog_db
+from loader_assets.catalog.schema import attempts, cases, level_gates, notices, tables
+
+_ID_CHUNK = 5000  # ids per statement: under SQLite's bound-parameter limit, small enough for PostgreSQL
+FINAL_OUTCOMES = ("done", "failed")
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the catalog's time zone, computed in Python so both dialects agree."""
+    return datetime.utcnow()
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield list(ids[start : start + _ID_CHUNK])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a SIGKILLed child stays a zombie until reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a lock: the Dagster run (or CLI run id) and the process doing the work."""
+
+    run_id: str
+    host: str
+    pid: int
+
+    @classmethod
+    def current(cls, run_id: str) -> Owner:
+        return cls(run_id=run_id, host=socket.gethostname(), pid=os.getpid())
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A notice taken by one attempt, with what the loader needs to know."""
+
+    notice_id: int
+    attempt_id: int
+    case: str
+    table: str
+    level: int
+    chunk: int | None
+    overlap: bool
+    path: str
+    format: str
+    size: int
+    # Earlier attempts whose rows, if any reached a worker, must go before this attempt loads.
+    discard_attempts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Released:
+    """A lock taken back from a holder that is gone, or released by hand."""
+
+    notice_id: int
+    attempt_id: int | None
+    case: str
+    table: str
+    chunk: int | None
+    overlap: bool
+    worker: str | None
+    run_id: str | None
+
+
+class Store:
+    """State transitions of the catalog. All timestamps are naive UTC."""
+
+    def __init__(self, db: CatalogDB, *, lease_seconds: float | None = None) -> None:
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds if lease_seconds is not None else settings.lease_seconds())
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **kwargs: float) -> Store:
+        return cls(catalog_db(url or settings.catalog_url()), **kwargs)
+
+    # -- claiming -------------------------------------------------------------------------------------
+
+    def claim(
+        self, notice_ids: Iterable[int], owner: Owner, *, force: bool = False, now: datetime | None = None
+    ) -> list[Claim]:
+        """Take the free notices among `notice_ids` for `owner`; returns exactly those taken.
+
+        Free = `ready` or `failed` and unlocked, or `running` with an expired lease; `done` only with
+        `force`. Never while the case is paused, never a child notice before its director's level-2 gate
+        passed.
+        """
+        now = now or utcnow()
+        ids = sorted(set(notice_ids))
+        claims: list[Claim] = []
+        with self.db.write() as connection:
+            for chunk in _chunks(ids):
+                taken = self._take(connection, chunk, owner, force, now)
+                if taken:
+                    claims.extend(self._open_attempts(connection, taken, owner, now))
+        return claims
+
+    def _take(self, connection: Connection, ids: list[int], owner: Owner, force: bool, now: datetime) -> list[int]:
+        free_statuses = ["ready", "failed", "done"] if force else ["ready", "failed"]
+        statement = (
+            update(notices)
+            .where(
+                notices.c.id.in_(ids),
+                or_(
+                    and_(notices.c.status.in_(free_statuses), notices.c.locked_by.is_(None)),
+                    and_(notices.c.status == "running", notices.c.lease_until < now),
+                ),
+                notices.c.case.in_(select(cases.c.case).where(cases.c.state == "active")),
+                or_(notices.c.level < 3, _director_gate_passed()),
+            )
+            .values(
+                status="running",
+                locked_by=owner.run_id,
+                owner_host=owner.host,
+                owner_pid=owner.pid,
+                locked_at=now,
+                heartbeat_at=now,
+                lease_until=now + self.lease,
+                started_at=now,
+                finished_at=None,
+                error=None,
+                attempts=notices.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(notices.c.id)
+        )
+        return sorted(connection.execute(statement).scalars())
+
+    def _open_attempts(self, connection: Connection, ids: list[int], owner: Owner, now: datetime) -> list[Claim]:
+        # Any attempt still `running` lost its lease to us; a `done` one is replaced by this load.
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.notice.in_(ids), attempts.c.outcome == "running")
+            .values(outcome="lost", finished_at=now, error="lease taken over by run " + owner.run_id)
+        )
+        connection.execute(
+            update(attempts)
+            .where(attempts.c.notice.in_(ids), attempts.c.outcome == "done")
+            .values(outcome="superseded")
+        )
+        rows = [
+            {
+                "notice": i,
+                "run_id": owner.run_id,
+                "host": owner.host,
+                "pid": owner.pid,
+                "started_at": now,
+                "outcome": "running",
+            }
+            for i in ids
+        ]
+        new_ids = connection.execute(
+            attempts.insert().returning(attempts.c.id, attempts.c.notice, sort_by_parameter_order=True), rows
+        ).all()
+        attempt_of = {notice: attempt for attempt, notice in new_ids}
+        connection.execute(
+            update(notices).where(notices.c.id == bindparam("nid")).values(attempt_id=bindparam("aid")),
+            [{"nid": n, "aid": a} for n, a in attempt_of.items()],
+        )
+        discard = self._unfinished_attempts(connection, ids, exclude=set(attempt_of.values()))
+        selected = connection.execute(
+            select(
+                notices.c.id,
+                notices.c.case,
+                notices.c.table,
+                notices.c.level,
+                notices.c.chunk,
+                notices.c.overlap,
+                notices.c.path,
+                notices.c.format,
+                notices.c.size,
+            )
+            .where(notices.c.id.in_(ids))
+            .order_by(notices.c.id)
+        ).all()
+        return [
+            Claim(
+                notice_id=row.id,
+                attempt_id=attempt_of[row.id],
+                case=row.case,
+                table=row.table,
+                level=row.level,
+                chunk=row.chunk,
+                overlap=row.overlap,
+                path=row.path,
+                format=row.format,
+                size=row.size,
+                discard_attempts=tuple(discard.get(row.id, ())),
+            )
+            for row in selected
+        ]
+
+    @staticmethod
+    def _unfinished_attempts(connection: Connection, ids: list[int], exclude: set[int]) -> dict[int, list[int]]:
+        result: dict[int, list[int]] = {}
+        rows = connection.execute(
+            select(attempts.c.notice, attempts.c.id)
+            .where(attempts.c.notice.in_(ids), attempts.c.outcome != "done")
+            .order_by(attempts.c.id)
+        )
+        for notice, attempt in rows:
+            if attempt not in exclude:
+                result.setdefault(notice, []).append(attempt)
+        return result
+
+    # -- while loading ---------------------------------------------------------------------------------
+
+    def heartbeat(self, run_id: str, *, now: datetime | None = None) -> set[int]:
+        """Extend the leases of `run_id`; returns the notices it still holds (a missing one was taken back)."""
+        now = now or utcnow()
+        with self.db.write() as connection:
+            held = connection.execute(
+                update(notices)
+                .where(notices.c.locked_by == run_id, notices.c.status == "running")
+                .values(heartbeat_at=now, lease_until=now + self.lease, updated_at=now)
+                .returning(notices.c.id)
+            ).scalars()
+            return set(held)
+
+    def set_worker(self, attempt_id: int, worker: str) -> None:
+        """Record where an attempt writes, before it writes, so recovery knows where to clean."""
+        with self.db.write() as connection:
+            connection.execute(update(attempts).where(attempts.c.id == attempt_id).values(worker=worker))
+            connection.execute(update(notices).where(notices.c.attempt_id == attempt_id).values(worker=worker))
+
+    def finish(
+        self,
+        attempt_id: int,
+        outcome: str,
+        *,
+        rows: int | None = None,
+        warnings: int | None = None,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record the end of an attempt and release its notice, together.
+
+        Returns False when the attempt no longer holds its notice (its lease was taken back): the caller
+        must then discard what it wrote.
+        """
+        if outcome not in FINAL_OUTCOMES:
+            raise ValueError(f"outcome must be one of {FINAL_OUTCOMES}, got {outcome!r}")
+        now = now or utcnow()
+        with self.db.write() as connection:
+            released = connection.execute(
+                update(notices)
+                .where(notices.c.attempt_id == attempt_id, notices.c.status == "running")
+                .values(
+                    status=outcome,
+                    rows=rows,
+                    error=error,
+                    finished_at=now,
+                    updated_at=now,
+                    changed=False if outcome == "done" else notices.c.changed,
+                    retry_after=_backoff(notices.c.attempts, now) if outcome == "failed" else None,
+                    **_UNLOCKED,
+                )
+                .returning(notices.c.id)
+            ).first()
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id == attempt_id, attempts.c.outcome == "running")
+                .values(
+                    outcome=outcome if released else "lost",
+                    finished_at=now,
+                    rows=rows,
+                    warnings=warnings,
+                    error=error if released else f"lock lost before finishing ({error or outcome})",
+                )
+            )
+            return released is not None
+
+    # -- recovery -------------------------------------------------------------------------------------
+
+    def reclaim(self, *, host: str | None = None, now: datetime | None = None) -> list[Released]:
+        """Take back locks whose owner is dead on this host, or whose lease has expired, as `failed`."""
+        now = now or utcnow()
+        host = host or socket.gethostname()
+        with self.db.write() as connection:
+            running = connection.execute(
+                select(
+                    notices.c.id, notices.c.owner_host, notices.c.owner_pid, notices.c.lease_until, notices.c.locked_by
+                ).where(notices.c.status == "running")
+            ).all()
+            reasons: dict[int, str] = {}
+            for row in running:
+                if row.lease_until is not None and row.lease_until < now:
+                    reasons[row.id] = (
+                        f"stale: lease of run {row.locked_by} expired at {row.lease_until:%Y-%m-%d %H:%M:%S}"
+                    )
+                elif row.owner_host == host and row.owner_pid and not pid_alive(row.owner_pid):
+                    reasons[row.id] = f"owner gone: process {row.owner_pid} of run {row.locked_by} on {host} is dead"
+            return self._release(connection, reasons, now)
+
+    def release_run(self, run_id: str, reason: str, *, now: datetime | None = None) -> list[Released]:
+        """Release by hand every lock of `run_id` (e.g. a run an operator knows is dead)."""
+        now = now or utcnow()
+        with self.db.write() as connection:
+            ids = connection.execute(
+                select(notices.c.id).where(notices.c.locked_by == run_id, notices.c.status == "running")
+            ).scalars()
+            return self._release(connection, {i: f"released by hand: {reason}" for i in ids}, now)
+
+    @staticmethod
+    def _release(connection: Connection, reasons: dict[int, str], now: datetime) -> list[Released]:
+        released: list[Released] = []
+        for notice_id, reason in reasons.items():
+            row = connection.execute(
+                update(notices)
+                .where(notices.c.id == notice_id, notices.c.status == "running")
+                .values(status="failed", error=reason, finished_at=now, updated_at=now, retry_after=None, **_UNLOCKED)
+                .returning(
+                    notices.c.attempt_id,
+                    notices.c.case,
+                    notices.c.table,
+                    notices.c.chunk,
+                    notices.c.overlap,
+                    notices.c.worker,
+                )
+            ).first()
+            if row is None:
+                continue
+            run_id = connection.execute(select(attempts.c.run_id).where(attempts.c.id == row.attempt_id)).scalar()
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id == row.attempt_id, attempts.c.outcome == "running")
+                .values(outcome="lost", finished_at=now, error=reason)
+            )
+            released.append(
+                Released(notice_id, row.attempt_id, row.case, row.table, row.chunk, row.overlap, row.worker, run_id)
+            )
+        return released
+
+    # -- operator actions ------------------------------------------------------------------------------
+
+    def reset(self, notice_ids: Iterable[int], *, now: datetime | None = None) -> int:
+        """Make failed or done notices `ready` again with a fresh attempt budget (history is kept)."""
+        now = now or utcnow()
+        count = 0
+        with self.db.write() as connection:
+            for chunk in _chunks(sorted(set(notice_ids))):
+                count += connection.execute(
+                    update(notices)
+                    .where(notices.c.id.in_(chunk), notices.c.status.in_(["failed", "done"]))
+                    .values(status="ready", attempts=0, error=None, retry_after=None, updated_at=now)
+                ).rowcount
+        return count
+
+    def set_case_state(self, case: str, state: str) -> None:
+        """Pause (no new claims) or resume a case."""
+        if state not in schema.CASE_STATES:
+            raise ValueError(f"state must be one of {schema.CASE_STATES}, got {state!r}")
+        with self.db.write() as connection:
+            if connection.execute(update(cases).where(cases.c.case == case).values(state=state)).rowcount == 0:
+                raise KeyError(f"unknown case {case!r}")
+
+    def flag_changed(self, notice_id: int, size: int, mtime: float, *, now: datetime | None = None) -> None:
+        """A registered file changed on disk: remember it and make it loadable again (never kept silently)."""
+        now = now or utcnow()
+        with self.db.write() as connection:
+            connection.execute(
+                update(notices)
+                .where(notices.c.id == notice_id)
+                .values(size=size, mtime=mtime, changed=True, updated_at=now, status=_ready_unless_running())
+            )
+
+    def record_gate(
+        self,
+        case: str,
+        level: int,
+        table: str,
+        status: str,
+        check_run: str | None,
+        details: dict | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Record the outcome of a level's validation: the single record a later level asks."""
+        if status not in schema.GATE_STATUSES:
+            raise ValueError(f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}")
+        now = now or utcnow()
+        values = {"status": status, "check_run": check_run, "details": details, "updated_at": now}
+        with self.db.write() as connection:
+            key = and_(level_gates.c.case == case, level_gates.c.level == level, level_gates.c.table == table)
+            if connection.execute(update(level_gates).where(key).values(**values)).rowcount == 0:
+                connection.execute(level_gates.insert().values(case=case, level=level, table=table, **values))
+
+
+_UNLOCKED = {"locked_by": None, "owner_host": None, "owner_pid": None, "lease_until": None}
+
+
+def _director_gate_passed():  # type: ignore[no-untyped-def]
+    """SQL: the level-2 gate of the notice's director table has passed."""
+    return exists(
+        select(1)
+        .select_from(
+            tables.join(
+                level_gates, and_(level_gates.c.case == tables.c.case, level_gates.c.table == tables.c.director_table)
+            )
+        )
+        .where(
+            tables.c.case == notices.c.case,
+            tables.c.name == notices.c.table,
+            level_gates.c.level == 2,
+            level_gates.c.status == "passed",
+        )
+    )
+
+
+def _backoff(attempts_column, now: datetime):  # type: ignore[no-untyped-def]
+    """Retry after 1, 2, 4 … minutes (capped at an hour), so automatic retries do not hammer a worker."""
+    return sql_case(
+        *[(attempts_column <= n, now + timedelta(minutes=min(2 ** (n - 1), 60))) for n in range(1, 8)],
+        else_=now + timedelta(hours=1),
+    )
+
+
+def _ready_unless_running():  # type: ignore[no-untyped-def]
+    """A running notice keeps running (its loader will finish it); any other becomes ready."""
+    return sql_case((notices.c.status == "running", notices.c.status), else_="ready")
