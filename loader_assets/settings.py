@@ -30,3 +30,16 @@ def lease_seconds() -> float:
 def max_attempts() -> int:
     """After this many failed attempts a notice is parked until an operator resets it."""
     return int(os.environ.get("LOADER_MAX_ATTEMPTS", "3"))
+
+
+def dagster_home() -> Path:
+    """`DAGSTER_HOME`, else `<state dir>/dagster`; exported so Dagster's own code finds the same instance."""
+    home = Path(os.environ.get("DAGSTER_HOME") or state_dir() / "dagster").expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def runs_per_worker() -> int:
+    """How many runs may load into one worker node at once (a run-queue tag limit)."""
+    return int(os.environ.get("LOADER_RUNS_PER_WORKER", "2"))

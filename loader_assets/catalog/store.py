@@ -240,6 +240,21 @@ class Store:
                 result.setdefault(notice, []).append(attempt)
         return result
 
+    def why_not_claimed(self, notice_ids: Iterable[int]) -> dict[int, str]:
+        """For notices a claim did not take: who holds them, or which rule refused them."""
+        ids = sorted(set(notice_ids))
+        reasons: dict[int, str] = {}
+        with self.db.read() as connection:
+            for chunk in _chunks(ids):
+                rows = connection.execute(
+                    select(notices, cases.c.state.label("case_state"))
+                    .join(cases, cases.c.case == notices.c.case)
+                    .where(notices.c.id.in_(chunk))
+                ).all()
+                for row in rows:
+                    reasons[row.id] = _refusal(connection, row)
+        return {i: reasons.get(i, "no such notice") for i in ids}
+
     # -- while loading ---------------------------------------------------------------------------------
 
     def heartbeat(self, run_id: str, *, now: datetime | None = None) -> set[int]:
@@ -391,16 +406,6 @@ class Store:
             if connection.execute(update(cases).where(cases.c.case == case).values(state=state)).rowcount == 0:
                 raise KeyError(f"unknown case {case!r}")
 
-    def flag_changed(self, notice_id: int, size: int, mtime: float, *, now: datetime | None = None) -> None:
-        """A registered file changed on disk: remember it and make it loadable again (never kept silently)."""
-        now = now or utcnow()
-        with self.db.write() as connection:
-            connection.execute(
-                update(notices)
-                .where(notices.c.id == notice_id)
-                .values(size=size, mtime=mtime, changed=True, updated_at=now, status=_ready_unless_running())
-            )
-
     def record_gate(
         self,
         case: str,
@@ -421,6 +426,48 @@ class Store:
             key = and_(level_gates.c.case == case, level_gates.c.level == level, level_gates.c.table == table)
             if connection.execute(update(level_gates).where(key).values(**values)).rowcount == 0:
                 connection.execute(level_gates.insert().values(case=case, level=level, table=table, **values))
+
+
+def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float, now: datetime) -> None:
+    """A registered file changed on disk: remember it and make it loadable again (never kept silently).
+
+    A running notice keeps running (its loader finishes it); the next load replaces its rows.
+    """
+    connection.execute(
+        update(notices)
+        .where(notices.c.id == notice_id)
+        .values(
+            size=size,
+            mtime=mtime,
+            changed=True,
+            updated_at=now,
+            status=sql_case((notices.c.status == "running", notices.c.status), else_="ready"),
+        )
+    )
+
+
+def _refusal(connection: Connection, row) -> str:  # type: ignore[no-untyped-def]
+    if row.status == "running":
+        return (
+            f"held by run {row.locked_by} ({row.owner_host}:{row.owner_pid}) since {row.locked_at:%Y-%m-%d %H:%M:%S}, "
+            f"lease until {row.lease_until:%H:%M:%S}"
+        )
+    if row.status == "done":
+        return "already done (force to load it again)"
+    if row.case_state != "active":
+        return f"case {row.case} is {row.case_state}"
+    gate = connection.execute(
+        select(level_gates.c.table, level_gates.c.status, level_gates.c.details)
+        .join(tables, and_(tables.c.case == level_gates.c.case, tables.c.director_table == level_gates.c.table))
+        .where(tables.c.case == row.case, tables.c.name == row.table, level_gates.c.level == 2)
+    ).first()
+    if gate is None or gate.status != "passed":
+        failed = ", ".join((gate.details or {}).get("failed_checks", [])) if gate else ""
+        status = gate.status if gate else "missing"
+        return f"level 2 of case {row.case} ({gate.table if gate else 'director'}) is {status}" + (
+            f": failed check {failed}" if failed else ""
+        )
+    return "changed while claiming; try again"
 
 
 _UNLOCKED = {"locked_by": None, "owner_host": None, "owner_pid": None, "lease_until": None}
@@ -450,8 +497,3 @@ def _backoff(attempts_column, now: datetime):  # type: ignore[no-untyped-def]
         *[(attempts_column <= n, now + timedelta(minutes=min(2 ** (n - 1), 60))) for n in range(1, 8)],
         else_=now + timedelta(hours=1),
     )
-
-
-def _ready_unless_running():  # type: ignore[no-untyped-def]
-    """A running notice keeps running (its loader will finish it); any other becomes ready."""
-    return sql_case((notices.c.status == "running", notices.c.status), else_="ready")

@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh Debian machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export LOADER_STATE_DIR ?= $(CURDIR)/.state
+export DAGSTER_HOME ?= $(LOADER_STATE_DIR)/dagster
+
+.PHONY: demo test lint servers venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+servers:
+	bash scripts/ensure-servers.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv servers lint
+	$(BIN)/pytest -q
+
+demo: venv servers
+	bash scripts/demo.sh
+
+clean:
+	-$(BIN)/loader-assets workers down
+	rm -rf $(LOADER_STATE_DIR)

@@ -1,0 +1,199 @@
+"""Register a qserv-ingest case directory in the catalog: its case, tables, batches and notices.
+
+All or nothing: the case is parsed and checked first (`qserv.metadata.read_case`), then written in one
+transaction. Registering again is idempotent; a file whose size or mtime changed is flagged and made
+loadable again, never kept silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Connection, and_, select, update
+
+from loader_assets.catalog.schema import batches, cases, level_gates, notices, tables
+from loader_assets.catalog.store import Store, mark_changed, utcnow
+from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, TableSpec, read_case
+
+CASE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+VALIDATION_LEVEL = {"director": 2, "child": 4}  # the level that validates a table of that kind
+
+
+class RegistrationError(ValueError):
+    """The case cannot be registered as asked; nothing was written."""
+
+
+@dataclass
+class Registration:
+    """What one registration did, for the CLI and the tests."""
+
+    case: str
+    database: str
+    tables: int = 0
+    batches: int = 0
+    new_notices: int = 0
+    unchanged_notices: int = 0
+    changed_paths: list[str] = field(default_factory=list)
+    chunks: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        changed = f", {len(self.changed_paths)} changed (flagged, ready to reload)" if self.changed_paths else ""
+        return (
+            f"case {self.case} (database {self.database}): {self.tables} tables, {self.batches} batches, "
+            f"{self.new_notices} new notices, {self.unchanged_notices} unchanged{changed}, {len(self.chunks)} chunks"
+        )
+
+
+def check_case_name(case: str) -> str:
+    if not CASE_NAME.match(case):
+        raise RegistrationError(f"case name {case!r} is invalid: use letters, digits and '_' only")
+    return case
+
+
+def register_case(store: Store, root: Path, case: str | None = None, *, comment: str | None = None) -> Registration:
+    """Register (or register again) the case at `root`; `case` defaults to the directory's name."""
+    root = root.resolve()
+    case = check_case_name(case or root.name)
+    metadata = read_case(root)
+    result = Registration(case=case, database=metadata.database)
+    with store.db.write() as connection:
+        _write_case(connection, case, metadata, comment)
+        for table in metadata.tables:
+            _write_table(connection, case, table)
+            result.tables += 1
+            for batch in table.batches:
+                batch_id = _write_batch(connection, case, table, batch)
+                result.batches += 1
+                _write_notices(connection, case, table, batch, batch_id, result)
+        result.chunks = sorted(
+            {f.chunk for t in metadata.tables for b in t.batches for f in b.files if f.chunk is not None}
+        )
+    return result
+
+
+def _write_case(connection: Connection, case: str, metadata: CaseMetadata, comment: str | None) -> None:
+    owner = connection.execute(select(cases.c.case).where(cases.c.database == metadata.database)).scalar()
+    if owner is not None and owner != case:
+        raise RegistrationError(f"database {metadata.database!r} is already loaded by case {owner!r}")
+    existing = connection.execute(select(cases).where(cases.c.case == case)).first()
+    values = {
+        "database": metadata.database,
+        "num_stripes": metadata.num_stripes,
+        "num_sub_stripes": metadata.num_sub_stripes,
+        "overlap": metadata.overlap,
+        "charset": metadata.charset,
+        "dialect": {fmt: dataclasses.asdict(d) for fmt, d in metadata.dialects.items()},
+        "root": str(metadata.root),
+    }
+    if existing is None:
+        connection.execute(cases.insert().values(case=case, comment=comment, created_at=utcnow(), **values))
+        return
+    if existing.root != values["root"] or existing.database != values["database"]:
+        raise RegistrationError(
+            f"case {case!r} is registered from {existing.root} (database {existing.database}); "
+            f"refusing to register it again from {values['root']} (database {values['database']})"
+        )
+    if comment is not None:
+        connection.execute(update(cases).where(cases.c.case == case).values(comment=comment))
+
+
+def _write_table(connection: Connection, case: str, table: TableSpec) -> None:
+    values = {
+        "kind": table.kind,
+        "level": table.level,
+        "director_table": table.director_table,
+        "director_key": table.director_key,
+        "latitude_key": table.latitude_key,
+        "longitude_key": table.longitude_key,
+        "columns": table.columns,
+        "indexes": table.indexes,
+    }
+    key = and_(tables.c.case == case, tables.c.name == table.name)
+    existing = connection.execute(select(tables).where(key)).first()
+    if existing is None:
+        connection.execute(tables.insert().values(case=case, name=table.name, **values))
+        if table.kind in VALIDATION_LEVEL:
+            connection.execute(
+                level_gates.insert().values(
+                    case=case,
+                    level=VALIDATION_LEVEL[table.kind],
+                    table=table.name,
+                    status="pending",
+                    updated_at=utcnow(),
+                )
+            )
+        return
+    if existing.columns != table.columns or existing.kind != table.kind:
+        raise RegistrationError(
+            f"table {table.name!r} of case {case!r} changed its schema or kind since it was registered; "
+            "register the new schema as a new case"
+        )
+
+
+def _write_batch(connection: Connection, case: str, table: TableSpec, batch: BatchSpec) -> int:
+    key = and_(batches.c.case == case, batches.c.table == table.name, batches.c.directory == batch.directory)
+    existing = connection.execute(select(batches.c.id).where(key)).scalar()
+    if existing is not None:
+        return existing
+    return connection.execute(
+        batches.insert()
+        .values(
+            case=case, table=table.name, directory=batch.directory, step=batch.step, task=batch.task, level=table.level
+        )
+        .returning(batches.c.id)
+    ).scalar_one()
+
+
+def _write_notices(
+    connection: Connection, case: str, table: TableSpec, batch: BatchSpec, batch_id: int, result: Registration
+) -> None:
+    known = {
+        row.path: row
+        for row in connection.execute(
+            select(notices.c.id, notices.c.path, notices.c.size, notices.c.mtime).where(notices.c.batch == batch_id)
+        )
+    }
+    now = utcnow()
+    new_rows = []
+    for spec in batch.files:
+        row = known.get(spec.path)
+        if row is None:
+            new_rows.append(
+                {
+                    "case": case,
+                    "batch": batch_id,
+                    "table": table.name,
+                    "level": table.level,
+                    "chunk": spec.chunk,
+                    "overlap": spec.overlap,
+                    "path": spec.path,
+                    "format": spec.format,
+                    "size": spec.size,
+                    "mtime": spec.mtime,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        elif (row.size, row.mtime) != (spec.size, spec.mtime):
+            mark_changed(connection, row.id, spec.size, spec.mtime, now)
+            _reopen_gate(connection, case, table, now)
+            result.changed_paths.append(spec.path)
+        else:
+            result.unchanged_notices += 1
+    if new_rows:
+        connection.execute(notices.insert(), new_rows)
+        _reopen_gate(connection, case, table, now)
+    result.new_notices += len(new_rows)
+
+
+def _reopen_gate(connection: Connection, case: str, table: TableSpec, now) -> None:  # type: ignore[no-untyped-def]
+    """New or changed data in a validated table must be validated again before the next level starts."""
+    if table.kind in VALIDATION_LEVEL:
+        connection.execute(
+            update(level_gates)
+            .where(level_gates.c.case == case, level_gates.c.table == table.name, level_gates.c.status != "pending")
+            .values(status="pending", updated_at=now)
+        )

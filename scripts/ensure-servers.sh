@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Make sure what the tests and the demo need is here: MariaDB server binaries (the project starts its own
+# mariadbd processes) and a PostgreSQL server on 127.0.0.1:5432. Installs and starts them on Debian when
+# missing; fails loudly when one cannot be had.
+set -euo pipefail
+
+PG_HOST=127.0.0.1 PG_PORT=5432
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  echo "ensure-servers: installing $* from Debian's packages"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+  apt_install mariadb-server
+fi
+[ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null || { echo "ensure-servers: no mariadbd after install" >&2; exit 1; }
+command -v mariadb-install-db >/dev/null || { echo "ensure-servers: mariadb-install-db missing" >&2; exit 1; }
+
+pg_up() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; }
+if ! command -v pg_isready >/dev/null; then
+  apt_install postgresql
+fi
+if ! pg_up; then
+  echo "ensure-servers: starting PostgreSQL"
+  for version in $(ls /etc/postgresql 2>/dev/null); do
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  done
+  for _ in $(seq 30); do pg_up && break; sleep 1; done
+fi
+pg_up || { echo "ensure-servers: PostgreSQL is not answering on $PG_HOST:$PG_PORT" >&2; exit 1; }
+if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -tAc 'select 1' >/dev/null 2>&1; then
+  echo "ensure-servers: cannot log in to PostgreSQL as postgres on $PG_HOST:$PG_PORT (trust auth expected)" >&2
+  exit 1
+fi
+echo "ensure-servers: mariadbd $(mariadbd --version | awk '{print $3}'), PostgreSQL on $PG_HOST:$PG_PORT: ready"
