@@ -18,21 +18,36 @@ def add_case(db: CatalogDB, case: str, *, notices: int, level: int = 1, table: s
         )
         connection.execute(
             schema.tables.insert().values(
-                case=case, name=table, kind="director" if level == 1 else "child", level=level,
-                director_table=None if level == 1 else "Object", columns=[], indexes=[],
+                case=case,
+                name=table,
+                kind="director" if level == 1 else "child",
+                level=level,
+                director_table=None if level == 1 else "Object",
+                columns=[],
+                indexes=[],
             )
-        )  # fmt: skip
+        )
         batch = connection.execute(
             schema.batches.insert()
             .values(case=case, table=table, directory=f"step{level}_1/{table}", step=level, task=1, level=level)
             .returning(schema.batches.c.id)
         ).scalar_one()
         rows = [
-            {"case": case, "batch": batch, "table": table, "level": level, "chunk": chunk,
-             "path": f"step{level}_1/{table}/chunk_{chunk}.txt", "format": "txt", "size": 10, "mtime": 0.0,
-             "created_at": now, "updated_at": now}
+            {
+                "case": case,
+                "batch": batch,
+                "table": table,
+                "level": level,
+                "chunk": chunk,
+                "path": f"step{level}_1/{table}/chunk_{chunk}.txt",
+                "format": "txt",
+                "size": 10,
+                "mtime": 0.0,
+                "created_at": now,
+                "updated_at": now,
+            }
             for chunk in range(notices)
-        ]  # fmt: skip
+        ]
         connection.execute(schema.notices.insert(), rows)
         ids = connection.execute(schema.notices.select().where(schema.notices.c.case == case)).all()
     return sorted(row.id for row in ids)

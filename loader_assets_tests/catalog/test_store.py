@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from loader_assets.catalog import schema
 from loader_assets.catalog.engine import CatalogDB, CatalogVersionError
-from loader_assets.catalog.store import Owner, Store, utcnow
+from loader_assets.catalog.store import Owner, Store, mark_changed, utcnow
 from loader_assets_tests.catalog.rows import add_case
 
 
@@ -134,7 +134,8 @@ def test_changed_file_becomes_ready_again(store: Store) -> None:
     ids = add_case(store.db, "c1", notices=1)
     [claim] = store.claim(ids, Owner.current("run-a"))
     store.finish(claim.attempt_id, "done", rows=1)
-    store.flag_changed(ids[0], size=99, mtime=1.5)
+    with store.db.write() as connection:
+        mark_changed(connection, ids[0], size=99, mtime=1.5, now=utcnow())
     row = notice(store, ids[0])
     assert (row.status, row.changed, row.size) == ("ready", True, 99)
 
