@@ -176,3 +176,21 @@ selections = Table(
     Column("comment", Text),
     Column("created_at", DateTime, nullable=False),
 )
+
+# A frozen list of notices handed to the run queue (by `Selection.schedule()` or `loader-assets schedule`):
+# the scheduler sensor groups it into runs by case, level and worker and marks it `submitted`.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_ids", JSON, nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("force", Boolean, nullable=False, default=False),
+    Column("selection", String(64)),  # the saved selection or query text it came from, for the record
+    Column("query", Text),
+    Column("state", String(16), nullable=False, default="pending"),  # pending | submitted
+    Column("runs", JSON),  # run keys of the submitted runs
+    Column("created_at", DateTime, nullable=False),
+    Column("submitted_at", DateTime),
+    CheckConstraint("state IN ('pending', 'submitted')", name="schedule_state"),
+)

@@ -143,7 +143,7 @@ class Store:
                     and_(notices.c.status == "running", notices.c.lease_until < now),
                 ),
                 notices.c.case.in_(select(cases.c.case).where(cases.c.state == "active")),
-                or_(notices.c.level < 3, _director_gate_passed()),
+                or_(notices.c.level < 3, director_gate_passed()),
             )
             .values(
                 status="running",
@@ -473,7 +473,23 @@ def _refusal(connection: Connection, row) -> str:  # type: ignore[no-untyped-def
 _UNLOCKED = {"locked_by": None, "owner_host": None, "owner_pid": None, "lease_until": None}
 
 
-def _director_gate_passed():  # type: ignore[no-untyped-def]
+def schedulable(now: datetime, max_attempts: int):  # type: ignore[no-untyped-def]
+    """SQL condition on `notices`: what automatic scheduling (sensors) may hand to a run now.
+
+    Free to claim, past its retry back-off, not parked (fewer than `max_attempts` attempts since the last
+    reset), case active, and for a child, its director's level-2 gate passed.
+    """
+    return and_(
+        notices.c.status.in_(["ready", "failed"]),
+        notices.c.locked_by.is_(None),
+        or_(notices.c.retry_after.is_(None), notices.c.retry_after <= now),
+        notices.c.attempts < max_attempts,
+        notices.c.case.in_(select(cases.c.case).where(cases.c.state == "active")),
+        or_(notices.c.level < 3, director_gate_passed()),
+    )
+
+
+def director_gate_passed():  # type: ignore[no-untyped-def]  # type: ignore[no-untyped-def]
     """SQL: the level-2 gate of the notice's director table has passed."""
     return exists(
         select(1)
