@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from loader_assets.catalog import views
 from loader_assets.catalog.register import RegistrationError, register_case
 from loader_assets.catalog.store import Store
 from loader_assets.qserv.metadata import MetadataError
+from loader_assets.selection.language import QueryError, describe_fields
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -27,16 +29,42 @@ def _print_frame(frame: pd.DataFrame, empty: str) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
+    from loader_assets.instance import prepare_instance
+
     result = register_case(_store(), Path(args.case_dir), args.case, comment=args.comment)
     print(f"registered {result.summary()}")
+    added = add_chunk_partitions(prepare_instance(), result.case, result.chunks)
+    print(f"{added} new chunk partitions in the Dagster instance at {settings.dagster_home()}")
+    print(reload_code_location())
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from loader_assets.definitions import build_definitions
+    from loader_assets.defs.runner import LevelFailed, load_case
+    from loader_assets.instance import prepare_instance
+    from loader_assets.workers.cluster import QservCluster
+
+    levels = (args.level,) if args.level else (1, 2, 3, 4)
+    store = _store()
+    try:
+        load_case(
+            args.case, build_definitions(), prepare_instance(), store, QservCluster(), levels=levels, force=args.force
+        )
+    except LevelFailed as failure:
+        print(f"loader-assets load: {failure}", file=sys.stderr)
+        return 1
+    _print_frame(views.status_counts(store.db, args.case), "no notices registered")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from loader_assets.qserv.sample import write_sample_case
 
+    out = Path(args.out_dir)
     root = write_sample_case(
-        Path(args.out_dir), chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format, seed=args.seed
+        out, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format, seed=args.seed, database=out.name
     )
     print(f"sample case written to {root}")
     return 0
@@ -100,6 +128,135 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+# What `select --format table` shows of a notice: the full frame is wider than any terminal.
+NOTICE_TABLE_COLUMNS = ["case", "table", "level", "chunk", "overlap", "status", "attempts", "priority", "worker",
+                        "locked_by", "path", "error"]  # fmt: skip
+
+
+def _selected(args: argparse.Namespace, limit: int | None = None):  # type: ignore[no-untyped-def]
+    from loader_assets.selection import select, select_batches
+
+    return (select_batches if args.batches else select)(args.query, store=_store(), limit=limit)
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    selection = _selected(args, args.limit)
+    if args.format == "json":
+        print(json.dumps(selection.records(), indent=2))
+    elif args.format == "csv":
+        print(selection.frame.to_csv(), end="")
+    else:
+        frame = selection.frame if args.batches else selection.frame[NOTICE_TABLE_COLUMNS]
+        _print_frame(frame, f"no {selection.target} selected")
+        print(
+            f"{len(selection)} {selection.target}"
+            + (f" (--limit {args.limit})" if len(selection) == args.limit else "")
+        )
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    selection = _selected(args)
+    notices = selection.notices() if args.batches else selection
+    result = notices.schedule(priority=args.priority, force=args.force, dry_run=args.dry_run)
+    if args.dry_run:
+        print(result)
+        return 0
+    print(
+        f"schedule {result.schedule_id}: {len(result.notice_ids)} notices handed to the run queue.\n"
+        "The scheduler sensor of the running dagster-daemon submits the runs (by case, level and worker) at its "
+        f"next tick; they carry the tag loader/schedule={result.schedule_id}."
+    )
+    return 0
+
+
+def cmd_selections_list(args: argparse.Namespace) -> int:
+    from loader_assets.selection import saved
+
+    _print_frame(saved.list_saved(_store()).set_index("name"), "no saved selection")
+    return 0
+
+
+def cmd_selections_save(args: argparse.Namespace) -> int:
+    from loader_assets.selection import saved
+
+    target = "batches" if args.batches else "notices"
+    saved.save(_store(), args.name, args.query, target=target, priority=args.priority, enabled=not args.disabled,
+               comment=args.comment)  # fmt: skip
+    state = "disabled" if args.disabled else "enabled: the saved-selection sensor loads from it"
+    print(f"saved selection {args.name} over {target} ({state})")
+    return 0
+
+
+def cmd_selections_enabled(enabled: bool) -> Command:
+    def run(args: argparse.Namespace) -> int:
+        from loader_assets.selection import saved
+
+        saved.set_enabled(_store(), args.name, enabled)
+        print(f"saved selection {args.name} {'enabled' if enabled else 'disabled'}")
+        return 0
+
+    return run
+
+
+def cmd_selections_delete(args: argparse.Namespace) -> int:
+    from loader_assets.selection import saved
+
+    saved.delete(_store(), args.name)
+    print(f"saved selection {args.name} deleted")
+    return 0
+
+
+def _query_command(commands, name: str, purpose: str, *, named: bool = False) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    """A subcommand taking a selection query (after a selection name if `named`); --help lists the fields."""
+    command = commands.add_parser(
+        name, help=purpose, epilog=describe_fields(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    if named:
+        command.add_argument("name", help="[A-Za-z0-9_]+")
+    command.add_argument("query", help='a selection query, e.g. "case = dc2 AND status = failed"')
+    command.add_argument("--batches", action="store_true", help="the query selects batches (their notices)")
+    return command
+
+
+def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
+    select = _query_command(commands, "select", "print the notices (or batches) a query selects")
+    select.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    select.add_argument("--limit", type=int, help="at most this many rows, by id")
+    select.set_defaults(run=cmd_select)
+
+    schedule = _query_command(commands, "schedule", "hand the selected notices to the run queue (scheduler sensor)")
+    schedule.add_argument("--priority", type=int, default=0)
+    schedule.add_argument("--force", action="store_true", help="reload notices that are already done")
+    schedule.add_argument("--dry-run", action="store_true", help="show what would be requested; write nothing")
+    schedule.set_defaults(run=cmd_schedule)
+
+    selections = commands.add_parser("selections", help="saved selections the saved-selection sensor loads from")
+    actions = selections.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every saved selection").set_defaults(run=cmd_selections_list)
+    save = _query_command(actions, "save", "save (or update) a named query", named=True)
+    save.add_argument("--priority", type=int, default=0, help="higher selections are served first each tick")
+    save.add_argument("--disabled", action="store_true", help="save without letting the sensor load from it")
+    save.add_argument("--comment")
+    save.set_defaults(run=cmd_selections_save)
+    for verb, run in (
+        ("enable", cmd_selections_enabled(True)),
+        ("disable", cmd_selections_enabled(False)),
+        ("delete", cmd_selections_delete),
+    ):
+        action = actions.add_parser(verb, help=f"{verb} a saved selection")
+        action.add_argument("name")
+        action.set_defaults(run=run)
+
+
+def _caret(text: str, position: int) -> str:
+    """The query line holding `position`, and a caret under that position."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    line = text[start : end if end >= 0 else len(text)]
+    return f"  {line}\n  {' ' * (position - start)}^"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loader-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--case", help="case id ([A-Za-z0-9_]+); default: the directory's name")
     register.add_argument("--comment", help="free text, e.g. the dataset name")
     register.set_defaults(run=cmd_register)
+
+    load = commands.add_parser("load", help="load a registered case through Dagster, level by level, gates included")
+    load.add_argument("case")
+    load.add_argument("--level", type=int, choices=[1, 2, 3, 4], help="run one level only")
+    load.add_argument("--force", action="store_true", help="reload notices that are already done")
+    load.set_defaults(run=cmd_load)
 
     sample = commands.add_parser("sample", help="write a realistic sample case")
     sample.add_argument("out_dir")
@@ -150,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     reset = commands.add_parser("reset", help="make failed (or done) notices ready again with a fresh attempt budget")
     reset.add_argument("notices", type=int, nargs="+")
     reset.set_defaults(run=cmd_reset)
+
+    _add_selection_commands(commands)
     return parser
 
 
@@ -157,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except QueryError as error:
+        print(f"loader-assets {args.command}: {error}\n{_caret(args.query, error.position)}", file=sys.stderr)
+        return 2
     except (MetadataError, RegistrationError, KeyError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"loader-assets {args.command}: {message}", file=sys.stderr)

@@ -1,0 +1,297 @@
+"""Load a frozen list of notices into the workers: claim, heartbeat, load, finish — every load path runs this.
+
+The asset functions, the batched selection job, `loader-assets load` and the notebook all end up here, so the
+lease discipline lives in one place: nothing touches a worker before its notice is claimed, every claimed
+notice is finished (done or failed) even when the run raises, and a notice whose lease was taken back is
+never finished by this run: its rows are dropped instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from loader_assets.catalog.store import Claim, Owner, Store
+from loader_assets.catalog.views import CaseLayout, TableLayout, case_layouts
+from loader_assets.workers.cluster import QservCluster
+from loader_assets.workers.connection import WorkerUnavailable, connection
+from loader_assets.workers.loader import LoadError, LoadResult, drop_attempt_partitions, load_file
+from loader_assets.workers.schema import (
+    SchemaError,
+    chunk_table_name,
+    create_chunk_tables,
+    create_database,
+    create_table,
+)
+
+log = logging.getLogger(__name__)
+ALL_WORKERS = "all"  # the worker of a regular table's notice: it is copied to every worker
+
+LoadFailure = (LoadError, WorkerUnavailable, SchemaError)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One notice loaded by this run."""
+
+    notice_id: int
+    attempt_id: int
+    case: str
+    table: str
+    chunk: int | None
+    overlap: bool
+    path: str
+    worker: str
+    rows: int
+    bytes: int
+    seconds: float
+
+
+@dataclass
+class LoadReport:
+    """What a run did with the notices it was handed."""
+
+    loaded: list[Loaded] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # notice id -> error
+    skipped: dict[int, str] = field(default_factory=dict)  # notice id -> why it was not claimed
+    lost: list[int] = field(default_factory=list)  # lease taken back while loading: discarded
+    unfinished_targets: set[tuple[str, str, int | None]] = field(default_factory=set)  # (case, table, chunk)
+
+    @property
+    def rows(self) -> int:
+        return sum(item.rows for item in self.loaded)
+
+
+class Heartbeat(threading.Thread):
+    """Extends the run's leases every `interval` seconds and remembers which notices were taken back."""
+
+    def __init__(self, store: Store, run_id: str, claimed: Iterable[int], interval: float) -> None:
+        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.store, self.run_id, self.interval = store, run_id, interval
+        self.claimed = set(claimed)
+        self.lost: set[int] = set()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            held = self.store.heartbeat(self.run_id)
+        except Exception:  # a catalog hiccup must not kill the load; the next beat retries
+            log.exception("heartbeat of run %s failed", self.run_id)
+            return
+        self.lost |= self.claimed - held
+
+    def done_with(self, notice_id: int) -> None:
+        self.claimed.discard(notice_id)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+class Loader:
+    """Loads claims into a cluster; remembers which databases and tables it already created."""
+
+    def __init__(self, store: Store, cluster: QservCluster) -> None:
+        self.store, self.cluster = store, cluster
+        self._layouts: dict[str, CaseLayout] = {}
+        self._created: set[tuple[str, str, str]] = set()  # (worker, database, table)
+
+    def layout(self, case: str) -> CaseLayout:
+        if case not in self._layouts:
+            self._layouts.update(case_layouts(self.store.db, case))
+        return self._layouts[case]
+
+    def load(
+        self,
+        notice_ids: Iterable[int],
+        owner: Owner,
+        *,
+        force: bool = False,
+        progress: Callable[[str], None] = log.info,
+    ) -> LoadReport:
+        """Claim `notice_ids` for `owner`, load what was claimed, finish every attempt."""
+        wanted = sorted(set(notice_ids))
+        claims = self.store.claim(wanted, owner, force=force)
+        report = LoadReport(skipped=self.store.why_not_claimed(set(wanted) - {c.notice_id for c in claims}))
+        if not claims:
+            return report
+        placement = self._place(claims)
+        heartbeat = Heartbeat(
+            self.store, owner.run_id, (c.notice_id for c in claims), self.store.lease.total_seconds() / 4
+        )
+        heartbeat.start()
+        try:
+            for number, claim in enumerate(claims, 1):
+                self._load_claim(claim, placement, heartbeat, report)
+                if number % 50 == 0 or number == len(claims):
+                    progress(
+                        f"{number}/{len(claims)} notices: {len(report.loaded)} loaded, {len(report.failed)} failed"
+                    )
+        finally:
+            heartbeat.stop()
+            self._fail_unfinished(claims, report)
+        return report
+
+    # -- one notice -------------------------------------------------------------------------------------
+
+    def _load_claim(
+        self, claim: Claim, placement: dict[tuple[str, int], str], beat: Heartbeat, report: LoadReport
+    ) -> None:
+        layout = self.layout(claim.case)
+        worker = ALL_WORKERS if claim.chunk is None else placement[(claim.case, claim.chunk)]
+        target = Target(claim.table, claim.chunk, claim.overlap, worker)
+        if claim.notice_id in beat.lost:
+            self._discard(claim, layout, target, report)
+            return
+        self.store.set_worker(claim.attempt_id, worker)
+        started = time.monotonic()
+        try:
+            results = [self._load_on(name, claim, layout, target) for name in target.workers(self.cluster)]
+        except LoadFailure as error:
+            drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
+            self.store.finish(claim.attempt_id, "failed", error=str(error))
+            report.failed[claim.notice_id] = str(error)
+            report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+            beat.done_with(claim.notice_id)
+            return
+        rows = results[0].rows  # a regular table holds the same rows on every worker
+        note = "empty file: loaded as 0 rows" if rows == 0 else None
+        if not self.store.finish(claim.attempt_id, "done", rows=rows, warnings=0, error=note):
+            self._discard(claim, layout, target, report)
+            return
+        beat.done_with(claim.notice_id)
+        report.loaded.append(
+            Loaded(
+                notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
+                chunk=claim.chunk, overlap=claim.overlap, path=claim.path, worker=worker, rows=rows,
+                bytes=results[0].bytes, seconds=time.monotonic() - started,
+            )
+        )  # fmt: skip
+
+    def _load_on(self, worker: str, claim: Claim, layout: CaseLayout, target: Target) -> LoadResult:
+        url = self.cluster.worker_url(worker)
+        table = layout.tables[claim.table]
+        self._ensure_tables(worker, url, layout, table, claim.chunk)
+        if claim.discard_attempts:
+            drop_attempt_partitions(url, layout.database, target.table_name, claim.discard_attempts)
+        return load_file(
+            url, layout.database, target.table_name, layout.root / claim.path, claim.format,
+            layout.dialect.get(claim.format), layout.charset, claim.attempt_id, table.column_names,
+        )  # fmt: skip
+
+    def _ensure_tables(self, worker: str, url: str, layout: CaseLayout, table: TableLayout, chunk: int | None) -> None:
+        """The database and the table (a chunk's table and its overlap twin), once per process."""
+        key = (worker, layout.database, table.name if chunk is None else chunk_table_name(table.name, chunk))
+        if key in self._created:
+            return
+        with connection(url) as conn:
+            create_database(conn, layout.database, layout.charset)
+            if chunk is None:
+                create_table(conn, layout.database, table.name, table.columns, table.indexes, layout.charset)
+            else:
+                create_chunk_tables(
+                    conn, layout.database, table.name, table.columns, table.indexes, chunk, layout.charset
+                )
+        self._created.add(key)
+
+    def _discard(self, claim: Claim, layout: CaseLayout, target: Target, report: LoadReport) -> None:
+        """Our lease was taken back: drop what this attempt wrote and leave the notice to its new holder."""
+        drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
+        self.store.finish(claim.attempt_id, "failed", error="lease lost while loading; rows discarded")
+        report.lost.append(claim.notice_id)
+        report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+
+    def _fail_unfinished(self, claims: list[Claim], report: LoadReport) -> None:
+        """The run is stopping (an exception, a kill signal turned into one): release what it still holds."""
+        finished = {item.notice_id for item in report.loaded} | set(report.failed) | set(report.lost)
+        for claim in claims:
+            if claim.notice_id not in finished:
+                self.store.finish(claim.attempt_id, "failed", error="run stopped before this notice was loaded")
+                report.failed[claim.notice_id] = "run stopped before this notice was loaded"
+                report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+
+    # -- placement --------------------------------------------------------------------------------------
+
+    def _place(self, claims: list[Claim]) -> dict[tuple[str, int], str]:
+        """Worker of every claimed chunk, placing new chunks (placement is decided once, at the czar)."""
+        placement: dict[tuple[str, int], str] = {}
+        for case in sorted({c.case for c in claims}):
+            sizes = chunk_sizes((c.chunk, c.size) for c in claims if c.case == case)
+            for chunk, worker in place_chunks(self.cluster, self.layout(case), sizes).items():
+                placement[(case, chunk)] = worker
+        return placement
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one notice's rows live: a chunk (or overlap) table on one worker, or a regular table on all."""
+
+    table: str
+    chunk: int | None
+    overlap: bool
+    worker: str  # a worker name, or ALL_WORKERS
+
+    @property
+    def table_name(self) -> str:
+        return self.table if self.chunk is None else chunk_table_name(self.table, self.chunk, self.overlap)
+
+    def workers(self, cluster: QservCluster) -> list[str]:
+        return list(cluster.workers) if self.worker == ALL_WORKERS else [self.worker]
+
+
+def drop_attempt_rows(
+    cluster: QservCluster, database: str, target: Target, attempts: list[int], warn: Callable[[str], None] = log.warning
+) -> None:
+    """Drop what these attempts wrote; a worker that is down keeps them until the next claim drops them."""
+    for worker in target.workers(cluster):
+        try:
+            drop_attempt_partitions(cluster.worker_url(worker), database, target.table_name, attempts)
+        except (WorkerUnavailable, SchemaError) as error:  # the attempt is not done: its rows go later
+            warn(f"rows of attempts {attempts} not dropped yet from {target.table_name} on {worker}: {error}")
+
+
+def chunk_sizes(chunks_and_sizes: Iterable[tuple[int | None, int]]) -> dict[int, int]:
+    """Bytes to load per chunk (regular tables, chunk None, are on every worker and left out)."""
+    sizes: dict[int, int] = {}
+    for chunk, size in chunks_and_sizes:
+        if chunk is not None:
+            sizes[chunk] = sizes.get(chunk, 0) + size
+    return sizes
+
+
+def place_chunks(cluster: QservCluster, layout: CaseLayout, sizes: dict[int, int]) -> dict[int, str]:
+    """Worker of each chunk; new chunks are placed by size, placed ones never move."""
+    if not sizes:
+        return {}
+    cluster.register_database(layout.database, layout.num_stripes, layout.num_sub_stripes, layout.overlap)
+    return cluster.place_chunks(layout.database, sizes, sizes)
+
+
+def materializations(report: LoadReport) -> Iterator[dg.AssetMaterialization]:
+    """One materialization per chunk (or regular table) whose notices in this run all loaded."""
+    grouped: dict[tuple[str, str, int | None], list[Loaded]] = {}
+    for item in report.loaded:
+        grouped.setdefault((item.case, item.table, item.chunk), []).append(item)
+    for (case, table, chunk), items in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
+        if (case, table, chunk) in report.unfinished_targets:
+            continue
+        yield dg.AssetMaterialization(
+            asset_key=[case, table],
+            partition=None if chunk is None else str(chunk),
+            metadata={
+                "rows": sum(i.rows for i in items),
+                "bytes": sum(i.bytes for i in items),
+                "seconds": round(sum(i.seconds for i in items), 3),
+                "worker": items[0].worker,
+                "files": [i.path for i in items],
+                "attempt ids": [i.attempt_id for i in items],
+            },
+        )
