@@ -43,3 +43,8 @@ def dagster_home() -> Path:
 def runs_per_worker() -> int:
     """How many runs may load into one worker node at once (a run-queue tag limit)."""
     return int(os.environ.get("LOADER_RUNS_PER_WORKER", "2"))
+
+
+def sensor_interval() -> int:
+    """Seconds between two evaluations of the selection and sweeper sensors (tests shorten it)."""
+    return int(os.environ.get("LOADER_SENSOR_INTERVAL", "30"))

@@ -9,6 +9,7 @@
 import dagster as dg
 from sqlalchemy import func, select, update
 
+from loader_assets import settings
 from loader_assets.catalog.schema import level_gates, notices, schedules, selections
 from loader_assets.catalog.store import Released, Store, utcnow
 from loader_assets.catalog.views import case_layouts
@@ -56,7 +57,11 @@ def scheduled_loads(
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule")
 
 
-@dg.sensor(job=load_notices_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=load_notices_job,
+    minimum_interval_seconds=settings.sensor_interval(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def saved_selections(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: QservCluster
 ) -> dg.SensorResult:
@@ -105,7 +110,7 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
     @dg.sensor(
         name="level_gates",
         target=dg.AssetSelection.assets(*validation_keys),
-        minimum_interval_seconds=15,
+        minimum_interval_seconds=max(1, settings.sensor_interval() // 2),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def level_gates(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
@@ -161,7 +166,7 @@ def _validation_due(store: Store, case: str, table: str, level: int) -> str | No
     return f"{last_load:%Y%m%dT%H%M%S%f}"
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=settings.sensor_interval(), default_status=dg.DefaultSensorStatus.RUNNING)
 def stale_sweeper(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: QservCluster
 ) -> dg.SkipReason:
