@@ -55,8 +55,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     except LevelFailed as failure:
         print(f"loader-assets load: {failure}", file=sys.stderr)
         return 1
-    _print_frame(views.status_counts(store.db, args.case), "no notices registered")
-    return 0
+    return cmd_status(argparse.Namespace(case=args.case))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
