@@ -114,6 +114,7 @@ def _current_state(store: Store, ids: list[int], now: datetime, max_attempts: in
         notices.c.locked_at,
         notices.c.heartbeat_at,
         notices.c.lease_until,
+        notices.c.finished_at,
         _refusal_reason(now, max_attempts).label("refusal"),
     ]
     rows: list[Any] = []
@@ -234,10 +235,16 @@ class Scheduled:
     ) -> pd.DataFrame:
         """Poll until none of the notices is ready or running; one progress line per change.
 
+        A notice that had failed before this schedule was made waits too, until an attempt fails (or
+        succeeds) after it: a retried failure stays `failed` until the sensor's run claims it.
         Returns the final count per status. Raises TimeoutError naming the notices left after `timeout` s.
         """
         store, deadline, last_line = self._store(), time.monotonic() + timeout, None
         ids = list(self.notice_ids)
+        with store.db.read() as connection:
+            made_at = connection.execute(
+                sql_select(schedules.c.created_at).where(schedules.c.id == self.schedule_id)
+            ).scalar_one()
         while True:
             state = _current_state(store, ids, utcnow(), settings.max_attempts())
             counts = state["status"].value_counts()
@@ -245,7 +252,8 @@ class Scheduled:
             if line != last_line:
                 progress(line)
                 last_line = line
-            left = state[state["status"].isin(["ready", "running"])]
+            stale_failure = (state["status"] == "failed") & ~(pd.to_datetime(state["finished_at"]) >= made_at)
+            left = state[state["status"].isin(["ready", "running"]) | stale_failure]
             if left.empty:
                 return counts.reindex(list(NOTICE_STATUSES), fill_value=0).rename("notices").to_frame()
             if time.monotonic() >= deadline:
