@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from loader_assets.qserv.metadata import DEFAULT_DIALECTS, Dialect
+from loader_assets.qserv.metadata import Dialect
 
 
 def read_key_column(
@@ -22,7 +22,7 @@ def read_key_column(
     elif path.stat().st_size == 0:
         return np.empty(0, dtype=np.int64)
     else:
-        options = Dialect(**dialect) if dialect else DEFAULT_DIALECTS[fmt]
+        options = Dialect.of(fmt, dialect)
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=list(columns)),

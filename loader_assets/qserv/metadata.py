@@ -16,6 +16,7 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,27 @@ class MetadataError(ValueError):
 
 @dataclass(frozen=True)
 class Dialect:
-    """MariaDB `LOAD DATA` options of a text format."""
+    """MariaDB `LOAD DATA` options of a text format; the defaults are Qserv's ingest defaults (tab separated)."""
 
-    fields_terminated_by: str = ","
+    fields_terminated_by: str = "\t"
     fields_enclosed_by: str = ""
     fields_escaped_by: str = "\\"
     lines_terminated_by: str = "\n"
 
+    @classmethod
+    def of(cls, fmt: str, options: Mapping[str, str] | Dialect | None = None) -> Dialect:
+        """The dialect of a format: the case's (a Dialect or its stored dict), else the format's default."""
+        if isinstance(options, Dialect):
+            return options
+        return dataclasses.replace(DEFAULT_DIALECTS.get(fmt, cls()), **(options or {}))
 
-DEFAULT_DIALECTS = {"txt": Dialect(), "csv": Dialect(), "tsv": Dialect(fields_terminated_by="\t")}
+
+# .txt/.tsv as Qserv's ingest reads them (tab separated); .csv comma separated, fields optionally in quotes.
+DEFAULT_DIALECTS = {
+    "txt": Dialect(),
+    "tsv": Dialect(),
+    "csv": Dialect(fields_terminated_by=",", fields_enclosed_by='"'),
+}
 DIALECT_KEYS = tuple(f.name for f in dataclasses.fields(Dialect))
 
 

@@ -32,7 +32,7 @@ def test_parses_a_qserv_ingest_case(case: HandMadeCase) -> None:
     assert (parsed.num_stripes, parsed.num_sub_stripes, parsed.overlap) == (85, 12, 0.01667)
     assert parsed.dialects == {
         "txt": Dialect(fields_terminated_by=","),
-        "csv": Dialect(fields_terminated_by=","),
+        "csv": Dialect(fields_terminated_by=",", fields_enclosed_by='"'),
         "tsv": Dialect(fields_terminated_by="\t", fields_enclosed_by="", fields_escaped_by="\\"),
     }
     assert [(t.name, t.kind, t.level, t.is_partitioned) for t in parsed.tables] == [
@@ -111,7 +111,7 @@ def test_formats_override_qserv_defaults(case: HandMadeCase) -> None:
     case.save_metadata()
     dialects = read_case(case.root).dialects
     assert dialects["csv"] == Dialect(",", '"', "\\", "\r\n")
-    assert dialects["txt"] == Dialect(",", "", "\\", "\n")
+    assert dialects["txt"] == Dialect("\t", "", "\\", "\n"), "Qserv's default: tab separated"
 
 
 def set_in(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:

@@ -1,0 +1,274 @@
+"""The Qserv cluster the loader writes to: where the czar and the workers are, and which chunk goes where.
+
+Configuration comes from `LOADER_CZAR` + `LOADER_WORKERS` when set, else from `<state_dir>/workers.json`
+(written by `workers.local.start_cluster`). Passwords never appear in either: see `connection.PASSWORD_ENV`.
+
+Placement follows Qserv's family rule: databases partitioned alike (same stripes, sub-stripes, overlap) form
+a family, and chunk N of every member lives on the same worker, so joins between them stay local. The
+placement is decided once, stored at the czar in `qservMeta.chunk_placement`, and never moved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import pymysql
+
+from loader_assets import settings
+from loader_assets.workers.connection import connection, parse_url
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "workers.json"
+META_DB = "qservMeta"
+# Named lock serialising placement decisions across loader processes (the table itself is InnoDB).
+_PLACEMENT_LOCK = "qservMeta.chunk_placement"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Password-free URLs of the czar and of the workers, workers keyed by name in a stable order."""
+
+    czar_url: str
+    workers: dict[str, str] = field(default_factory=dict)
+
+    def worker_url(self, name: str) -> str:
+        return self.workers[name]
+
+    def to_json(self) -> dict:
+        return {"czar": self.czar_url, "workers": dict(self.workers)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> ClusterConfig:
+        config = cls(czar_url=data["czar"], workers=dict(data["workers"]))
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for url in [self.czar_url, *self.workers.values()]:
+            parse_url(url)  # refuses URLs carrying passwords
+        if not self.workers:
+            raise ValueError("a cluster needs at least one worker")
+
+    def save(self, state_dir: Path) -> Path:
+        path = state_dir / CONFIG_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        temporary.replace(path)  # atomic: a reader never sees half a file
+        return path
+
+    @classmethod
+    def load(cls, state_dir: Path) -> ClusterConfig:
+        path = state_dir / CONFIG_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no cluster configured: set LOADER_CZAR/LOADER_WORKERS or create {path}")
+        return cls.from_json(json.loads(path.read_text()))
+
+    @classmethod
+    def from_env(cls, state_dir: Path | None = None) -> ClusterConfig:
+        """`LOADER_CZAR` + `LOADER_WORKERS` when set, else `<state_dir>/workers.json`."""
+        czar = os.environ.get("LOADER_CZAR")
+        workers = os.environ.get("LOADER_WORKERS")
+        if czar and workers:
+            config = cls(czar_url=czar, workers=parse_worker_list(workers.split(",")))
+            config.validate()
+            return config
+        return cls.load(state_dir if state_dir is not None else settings.state_dir())
+
+
+def parse_worker_list(items: Iterable[str]) -> dict[str, str]:
+    """`name=url` items keep their name; bare URLs are named worker1..N by position."""
+    workers: dict[str, str] = {}
+    for position, item in enumerate((item.strip() for item in items if item.strip()), start=1):
+        name, separator, url = item.partition("=")
+        if not separator or "://" in name:
+            name, url = f"worker{position}", item
+        if name in workers:
+            raise ValueError(f"worker name {name!r} appears twice")
+        workers[name.strip()] = url.strip()
+    return workers
+
+
+def partitioning_family(num_stripes: int, num_sub_stripes: int, overlap: float) -> str:
+    """Qserv's family key: databases with equal partitioning share chunk placement."""
+    return f"{num_stripes}_{num_sub_stripes}_{overlap:g}"
+
+
+def choose_workers(
+    new_chunks: Mapping[int, int], workers: Iterable[str], assigned: Mapping[str, tuple[int, int]]
+) -> dict[int, str]:
+    """Greedy balance: biggest new chunk first onto the worker with the least (bytes, chunks) so far.
+
+    `assigned` maps worker -> (bytes, chunks) already placed; ties go to the first worker by name.
+    """
+    load = {worker: list(assigned.get(worker, (0, 0))) for worker in sorted(workers)}
+    choice: dict[int, str] = {}
+    for chunk in sorted(new_chunks, key=lambda c: (-new_chunks[c], c)):
+        worker = min(load, key=lambda w: (load[w][0], load[w][1], w))
+        load[worker][0] += new_chunks[chunk]
+        load[worker][1] += 1
+        choice[chunk] = worker
+    return choice
+
+
+_META_DDL = (
+    f"CREATE DATABASE IF NOT EXISTS {META_DB}",
+    f"""CREATE TABLE IF NOT EXISTS {META_DB}.chunk_placement (
+        family VARCHAR(64) NOT NULL, chunk INT NOT NULL, worker VARCHAR(255) NOT NULL,
+        bytes BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (family, chunk), KEY by_worker (worker)
+    ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS {META_DB}.database_family (
+        `database` VARCHAR(64) NOT NULL PRIMARY KEY, family VARCHAR(64) NOT NULL,
+        num_stripes INT NOT NULL, num_sub_stripes INT NOT NULL, overlap DOUBLE NOT NULL
+    ) ENGINE=InnoDB""",
+)
+
+
+class QservCluster(dg.ConfigurableResource):
+    """Dagster resource: the czar and the workers, with chunk placement and a disk-room check."""
+
+    # Empty: read LOADER_CZAR / LOADER_WORKERS or the local cluster's workers.json when first used, so the
+    # code location loads (UI, `dagster definitions validate`) before any worker is up.
+    czar_url: str = ""
+    worker_urls: list[str] = []  # "name=url" or bare URLs (named worker1..N)
+
+    @classmethod
+    def from_env(cls, state_dir: Path | None = None) -> QservCluster:
+        config = ClusterConfig.from_env(state_dir)
+        return cls(czar_url=config.czar_url, worker_urls=[f"{n}={u}" for n, u in config.workers.items()])
+
+    @classmethod
+    def from_config(cls, config: ClusterConfig) -> QservCluster:
+        return cls(czar_url=config.czar_url, worker_urls=[f"{n}={u}" for n, u in config.workers.items()])
+
+    @property
+    def config(self) -> ClusterConfig:
+        if not self.czar_url:
+            return ClusterConfig.from_env()
+        return ClusterConfig(czar_url=self.czar_url, workers=parse_worker_list(self.worker_urls))
+
+    @property
+    def czar(self) -> str:
+        return self.config.czar_url
+
+    @property
+    def workers(self) -> dict[str, str]:
+        return self.config.workers
+
+    def worker_url(self, name: str) -> str:
+        return self.config.worker_url(name)
+
+    def ensure_meta(self) -> None:
+        with connection(self.czar) as conn, conn.cursor() as cursor:
+            for statement in _META_DDL:
+                cursor.execute(statement)
+
+    def register_database(self, database: str, num_stripes: int, num_sub_stripes: int, overlap: float) -> str:
+        """Record the partitioning of a database (once; a different one later is an error); returns its family."""
+        self.ensure_meta()
+        family = partitioning_family(num_stripes, num_sub_stripes, overlap)
+        with connection(self.czar) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                f"INSERT IGNORE INTO {META_DB}.database_family VALUES (%s, %s, %s, %s, %s)",
+                (database, family, num_stripes, num_sub_stripes, overlap),
+            )
+            cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
+            (stored,) = cursor.fetchone()
+        if stored != family:
+            raise ValueError(f"database {database} is registered with partitioning {stored}, not {family}")
+        return family
+
+    def family_of(self, database: str) -> str:
+        with connection(self.czar) as conn, conn.cursor() as cursor:
+            cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
+            row = cursor.fetchone()
+        if row is None:
+            raise LookupError(f"database {database} is not registered: call register_database first")
+        return row[0]
+
+    def place_chunks(
+        self, database: str, chunk_ids: Iterable[int], bytes_per_chunk: Mapping[int, int] | int = 0
+    ) -> dict[int, str]:
+        """Worker name of every chunk; chunks new to the family are placed now, placed ones never move."""
+        family = self.family_of(database)
+        chunks = sorted(set(chunk_ids))
+        sizes = {c: bytes_per_chunk if isinstance(bytes_per_chunk, int) else bytes_per_chunk.get(c, 0) for c in chunks}
+        with connection(self.czar) as conn, conn.cursor() as cursor:
+            _acquire_lock(cursor, _PLACEMENT_LOCK)
+            try:
+                existing = _placed(cursor, family, chunks)
+                new = {c: sizes[c] for c in chunks if c not in existing}
+                if new:
+                    choice = choose_workers(new, self.workers, _worker_load(cursor))
+                    cursor.executemany(
+                        f"INSERT INTO {META_DB}.chunk_placement (family, chunk, worker, bytes) VALUES (%s,%s,%s,%s)",
+                        [(family, c, w, new[c]) for c, w in choice.items()],
+                    )
+                    existing.update(choice)
+            finally:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", (_PLACEMENT_LOCK,))
+        return {c: existing[c] for c in chunks}
+
+    def placement(self, database: str) -> dict[int, str]:
+        """Every placed chunk of the database's family."""
+        with connection(self.czar) as conn, conn.cursor() as cursor:
+            return _placed(cursor, self.family_of(database), None)
+
+    def check_room(self, placement: Mapping[int, str], bytes_per_chunk: Mapping[int, int] | int) -> list[str]:
+        """Problems (human-readable) with workers whose data directory lacks room for their chunks."""
+        needed: dict[str, int] = {}
+        for chunk, worker in placement.items():
+            size = bytes_per_chunk if isinstance(bytes_per_chunk, int) else bytes_per_chunk.get(chunk, 0)
+            needed[worker] = needed.get(worker, 0) + size
+        problems = []
+        for worker, need in sorted(needed.items()):
+            problem = self._room_problem(worker, need)
+            if problem:
+                problems.append(problem)
+        return problems
+
+    def _room_problem(self, worker: str, need: int) -> str | None:
+        url = self.worker_url(worker)
+        if parse_url(url).host not in _LOOPBACK_HOSTS:
+            # The data directory is on another machine: its free space cannot be read from here.
+            log.info("room check skipped for remote worker %s (%s)", worker, url)
+            return None
+        with connection(url) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT @@datadir")
+            (datadir,) = cursor.fetchone()
+        free = shutil.disk_usage(datadir).free
+        if free < need:
+            return f"worker {worker} ({url}): {need:,} bytes to load but only {free:,} free in {datadir}"
+        return None
+
+
+def _acquire_lock(cursor: pymysql.cursors.Cursor, name: str, timeout: int = 60) -> None:
+    cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout))
+    if cursor.fetchone()[0] != 1:
+        raise TimeoutError(f"could not take lock {name} within {timeout} s")
+
+
+def _placed(cursor: pymysql.cursors.Cursor, family: str, chunks: list[int] | None) -> dict[int, str]:
+    sql = f"SELECT chunk, worker FROM {META_DB}.chunk_placement WHERE family = %s"
+    params: list = [family]
+    if chunks is not None:
+        if not chunks:
+            return {}
+        sql += f" AND chunk IN ({','.join(['%s'] * len(chunks))})"
+        params += chunks
+    cursor.execute(sql, params)
+    return {chunk: worker for chunk, worker in cursor.fetchall()}
+
+
+def _worker_load(cursor: pymysql.cursors.Cursor) -> dict[str, tuple[int, int]]:
+    """(bytes, chunks) already placed per worker, over all families: the disks are shared by all of them."""
+    cursor.execute(f"SELECT worker, SUM(bytes), COUNT(*) FROM {META_DB}.chunk_placement GROUP BY worker")
+    return {worker: (int(total), int(count)) for worker, total, count in cursor.fetchall()}

@@ -1,0 +1,548 @@
+"""The fast path from one input file to one worker table: `LOAD DATA LOCAL INFILE` into a per-attempt partition.
+
+Each attempt writes into its own partition `p<attempt>` (rows tagged `qserv_trans_id = <attempt>`), so an
+attempt that failed, died or was retried is undone exactly by dropping that partition, whatever the engine
+(MyISAM has no rollback). With LOCAL, MariaDB downgrades data errors to warnings and keeps the rows, so
+every load is checked afterwards: any warning, or a row count different from the file's record count,
+drops the partition and raises `LoadError`.
+
+Parquet is converted to tab-separated text with vectorised Arrow compute (`\\N` for nulls and for NaN/±inf)
+and streamed through a named pipe, so conversion and loading overlap.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, Queue
+from typing import TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pymysql
+
+from loader_assets.qserv.metadata import Dialect
+from loader_assets.workers.connection import (
+    WorkerUnavailable,
+    charset_name,
+    connection,
+    is_unavailable_error,
+    quote_name,
+    quote_table,
+)
+from loader_assets.workers.schema import TRANS_ID
+
+TEXT_FORMATS = ("csv", "tsv", "txt")
+FORMATS = (*TEXT_FORMATS, "parquet")
+_READ_BLOCK = 16 * 1024 * 1024
+_PARQUET_BATCH_ROWS = 64 * 1024
+_PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
+_CONVERT_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 1) - 1)), thread_name_prefix="to-text")
+T = TypeVar("T")
+_SHOWN_WARNINGS = 5
+_ROW_NUMBER = re.compile(r"\brow (\d+)", re.IGNORECASE)
+
+__all__ = [
+    "LoadError",
+    "LoadResult",
+    "WorkerUnavailable",
+    "count_records",
+    "count_rows",
+    "drop_attempt_partitions",
+    "load_file",
+    "partitions_of",
+]
+
+
+class LoadError(RuntimeError):
+    """The file could not be loaded exactly; nothing of it is left in the table."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rows: int
+    warnings: int
+    seconds: float
+    bytes: int
+    empty: bool = False
+
+
+def dialect_clause(conn: pymysql.Connection, dialect: Dialect) -> str:
+    """The FIELDS … LINES … clause of LOAD DATA for a dialect."""
+    return (
+        f"FIELDS TERMINATED BY {conn.escape(dialect.fields_terminated_by)} "
+        f"ENCLOSED BY {conn.escape(dialect.fields_enclosed_by)} ESCAPED BY {conn.escape(dialect.fields_escaped_by)} "
+        f"LINES TERMINATED BY {conn.escape(dialect.lines_terminated_by)}"
+    )
+
+
+# What the parquet stream is written in: the text format LOAD DATA reads by default.
+_STREAM_DIALECT = Dialect(fields_terminated_by="\t")
+
+
+def partition_name(attempt_id: int) -> str:
+    if attempt_id <= 0:
+        raise ValueError(f"attempt ids are positive (p0 is the placeholder partition), got {attempt_id}")
+    return f"p{attempt_id}"
+
+
+def load_file(
+    worker_url: str,
+    database: str,
+    table_name: str,
+    path: Path,
+    fmt: str,
+    dialect: Mapping[str, str] | Dialect | None,
+    charset: str,
+    attempt_id: int,
+    columns: Sequence[str],
+) -> LoadResult:
+    """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition).
+
+    Raises LoadError (nothing of the file left) or WorkerUnavailable (the worker is down or went away).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(path, "no such file")
+    started = time.monotonic()
+    table = quote_table(database, table_name)
+    with connection(worker_url, local_infile=True) as conn, conn.cursor() as cursor:
+        _reset_partition(cursor, database, table_name, attempt_id)
+        try:
+            if fmt == "parquet":
+                loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
+            else:
+                loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
+            warnings = _check_load(cursor, path, fmt, dialect, loaded, expected)
+        except Exception as error:
+            # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
+            if not is_unavailable_error(error):
+                _drop_partitions(cursor, database, table_name, [attempt_id])
+            raise
+    return LoadResult(
+        rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size, empty=loaded == 0
+    )
+
+
+def drop_attempt_partitions(worker_url: str, database: str, table_name: str, attempt_ids: Sequence[int]) -> list[int]:
+    """Drop the partitions of these attempts (aborted, dead, superseded); absent ones are ignored.
+
+    Returns the attempt ids whose partition was dropped.
+    """
+    with connection(worker_url) as conn, conn.cursor() as cursor:
+        return _drop_partitions(cursor, database, table_name, [int(a) for a in attempt_ids])
+
+
+def partitions_of(worker_url: str, database: str, table_name: str) -> list[int]:
+    """Attempt ids that have a partition in the table (the placeholder p0 excluded)."""
+    with connection(worker_url) as conn, conn.cursor() as cursor:
+        return _attempts_in(cursor, database, table_name)
+
+
+def count_rows(worker_url: str, database: str, table_name: str, attempt_id: int | None = None) -> int:
+    """Rows of the table, or of one attempt's partition."""
+    table = quote_table(database, table_name)
+    where = f" PARTITION ({partition_name(attempt_id)})" if attempt_id is not None else ""
+    with connection(worker_url) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table}{where}")
+        return int(cursor.fetchone()[0])
+
+
+# --- partitions -------------------------------------------------------------------------------------------
+
+
+def _reset_partition(cursor: pymysql.cursors.Cursor, database: str, table_name: str, attempt_id: int) -> None:
+    """A fresh, empty p<attempt>: a retried attempt id must not add to what its earlier run left."""
+    _drop_partitions(cursor, database, table_name, [attempt_id])
+    cursor.execute(
+        f"ALTER TABLE {quote_table(database, table_name)} "
+        f"ADD PARTITION (PARTITION {partition_name(attempt_id)} VALUES IN ({int(attempt_id)}))"
+    )
+
+
+def _drop_partitions(
+    cursor: pymysql.cursors.Cursor, database: str, table_name: str, attempt_ids: Sequence[int]
+) -> list[int]:
+    """Drop those of the attempts' partitions that exist, in one statement; returns the dropped ids."""
+    wanted = set(attempt_ids)
+    present = [a for a in _attempts_in(cursor, database, table_name) if a in wanted]
+    if present:
+        names = ", ".join(partition_name(a) for a in present)
+        cursor.execute(f"ALTER TABLE {quote_table(database, table_name)} DROP PARTITION {names}")
+    return present
+
+
+def _attempts_in(cursor: pymysql.cursors.Cursor, database: str, table_name: str) -> list[int]:
+    cursor.execute(
+        "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (database, table_name),
+    )
+    names = [row[0] for row in cursor.fetchall() if row[0]]
+    return sorted(int(name[1:]) for name in names if name != "p0")
+
+
+# --- text files -------------------------------------------------------------------------------------------
+
+
+def _load_data_sql(
+    conn: pymysql.Connection,
+    table: str,
+    path: Path,
+    attempt_id: int,
+    columns: Sequence[str],
+    dialect: Dialect,
+    charset: str,
+) -> str:
+    return (
+        f"LOAD DATA LOCAL INFILE {conn.escape(str(path))} INTO TABLE {table} "
+        f"PARTITION ({partition_name(attempt_id)}) CHARACTER SET {charset_name(charset)} "
+        f"{dialect_clause(conn, dialect)} ({', '.join(quote_name(c) for c in columns)}) "
+        f"SET {quote_name(TRANS_ID)} = {int(attempt_id)}"
+    )
+
+
+def _load_text(
+    cursor: pymysql.cursors.Cursor,
+    table: str,
+    path: Path,
+    attempt_id: int,
+    columns: Sequence[str],
+    fmt: str,
+    dialect: Mapping[str, str] | Dialect | None,
+    charset: str,
+) -> tuple[int, int]:
+    """(rows loaded, records in the file)."""
+    text_dialect = Dialect.of(fmt, dialect)
+    sql = _load_data_sql(cursor.connection, table, path, attempt_id, columns, text_dialect, charset)
+    # Count while the server loads: the count is off the critical path (numpy releases the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-records") as pool:
+        records = pool.submit(count_records, path, text_dialect)
+        _execute_load(cursor, path, sql)
+        return cursor.rowcount, records.result()
+
+
+def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
+    """Run a LOAD DATA; a statement error (not a lost server) becomes a LoadError naming the file."""
+    try:
+        cursor.execute(sql)
+    except pymysql.err.MySQLError as error:
+        if is_unavailable_error(error):
+            raise
+        raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
+
+
+def count_records(path: Path, dialect: Dialect) -> int:
+    """Records in a text file as LOAD DATA splits it: line terminators not escaped by an odd run of the
+    escape character; a last record without a terminator counts too."""
+    terminator = dialect.lines_terminated_by.encode("latin1")
+    escape = dialect.fields_escaped_by.encode("latin1")
+    if len(terminator) == 1 and len(escape) <= 1:
+        return _count_single_byte_terminators(path, terminator[0], escape[0] if escape else None)
+    return _count_terminators(path, terminator, escape)
+
+
+def _count_single_byte_terminators(path: Path, terminator: int, escape: int | None) -> int:
+    """The common case (`\\n`, escaped by a backslash) with numpy, which also releases the GIL meanwhile."""
+    records = 0
+    escape_run = 0  # escape bytes ending the previous block: an escape run may span blocks
+    at_boundary = True  # the last byte read ended a record (or nothing was read yet)
+    buffer = bytearray(_READ_BLOCK)
+    with path.open("rb", buffering=0) as stream:
+        while size := stream.readinto(buffer):
+            view = np.frombuffer(buffer, dtype=np.uint8, count=size)
+            ends = np.flatnonzero(view == terminator)
+            has_escape = escape is not None and (escape_run > 0 or buffer.find(escape, 0, size) >= 0)
+            escaped = _escaped_ends(view, ends, escape, escape_run) if has_escape else set()
+            records += len(ends) - len(escaped)
+            at_boundary = len(ends) > 0 and int(ends[-1]) == size - 1 and size - 1 not in escaped
+            escape_run = _escapes_before(view, size, escape, escape_run) if has_escape else 0
+    return records + (0 if at_boundary else 1)
+
+
+def _escaped_ends(view: np.ndarray, ends: np.ndarray, escape: int, carried: int) -> set[int]:
+    """Positions of terminators preceded by an odd run of escape bytes (candidates picked vectorised)."""
+    preceded = ends[ends > 0]
+    candidates = [int(e) for e in preceded[view[preceded - 1] == escape]]
+    if carried and len(ends) and ends[0] == 0:
+        candidates.insert(0, 0)
+    return {e for e in candidates if _escapes_before(view, e, escape, carried) % 2 == 1}
+
+
+def _escapes_before(view: np.ndarray | bytes, position: int, escape: int, carried: int) -> int:
+    """Escape bytes right before `position`, continuing into the previous block when the run reaches 0."""
+    run = 0
+    while position - run - 1 >= 0 and view[position - run - 1] == escape:
+        run += 1
+    return run + carried if run == position else run
+
+
+def _count_terminators(path: Path, terminator: bytes, escape: bytes) -> int:
+    """Any terminator and escape (e.g. `\\r\\n`): blocks cut right after a terminator, so that no escape run
+    spans two pieces."""
+    records = 0
+    pending = b""  # what follows the last terminator read so far
+    open_record = False  # the last terminator read was escaped: its record goes on
+    with path.open("rb", buffering=0) as stream:
+        while block := stream.read(_READ_BLOCK):
+            data = pending + block
+            cut = data.rfind(terminator)
+            if cut < 0:
+                pending = data
+                continue
+            cut += len(terminator)
+            piece, pending = data[:cut], data[cut:]
+            records += piece.count(terminator) - _escaped_terminators(piece, escape, terminator)
+            open_record = _escape_run(piece, len(piece) - len(terminator), escape) % 2 == 1
+    return records + (1 if pending or open_record else 0)
+
+
+def _escaped_terminators(piece: bytes, escape: bytes, terminator: bytes) -> int:
+    """Terminators in the piece preceded by an odd number of escape characters."""
+    if not escape or escape + terminator not in piece:
+        return 0  # the common case: one scan, no regex
+    runs = re.finditer(re.escape(escape) + b"+" + re.escape(terminator), piece)
+    return sum(1 for run in runs if ((len(run.group()) - len(terminator)) // len(escape)) % 2 == 1)
+
+
+def _escape_run(data: bytes, position: int, escape: bytes) -> int:
+    """Escape characters right before `position` (MariaDB's ESCAPED BY is a single character, or none)."""
+    return _escapes_before(data, position, escape[0], 0) if escape else 0
+
+
+def line_of_record(path: Path, record: int, dialect: Dialect) -> int:
+    """1-based physical line where a record starts (they differ once a field holds an escaped newline)."""
+    terminator = dialect.lines_terminated_by.encode("latin1")
+    escape = dialect.fields_escaped_by.encode("latin1")
+    data = path.read_bytes()  # only on the error path
+    line, seen, position = 1, 1, 0
+    while seen < record:
+        end = data.find(terminator, position)
+        if end < 0:
+            break
+        line += 1
+        if _escape_run(data, end, escape) % 2 == 0:
+            seen += 1
+        position = end + len(terminator)
+    return line
+
+
+# --- parquet ----------------------------------------------------------------------------------------------
+
+_NULL = b"\\N"
+# Backslash first, or the escapes added for the others would be doubled.
+_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))
+
+
+def column_as_text(array: pa.Array) -> pa.Array:
+    """One column as LOAD DATA text (large_binary, so bytes that are not UTF-8 pass untouched)."""
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return column_as_text(array.dictionary_decode())
+    if pa.types.is_floating(kind):
+        array = _non_finite_as_null(array)
+    elif pa.types.is_boolean(kind):
+        array = pc.cast(array, pa.int8())  # "true"/"false" would not parse as numbers
+    if _is_bytes_like(kind):
+        text = pc.cast(array, pa.large_binary())
+        for raw, escaped in _ESCAPES:
+            text = pc.replace_substring(text, raw, escaped)
+    else:
+        text = pc.cast(pc.cast(array, pa.large_string()), pa.large_binary())
+    # fill_null copies the whole column: only pay for it when there is a null.
+    return text.fill_null(_NULL) if text.null_count else text
+
+
+def _non_finite_as_null(array: pa.Array) -> pa.Array:
+    """NaN and ±inf become NULL; if_else costs more than the float formatting, so only when needed."""
+    finite = pc.is_finite(array)
+    if pc.all(pc.fill_null(finite, True)).as_py():
+        return array
+    return pc.if_else(finite, array, pa.scalar(None, array.type))
+
+
+def _is_bytes_like(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    )
+
+
+def batch_as_text(batch: pa.RecordBatch) -> pa.Buffer:
+    """The rows of a batch as tab-separated, newline-terminated lines in one contiguous buffer."""
+    # Columns convert in parallel: Arrow compute releases the GIL, and formatting floats is the costly part.
+    texts = list(_CONVERT_POOL.map(column_as_text, batch.columns))
+    newline = pa.scalar(b"\n", pa.large_binary())
+    texts[-1] = pc.binary_join_element_wise(texts[-1], newline, pa.scalar(b"", pa.large_binary()))
+    lines = pc.binary_join_element_wise(*texts, pa.scalar(b"\t", pa.large_binary()))
+    _validity, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+
+
+def parquet_text_blocks(parquet: pq.ParquetFile, columns: Sequence[str]) -> Iterator[tuple[pa.Buffer, int]]:
+    """(text, rows) per batch of the parquet file, columns in the table's order."""
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=list(columns), use_threads=True):
+        if batch.num_rows:
+            yield batch_as_text(batch), batch.num_rows
+
+
+def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
+    """Produce the items in a background thread, up to `depth` ahead: converting the next batch overlaps
+    with writing this one (the pipe only takes what the server has consumed). Errors are re-raised here."""
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(item)
+            queue.put(done)
+        except BaseException as error:
+            queue.put(error)
+
+    producer = threading.Thread(target=produce, daemon=True, name="parquet-convert")
+    producer.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            with suppress(Empty):
+                queue.get(timeout=0.05)
+
+
+class _PipeWriter(threading.Thread):
+    """Writes the converted parquet rows into a named pipe while LOAD DATA reads the other end."""
+
+    def __init__(self, fifo: Path, blocks: Iterator[tuple[pa.Buffer, int]]) -> None:
+        super().__init__(daemon=True, name=f"parquet->{fifo.name}")
+        self.fifo = fifo
+        self.blocks = blocks
+        self.rows = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.fifo.open("wb", buffering=0) as out:
+                with suppress(OSError):  # a bigger pipe means fewer wake-ups; the default 64 KiB also works
+                    fcntl.fcntl(out.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+                for text, rows in self.blocks:
+                    out.write(text)
+                    self.rows += rows
+        except BrokenPipeError:
+            pass  # the reader went away (statement failed, server lost): the caller reports that
+        except Exception as error:  # a corrupt file: raised by pyarrow while reading a batch
+            self.error = error
+        finally:
+            close = getattr(self.blocks, "close", None)
+            if close is not None:
+                close()  # stops the prefetching thread when the pipe broke early
+
+    def finish(self) -> None:
+        """Join, first standing in as the reader if LOAD DATA never opened the pipe (its open would hang)."""
+        if not self.is_alive():
+            return
+        reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            while self.is_alive():
+                try:
+                    if not os.read(reader, 1 << 20):
+                        time.sleep(0.01)
+                except BlockingIOError:
+                    time.sleep(0.01)
+        finally:
+            os.close(reader)
+        self.join()
+
+
+def _open_parquet(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise LoadError(path, f"unreadable parquet file: {error}") from error
+    missing = [c for c in columns if c not in parquet.schema_arrow.names]
+    if missing:
+        raise LoadError(path, f"parquet file lacks columns {missing}")
+    return parquet
+
+
+def _load_parquet(
+    cursor: pymysql.cursors.Cursor, table: str, path: Path, attempt_id: int, columns: Sequence[str]
+) -> tuple[int, int]:
+    """(rows loaded, rows in the file); Arrow strings are UTF-8, so the stream is read as utf8mb4."""
+    parquet = _open_parquet(path, columns)
+    with tempfile.TemporaryDirectory(prefix="loader-fifo-") as directory:
+        fifo = Path(directory) / "rows.tsv"
+        os.mkfifo(fifo)
+        writer = _PipeWriter(fifo, prefetch(parquet_text_blocks(parquet, columns)))
+        writer.start()
+        try:
+            sql = _load_data_sql(cursor.connection, table, fifo, attempt_id, columns, _STREAM_DIALECT, "utf8mb4")
+            _execute_load(cursor, path, sql)
+        finally:
+            writer.finish()
+    if isinstance(writer.error, pa.ArrowException | OSError):
+        raise LoadError(path, f"corrupt parquet file after {writer.rows} rows: {writer.error}") from writer.error
+    if writer.error is not None:
+        raise writer.error
+    return cursor.rowcount, parquet.metadata.num_rows
+
+
+# --- checking ---------------------------------------------------------------------------------------------
+
+
+def _check_load(
+    cursor: pymysql.cursors.Cursor,
+    path: Path,
+    fmt: str,
+    dialect: Mapping[str, str] | Dialect | None,
+    loaded: int,
+    expected: int,
+) -> int:
+    """Number of warnings (always 0: any warning or a count mismatch raises LoadError)."""
+    cursor.execute("SELECT @@warning_count")
+    count = int(cursor.fetchone()[0])
+    if count == 0 and loaded == expected:
+        return 0
+    cursor.execute(f"SHOW WARNINGS LIMIT {_SHOWN_WARNINGS}")
+    messages = [_locate(path, fmt, dialect, message) for _level, _code, message in cursor.fetchall()]
+    unit = "rows" if fmt == "parquet" else "records"
+    problem = f"{expected} {unit} in the file, {loaded} loaded, {count} warnings"
+    raise LoadError(path, "; ".join([problem, *messages]))
+
+
+def _locate(path: Path, fmt: str, dialect: Mapping[str, str] | Dialect | None, message: str) -> str:
+    """Prefix a warning with the line (text) or row (parquet) it is about."""
+    match = _ROW_NUMBER.search(message)
+    if match is None:
+        return message
+    row = int(match.group(1))
+    if fmt == "parquet":
+        return f"row {row}: {message}"
+    return f"line {line_of_record(path, row, Dialect.of(fmt, dialect))}: {message}"

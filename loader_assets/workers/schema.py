@@ -1,0 +1,239 @@
+"""DDL of a Qserv catalog on the workers and of its director index at the czar.
+
+Every table (chunk, overlap, regular) is MyISAM and LIST-partitioned on `qserv_trans_id`, the id of the
+load attempt that wrote the row: dropping one partition removes exactly what one attempt wrote. `p0` is a
+placeholder, since a partitioned table needs at least one partition.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import pymysql
+
+from loader_assets.workers.cluster import META_DB, QservCluster
+from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
+
+TRANS_ID = "qserv_trans_id"
+INDEX_SPECS = {"DEFAULT": "", "UNIQUE": "UNIQUE ", "FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}
+_GROUP_CONCAT_BYTES = 1 << 30  # one sub-chunk's lines must fit (and in max_allowed_packet)
+
+
+class SchemaError(ValueError):
+    """A table or index description that cannot be turned into DDL."""
+
+
+class DirectorIndexError(RuntimeError):
+    """The director index could not be built exactly (e.g. a key appears in two chunks)."""
+
+
+def chunk_table_name(table: str, chunk: int, overlap: bool = False) -> str:
+    """`Object_6630`, or `ObjectFullOverlap_6630` for the overlap rows."""
+    return f"{table}FullOverlap_{chunk}" if overlap else f"{table}_{chunk}"
+
+
+def director_index_table(database: str, director: str) -> str:
+    """Name of the director index in `qservMeta` at the czar."""
+    return f"{database}__{director}"
+
+
+def create_database(conn: pymysql.Connection, db: str, charset: str) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(db)} CHARACTER SET {charset_name(charset)}")
+
+
+def table_ddl(db: str, name: str, columns: Sequence[Mapping[str, str]], charset: str) -> str:
+    """`CREATE TABLE IF NOT EXISTS` with the JSON's MariaDB types verbatim plus the attempt-id column."""
+    if not columns:
+        raise SchemaError(f"table {db}.{name} has no columns")
+    lines = [f"  {quote_name(column['name'])} {column['type']}" for column in columns]
+    lines.append(f"  {quote_name(TRANS_ID)} INT NOT NULL")
+    body = ",\n".join(lines)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote_table(db, name)} (\n{body}\n) ENGINE=MyISAM "
+        f"DEFAULT CHARSET={charset_name(charset)}\nPARTITION BY LIST ({quote_name(TRANS_ID)}) "
+        "(PARTITION p0 VALUES IN (0))"
+    )
+
+
+def chunk_table_ddl(
+    db: str, table: str, columns: Sequence[Mapping[str, str]], chunk: int, overlap: bool, charset: str
+) -> str:
+    return table_ddl(db, chunk_table_name(table, chunk, overlap), columns, charset)
+
+
+def regular_table_ddl(db: str, table: str, columns: Sequence[Mapping[str, str]], charset: str) -> str:
+    return table_ddl(db, table, columns, charset)
+
+
+def index_ddl(db: str, table_name: str, index: Mapping) -> str:
+    """`CREATE … INDEX IF NOT EXISTS` from an index JSON document."""
+    spec = str(index.get("spec", "DEFAULT")).upper()
+    if spec not in INDEX_SPECS:
+        raise SchemaError(f"index {index.get('index')}: unknown spec {spec!r}")
+    if spec == "SPATIAL":
+        # MariaDB partitioned tables support no GEOMETRY columns, hence no SPATIAL index on chunk tables.
+        raise SchemaError(f"index {index.get('index')}: SPATIAL indexes are not supported on partitioned tables")
+    parts = [_index_part(column) for column in index["columns"]]
+    if spec == "UNIQUE":
+        parts.append(quote_name(TRANS_ID))  # MariaDB: a unique key must contain the partitioning column
+    return (
+        f"CREATE {INDEX_SPECS[spec]}INDEX IF NOT EXISTS {quote_name(index['index'])} "
+        f"ON {quote_table(db, table_name)} ({', '.join(parts)})"
+    )
+
+
+def _index_part(column: Mapping) -> str:
+    part = quote_name(column["column"])
+    if int(column.get("length", 0) or 0) > 0:
+        part += f"({int(column['length'])})"
+    if not int(column.get("ascending", 1)):
+        part += " DESC"
+    return part
+
+
+def create_table(
+    conn: pymysql.Connection, db: str, name: str, columns: Sequence[Mapping], indexes: Iterable[Mapping], charset: str
+) -> None:
+    """Create one table and its indexes (idempotent)."""
+    with conn.cursor() as cursor:
+        cursor.execute(table_ddl(db, name, columns, charset))
+        for index in indexes:
+            cursor.execute(index_ddl(db, name, index))
+
+
+def create_chunk_tables(
+    conn: pymysql.Connection,
+    db: str,
+    table: str,
+    columns: Sequence[Mapping],
+    indexes: Iterable[Mapping],
+    chunk: int,
+    charset: str,
+) -> None:
+    """The chunk table and its FullOverlap twin, both with the table's indexes."""
+    indexes = list(indexes)
+    for overlap in (False, True):
+        create_table(conn, db, chunk_table_name(table, chunk, overlap), columns, indexes, charset)
+
+
+def create_regular_table(
+    cluster: QservCluster, db: str, table: str, columns: Sequence[Mapping], indexes: Iterable[Mapping], charset: str
+) -> None:
+    """A regular (non-partitioned-by-chunk) table is replicated: create it on every worker."""
+    indexes = list(indexes)
+    for url in cluster.workers.values():
+        with connection(url) as conn:
+            create_database(conn, db, charset)
+            create_table(conn, db, table, columns, indexes, charset)
+
+
+def build_director_index(
+    cluster: QservCluster, db: str, director: str, director_key: str, chunks: Mapping[int, str] | Iterable[int]
+) -> int:
+    """Fill `qservMeta.<db>__<director>` (key -> chunkId, subChunkId) from the director's chunk tables.
+
+    `chunks` maps chunk -> worker name, or lists chunks whose worker is read from the placement. The rows of
+    these chunks are replaced, so a rebuild is idempotent. Dumps the workers' rows to a temporary TSV file
+    and loads it at the czar with LOAD DATA. Returns the number of index rows written.
+    """
+    placement = chunks if isinstance(chunks, Mapping) else _placed_chunks(cluster, db, chunks)
+    if not placement:
+        return 0
+    index = f"{META_DB}.{quote_name(director_index_table(db, director))}"
+    key_type = _column_type(cluster, db, placement, director, director_key)
+    with connection(cluster.czar, local_infile=True) as czar, czar.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {META_DB}")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {index} ({quote_name(director_key)} {key_type} NOT NULL PRIMARY KEY, "
+            "chunkId INT NOT NULL, subChunkId INT NOT NULL, KEY by_chunk (chunkId)) ENGINE=MyISAM"
+        )
+        _clear_index_chunks(cursor, index, sorted(placement))
+        # One file for all workers, one LOAD DATA: into an empty MyISAM table the keys are then built by
+        # sorting, several times faster than inserting them one by one.
+        with tempfile.NamedTemporaryFile("wb", suffix=".tsv") as dump:
+            rows = sum(
+                _dump_director_rows(cluster.worker_url(worker), db, director, director_key, worker_chunks, dump)
+                for worker, worker_chunks in _by_worker(placement).items()
+            )
+            dump.flush()
+            return _load_index_file(cursor, index, Path(dump.name), director_key, rows)
+
+
+def _clear_index_chunks(cursor: pymysql.cursors.Cursor, index: str, chunks: list[int]) -> None:
+    """Remove the index rows of these chunks; TRUNCATE when they are all there is (much faster than DELETE)."""
+    listed = ",".join(map(str, chunks))
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {index} WHERE chunkId NOT IN ({listed}))")
+    if cursor.fetchone()[0]:
+        cursor.execute(f"DELETE FROM {index} WHERE chunkId IN ({listed})")
+    else:
+        cursor.execute(f"TRUNCATE TABLE {index}")
+
+
+def _placed_chunks(cluster: QservCluster, db: str, chunks: Iterable[int]) -> dict[int, str]:
+    placement = cluster.placement(db)
+    missing = [c for c in chunks if c not in placement]
+    if missing:
+        raise LookupError(f"chunks without placement in {db}: {missing[:10]}")
+    return {c: placement[c] for c in chunks}
+
+
+def _by_worker(placement: Mapping[int, str]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for chunk, worker in sorted(placement.items()):
+        grouped.setdefault(worker, []).append(chunk)
+    return grouped
+
+
+def _column_type(cluster: QservCluster, db: str, placement: Mapping[int, str], director: str, column: str) -> str:
+    """SQL type of the director key, read from one loaded chunk table so the index matches it exactly."""
+    chunk, worker = min(placement.items())
+    table = chunk_table_name(director, chunk)
+    with connection(cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+            (db, table, column),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise SchemaError(f"{db}.{table} on {worker} has no column {column}")
+    return row[0]
+
+
+def _load_index_file(cursor: pymysql.cursors.Cursor, index: str, path: Path, key: str, expected: int) -> int:
+    """LOAD DATA the dump into the index; a duplicate key (a warning under LOCAL) is an error."""
+    cursor.execute(
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE {index} CHARACTER SET utf8mb4 ({quote_name(key)}, chunkId, subChunkId)",
+        (str(path),),
+    )
+    loaded = cursor.rowcount
+    cursor.execute("SHOW WARNINGS LIMIT 3")
+    warnings = [message for _level, _code, message in cursor.fetchall()]
+    if warnings or loaded != expected:
+        raise DirectorIndexError(f"director index {index}: {loaded} of {expected} rows loaded; {'; '.join(warnings)}")
+    return loaded
+
+
+def _dump_director_rows(url: str, db: str, director: str, key: str, chunks: list[int], out: IO[bytes]) -> int:
+    """Write `key \\t chunkId \\t subChunkId` lines of the chunks (overlap excluded) to `out`; returns rows.
+
+    The server formats the lines, one GROUP_CONCAT blob per sub-chunk: parsing a million rows one by one in
+    pymysql would take many seconds, a few hundred blobs take none.
+    """
+    rows = 0
+    line = f"CONCAT_WS('\\t', {quote_name(key)}, chunkId, subChunkId)"
+    with connection(url) as conn, conn.cursor() as cursor:
+        cursor.execute("SET SESSION group_concat_max_len = %s", (_GROUP_CONCAT_BYTES,))
+        for chunk in chunks:
+            cursor.execute(
+                f"SELECT CAST(GROUP_CONCAT({line} SEPARATOR '\\n') AS BINARY), COUNT(*) "
+                f"FROM {quote_table(db, chunk_table_name(director, chunk))} GROUP BY subChunkId"
+            )
+            for text, count in cursor.fetchall():
+                out.write(text + b"\n")
+                rows += count
+    return rows

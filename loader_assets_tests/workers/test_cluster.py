@@ -1,0 +1,93 @@
+"""Cluster configuration and Qserv chunk placement (stored at the czar, balanced, stable, per family)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from loader_assets.workers.cluster import ClusterConfig, QservCluster, choose_workers, parse_worker_list
+
+
+def test_config_from_env_names_workers(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOADER_CZAR", "mysql+pymysql://root@czar:3306")
+    monkeypatch.setenv("LOADER_WORKERS", "mysql+pymysql://qsmaster@w1:3306, big=mysql+pymysql://qsmaster@w2:3307")
+    config = ClusterConfig.from_env(tmp_path)
+    assert config.czar_url == "mysql+pymysql://root@czar:3306"
+    assert config.workers == {"worker1": "mysql+pymysql://qsmaster@w1:3306", "big": "mysql+pymysql://qsmaster@w2:3307"}
+    resource = QservCluster.from_env(tmp_path)
+    assert resource.workers == config.workers
+
+
+def test_config_falls_back_to_workers_json(monkeypatch, cluster_state, cluster_config):
+    monkeypatch.delenv("LOADER_CZAR", raising=False)
+    monkeypatch.delenv("LOADER_WORKERS", raising=False)
+    assert ClusterConfig.from_env(cluster_state) == cluster_config
+    stored = json.loads((cluster_state / "workers.json").read_text())
+    assert set(stored) == {"czar", "workers"}
+    assert ":@" not in json.dumps(stored)  # no password anywhere
+
+
+def test_passwords_are_refused_in_urls(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOADER_CZAR", "mysql+pymysql://root:secret@czar:3306")
+    monkeypatch.setenv("LOADER_WORKERS", "mysql+pymysql://root@w1:3306")
+    with pytest.raises(ValueError, match="LOADER_WORKER_PASSWORD") as failure:
+        ClusterConfig.from_env(tmp_path)
+    assert "secret" not in str(failure.value)
+
+
+def test_duplicate_worker_names_are_refused():
+    with pytest.raises(ValueError, match="twice"):
+        parse_worker_list(["a=mysql://h1", "a=mysql://h2"])
+
+
+def test_choose_workers_balances_bytes_then_chunks():
+    choice = choose_workers({1: 100, 2: 100, 3: 10, 4: 10}, ["w1", "w2"], {})
+    assert choice == {1: "w1", 2: "w2", 3: "w1", 4: "w2"}
+    assert choose_workers({5: 1}, ["w1", "w2"], {"w1": (50, 1), "w2": (10, 9)}) == {5: "w2"}
+    assert choose_workers({5: 1}, ["w1", "w2"], {"w1": (10, 1), "w2": (10, 9)}) == {5: "w1"}
+
+
+@pytest.fixture
+def family() -> tuple[int, int, float]:
+    """Partitioning unique to the test (stripes drawn at random), so families never collide across tests."""
+    return (int(uuid.uuid4().int % 100_000) + 1000, 3, 0.01667)
+
+
+def test_placement_is_balanced_stored_and_stable(cluster, database, family):
+    cluster.register_database(database, *family)
+    placement = cluster.place_chunks(database, range(100, 110), 1000)
+    counts = {worker: list(placement.values()).count(worker) for worker in cluster.workers}
+    assert counts == {"worker1": 5, "worker2": 5}
+    assert cluster.placement(database) == placement
+
+    again = cluster.place_chunks(database, [*range(100, 110), 200, 201], {200: 5000, 201: 1})
+    assert {c: again[c] for c in placement} == placement  # existing chunks never move
+    assert again[200] != again[201]  # the big one and the small one go to different workers
+
+
+def test_databases_of_one_family_share_chunk_placement(cluster, database, family):
+    other = f"{database}_b"
+    cluster.register_database(database, *family)
+    cluster.register_database(other, *family)
+    first = cluster.place_chunks(database, [1, 2, 3, 4], 10)
+    assert cluster.place_chunks(other, [4, 3, 2, 1, 5], 10) == {**first, 5: cluster.place_chunks(other, [5])[5]}
+    unrelated = f"{database}_c"
+    cluster.register_database(unrelated, family[0] + 1, *family[1:])
+    assert cluster.place_chunks(unrelated, [1]) is not None
+
+
+def test_database_partitioning_cannot_change(cluster, database, family):
+    cluster.register_database(database, *family)
+    with pytest.raises(ValueError, match="registered"):
+        cluster.register_database(database, family[0], family[1] + 1, family[2])
+
+
+def test_check_room_reports_workers_short_of_space(cluster, database, family):
+    cluster.register_database(database, *family)
+    placement = cluster.place_chunks(database, [1, 2], 10)
+    assert cluster.check_room(placement, 10) == []
+    problems = cluster.check_room(placement, {1: 10**18, 2: 1})
+    assert len(problems) == 1
+    assert placement[1] in problems[0] and "free" in problems[0]

@@ -1,0 +1,101 @@
+"""Parquet files: streamed as text through a pipe, nulls and non-finite floats as NULL, bytes exact."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from loader_assets.workers.loader import LoadError, count_rows, load_file, partitions_of
+from loader_assets_tests.workers.conftest import OBJECT_NAMES
+from loader_assets_tests.workers.test_loader import fetch
+
+
+def object_table(rows: int, start: int = 1) -> pa.Table:
+    ids = list(range(start, start + rows))
+    return pa.table(
+        {
+            "objectId": pa.array(ids, pa.int64()),
+            "chunkId": pa.array([6630] * rows, pa.int32()),
+            "subChunkId": pa.array([i % 7 for i in ids], pa.int32()),
+            "ra": pa.array([i * 0.1 for i in ids], pa.float64()),
+            "decl": pa.array([-i / 3 for i in ids], pa.float64()),
+            "name": pa.array([f"n{i}" for i in ids], pa.string()),
+            "payload": pa.array([i.to_bytes(4, "little") for i in ids], pa.binary()),
+        }
+    )
+
+
+def load_parquet(worker_url: str, database: str, table: str, path: Path, attempt: int = 11):
+    return load_file(worker_url, database, table, path, "parquet", None, "latin1", attempt, OBJECT_NAMES)
+
+
+def test_parquet_values_round_trip_exactly(worker_url, database, chunk_table, tmp_path):
+    table = chunk_table()
+    source = pa.table(
+        {
+            "objectId": pa.array([1, 2, 3, 4, 5], pa.int64()),
+            "chunkId": pa.array([6630] * 5, pa.int32()),
+            "subChunkId": pa.array([0, 1, 2, 3, 4], pa.int32()),
+            "ra": pa.array([0.1, math.nan, math.inf, -math.inf, None], pa.float64()),
+            "decl": pa.array([1e-300, -2.5, 123456789.123456789, 0.0, 7.0], pa.float64()),
+            "name": pa.array(["léon", "tab\there", "back\\slash", None, "new\nline"], pa.string()),
+            "payload": pa.array([b"a\nb", b"\t\\\x00\xff", b"\\N", None, b"\r\n"], pa.binary()),
+        }
+    )
+    path = tmp_path / "exact.parquet"
+    pq.write_table(source, path)
+    result = load_parquet(worker_url, database, table, path)
+    assert (result.rows, result.warnings) == (5, 0)
+    rows = fetch(worker_url, database, table)
+    assert [row[3] for row in rows] == [0.1, None, None, None, None]
+    assert [row[4] for row in rows] == [1e-300, -2.5, 123456789.123456789, 0.0, 7.0]
+    assert [row[5] for row in rows] == ["léon", "tab\there", "back\\slash", None, "new\nline"]
+    assert [row[6] for row in rows] == [b"a\nb", b"\t\\\x00\xff", b"\\N", None, b"\r\n"]
+
+
+def test_parquet_in_several_batches(worker_url, database, chunk_table, tmp_path):
+    table = chunk_table()
+    path = tmp_path / "big.parquet"
+    pq.write_table(object_table(200_000), path, row_group_size=30_000)
+    assert load_parquet(worker_url, database, table, path).rows == 200_000
+    assert count_rows(worker_url, database, table) == 200_000
+
+
+def test_truncated_parquet_is_refused_and_leaves_nothing(worker_url, database, chunk_table, tmp_path):
+    table = chunk_table()
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(object_table(1000), whole)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(whole.read_bytes()[:-100])
+    with pytest.raises(LoadError, match=re.escape(str(truncated))):
+        load_parquet(worker_url, database, table, truncated)
+    assert count_rows(worker_url, database, table) == 0
+
+
+def test_parquet_corrupt_mid_file_drops_what_was_streamed(worker_url, database, chunk_table, tmp_path):
+    table = chunk_table()
+    path = tmp_path / "corrupt.parquet"
+    pq.write_table(object_table(200_000), path, row_group_size=20_000, compression="none")
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 3 // 4
+    data[middle : middle + 4096] = b"\xff" * 4096  # garbage inside a late row group, footer intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(LoadError, match=re.escape(str(path))):
+        load_parquet(worker_url, database, table, path)
+    assert partitions_of(worker_url, database, table) == []
+    assert count_rows(worker_url, database, table) == 0
+
+
+def test_null_in_not_null_column_is_refused_with_its_row(worker_url, database, chunk_table, tmp_path):
+    table = chunk_table()
+    source = object_table(3).set_column(2, "subChunkId", pa.array([1, None, 3], pa.int32()))
+    path = tmp_path / "null.parquet"
+    pq.write_table(source, path)
+    with pytest.raises(LoadError, match=r"null.parquet.*row 2"):
+        load_parquet(worker_url, database, table, path)
+    assert count_rows(worker_url, database, table) == 0

@@ -1,0 +1,48 @@
+"""Counting records the way LOAD DATA splits them, checked against a straightforward reference."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from loader_assets.qserv.metadata import Dialect
+from loader_assets.workers import loader
+from loader_assets.workers.loader import count_records, line_of_record
+
+
+def reference(data: bytes) -> tuple[int, list[int]]:
+    """Records, and the physical line each starts on, by reading byte by byte (escape: backslash)."""
+    records, position, line, inside, starts = 0, 0, 1, False, []
+    while position < len(data):
+        if not inside:
+            starts.append(line)
+        byte = data[position : position + 1]
+        if byte == b"\\":
+            line += data[position + 1 : position + 2] == b"\n"
+            position, inside = position + 2, True
+        elif byte == b"\n":
+            records, position, line, inside = records + 1, position + 1, line + 1, False
+        else:
+            position, inside = position + 1, True
+    return records + inside, starts
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_count_and_locate_records_match_reference(block, tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "_READ_BLOCK", block)  # small blocks: escape runs and lines span blocks
+    rng = random.Random(block)
+    path = tmp_path / "fuzz.txt"
+    for _ in range(500):
+        data = bytes(rng.choice(b"ab\\\n") for _ in range(rng.randint(0, 40)))
+        path.write_bytes(data)
+        records, starts = reference(data)
+        assert count_records(path, Dialect()) == records, data
+        assert loader._count_terminators(path, b"\n", b"\\") == records, data  # the any-terminator path
+        assert [line_of_record(path, r, Dialect()) for r in range(1, records + 1)] == starts, data
+
+
+def test_crlf_terminated_records(tmp_path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b"1,a\r\n2,b\\\r\nc\r\n3,d")
+    assert count_records(path, Dialect.of("csv", {"lines_terminated_by": "\r\n"})) == 3

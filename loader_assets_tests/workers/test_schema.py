@@ -1,0 +1,116 @@
+"""DDL generated from table and index JSON, regular tables on every worker, and the director index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from loader_assets.workers.connection import connection
+from loader_assets.workers.loader import load_file
+from loader_assets.workers.schema import (
+    SchemaError,
+    build_director_index,
+    chunk_table_ddl,
+    create_chunk_tables,
+    create_database,
+    create_regular_table,
+    index_ddl,
+)
+from loader_assets_tests.workers.conftest import OBJECT_COLUMNS, OBJECT_NAMES
+
+
+def test_chunk_table_ddl_keeps_types_verbatim_and_partitions_by_attempt():
+    ddl = chunk_table_ddl("db", "Object", OBJECT_COLUMNS, 6630, overlap=True, charset="latin1")
+    assert ddl.startswith("CREATE TABLE IF NOT EXISTS `db`.`ObjectFullOverlap_6630` (")
+    assert "`objectId` BIGINT NOT NULL," in ddl and "`payload` VARBINARY(64)," in ddl
+    assert "`qserv_trans_id` INT NOT NULL" in ddl
+    assert "ENGINE=MyISAM DEFAULT CHARSET=latin1" in ddl
+    assert ddl.endswith("PARTITION BY LIST (`qserv_trans_id`) (PARTITION p0 VALUES IN (0))")
+
+
+def test_index_ddl_per_spec():
+    column = [{"column": "name", "length": 8, "ascending": 0}]
+    assert index_ddl("db", "T_1", {"index": "i", "spec": "DEFAULT", "columns": column}) == (
+        "CREATE INDEX IF NOT EXISTS `i` ON `db`.`T_1` (`name`(8) DESC)"
+    )
+    unique = index_ddl("db", "T_1", {"index": "u", "spec": "UNIQUE", "columns": [{"column": "id"}]})
+    assert unique == "CREATE UNIQUE INDEX IF NOT EXISTS `u` ON `db`.`T_1` (`id`, `qserv_trans_id`)"
+    with pytest.raises(SchemaError, match="SPATIAL"):
+        index_ddl("db", "T_1", {"index": "s", "spec": "SPATIAL", "columns": [{"column": "g"}]})
+
+
+def test_chunk_tables_and_indexes_are_created(worker_url, database):
+    indexes = [
+        {"index": "idx_objectId", "spec": "UNIQUE", "columns": [{"column": "objectId", "length": 0, "ascending": 1}]},
+        {"index": "idx_name", "spec": "FULLTEXT", "columns": [{"column": "name", "length": 0, "ascending": 1}]},
+    ]
+    with connection(worker_url) as conn:
+        create_database(conn, database, "latin1")
+        create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, indexes, 42, "latin1")
+        create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, indexes, 42, "latin1")  # idempotent
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME, INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+                "GROUP BY TABLE_NAME, INDEX_NAME ORDER BY 1, 2",
+                (database,),
+            )
+            found = cursor.fetchall()
+    assert found == (
+        ("ObjectFullOverlap_42", "idx_name"),
+        ("ObjectFullOverlap_42", "idx_objectId"),
+        ("Object_42", "idx_name"),
+        ("Object_42", "idx_objectId"),
+    )
+
+
+def test_regular_table_exists_on_every_worker(cluster, database, tmp_path):
+    columns = [{"name": "filterId", "type": "TINYINT NOT NULL"}, {"name": "filterName", "type": "CHAR(3)"}]
+    create_regular_table(cluster, database, "Filter", columns, [], "latin1")
+    path = tmp_path / "Filter.txt"
+    path.write_bytes(b"0\tu\n1\tg\n2\tr\n")
+    for url in cluster.workers.values():
+        result = load_file(url, database, "Filter", path, "txt", None, "latin1", 1, ["filterId", "filterName"])
+        assert result.rows == 3
+
+
+def write_director_chunk(path, chunk: int, ids: np.ndarray) -> None:
+    rows = len(ids)
+    table = pa.table(
+        {
+            "objectId": ids,
+            "chunkId": np.full(rows, chunk, dtype=np.int32),
+            "subChunkId": (ids % 500).astype(np.int32),
+            "ra": np.zeros(rows),
+            "decl": np.zeros(rows),
+            "name": pa.array(["n"] * rows),
+            "payload": pa.array(["p"] * rows),
+        }
+    )
+    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none"))
+
+
+def test_director_index_is_built_from_chunks_on_all_workers(cluster, database, tmp_path):
+    cluster.register_database(database, 340, 3, 0.01667)
+    chunks = [10, 11, 12, 13]
+    placement = cluster.place_chunks(database, chunks, 10**12)  # outweighs the chunks placed by other tests
+    assert set(placement.values()) == {"worker1", "worker2"}
+    rows_per_chunk = 250_000  # 10^6 rows in all
+    for position, chunk in enumerate(chunks):
+        url = cluster.worker_url(placement[chunk])
+        with connection(url) as conn:
+            create_database(conn, database, "latin1")
+            create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, [], chunk, "latin1")
+        path = tmp_path / f"chunk_{chunk}.tsv"
+        write_director_chunk(path, chunk, np.arange(rows_per_chunk, dtype=np.int64) + position * rows_per_chunk)
+        load_file(url, database, f"Object_{chunk}", path, "tsv", None, "latin1", 1, OBJECT_NAMES)
+
+    assert build_director_index(cluster, database, "Object", "objectId", chunks) == 4 * rows_per_chunk
+    assert build_director_index(cluster, database, "Object", "objectId", placement) == 4 * rows_per_chunk  # rebuild
+
+    with connection(cluster.czar_url) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT chunkId) FROM qservMeta.`{database}__Object`")
+        assert cursor.fetchone() == (1_000_000, 4)
+        cursor.execute(f"SELECT chunkId, subChunkId FROM qservMeta.`{database}__Object` WHERE objectId = 750123")
+        assert cursor.fetchone() == (13, 750123 % 500)
