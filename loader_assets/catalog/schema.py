@@ -130,6 +130,7 @@ notices = Table(
     Index("notices_status", "case", "level", "status"),
     Index("notices_chunk", "case", "table", "chunk"),
     Index("notices_locked_by", "locked_by"),
+    Index("notices_attempt", "attempt_id"),  # finish/set_worker find the notice of an attempt
     Index("notices_batch", "batch"),
 )
 

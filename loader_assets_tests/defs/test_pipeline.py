@@ -15,7 +15,7 @@ from loader_assets.defs.runner import LevelFailed, load_case
 from loader_assets.workers.census import row_counts
 from loader_assets.workers.connection import connection, quote_table
 from loader_assets.workers.schema import chunk_table_name
-from loader_assets_tests.defs.conftest import Platform
+from loader_assets_tests.conftest import Platform
 
 
 def rows_on_workers(platform: Platform, case: str, table: str) -> int:

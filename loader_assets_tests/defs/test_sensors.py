@@ -1,0 +1,133 @@
+"""The sensors evaluated by hand on a real instance and catalog: what they request, and when they hold back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+from sqlalchemy import select
+
+from loader_assets.catalog.schema import notices, schedules
+from loader_assets.catalog.store import Owner, utcnow
+from loader_assets.catalog.views import case_layouts, notice_ids
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan, load_notices_job, plan_runs
+from loader_assets.defs.loading import ALL_WORKERS
+from loader_assets.defs.resources import CatalogResource
+from loader_assets.defs.runner import load_case
+from loader_assets.defs.sensors import saved_selections, scheduled_loads
+from loader_assets.selection import saved
+from loader_assets.selection import select as select_notices
+from loader_assets.workers.cluster import QservCluster
+from loader_assets_tests.conftest import Platform
+
+pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+
+
+def sensor_context(platform: Platform) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(
+        instance=platform.instance, resources={"catalog": CatalogResource(), "cluster": QservCluster()}
+    )
+
+
+def requested_ids(request: dg.RunRequest) -> list[int]:
+    return request.run_config["ops"]["load_notices_op"]["config"]["notice_ids"]
+
+
+def notice_rows(platform: Platform, ids: list[int]) -> list:  # type: ignore[type-arg]
+    n = notices.c
+    with platform.store.db.read() as connection:
+        return connection.execute(select(n.id, n.case, n.level, n.chunk).where(n.id.in_(ids))).all()
+
+
+def fail_one_attempt(platform: Platform, notice_id: int) -> None:
+    """A run that claimed the notice and failed it, long enough ago that its retry back-off is over."""
+    then = utcnow() - timedelta(hours=2)
+    [claim] = platform.store.claim([notice_id], Owner.current("failed-run"), now=then)
+    platform.store.finish(claim.attempt_id, "failed", error="worker went away", now=then)
+
+
+def test_scheduled_loads_turns_a_pending_schedule_into_runs_per_case_level_and_worker(platform: Platform) -> None:
+    case = platform.sample_case(chunks=4, rows_per_chunk=2).case
+    scheduled = select_notices(f"case = '{case}'", store=platform.store).schedule(priority=3)
+
+    result = scheduled_loads(sensor_context(platform))
+
+    requests = result.run_requests
+    placement = platform.cluster.placement(case_layouts(platform.store.db, case)[case].database)
+    groups = set()
+    for request in requests:
+        tags = request.tags
+        assert request.job_name == LOAD_JOB
+        assert (tags["loader/case"], tags["loader/schedule"], tags["dagster/priority"]) == (
+            case,
+            str(scheduled.schedule_id),
+            "3",
+        )
+        rows = notice_rows(platform, requested_ids(request))
+        assert {(row.case, str(row.level)) for row in rows} == {(case, tags["loader/level"])}
+        assert {ALL_WORKERS if row.chunk is None else placement[row.chunk] for row in rows} == {tags["loader/worker"]}
+        groups.add((tags["loader/level"], tags["loader/worker"]))
+    assert len(groups) == len(requests)  # one run per level and worker: the case is far below 500 per run
+    assert {"1", "3"} == {level for level, _ in groups}
+    all_ids = sorted(i for request in requests for i in requested_ids(request))
+    assert all_ids == list(scheduled.notice_ids)
+    with platform.store.db.read() as connection:
+        row = connection.execute(select(schedules).where(schedules.c.id == scheduled.schedule_id)).one()
+    assert (row.state, sorted(row.runs)) == ("submitted", sorted(r.run_key for r in requests))
+
+    again = scheduled_loads(sensor_context(platform))
+    assert not again.run_requests and again.skip_reason.skip_message == "no pending schedule"
+
+
+def test_saved_selections_keys_follow_attempts_and_wait_for_runs_in_flight(platform: Platform) -> None:
+    case = platform.sample_case(chunks=4, rows_per_chunk=2).case
+    saved.save(platform.store, "objects", f"case = '{case}' and table = 'Object'", priority=2)
+
+    first = saved_selections(sensor_context(platform)).run_requests
+    same = saved_selections(sensor_context(platform)).run_requests
+    assert first and [r.run_key for r in first] == [r.run_key for r in same]
+    assert {r.tags["loader/selection"] for r in first} == {"objects"}
+
+    failed = requested_ids(first[0])[0]
+    fail_one_attempt(platform, failed)
+    retry = saved_selections(sensor_context(platform)).run_requests
+    assert [requested_ids(r) for r in retry] == [requested_ids(r) for r in first]  # same runs of notices …
+    changed = [requested_ids(r) for r, old in zip(retry, first, strict=True) if r.run_key != old.run_key]
+    assert changed == [requested_ids(first[0])]  # … but the run holding the failed notice has a new key
+
+    # A run of the selection that has not finished (created, not launched) holds the selection back.
+    in_flight = platform.instance.create_run_for_job(
+        load_notices_job, run_config=first[0].run_config, tags=first[0].tags
+    )
+    waiting = saved_selections(sensor_context(platform))
+    assert not waiting.run_requests
+    assert f"objects: waiting for run {in_flight.run_id}" in waiting.skip_reason.skip_message
+    platform.instance.report_run_canceled(in_flight)
+    assert saved_selections(sensor_context(platform)).run_requests
+
+
+def test_level_gates_requests_a_validation_once_per_loaded_data(platform: Platform) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    defs = platform.definitions()
+    gates = defs.resolve_sensor_def("level_gates")
+    run = {"instance": platform.instance, "store": platform.store, "cluster": platform.cluster, "log": lambda _: None}
+
+    def evaluate() -> list[dg.RunRequest]:
+        return list(gates(sensor_context(platform)).run_requests or [])
+
+    assert evaluate() == []  # nothing loaded yet
+    load_case(case, defs, levels=(1,), **run)
+    [request] = evaluate()
+    assert request.asset_selection == [dg.AssetKey([case, "Object_index"])]
+    assert (request.tags["loader/case"], request.tags["loader/level"]) == (case, "2")
+    assert [r.run_key for r in evaluate()] == [request.run_key]  # same data, same key: Dagster runs it once
+
+    load_case(case, defs, levels=(2,), **run)
+    assert evaluate() == []  # the gate judged this data
+
+    reloaded = notice_ids(platform.store.db, case, table="Object")[:1]
+    plans, _ = plan_runs(platform.store, platform.cluster, reloaded, force=True)
+    assert execute_plan(plans[0], defs.get_job_def(LOAD_JOB), platform.instance, log=lambda _: None).success
+    [after_reload] = evaluate()
+    assert after_reload.asset_selection == request.asset_selection and after_reload.run_key != request.run_key
