@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -103,8 +105,9 @@ def cmd_locks(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    released = _store().release_run(args.run, args.reason)
-    print(f"released {len(released)} notices of run {args.run}")
+    # Who released is part of the audit: it goes into the attempt row with the reason.
+    released = _store().release_run(args.run_id, f"{args.reason} (by {getpass.getuser()}@{socket.gethostname()})")
+    print(f"released {len(released)} notices of run {args.run_id}")
     return 0
 
 
@@ -294,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     locks.set_defaults(run=cmd_locks)
 
     release = commands.add_parser("release", help="release by hand every lock of a run (recorded as an attempt)")
-    release.add_argument("--run", required=True)
+    release.add_argument("--run", dest="run_id", required=True)  # `run` is the command's function
     release.add_argument("--reason", default="operator")
     release.set_defaults(run=cmd_release)
 

@@ -247,8 +247,9 @@ class Store:
         with self.db.read() as connection:
             for chunk in _chunks(ids):
                 rows = connection.execute(
-                    select(notices, cases.c.state.label("case_state"))
+                    select(notices, cases.c.state.label("case_state"), attempts.c.run_id.label("attempt_run"))
                     .join(cases, cases.c.case == notices.c.case)
+                    .outerjoin(attempts, attempts.c.id == notices.c.attempt_id)
                     .where(notices.c.id.in_(chunk))
                 ).all()
                 for row in rows:
@@ -269,11 +270,23 @@ class Store:
             ).scalars()
             return set(held)
 
-    def set_worker(self, attempt_id: int, worker: str) -> None:
-        """Record where an attempt writes, before it writes, so recovery knows where to clean."""
+    def set_worker(self, attempt_id: int, worker: str, *, now: datetime | None = None) -> bool:
+        """Record where an attempt writes, before it writes, so recovery knows where to clean.
+
+        Returns False when the attempt no longer holds its notice under a live lease (a run stopped beyond
+        its lease, then resumed, before its heartbeat noticed): the caller must not write at all.
+        """
+        now = now or utcnow()
         with self.db.write() as connection:
-            connection.execute(update(attempts).where(attempts.c.id == attempt_id).values(worker=worker))
-            connection.execute(update(notices).where(notices.c.attempt_id == attempt_id).values(worker=worker))
+            held = connection.execute(
+                update(notices)
+                .where(notices.c.attempt_id == attempt_id, notices.c.status == "running", notices.c.lease_until >= now)
+                .values(worker=worker)
+                .returning(notices.c.id)
+            ).first()
+            if held is not None:
+                connection.execute(update(attempts).where(attempts.c.id == attempt_id).values(worker=worker))
+            return held is not None
 
     def finish(
         self,
@@ -453,7 +466,7 @@ def _refusal(connection: Connection, row) -> str:  # type: ignore[no-untyped-def
             f"lease until {row.lease_until:%H:%M:%S}"
         )
     if row.status == "done":
-        return "already done (force to load it again)"
+        return f"already done by run {row.attempt_run} (force to load it again)"
     if row.case_state != "active":
         return f"case {row.case} is {row.case_state}"
     gate = connection.execute(

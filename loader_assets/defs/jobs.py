@@ -23,6 +23,8 @@ from loader_assets.instance import LOAD_POOL
 from loader_assets.workers.cluster import QservCluster
 
 MAX_NOTICES_PER_RUN = 500
+# In-process runs print their events to the terminal: INFO and up (every event stays in the instance).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 LOAD_JOB = "load_notices"
 
 
@@ -141,4 +143,5 @@ def execute_plan(
 ) -> dg.ExecuteInProcessResult:
     """Run one plan in this process (`loader-assets load`): recorded in the instance, not queued."""
     log(f"run: case {plan.case} level {plan.level} worker {plan.worker}: {len(plan.notice_ids)} notices")
-    return job.execute_in_process(run_config=plan.run_config, instance=instance, tags=plan.tags, raise_on_error=False)
+    run_config = {**plan.run_config, **QUIET_CONSOLE}
+    return job.execute_in_process(run_config=run_config, instance=instance, tags=plan.tags, raise_on_error=False)

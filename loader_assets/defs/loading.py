@@ -35,6 +35,10 @@ ALL_WORKERS = "all"  # the worker of a regular table's notice: it is copied to e
 LoadFailure = (LoadError, WorkerUnavailable, SchemaError)
 
 
+class NoticeFailed(RuntimeError):
+    """A notice could not be loaded on one of its workers; the message names the worker and the cause."""
+
+
 @dataclass(frozen=True)
 class Loaded:
     """One notice loaded by this run."""
@@ -148,14 +152,15 @@ class Loader:
         layout = self.layout(claim.case)
         worker = ALL_WORKERS if claim.chunk is None else placement[(claim.case, claim.chunk)]
         target = Target(claim.table, claim.chunk, claim.overlap, worker)
-        if claim.notice_id in beat.lost:
-            self._discard(claim, layout, target, report)
+        # The heartbeat may not have noticed yet (a run stopped beyond its lease, then resumed): set_worker
+        # checks the lease in the same statement, so nothing is ever written under a lease already lost.
+        if claim.notice_id in beat.lost or not self.store.set_worker(claim.attempt_id, worker):
+            self._give_up(claim, report, "lease lost before loading; nothing written")
             return
-        self.store.set_worker(claim.attempt_id, worker)
         started = time.monotonic()
         try:
-            results = [self._load_on(name, claim, layout, target) for name in target.workers(self.cluster)]
-        except LoadFailure as error:
+            results = self._load_everywhere(claim, layout, target)
+        except NoticeFailed as error:
             drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
             self.store.finish(claim.attempt_id, "failed", error=str(error))
             report.failed[claim.notice_id] = str(error)
@@ -175,6 +180,16 @@ class Loader:
                 bytes=results[0].bytes, seconds=time.monotonic() - started,
             )
         )  # fmt: skip
+
+    def _load_everywhere(self, claim: Claim, layout: CaseLayout, target: Target) -> list[LoadResult]:
+        """Load the notice on each worker of its target; a failure names the worker (URLs say little)."""
+        results = []
+        for name in target.workers(self.cluster):
+            try:
+                results.append(self._load_on(name, claim, layout, target))
+            except LoadFailure as error:
+                raise NoticeFailed(f"on {name}: {error}") from error
+        return results
 
     def _load_on(self, worker: str, claim: Claim, layout: CaseLayout, target: Target) -> LoadResult:
         url = self.cluster.worker_url(worker)
@@ -205,7 +220,11 @@ class Loader:
     def _discard(self, claim: Claim, layout: CaseLayout, target: Target, report: LoadReport) -> None:
         """Our lease was taken back: drop what this attempt wrote and leave the notice to its new holder."""
         drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
-        self.store.finish(claim.attempt_id, "failed", error="lease lost while loading; rows discarded")
+        self._give_up(claim, report, "lease lost while loading; rows discarded")
+
+    def _give_up(self, claim: Claim, report: LoadReport, why: str) -> None:
+        """Leave a notice whose lease is gone to its new holder; `finish` records this attempt as lost."""
+        self.store.finish(claim.attempt_id, "failed", error=why)
         report.lost.append(claim.notice_id)
         report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
 

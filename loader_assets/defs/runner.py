@@ -2,23 +2,26 @@
 
 Runs execute in this process against the persistent instance (like `dagster asset materialize`): they are
 recorded and shown in the UI, but do not wait in the run queue. Leases still guard every notice, so this
-path can race with queued runs safely.
+path can race with queued runs safely: what another run claimed first is skipped (reported with its holder in
+`LevelResult.skipped`) and waited for, so a level is judged only once nobody is loading it any more.
 """
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 from sqlalchemy import func, select
 
-from loader_assets.catalog.schema import level_gates, notices
-from loader_assets.catalog.store import Store
+from loader_assets.catalog.schema import attempts, level_gates, notices
+from loader_assets.catalog.store import Store, utcnow
 from loader_assets.catalog.views import CaseLayout, case_layouts, notice_ids
 from loader_assets.defs.assets import validation_key
 from loader_assets.defs.jobs import LOAD_JOB, execute_plan, plan_runs
 from loader_assets.workers.cluster import QservCluster
 
 LOAD_LEVELS = (1, 3)
+HOLDER_POLL_SECONDS = 1.0
 VALIDATION_KIND = {2: "director", 4: "child"}
 
 
@@ -31,6 +34,8 @@ class LevelResult:
     level: int
     runs: int
     message: str
+    # Notices other runs claimed before this load's runs could (a queued run racing it): id -> holder.
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 def load_case(
@@ -61,18 +66,65 @@ def load_case(
 
 def _load_level(layout: CaseLayout, level: int, defs: dg.Definitions, instance: dg.DagsterInstance, store: Store,
                 cluster: QservCluster, force: bool, log: Callable[[str], None]) -> LevelResult:  # fmt: skip
+    if layout.state != "active":
+        raise LevelFailed(f"case {layout.case} is {layout.state}: nothing claimed (loader-assets resume {layout.case})")
     statuses = None if force else ("ready", "failed")
     ids = notice_ids(store.db, layout.case, level=level, statuses=statuses)
     plans, _ = plan_runs(store, cluster, ids, force=force)
     job = defs.get_job_def(LOAD_JOB)
+    skipped: dict[int, str] = {}
     for plan in plans:
-        execute_plan(plan, job, instance, log=log)
+        result = execute_plan(plan, job, instance, log=log)
+        skipped.update(_not_claimed_by(store, result.run_id, plan.notice_ids))
+    if skipped:
+        first = min(skipped)
+        log(f"{len(skipped)} notices skipped, claimed first by other runs; notice {first}: {skipped[first]}")
+    _wait_for_other_runs(store, layout.case, level, log)
     counts = _status_counts(store, layout.case, level)
     if set(counts) - {"done"}:
         raise LevelFailed(
             f"level {level} of case {layout.case} is not done: {_describe(counts)}; {_first_problem(store, layout.case, level)}"
         )
-    return LevelResult(level, len(plans), f"{counts.get('done', 0)} notices done in {len(plans)} runs")
+    message = f"{counts.get('done', 0)} notices done in {len(plans)} runs" + (
+        f" ({len(skipped)} of them by other runs)" if skipped else ""
+    )
+    return LevelResult(level, len(plans), message, skipped)
+
+
+def _not_claimed_by(store: Store, run_id: str, notice_ids: tuple[int, ...]) -> dict[int, str]:
+    """Notices handed to run `run_id` that it did not claim, with who holds (or loaded) them now."""
+    with store.db.read() as connection:
+        claimed = set(
+            connection.execute(
+                select(attempts.c.notice).where(attempts.c.notice.in_(notice_ids), attempts.c.run_id == run_id)
+            ).scalars()
+        )
+    return store.why_not_claimed(set(notice_ids) - claimed)
+
+
+def _wait_for_other_runs(store: Store, case: str, level: int, log: Callable[[str], None]) -> None:
+    """Until no notice of the level is held under a live lease: its holder is still loading it.
+
+    A holder that died stops renewing its lease, so this ends within a lease; the level then fails naming it.
+    """
+    announced = False
+    while held := _held_under_live_lease(store, case, level):
+        if not announced:
+            log(f"waiting for {held} notices of level {level} held by other runs")
+            announced = True
+        time.sleep(HOLDER_POLL_SECONDS)
+
+
+def _held_under_live_lease(store: Store, case: str, level: int) -> int:
+    with store.db.read() as connection:
+        return connection.execute(
+            select(func.count()).where(
+                notices.c.case == case,
+                notices.c.level == level,
+                notices.c.status == "running",
+                notices.c.lease_until >= utcnow(),
+            )
+        ).scalar_one()
 
 
 def _validate_level(layout: CaseLayout, level: int, defs: dg.Definitions, instance: dg.DagsterInstance, store: Store,
@@ -116,7 +168,7 @@ def _first_problem(store: Store, case: str, level: int) -> str:
         row = connection.execute(
             select(notices.c.id, notices.c.path, notices.c.status, notices.c.error)
             .where(notices.c.case == case, notices.c.level == level, notices.c.status != "done")
-            .order_by(notices.c.status.desc(), notices.c.id)  # failed before ready
+            .order_by(notices.c.status != "failed", notices.c.id)  # failed before ready
             .limit(1)
         ).first()
     if row is None:

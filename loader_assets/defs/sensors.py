@@ -179,8 +179,9 @@ def stale_sweeper(
     for run_id in dead_runs:
         run = context.instance.get_run_by_id(run_id)
         if run is not None and run.status in IN_FLIGHT:
+            taken = sum(item.run_id == run_id for item in released)
             context.instance.report_run_failed(
-                run, f"loader_assets: the run's leases expired or its process died ({len(released)} notices taken back)"
+                run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
             )
     message = f"took back {len(released)} locks of runs {dead_runs}" if released else "no stale lock"
     context.log.info(message)

@@ -1,0 +1,231 @@
+"""Runs that die, freeze or lose their worker mid-load: their notices come back, their rows go, reloads are exact."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import select
+
+from loader_assets.catalog.schema import notices
+from loader_assets.catalog.store import Owner, Store
+from loader_assets.catalog.views import case_layouts, notice_ids
+from loader_assets.cli import main
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan, plan_runs
+from loader_assets.defs.loading import Loader
+from loader_assets.defs.runner import load_case
+from loader_assets.defs.sensors import stale_sweeper
+from loader_assets.workers import local
+from loader_assets.workers.connection import WRITE_TIMEOUT_ENV
+from loader_assets.workers.loader import count_rows
+from loader_assets.workers.schema import chunk_table_name
+from loader_assets_tests.conftest import Platform
+from loader_assets_tests.recovery.helpers import (
+    ON_POSTGRESQL,
+    assert_exact,
+    attempt_rows,
+    cli_load,
+    inflate_object_file,
+    level_notices,
+    outcomes,
+    partition_file_bytes,
+    reaped,
+    running_statements,
+    sensor_context,
+    wait_for,
+)
+
+pytestmark = ON_POSTGRESQL
+BIG_ROWS = 800_000  # a LOAD DATA of a few seconds: long enough to catch it half-way
+SLOW_ROWS = 1_500_000  # a LOAD DATA lasting well over LEASE seconds
+LEASE = "4"
+
+
+def quiet(_: str) -> None:
+    """Progress lines of in-process loads are not what these tests look at."""
+
+
+def reload_level_1(platform: Platform, case: str) -> None:
+    load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster, levels=(1,), log=quiet)
+
+
+def big_notice(platform: Platform, case: str, rows: int = BIG_ROWS, among: tuple[int, ...] | None = None) -> int:
+    """Makes the file of the first Object chunk notice (among `among`) big; returns that notice."""
+    [notice] = [n for n in level_notices(platform, case, 1)
+                if n.table == "Object" and not n.overlap and (among is None or n.id in among)][:1]  # fmt: skip
+    inflate_object_file(platform, case, notice.chunk, rows)
+    return notice.id
+
+
+def rows_arriving(platform: Platform, cluster_state: Path, case: str, notice_id: int) -> tuple[str, int] | None:
+    """(worker, attempt) once the notice's current attempt has written rows into its partition."""
+    notice = next(n for n in level_notices(platform, case, 1) if n.id == notice_id)
+    with platform.store.db.read() as connection_:
+        worker = connection_.execute(select(notices.c.worker).where(notices.c.id == notice_id)).scalar()
+    if notice.status != "running" or worker is None:
+        return None
+    database = case_layouts(platform.store.db, case)[case].database
+    table = chunk_table_name("Object", notice.chunk)
+    written = partition_file_bytes(cluster_state, worker, database, table, notice.attempt_id)
+    return (worker, notice.attempt_id) if written > 0 else None
+
+
+def test_a_killed_run_is_reclaimed_at_once_its_rows_dropped_and_the_reload_exact(
+    platform: Platform, cluster_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    notice_id = big_notice(platform, case)
+    database = case_layouts(platform.store.db, case)[case].database
+    table = chunk_table_name("Object", next(n.chunk for n in level_notices(platform, case, 1) if n.id == notice_id))
+
+    with reaped(cli_load(case, 1, platform.root / "killed.log")) as process:
+        worker, attempt = wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "rows on a worker")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    url = platform.cluster.worker_url(worker)
+    assert 0 < count_rows(url, database, table, attempt) < BIG_ROWS  # the server kept what had arrived
+
+    result = stale_sweeper(sensor_context(platform))
+    assert "took back" in result.skip_message
+    [lost] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
+    assert (lost.status, lost.locked_by) == ("failed", None)
+    assert lost.error.startswith(f"owner gone: process {process.pid}")
+    assert wait_for(lambda: not running_statements(platform, database), "the aborted LOAD DATA to end")
+    assert count_rows(url, database, table) == 0  # the partial partition went with the lock
+    [killed_run] = {row.run_id for row in attempt_rows(platform, [notice_id])}
+    assert platform.instance.get_run_by_id(killed_run).status == dg.DagsterRunStatus.FAILURE
+
+    reload_level_1(platform, case)
+    assert_exact(platform, case, 1)
+    assert outcomes(platform, [notice_id])[notice_id] == ["lost", "done"]
+    capsys.readouterr()
+    assert main(["history", str(notice_id)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "lost" in shown[1] and "owner gone" in shown[1]
+    assert "done" in shown[2] and len(shown) == 3
+
+
+def test_a_worker_stopped_mid_run_fails_its_notices_by_name_and_a_reload_after_restart_is_exact(
+    platform: Platform, cluster_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cleanly stopping worker can leave the upload on a zero TCP window: detect it in seconds here.
+    monkeypatch.setenv(WRITE_TIMEOUT_ENV, "5")
+    case = platform.sample_case(chunks=6, rows_per_chunk=5, seed=3).case
+    plans, _ = plan_runs(platform.store, platform.cluster, notice_ids(platform.store.db, case, level=1))
+    [on_worker2] = [plan for plan in plans if plan.worker == "worker2"]
+    notice_id = big_notice(platform, case, among=on_worker2.notice_ids)
+
+    def stop_worker2_once_rows_arrive() -> None:
+        wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "rows on worker2")
+        local.stop_server(cluster_state, "worker2")
+
+    stopper = threading.Thread(target=stop_worker2_once_rows_arrive)
+    stopper.start()
+    try:
+        result = execute_plan(on_worker2, platform.definitions().get_job_def(LOAD_JOB), platform.instance, log=quiet)
+        stopper.join()
+        assert not result.success
+        mine = [n for n in level_notices(platform, case, 1) if n.id in on_worker2.notice_ids]
+        assert all(n.status in ("done", "failed") and n.locked_by is None for n in mine)
+        failed = [n for n in mine if n.status == "failed"]
+        assert notice_id in {n.id for n in failed}
+        assert all(n.error.startswith("on worker2: worker mysql") and "unavailable" in n.error for n in failed)
+    finally:
+        stopper.join()
+        local.start_server(cluster_state, "worker2")
+
+    reload_level_1(platform, case)
+    assert_exact(platform, case, 1)
+    assert outcomes(platform, [notice_id])[notice_id] == ["failed", "done"]
+
+
+def stopped_between_statements(process, platform: Platform, database: str) -> bool:  # type: ignore[no-untyped-def]
+    """SIGSTOP the process at a moment it holds no LOAD DATA on a worker and no catalog transaction.
+
+    A client frozen inside a LOAD DATA keeps the table locked until the server's read timeout, and one frozen
+    inside a catalog transaction keeps its rows locked: both would only slow this test, not change it.
+    """
+    process.send_signal(signal.SIGSTOP)
+    time.sleep(0.1)
+    if not running_statements(platform, database) and not open_catalog_transactions(platform):
+        return True
+    process.send_signal(signal.SIGCONT)
+    time.sleep(0.05)
+    return False
+
+
+def open_catalog_transactions(platform: Platform) -> int:
+    with platform.store.db.read() as connection_:
+        return connection_.exec_driver_sql(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state IN ('active', 'idle in transaction')"
+        ).scalar()
+
+
+def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once_resumed(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOADER_LEASE_SECONDS", LEASE)
+    case = platform.sample_case(chunks=25, rows_per_chunk=5, seed=5).case
+    database = case_layouts(platform.store.db, case)[case].database
+    level_1 = [n.id for n in level_notices(platform, case, 1)]
+
+    def counts() -> dict[str, int]:
+        statuses = [n.status for n in level_notices(platform, case, 1)]
+        return {status: statuses.count(status) for status in set(statuses)}
+
+    with reaped(cli_load(case, 1, platform.root / "frozen.log")) as process:
+        wait_for(lambda: counts().get("done", 0) >= 5 and counts().get("running"), "a run half-way")
+        wait_for(lambda: stopped_between_statements(process, platform, database), "a stop between statements")
+        frozen = {n.id: n.locked_by for n in level_notices(platform, case, 1) if n.status == "running"}
+        assert frozen
+        not_begun = {a.id for a in attempt_rows(platform, list(frozen)) if a.worker is None}
+        assert not_begun  # claimed by the frozen run, not yet started on a worker
+
+        def swept() -> list:  # type: ignore[type-arg]
+            return [n for n in level_notices(platform, case, 1) if n.id in frozen and n.status == "failed"]
+
+        wait_for(lambda: stale_sweeper(sensor_context(platform)) and len(swept()) == len(frozen), "the sweep", 30, 0.5)
+        assert all(n.error.startswith("stale: lease of run") for n in swept())
+        reload_level_1(platform, case)
+        assert_exact(platform, case, 1)
+
+        process.send_signal(signal.SIGCONT)
+        assert process.wait(timeout=60) is not None
+    assert_exact(platform, case, 1)  # the resumed run dropped whatever it wrote, and wrote nothing more
+    history = outcomes(platform, level_1)
+    assert all(history[i][-1] == "done" and history[i].count("done") == 1 for i in level_1)
+    assert all(history[i] == ["lost", "done"] for i in frozen)
+    # Resumed, the run went through the rest of its claims without ever starting one on a worker.
+    assert all(a.worker is None for a in attempt_rows(platform, list(frozen)) if a.id in not_begun)
+    assert "lease lost" in (platform.root / "frozen.log").read_text()
+
+
+def test_a_slow_run_that_keeps_beating_is_never_swept(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOADER_LEASE_SECONDS", LEASE)
+    case = platform.sample_case(chunks=1, rows_per_chunk=5, seed=9).case
+    notice_id = big_notice(platform, case, SLOW_ROWS)
+    ids = notice_ids(platform.store.db, case, level=1)
+    sweeps: list[str] = []
+    stop = threading.Event()
+
+    def sweep_every_half_second() -> None:
+        while not stop.wait(0.5):
+            sweeps.append(stale_sweeper(sensor_context(platform)).skip_message)
+
+    sweeper = threading.Thread(target=sweep_every_half_second)
+    sweeper.start()
+    try:
+        report = Loader(Store.from_url(lease_seconds=float(LEASE)), platform.cluster).load(ids, Owner.current("slow"))
+    finally:
+        stop.set()
+        sweeper.join()
+    assert not report.failed and not report.lost
+    [attempt] = attempt_rows(platform, [notice_id])
+    assert (attempt.finished_at - attempt.started_at).total_seconds() > float(LEASE)
+    assert len(sweeps) >= float(LEASE) and set(sweeps) == {"no stale lock"}
+    assert_exact(platform, case, 1)
