@@ -4,7 +4,7 @@ Starts a throwaway local cluster (2 workers), a SQLite catalog and a temp DAGSTE
 of --chunks chunks (tiny files, so the load itself is cheap and the overhead shows), and measures:
 
 - end to end: level 1 of the case through `plan_runs` + `execute_plan` (in-process `load_notices` runs of
-  at most 500 notices each, like `loader-assets load`);
+  at most MAX_NOTICES_PER_RUN notices each, like `loader-assets load`);
 - pure load: the per-notice load seconds the runs record (table creation + `load_file`, in the
   materializations' metadata), measured in the same runs so machine noise cancels; `--direct` also loads
   the same files with `create_chunk_tables` + `load_file` alone into a twin database;

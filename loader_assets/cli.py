@@ -169,7 +169,11 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         "The scheduler sensor of the running dagster-daemon submits the runs (by case, level and worker) at its "
         f"next tick; they carry the tag loader/schedule={result.schedule_id}."
     )
-    return 0
+    if not args.watch:
+        return 0
+    final = result.watch(progress=print)
+    print(final.to_string())
+    return 1 if final.loc["failed", "notices"] else 0
 
 
 def cmd_selections_list(args: argparse.Namespace) -> int:
@@ -231,6 +235,7 @@ def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
     schedule.add_argument("--priority", type=int, default=0)
     schedule.add_argument("--force", action="store_true", help="reload notices that are already done")
     schedule.add_argument("--dry-run", action="store_true", help="show what would be requested; write nothing")
+    schedule.add_argument("--watch", action="store_true", help="wait until the runs finish; exit 1 if any failed")
     schedule.set_defaults(run=cmd_schedule)
 
     selections = commands.add_parser("selections", help="saved selections the saved-selection sensor loads from")

@@ -22,7 +22,7 @@ from loader_assets.defs.resources import CatalogResource
 from loader_assets.instance import LOAD_POOL
 from loader_assets.workers.cluster import QservCluster
 
-MAX_NOTICES_PER_RUN = 500
+MAX_NOTICES_PER_RUN = 1000
 # In-process runs print their events to the terminal: INFO and up (every event stays in the instance).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 LOAD_JOB = "load_notices"

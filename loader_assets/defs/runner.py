@@ -17,7 +17,7 @@ from loader_assets.catalog.schema import attempts, level_gates, notices
 from loader_assets.catalog.store import Store, utcnow
 from loader_assets.catalog.views import CaseLayout, case_layouts, notice_ids
 from loader_assets.defs.assets import validation_key
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan, plan_runs
+from loader_assets.defs.jobs import LOAD_JOB, QUIET_CONSOLE, execute_plan, plan_runs
 from loader_assets.workers.cluster import QservCluster
 
 LOAD_LEVELS = (1, 3)
@@ -134,9 +134,8 @@ def _validate_level(layout: CaseLayout, level: int, defs: dg.Definitions, instan
         key = validation_key(layout.case, table)
         log(f"validating {key.to_user_string()}")
         job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={key})
-        job.execute_in_process(
-            instance=instance, tags={"loader/case": layout.case, "loader/level": str(level)}, raise_on_error=False
-        )
+        tags = {"loader/case": layout.case, "loader/level": str(level)}
+        job.execute_in_process(run_config=QUIET_CONSOLE, instance=instance, tags=tags, raise_on_error=False)
         gate = _gate(store, layout.case, level, table.name)
         if gate is None or gate.status != "passed":
             failed = ", ".join((gate.details or {}).get("failed_checks", [])) if gate else ""

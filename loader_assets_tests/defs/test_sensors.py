@@ -68,7 +68,7 @@ def test_scheduled_loads_turns_a_pending_schedule_into_runs_per_case_level_and_w
         assert {(row.case, str(row.level)) for row in rows} == {(case, tags["loader/level"])}
         assert {ALL_WORKERS if row.chunk is None else placement[row.chunk] for row in rows} == {tags["loader/worker"]}
         groups.add((tags["loader/level"], tags["loader/worker"]))
-    assert len(groups) == len(requests)  # one run per level and worker: the case is far below 500 per run
+    assert len(groups) == len(requests)  # one run per level and worker: the case is far below MAX_NOTICES_PER_RUN
     assert {"1", "3"} == {level for level, _ in groups}
     all_ids = sorted(i for request in requests for i in requested_ids(request))
     assert all_ids == list(scheduled.notice_ids)

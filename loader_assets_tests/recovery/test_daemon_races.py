@@ -52,6 +52,8 @@ def test_a_cli_load_racing_a_scheduled_load_of_the_same_1000_notices_loads_each_
     assert len(level_1) >= 1000
 
     schedule(capsys, f"case = '{case}' AND level = 1")
+    # Start the CLI load once a queued run holds notices: both sides then claim from the same notices.
+    wait_for(lambda: any(n.status == "running" for n in level_notices(platform, case, 1)), "a queued run's claim", 180)
     [result] = load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
                          levels=(1,), log=lambda _: None)  # fmt: skip
 
