@@ -13,7 +13,7 @@ if [ ! -f "$CASE_DIR/metadata.json" ]; then
   $BIN/loader-assets sample "$CASE_DIR" --chunks 20 --rows-per-chunk 2000
 fi
 $BIN/loader-assets register "$CASE_DIR" --comment "make demo sample case"
-$BIN/loader-assets load "$CASE" 2>&1 | grep -v -E "$QUIET"
+$BIN/loader-assets load "$CASE" 2>&1 | grep -v -E -e "$QUIET"
 
 echo "== a reload through the run queue: dagster-daemon's scheduled_loads sensor launches the runs"
 $BIN/dagster-daemon run -w workspace.yaml > "$LOADER_STATE_DIR/daemon.log" 2>&1 &

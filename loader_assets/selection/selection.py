@@ -235,16 +235,19 @@ class Scheduled:
     ) -> pd.DataFrame:
         """Poll until none of the notices is ready or running; one progress line per change.
 
-        A notice that had failed before this schedule was made waits too, until an attempt fails (or
-        succeeds) after it: a retried failure stays `failed` until the sensor's run claims it.
+        A notice that had failed before this schedule was made (or was done, for a forced schedule) waits too,
+        until an attempt finishes after it: it keeps its old status until the sensor's run claims it.
         Returns the final count per status. Raises TimeoutError naming the notices left after `timeout` s.
         """
         store, deadline, last_line = self._store(), time.monotonic() + timeout, None
         ids = list(self.notice_ids)
         with store.db.read() as connection:
-            made_at = connection.execute(
-                sql_select(schedules.c.created_at).where(schedules.c.id == self.schedule_id)
-            ).scalar_one()
+            made_at, forced = connection.execute(
+                sql_select(schedules.c.created_at, schedules.c.force).where(schedules.c.id == self.schedule_id)
+            ).one()
+        # Already in a final state before the schedule: failed ones (and done ones, when forced) will be loaded
+        # again, so they count only once an attempt has finished after the schedule was made.
+        reloaded = ["failed", "done"] if forced else ["failed"]
         while True:
             state = _current_state(store, ids, utcnow(), settings.max_attempts())
             counts = state["status"].value_counts()
@@ -252,8 +255,8 @@ class Scheduled:
             if line != last_line:
                 progress(line)
                 last_line = line
-            stale_failure = (state["status"] == "failed") & ~(pd.to_datetime(state["finished_at"]) >= made_at)
-            left = state[state["status"].isin(["ready", "running"]) | stale_failure]
+            not_yet = state["status"].isin(reloaded) & ~(pd.to_datetime(state["finished_at"]) >= made_at)
+            left = state[state["status"].isin(["ready", "running"]) | not_yet]
             if left.empty:
                 return counts.reindex(list(NOTICE_STATUSES), fill_value=0).rename("notices").to_frame()
             if time.monotonic() >= deadline:
