@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -93,9 +94,20 @@ def cmd_workers(args: argparse.Namespace) -> int:
         print("local workers stopped")
     else:
         config = ClusterConfig.from_env()
-        print(f"{config.czar_url}  czar")
+        configured = os.environ.get("LOADER_CZAR") and os.environ.get("LOADER_WORKERS")
+        local_servers = {} if configured else local.cluster_status(settings.state_dir())
+
+        def state(name: str) -> str:
+            server = local_servers.get(name)
+            return (
+                ""
+                if server is None
+                else f"  ({'running, pid ' + str(server['pid']) if server['running'] else 'stopped'})"
+            )
+
+        print(f"{config.czar_url}  czar{state('czar')}")
         for name, url in config.workers.items():
-            print(f"{url}  {name}")
+            print(f"{url}  {name}{state(name)}")
     return 0
 
 

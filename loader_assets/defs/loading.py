@@ -127,12 +127,12 @@ class Loader:
         report = LoadReport(skipped=self.store.why_not_claimed(set(wanted) - {c.notice_id for c in claims}))
         if not claims:
             return report
-        placement = self._place(claims)
         heartbeat = Heartbeat(
             self.store, owner.run_id, (c.notice_id for c in claims), self.store.lease.total_seconds() / 4
         )
         heartbeat.start()
-        try:
+        try:  # from here on, whatever happens, every claimed notice is finished
+            placement = self._place(claims, progress)
             for number, claim in enumerate(claims, 1):
                 self._load_claim(claim, placement, heartbeat, report)
                 if number % 50 == 0 or number == len(claims):
@@ -239,13 +239,18 @@ class Loader:
 
     # -- placement --------------------------------------------------------------------------------------
 
-    def _place(self, claims: list[Claim]) -> dict[tuple[str, int], str]:
-        """Worker of every claimed chunk, placing new chunks (placement is decided once, at the czar)."""
+    def _place(self, claims: list[Claim], report_problem: Callable[[str], None]) -> dict[tuple[str, int], str]:
+        """Worker of every claimed chunk, placing new chunks (placement is decided once, at the czar).
+
+        A worker whose disk lacks room for what this run assigns to it is reported before anything loads.
+        """
         placement: dict[tuple[str, int], str] = {}
         for case in sorted({c.case for c in claims}):
             sizes = chunk_sizes((c.chunk, c.size) for c in claims if c.case == case)
-            for chunk, worker in place_chunks(self.cluster, self.layout(case), sizes).items():
-                placement[(case, chunk)] = worker
+            of_case = place_chunks(self.cluster, self.layout(case), sizes)
+            for problem in self.cluster.check_room(of_case, sizes):
+                report_problem(f"warning: {problem}")
+            placement.update({(case, chunk): worker for chunk, worker in of_case.items()})
         return placement
 
 

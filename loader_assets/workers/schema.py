@@ -65,10 +65,6 @@ def chunk_table_ddl(
     return table_ddl(db, chunk_table_name(table, chunk, overlap), columns, charset)
 
 
-def regular_table_ddl(db: str, table: str, columns: Sequence[Mapping[str, str]], charset: str) -> str:
-    return table_ddl(db, table, columns, charset)
-
-
 def index_ddl(db: str, table_name: str, index: Mapping) -> str:
     """`CREATE … INDEX IF NOT EXISTS` from an index JSON document."""
     spec = str(index.get("spec", "DEFAULT")).upper()
@@ -118,17 +114,6 @@ def create_chunk_tables(
     indexes = list(indexes)
     for overlap in (False, True):
         create_table(conn, db, chunk_table_name(table, chunk, overlap), columns, indexes, charset)
-
-
-def create_regular_table(
-    cluster: QservCluster, db: str, table: str, columns: Sequence[Mapping], indexes: Iterable[Mapping], charset: str
-) -> None:
-    """A regular (non-partitioned-by-chunk) table is replicated: create it on every worker."""
-    indexes = list(indexes)
-    for url in cluster.workers.values():
-        with connection(url) as conn:
-            create_database(conn, db, charset)
-            create_table(conn, db, table, columns, indexes, charset)
 
 
 def build_director_index(

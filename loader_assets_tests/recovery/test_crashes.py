@@ -170,7 +170,7 @@ def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOADER_LEASE_SECONDS", LEASE)
-    case = platform.sample_case(chunks=25, rows_per_chunk=5, seed=5).case
+    case = platform.sample_case(chunks=150, rows_per_chunk=5, seed=5).case  # runs long enough to be frozen
     database = case_layouts(platform.store.db, case)[case].database
     level_1 = [n.id for n in level_notices(platform, case, 1)]
 

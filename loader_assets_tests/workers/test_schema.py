@@ -15,7 +15,7 @@ from loader_assets.workers.schema import (
     chunk_table_ddl,
     create_chunk_tables,
     create_database,
-    create_regular_table,
+    create_table,
     index_ddl,
 )
 from loader_assets_tests.workers.conftest import OBJECT_COLUMNS, OBJECT_NAMES
@@ -67,7 +67,10 @@ def test_chunk_tables_and_indexes_are_created(worker_url, database):
 
 def test_regular_table_exists_on_every_worker(cluster, database, tmp_path):
     columns = [{"name": "filterId", "type": "TINYINT NOT NULL"}, {"name": "filterName", "type": "CHAR(3)"}]
-    create_regular_table(cluster, database, "Filter", columns, [], "latin1")
+    for url in cluster.workers.values():  # a regular table is copied to every worker
+        with connection(url) as conn:
+            create_database(conn, database, "latin1")
+            create_table(conn, database, "Filter", columns, [], "latin1")
     path = tmp_path / "Filter.txt"
     path.write_bytes(b"0\tu\n1\tg\n2\tr\n")
     for url in cluster.workers.values():
