@@ -223,8 +223,8 @@ def main() -> None:
             row = next(s for s in saved.saved_selections(store) if s.name == name)
             tick_s, ids = median_seconds(lambda row=row: saved.matching_schedulable(store, row, NOW, LIMIT))
             print(
-                f"sensor tick {tick_s:.3f} s ({len(ids)} ids, limit {LIMIT}, of {READY_PER_CASE:,} ready; "
-                f"goal: set with the sensor): {name} = {query}"
+                f"sensor query {tick_s:.3f} s ({len(ids)} ids, limit {LIMIT}, of {READY_PER_CASE:,} ready; "
+                f"part of the tick below): {name} = {query}"
             )
             if args.explain:
                 explain(db, saved.schedulable_statement(row, NOW, LIMIT, settings.max_attempts()))
