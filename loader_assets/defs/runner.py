@@ -68,7 +68,8 @@ def _load_level(layout: CaseLayout, level: int, defs: dg.Definitions, instance: 
                 cluster: QservCluster, force: bool, log: Callable[[str], None]) -> LevelResult:  # fmt: skip
     if layout.state != "active":
         raise LevelFailed(f"case {layout.case} is {layout.state}: nothing claimed (loader-assets resume {layout.case})")
-    statuses = None if force else ("ready", "failed")
+    # Running ones too: if another run holds them, the claim skips them and the report names their holder.
+    statuses = None if force else ("ready", "failed", "running")
     ids = notice_ids(store.db, layout.case, level=level, statuses=statuses)
     plans, _ = plan_runs(store, cluster, ids, force=force)
     job = defs.get_job_def(LOAD_JOB)

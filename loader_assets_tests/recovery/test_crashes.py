@@ -41,8 +41,9 @@ from loader_assets_tests.recovery.helpers import (
 
 pytestmark = ON_POSTGRESQL
 BIG_ROWS = 800_000  # a LOAD DATA of a few seconds: long enough to catch it half-way
-SLOW_ROWS = 1_500_000  # a LOAD DATA lasting well over LEASE seconds
+SLOW_ROWS = 1_500_000  # a LOAD DATA of 3 s or more here: well over SLOW_LEASE
 LEASE = "4"
+SLOW_LEASE = "1.5"  # heart-beaten every 0.375 s
 
 
 def quiet(_: str) -> None:
@@ -206,7 +207,7 @@ def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once
 
 
 def test_a_slow_run_that_keeps_beating_is_never_swept(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOADER_LEASE_SECONDS", LEASE)
+    monkeypatch.setenv("LOADER_LEASE_SECONDS", SLOW_LEASE)
     case = platform.sample_case(chunks=1, rows_per_chunk=5, seed=9).case
     notice_id = big_notice(platform, case, SLOW_ROWS)
     ids = notice_ids(platform.store.db, case, level=1)
@@ -220,12 +221,14 @@ def test_a_slow_run_that_keeps_beating_is_never_swept(platform: Platform, monkey
     sweeper = threading.Thread(target=sweep_every_half_second)
     sweeper.start()
     try:
-        report = Loader(Store.from_url(lease_seconds=float(LEASE)), platform.cluster).load(ids, Owner.current("slow"))
+        report = Loader(Store.from_url(lease_seconds=float(SLOW_LEASE)), platform.cluster).load(
+            ids, Owner.current("slow")
+        )
     finally:
         stop.set()
         sweeper.join()
     assert not report.failed and not report.lost
     [attempt] = attempt_rows(platform, [notice_id])
-    assert (attempt.finished_at - attempt.started_at).total_seconds() > float(LEASE)
-    assert len(sweeps) >= float(LEASE) and set(sweeps) == {"no stale lock"}
+    assert (attempt.finished_at - attempt.started_at).total_seconds() > float(SLOW_LEASE)
+    assert len(sweeps) >= 2 * float(SLOW_LEASE) and set(sweeps) == {"no stale lock"}
     assert_exact(platform, case, 1)

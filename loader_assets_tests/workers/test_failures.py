@@ -42,8 +42,8 @@ def write_big_tsv(path: Path, rows: int, first_id: int = 1) -> Path:
     return path
 
 
-def wait_for_load_statement(url: str, database: str, timeout: float = 30) -> None:
-    """Until the server runs a LOAD DATA into `database` (then rows are arriving)."""
+def wait_for_load_statement(url: str, database: str, *, running: bool = True, timeout: float = 30) -> None:
+    """Until the server runs a LOAD DATA into `database` (rows are arriving), or, `running=False`, no longer does."""
     deadline = time.monotonic() + timeout
     with connection(url) as conn, conn.cursor() as cursor:
         while time.monotonic() < deadline:
@@ -51,24 +51,10 @@ def wait_for_load_statement(url: str, database: str, timeout: float = 30) -> Non
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
                 (f"LOAD DATA%`{database}`%",),
             )
-            if cursor.fetchone()[0]:
+            if bool(cursor.fetchone()[0]) == running:
                 return
             time.sleep(0.02)
-    raise TimeoutError("the load never started")
-
-
-def wait_until_no_load_statement(url: str, database: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    with connection(url) as conn, conn.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
-                (f"LOAD DATA%`{database}`%",),
-            )
-            if not cursor.fetchone()[0]:
-                return
-            time.sleep(0.05)
-    raise TimeoutError("the aborted load is still running")
+    raise TimeoutError("the load never started" if running else "the aborted load is still running")
 
 
 KILLED_LOAD = """
@@ -94,7 +80,7 @@ def test_load_killed_mid_way_is_undone_by_dropping_its_partition(worker_url, dat
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL  # it did not finish
-    wait_until_no_load_statement(worker_url, database)
+    wait_for_load_statement(worker_url, database, running=False)
     assert partitions_of(worker_url, database, table) == [1, 2]
     assert count_rows(worker_url, database, table, attempt_id=2) < BIG_ROWS
 
