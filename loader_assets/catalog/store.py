@@ -244,6 +244,7 @@ class Store:
         """For notices a claim did not take: who holds them, or which rule refused them."""
         ids = sorted(set(notice_ids))
         reasons: dict[int, str] = {}
+        gates: dict[tuple[str, str], str | None] = {}  # (case, child table) -> why its gate refuses, once each
         with self.db.read() as connection:
             for chunk in _chunks(ids):
                 rows = connection.execute(
@@ -253,7 +254,7 @@ class Store:
                     .where(notices.c.id.in_(chunk))
                 ).all()
                 for row in rows:
-                    reasons[row.id] = _refusal(connection, row)
+                    reasons[row.id] = _refusal(connection, row, gates)
         return {i: reasons.get(i, "no such notice") for i in ids}
 
     # -- while loading ---------------------------------------------------------------------------------
@@ -459,7 +460,7 @@ def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float
     )
 
 
-def _refusal(connection: Connection, row) -> str:  # type: ignore[no-untyped-def]
+def _refusal(connection: Connection, row, gates: dict[tuple[str, str], str | None]) -> str:  # type: ignore[no-untyped-def]
     if row.status == "running":
         return (
             f"held by run {row.locked_by} ({row.owner_host}:{row.owner_pid}) since {row.locked_at:%Y-%m-%d %H:%M:%S}, "
@@ -469,18 +470,29 @@ def _refusal(connection: Connection, row) -> str:  # type: ignore[no-untyped-def
         return f"already done by run {row.attempt_run} (force to load it again)"
     if row.case_state != "active":
         return f"case {row.case} is {row.case_state}"
+    if row.level >= 3:  # only children wait for a gate
+        key = (row.case, row.table)
+        if key not in gates:
+            gates[key] = _closed_gate(connection, row.case, row.table)
+        if gates[key]:
+            return gates[key]
+    return "changed while claiming; try again"
+
+
+def _closed_gate(connection: Connection, case: str, child: str) -> str | None:
+    """Why the level-2 gate of a child's director refuses it, or None when it has passed."""
     gate = connection.execute(
         select(level_gates.c.table, level_gates.c.status, level_gates.c.details)
         .join(tables, and_(tables.c.case == level_gates.c.case, tables.c.director_table == level_gates.c.table))
-        .where(tables.c.case == row.case, tables.c.name == row.table, level_gates.c.level == 2)
+        .where(tables.c.case == case, tables.c.name == child, level_gates.c.level == 2)
     ).first()
-    if gate is None or gate.status != "passed":
-        failed = ", ".join((gate.details or {}).get("failed_checks", [])) if gate else ""
-        status = gate.status if gate else "missing"
-        return f"level 2 of case {row.case} ({gate.table if gate else 'director'}) is {status}" + (
-            f": failed check {failed}" if failed else ""
-        )
-    return "changed while claiming; try again"
+    if gate is not None and gate.status == "passed":
+        return None
+    failed = ", ".join((gate.details or {}).get("failed_checks", [])) if gate else ""
+    status = gate.status if gate else "missing"
+    return f"level 2 of case {case} ({gate.table if gate else 'director'}) is {status}" + (
+        f": failed check {failed}" if failed else ""
+    )
 
 
 _UNLOCKED = {"locked_by": None, "owner_host": None, "owner_pid": None, "lease_until": None}

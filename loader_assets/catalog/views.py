@@ -29,6 +29,17 @@ def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     return table.astype(int)
 
 
+def status_tally(db: CatalogDB, case: str, *, table: str | None = None, level: int | None = None) -> dict[str, int]:
+    """Notices of a case (one table, or one level) per status; statuses with none are absent."""
+    query = select(notices.c.status, func.count()).where(notices.c.case == case).group_by(notices.c.status)
+    if table is not None:
+        query = query.where(notices.c.table == table)
+    if level is not None:
+        query = query.where(notices.c.level == level)
+    with db.read() as connection:
+        return dict(connection.execute(query).all())
+
+
 def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     query = select(
         level_gates.c.case,

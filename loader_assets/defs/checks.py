@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Store
-from loader_assets.catalog.views import CaseLayout, TableLayout
+from loader_assets.catalog.views import CaseLayout, TableLayout, status_tally
 from loader_assets.qserv.files import read_key_column
 from loader_assets.workers.census import index_keys_by_chunk, key_values, row_counts
 from loader_assets.workers.cluster import QservCluster
@@ -86,14 +86,7 @@ def validate_table(
 
 
 def _require_loaded(store: Store, case: str, table: TableLayout) -> None:
-    with store.db.read() as connection:
-        counts = dict(
-            connection.execute(
-                select(notices.c.status, func.count())
-                .where(notices.c.case == case, notices.c.table == table.name)
-                .group_by(notices.c.status)
-            ).all()
-        )
+    counts = status_tally(store.db, case, table=table.name)
     pending = sum(n for status, n in counts.items() if status != "done")
     if pending or not counts:
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "done") or "no notices"

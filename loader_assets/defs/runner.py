@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from loader_assets.catalog.schema import attempts, level_gates, notices
 from loader_assets.catalog.store import Store, utcnow
-from loader_assets.catalog.views import CaseLayout, case_layouts, notice_ids
+from loader_assets.catalog.views import CaseLayout, case_layouts, notice_ids, status_tally
 from loader_assets.defs.assets import validation_key
 from loader_assets.defs.jobs import LOAD_JOB, QUIET_CONSOLE, execute_plan, plan_runs
 from loader_assets.workers.cluster import QservCluster
@@ -81,7 +81,7 @@ def _load_level(layout: CaseLayout, level: int, defs: dg.Definitions, instance: 
         first = min(skipped)
         log(f"{len(skipped)} notices skipped, claimed first by other runs; notice {first}: {skipped[first]}")
     _wait_for_other_runs(store, layout.case, level, log)
-    counts = _status_counts(store, layout.case, level)
+    counts = status_tally(store.db, layout.case, level=level)
     if set(counts) - {"done"}:
         raise LevelFailed(
             f"level {level} of case {layout.case} is not done: {_describe(counts)}; {_first_problem(store, layout.case, level)}"
@@ -149,17 +149,6 @@ def _validate_level(layout: CaseLayout, level: int, defs: dg.Definitions, instan
                 )
             )
     return LevelResult(level, len(tables), f"{len(tables)} tables validated")
-
-
-def _status_counts(store: Store, case: str, level: int) -> dict[str, int]:
-    with store.db.read() as connection:
-        return dict(
-            connection.execute(
-                select(notices.c.status, func.count())
-                .where(notices.c.case == case, notices.c.level == level)
-                .group_by(notices.c.status)
-            ).all()
-        )
 
 
 def _first_problem(store: Store, case: str, level: int) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from loader_assets import settings
 from loader_assets.catalog.schema import level_gates, notices, schedules, selections
 from loader_assets.catalog.store import Released, Store, utcnow
-from loader_assets.catalog.views import case_layouts
+from loader_assets.catalog.views import case_layouts, status_tally
 from loader_assets.defs.assets import validation_key
 from loader_assets.defs.jobs import load_notices_job, plan_runs
 from loader_assets.defs.loading import Target, drop_attempt_rows
@@ -143,16 +143,9 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
 
 def _validation_due(store: Store, case: str, table: str, level: int) -> str | None:
     """A token for the data to validate when the table is fully done and its gate has not judged this data."""
+    if set(status_tally(store.db, case, table=table)) != {"done"}:
+        return None
     with store.db.read() as connection:
-        statuses = dict(
-            connection.execute(
-                select(notices.c.status, func.count())
-                .where(notices.c.case == case, notices.c.table == table)
-                .group_by(notices.c.status)
-            ).all()
-        )
-        if not statuses or set(statuses) != {"done"}:
-            return None
         last_load = connection.execute(
             select(func.max(notices.c.finished_at)).where(notices.c.case == case, notices.c.table == table)
         ).scalar()
@@ -173,8 +166,9 @@ def stale_sweeper(
     """Locks of dead owners (this host) or with expired leases: failed as stale, rows dropped, runs failed."""
     store = catalog.store()
     released = store.reclaim()
+    databases = {case: layout.database for case, layout in case_layouts(store.db).items()} if released else {}
     for item in released:
-        _drop_released_rows(store, cluster, item, context.log)
+        _drop_released_rows(cluster, databases[item.case], item, context.log)
     dead_runs = sorted({item.run_id for item in released if item.run_id})
     for run_id in dead_runs:
         run = context.instance.get_run_by_id(run_id)
@@ -188,13 +182,12 @@ def stale_sweeper(
     return dg.SkipReason(message)
 
 
-def _drop_released_rows(store: Store, cluster: QservCluster, item: Released, log: dg.DagsterLogManager) -> None:
+def _drop_released_rows(cluster: QservCluster, database: str, item: Released, log: dg.DagsterLogManager) -> None:
     """The released attempt is not `done`: whatever it wrote goes now (the next claim would drop it anyway)."""
     if item.attempt_id is None or item.worker is None:
         return
-    layout = case_layouts(store.db, item.case)[item.case]
     target = Target(item.table, item.chunk, item.overlap, item.worker)
-    drop_attempt_rows(cluster, layout.database, target, [item.attempt_id], log.warning)
+    drop_attempt_rows(cluster, database, target, [item.attempt_id], log.warning)
 
 
 def all_sensors(validation_keys: list[dg.AssetKey]) -> list[dg.SensorDefinition]:
