@@ -32,7 +32,7 @@ import sqlalchemy
 from loader_assets.workers import local
 from loader_assets.workers.cluster import CONFIG_FILE, ClusterConfig
 from loader_assets.workers.connection import connection, parse_url
-from loader_assets.workers.loader import load_file
+from loader_assets.workers.load_data import load_file
 from loader_assets.workers.schema import TRANS_ID, chunk_table_ddl, chunk_table_name, create_database
 
 DATABASE = "bench_throughput"

@@ -33,18 +33,20 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import create_engine, select, text
 
+from loader_assets.catalog.layout import CaseLayout, case_layouts
+from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Store
-from loader_assets.catalog.views import CaseLayout, case_layouts, notice_ids
-from loader_assets.defs.jobs import LOAD_JOB, MAX_NOTICES_PER_RUN, execute_plan, plan_runs
+from loader_assets.defs.instance import prepare_instance
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.defs.partitions import add_chunk_partitions
-from loader_assets.instance import prepare_instance
+from loader_assets.engine.plan import MAX_NOTICES_PER_RUN, plan_runs
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import local
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
-from loader_assets.workers.loader import load_file
+from loader_assets.workers.load_data import load_file
 from loader_assets.workers.schema import chunk_table_name, create_chunk_tables, create_database, create_table
 
 GOAL_MS_PER_CHUNK = 20.0
@@ -57,17 +59,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
 # Phase -> (file suffix, function name) whose cumulative time cProfile reports; phases may nest.
 PHASES: dict[str, tuple[str, str]] = {
     "run (execute_in_process)": ("defs/jobs.py", "execute_plan"),
-    "op body (Loader.load)": ("defs/loading.py", "load"),
+    "op body (Loader.load)": ("engine/load.py", "load"),
     "claim": ("catalog/store.py", "claim"),
     "why_not_claimed": ("catalog/store.py", "why_not_claimed"),
-    "placement": ("defs/loading.py", "_place"),
+    "placement": ("engine/load.py", "_place"),
     "set_worker": ("catalog/store.py", "set_worker"),
-    "create tables": ("defs/loading.py", "_ensure_tables"),
-    "load_file": ("workers/loader.py", "load_file"),
+    "create tables": ("engine/load.py", "_ensure_tables"),
+    "load_file": ("workers/load_data.py", "load_file"),
     "finish (catalog)": ("catalog/store.py", "finish"),
-    "heartbeat (thread start/stop)": ("defs/loading.py", "start"),
+    "heartbeat (thread start/stop)": ("engine/load.py", "start"),
     "materialization events": ("execution/context/compute.py", "log_event"),
-    "planning (plan_runs)": ("defs/jobs.py", "plan_runs"),
+    "planning (plan_runs)": ("engine/plan.py", "plan_runs"),
 }
 
 
@@ -106,7 +108,7 @@ def new_case(root: Path, store: Store, instance: dg.DagsterInstance, chunks: int
     return case_layouts(store.db, case)[case]
 
 
-def load_level_1(layout: CaseLayout, store: Store, cluster: QservCluster, instance: dg.DagsterInstance) -> Timing:
+def load_level_1(layout: CaseLayout, store: Store, cluster: Cluster, instance: dg.DagsterInstance) -> Timing:
     """What `loader-assets load CASE --levels 1` does: plan, then one in-process run per plan."""
     from loader_assets.definitions import build_definitions
 
@@ -149,7 +151,7 @@ def run_phases(instance: dg.DagsterInstance, run_id: str, wall: float, timing: T
     timing.add("run stop (last event -> run end)", instance.get_run_stats(run_id).end_time - events_done)
 
 
-def load_directly(layout: CaseLayout, store: Store, cluster: QservCluster) -> float:
+def load_directly(layout: CaseLayout, store: Store, cluster: Cluster) -> float:
     """The same files into a twin database with the worker loader alone: the load time nothing can save."""
     database = f"{layout.database}_direct"
     with store.db.read() as connection_:
@@ -175,12 +177,12 @@ def load_directly(layout: CaseLayout, store: Store, cluster: QservCluster) -> fl
                                             layout.charset)  # fmt: skip
                 created.add((worker, name))
             target = table.name if row.chunk is None else chunk_table_name(table.name, row.chunk, row.overlap)
-            load_file(url, database, target, layout.root / row.path, row.format, layout.dialect.get(row.format),
+            load_file(url, database, target, layout.root / row.path, row.format, layout.dialect_of(row.format),
                       layout.charset, number, table.column_names)  # fmt: skip
     return time.perf_counter() - started
 
 
-def profile_phases(layout: CaseLayout, store: Store, cluster: QservCluster, instance: dg.DagsterInstance) -> None:
+def profile_phases(layout: CaseLayout, store: Store, cluster: Cluster, instance: dg.DagsterInstance) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     timing = load_level_1(layout, store, cluster, instance)
@@ -241,7 +243,7 @@ def catalog(root: Path, kind: str):  # type: ignore[no-untyped-def]
 
 
 def run_benchmark(root: Path, args: argparse.Namespace) -> None:
-    store, cluster, instance = Store.from_url(), QservCluster(), prepare_instance()
+    store, cluster, instance = Store.from_url(), Cluster.from_env(), prepare_instance()
     layout = new_case(root / "cases", store, instance, args.chunks, seed=1)
     batched = load_level_1(layout, store, cluster, instance)
     loaded = batched.phases["  of which recorded per-notice load"]

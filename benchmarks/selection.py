@@ -32,13 +32,12 @@ from loader_assets import settings
 from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.schema import batches, cases, level_gates, notices, tables
 from loader_assets.catalog.store import Store
-from loader_assets.defs.resources import CatalogResource
+from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.sensors import NOTICES_PER_TICK, saved_selections
 from loader_assets.selection import saved
 from loader_assets.selection import select as select_notices
 from loader_assets.selection.language import compile_notice_query
 from loader_assets.workers import local
-from loader_assets.workers.cluster import QservCluster
 
 ADMIN_URL = os.environ.get("LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 23, 12, 0, 0)
@@ -243,7 +242,12 @@ def time_sensor_ticks(url: str) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         config = local.start_cluster(Path(tmp), 2)
         try:
-            resources = {"catalog": CatalogResource(url=url), "cluster": QservCluster.from_config(config)}
+            resources = {
+                "catalog": CatalogResource(url=url),
+                "cluster": ClusterResource(
+                    czar_url=config.czar_url, worker_urls=[f"{n}={u}" for n, u in config.workers.items()]
+                ),
+            }
 
             def tick() -> dg.SensorResult:
                 return saved_selections(dg.build_sensor_context(instance=instance, resources=resources))

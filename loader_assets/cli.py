@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from loader_assets import settings
+from loader_assets import levels, settings, tags
 from loader_assets.catalog import views
 from loader_assets.catalog.register import RegistrationError, register_case
 from loader_assets.catalog.store import Store
@@ -32,8 +32,8 @@ def _print_frame(frame: pd.DataFrame, empty: str) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    from loader_assets.defs.instance import prepare_instance
     from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
-    from loader_assets.instance import prepare_instance
 
     result = register_case(_store(), Path(args.case_dir), args.case, comment=args.comment)
     print(f"registered {result.summary()}")
@@ -45,15 +45,21 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def cmd_load(args: argparse.Namespace) -> int:
     from loader_assets.definitions import build_definitions
+    from loader_assets.defs.instance import prepare_instance
     from loader_assets.defs.runner import LevelFailed, load_case
-    from loader_assets.instance import prepare_instance
-    from loader_assets.workers.cluster import QservCluster
+    from loader_assets.workers.cluster import Cluster
 
-    levels = (args.level,) if args.level else (1, 2, 3, 4)
+    to_run = (args.level,) if args.level else levels.ALL
     store = _store()
     try:
         load_case(
-            args.case, build_definitions(), prepare_instance(), store, QservCluster(), levels=levels, force=args.force
+            args.case,
+            build_definitions(),
+            prepare_instance(),
+            store,
+            Cluster.from_env(),
+            levels=to_run,
+            force=args.force,
         )
     except LevelFailed as failure:
         print(f"loader-assets load: {failure}", file=sys.stderr)
@@ -179,11 +185,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     print(
         f"schedule {result.schedule_id}: {len(result.notice_ids)} notices handed to the run queue.\n"
         "The scheduler sensor of the running dagster-daemon submits the runs (by case, level and worker) at its "
-        f"next tick; they carry the tag loader/schedule={result.schedule_id}."
+        f"next tick; they carry the tag {tags.SCHEDULE}={result.schedule_id}."
     )
     if not args.watch:
         return 0
-    final = result.watch(progress=print)
+    from loader_assets.defs.runs import InstanceRuns
+
+    final = result.watch(progress=print, runs=InstanceRuns())
     print(final.to_string())
     return 1 if final.loc["failed", "notices"] else 0
 
@@ -288,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser("load", help="load a registered case through Dagster, level by level, gates included")
     load.add_argument("case")
-    load.add_argument("--level", type=int, choices=[1, 2, 3, 4], help="run one level only")
+    load.add_argument("--level", type=int, choices=list(levels.ALL), help="run one level only")
     load.add_argument("--force", action="store_true", help="reload notices that are already done")
     load.set_defaults(run=cmd_load)
 

@@ -1,7 +1,8 @@
-"""The one `Definitions` of loader_assets, built from the cases registered in the catalog.
+"""The one entry point of loader_assets' Dagster definitions, built lazily from the registered cases.
 
-Loading this module reads the catalog once (cases and tables: a few small queries); a case registered later
-appears after a code-location reload.
+Nothing is read at import: Dagster calls `defs()` when it loads the code location (a few small catalog
+queries); a case registered later appears after a code-location reload. Assets and resources come from the
+same catalog URL.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dagster as dg
 
 from loader_assets import settings
 from loader_assets.catalog.engine import catalog_db
-from loader_assets.catalog.views import case_layouts
+from loader_assets.catalog.layout import case_layouts
 from loader_assets.defs.assets import case_assets, validation_key
 from loader_assets.defs.jobs import load_notices_job
 from loader_assets.defs.resources import default_resources
@@ -18,14 +19,17 @@ from loader_assets.defs.sensors import all_sensors
 
 
 def build_definitions(catalog_url: str | None = None) -> dg.Definitions:
-    layouts = case_layouts(catalog_db(catalog_url or settings.catalog_url())).values()
-    validations = [validation_key(c.case, t) for c in layouts for t in c.tables.values() if t.kind != "regular"]
+    url = catalog_url or settings.catalog_url()
+    layouts = case_layouts(catalog_db(url)).values()
+    validations = [validation_key(c.case, t) for c in layouts for t in c.validated_tables()]
     return dg.Definitions(
         assets=[asset for layout in layouts for asset in case_assets(layout)],
         jobs=[load_notices_job],
         sensors=all_sensors(validations),
-        resources=default_resources(),
+        resources=default_resources(url),
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

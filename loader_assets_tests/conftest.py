@@ -20,11 +20,11 @@ from sqlalchemy import create_engine, text
 from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.register import Registration, register_case
 from loader_assets.catalog.store import Store
+from loader_assets.defs.instance import prepare_instance
 from loader_assets.defs.partitions import add_chunk_partitions
-from loader_assets.instance import prepare_instance
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import local
-from loader_assets.workers.cluster import ClusterConfig, QservCluster
+from loader_assets.workers.cluster import Cluster, ClusterConfig
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -80,8 +80,8 @@ def cluster_config(cluster_state: Path) -> ClusterConfig:
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_config: ClusterConfig) -> QservCluster:
-    return QservCluster.from_config(cluster_config)
+def cluster(cluster_config: ClusterConfig) -> Cluster:
+    return Cluster(cluster_config)
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Platform:
     root: Path
     store: Store
     instance: dg.DagsterInstance
-    cluster: QservCluster
+    cluster: Cluster
 
     def sample_case(
         self, *, chunks: int = 4, rows_per_chunk: int = 100, fmt: str = "csv", seed: int = 0
@@ -119,7 +119,7 @@ def platform(
     monkeypatch.setenv("LOADER_SENSOR_INTERVAL", "5")
     monkeypatch.setenv("LOADER_WORKERS", ",".join(f"{n}={u}" for n, u in cluster_config.workers.items()))
     instance = prepare_instance()
-    yield Platform(tmp_path, Store.from_url(catalog_url), instance, QservCluster())
+    yield Platform(tmp_path, Store.from_url(catalog_url), instance, Cluster.from_env())
     instance.dispose()
 
 

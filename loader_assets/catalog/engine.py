@@ -6,7 +6,7 @@ processes racing for the same notices queue up instead of failing on a lock upgr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -15,6 +15,14 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 
 from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
+
+ID_BATCH = 5000  # ids per statement: under SQLite's bound-parameter limit, small enough for PostgreSQL
+
+
+def id_batches(ids: Sequence[int]) -> Iterator[list[int]]:
+    """`ids` in slices small enough for one `IN (…)`."""
+    for start in range(0, len(ids), ID_BATCH):
+        yield list(ids[start : start + ID_BATCH])
 
 
 class CatalogVersionError(RuntimeError):

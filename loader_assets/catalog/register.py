@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection, and_, select, update
 
-from loader_assets.catalog.schema import batches, cases, level_gates, notices, tables
+from loader_assets.catalog.gates import open_gate, reopen_gate
+from loader_assets.catalog.schema import batches, cases, notices, tables
 from loader_assets.catalog.store import Store, mark_changed, utcnow
 from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, TableSpec, read_case
 
 CASE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-VALIDATION_LEVEL = {"director": 2, "child": 4}  # the level that validates a table of that kind
 
 
 class RegistrationError(ValueError):
@@ -115,16 +115,7 @@ def _write_table(connection: Connection, case: str, table: TableSpec) -> None:
     existing = connection.execute(select(tables).where(key)).first()
     if existing is None:
         connection.execute(tables.insert().values(case=case, name=table.name, **values))
-        if table.kind in VALIDATION_LEVEL:
-            connection.execute(
-                level_gates.insert().values(
-                    case=case,
-                    level=VALIDATION_LEVEL[table.kind],
-                    table=table.name,
-                    status="pending",
-                    updated_at=utcnow(),
-                )
-            )
+        open_gate(connection, case, table.name, table.kind, utcnow())
         return
     if existing.columns != table.columns or existing.kind != table.kind:
         raise RegistrationError(
@@ -179,21 +170,11 @@ def _write_notices(
             )
         elif (row.size, row.mtime) != (spec.size, spec.mtime):
             mark_changed(connection, row.id, spec.size, spec.mtime, now)
-            _reopen_gate(connection, case, table, now)
+            reopen_gate(connection, case, table.name, table.kind, now)
             result.changed_paths.append(spec.path)
         else:
             result.unchanged_notices += 1
     if new_rows:
         connection.execute(notices.insert(), new_rows)
-        _reopen_gate(connection, case, table, now)
+        reopen_gate(connection, case, table.name, table.kind, now)
     result.new_notices += len(new_rows)
-
-
-def _reopen_gate(connection: Connection, case: str, table: TableSpec, now) -> None:  # type: ignore[no-untyped-def]
-    """New or changed data in a validated table must be validated again before the next level starts."""
-    if table.kind in VALIDATION_LEVEL:
-        connection.execute(
-            update(level_gates)
-            .where(level_gates.c.case == case, level_gates.c.table == table.name, level_gates.c.status != "pending")
-            .values(status="pending", updated_at=now)
-        )

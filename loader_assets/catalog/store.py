@@ -14,30 +14,21 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy import case as sql_case
 
 from loader_assets import settings
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB, catalog_db
-from loader_assets.catalog.schema import attempts, cases, level_gates, notices, tables
+from loader_assets.catalog.claims import ClaimContext, Refused, claimable, refusals
+from loader_assets.catalog.engine import CatalogDB, catalog_db, id_batches
+from loader_assets.catalog.schema import attempts, cases, notices
+from loader_assets.catalog.time import utcnow
 
-_ID_CHUNK = 5000  # ids per statement: under SQLite's bound-parameter limit, small enough for PostgreSQL
 FINAL_OUTCOMES = ("done", "failed")
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the catalog's time zone, computed in Python so both dialects agree."""
-    return datetime.utcnow()
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), _ID_CHUNK):
-        yield list(ids[start : start + _ID_CHUNK])
 
 
 def pid_alive(pid: int) -> bool:
@@ -116,35 +107,22 @@ class Store:
     def claim(
         self, notice_ids: Iterable[int], owner: Owner, *, force: bool = False, now: datetime | None = None
     ) -> list[Claim]:
-        """Take the free notices among `notice_ids` for `owner`; returns exactly those taken.
-
-        Free = `ready` or `failed` and unlocked, or `running` with an expired lease; `done` only with
-        `force`. Never while the case is paused, never a child notice before its director's level-2 gate
-        passed.
-        """
+        """Take the notices among `notice_ids` that `claims.RULES` let through; returns exactly those taken."""
         now = now or utcnow()
         ids = sorted(set(notice_ids))
         claims: list[Claim] = []
         with self.db.write() as connection:
-            for chunk in _chunks(ids):
-                taken = self._take(connection, chunk, owner, force, now)
+            for batch in id_batches(ids):
+                taken = self._take(connection, batch, owner, ClaimContext(now, force=force))
                 if taken:
                     claims.extend(self._open_attempts(connection, taken, owner, now))
         return claims
 
-    def _take(self, connection: Connection, ids: list[int], owner: Owner, force: bool, now: datetime) -> list[int]:
-        free_statuses = ["ready", "failed", "done"] if force else ["ready", "failed"]
+    def _take(self, connection: Connection, ids: list[int], owner: Owner, ctx: ClaimContext) -> list[int]:
+        now = ctx.now
         statement = (
             update(notices)
-            .where(
-                notices.c.id.in_(ids),
-                or_(
-                    and_(notices.c.status.in_(free_statuses), notices.c.locked_by.is_(None)),
-                    and_(notices.c.status == "running", notices.c.lease_until < now),
-                ),
-                notices.c.case.in_(select(cases.c.case).where(cases.c.state == "active")),
-                or_(notices.c.level < 3, director_gate_passed()),
-            )
+            .where(notices.c.id.in_(ids), claimable(ctx))
             .values(
                 status="running",
                 locked_by=owner.run_id,
@@ -195,21 +173,10 @@ class Store:
             [{"nid": n, "aid": a} for n, a in attempt_of.items()],
         )
         discard = self._unfinished_attempts(connection, ids, exclude=set(attempt_of.values()))
-        selected = connection.execute(
-            select(
-                notices.c.id,
-                notices.c.case,
-                notices.c.table,
-                notices.c.level,
-                notices.c.chunk,
-                notices.c.overlap,
-                notices.c.path,
-                notices.c.format,
-                notices.c.size,
-            )
-            .where(notices.c.id.in_(ids))
-            .order_by(notices.c.id)
-        ).all()
+        columns = [
+            notices.c[name] for name in ("id", "case", "table", "level", "chunk", "overlap", "path", "format", "size")
+        ]
+        selected = connection.execute(select(*columns).where(notices.c.id.in_(ids)).order_by(notices.c.id)).all()
         return [
             Claim(
                 notice_id=row.id,
@@ -240,22 +207,14 @@ class Store:
                 result.setdefault(notice, []).append(attempt)
         return result
 
-    def why_not_claimed(self, notice_ids: Iterable[int]) -> dict[int, str]:
+    def why_not_claimed(self, notice_ids: Iterable[int], *, force: bool = False) -> dict[int, Refused]:
         """For notices a claim did not take: who holds them, or which rule refused them."""
         ids = sorted(set(notice_ids))
-        reasons: dict[int, str] = {}
-        gates: dict[tuple[str, str], str | None] = {}  # (case, child table) -> why its gate refuses, once each
+        reasons: dict[int, Refused] = {}
         with self.db.read() as connection:
-            for chunk in _chunks(ids):
-                rows = connection.execute(
-                    select(notices, cases.c.state.label("case_state"), attempts.c.run_id.label("attempt_run"))
-                    .join(cases, cases.c.case == notices.c.case)
-                    .outerjoin(attempts, attempts.c.id == notices.c.attempt_id)
-                    .where(notices.c.id.in_(chunk))
-                ).all()
-                for row in rows:
-                    reasons[row.id] = _refusal(connection, row, gates)
-        return {i: reasons.get(i, "no such notice") for i in ids}
+            for batch in id_batches(ids):
+                reasons.update(refusals(connection, batch, ClaimContext(utcnow(), force=force)))
+        return reasons
 
     # -- while loading ---------------------------------------------------------------------------------
 
@@ -404,10 +363,10 @@ class Store:
         now = now or utcnow()
         count = 0
         with self.db.write() as connection:
-            for chunk in _chunks(sorted(set(notice_ids))):
+            for batch in id_batches(sorted(set(notice_ids))):
                 count += connection.execute(
                     update(notices)
-                    .where(notices.c.id.in_(chunk), notices.c.status.in_(["failed", "done"]))
+                    .where(notices.c.id.in_(batch), notices.c.status.in_(["failed", "done"]))
                     .values(status="ready", attempts=0, error=None, retry_after=None, updated_at=now)
                 ).rowcount
         return count
@@ -419,27 +378,6 @@ class Store:
         with self.db.write() as connection:
             if connection.execute(update(cases).where(cases.c.case == case).values(state=state)).rowcount == 0:
                 raise KeyError(f"unknown case {case!r}")
-
-    def record_gate(
-        self,
-        case: str,
-        level: int,
-        table: str,
-        status: str,
-        check_run: str | None,
-        details: dict | None = None,
-        *,
-        now: datetime | None = None,
-    ) -> None:
-        """Record the outcome of a level's validation: the single record a later level asks."""
-        if status not in schema.GATE_STATUSES:
-            raise ValueError(f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}")
-        now = now or utcnow()
-        values = {"status": status, "check_run": check_run, "details": details, "updated_at": now}
-        with self.db.write() as connection:
-            key = and_(level_gates.c.case == case, level_gates.c.level == level, level_gates.c.table == table)
-            if connection.execute(update(level_gates).where(key).values(**values)).rowcount == 0:
-                connection.execute(level_gates.insert().values(case=case, level=level, table=table, **values))
 
 
 def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float, now: datetime) -> None:
@@ -460,76 +398,7 @@ def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float
     )
 
 
-def _refusal(connection: Connection, row, gates: dict[tuple[str, str], str | None]) -> str:  # type: ignore[no-untyped-def]
-    if row.status == "running":
-        return (
-            f"held by run {row.locked_by} ({row.owner_host}:{row.owner_pid}) since {row.locked_at:%Y-%m-%d %H:%M:%S}, "
-            f"lease until {row.lease_until:%H:%M:%S}"
-        )
-    if row.status == "done":
-        return f"already done by run {row.attempt_run} (force to load it again)"
-    if row.case_state != "active":
-        return f"case {row.case} is {row.case_state}"
-    if row.level >= 3:  # only children wait for a gate
-        key = (row.case, row.table)
-        if key not in gates:
-            gates[key] = _closed_gate(connection, row.case, row.table)
-        if gates[key]:
-            return gates[key]
-    return "changed while claiming; try again"
-
-
-def _closed_gate(connection: Connection, case: str, child: str) -> str | None:
-    """Why the level-2 gate of a child's director refuses it, or None when it has passed."""
-    gate = connection.execute(
-        select(level_gates.c.table, level_gates.c.status, level_gates.c.details)
-        .join(tables, and_(tables.c.case == level_gates.c.case, tables.c.director_table == level_gates.c.table))
-        .where(tables.c.case == case, tables.c.name == child, level_gates.c.level == 2)
-    ).first()
-    if gate is not None and gate.status == "passed":
-        return None
-    failed = ", ".join((gate.details or {}).get("failed_checks", [])) if gate else ""
-    status = gate.status if gate else "missing"
-    return f"level 2 of case {case} ({gate.table if gate else 'director'}) is {status}" + (
-        f": failed check {failed}" if failed else ""
-    )
-
-
 _UNLOCKED = {"locked_by": None, "owner_host": None, "owner_pid": None, "lease_until": None}
-
-
-def schedulable(now: datetime, max_attempts: int):  # type: ignore[no-untyped-def]
-    """SQL condition on `notices`: what automatic scheduling (sensors) may hand to a run now.
-
-    Free to claim, past its retry back-off, not parked (fewer than `max_attempts` attempts since the last
-    reset), case active, and for a child, its director's level-2 gate passed.
-    """
-    return and_(
-        notices.c.status.in_(["ready", "failed"]),
-        notices.c.locked_by.is_(None),
-        or_(notices.c.retry_after.is_(None), notices.c.retry_after <= now),
-        notices.c.attempts < max_attempts,
-        notices.c.case.in_(select(cases.c.case).where(cases.c.state == "active")),
-        or_(notices.c.level < 3, director_gate_passed()),
-    )
-
-
-def director_gate_passed():  # type: ignore[no-untyped-def]  # type: ignore[no-untyped-def]
-    """SQL: the level-2 gate of the notice's director table has passed."""
-    return exists(
-        select(1)
-        .select_from(
-            tables.join(
-                level_gates, and_(level_gates.c.case == tables.c.case, level_gates.c.table == tables.c.director_table)
-            )
-        )
-        .where(
-            tables.c.case == notices.c.case,
-            tables.c.name == notices.c.table,
-            level_gates.c.level == 2,
-            level_gates.c.status == "passed",
-        )
-    )
 
 
 def _backoff(attempts_column, now: datetime):  # type: ignore[no-untyped-def]

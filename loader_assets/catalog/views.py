@@ -1,16 +1,16 @@
-"""Read-only views of the catalog that operators print: status counts, locks, the history of a notice."""
+"""What operators print: status counts, gates, locks, the history of a notice (read-only frames)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import func, select
 
 from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.schema import NOTICE_STATUSES, attempts, cases, level_gates, notices, tables
-from loader_assets.catalog.store import utcnow
+from loader_assets.catalog.schema import NOTICE_STATUSES, attempts, level_gates, notices
+from loader_assets.catalog.time import utcnow
+
+LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owner_pid", "locked_at", "heartbeat_at",
+                "lease_until")  # fmt: skip
 
 
 def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
@@ -27,17 +27,6 @@ def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     table = table.reindex(columns=list(NOTICE_STATUSES), fill_value=0)
     table["total"] = table.sum(axis=1)
     return table.astype(int)
-
-
-def status_tally(db: CatalogDB, case: str, *, table: str | None = None, level: int | None = None) -> dict[str, int]:
-    """Notices of a case (one table, or one level) per status; statuses with none are absent."""
-    query = select(notices.c.status, func.count()).where(notices.c.case == case).group_by(notices.c.status)
-    if table is not None:
-        query = query.where(notices.c.table == table)
-    if level is not None:
-        query = query.where(notices.c.level == level)
-    with db.read() as connection:
-        return dict(connection.execute(query).all())
 
 
 def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
@@ -58,18 +47,7 @@ def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
 def locks(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     """Held locks with owner, age and lease left; `stale` marks a lease that has run out."""
     query = (
-        select(
-            notices.c.id,
-            notices.c.case,
-            notices.c.table,
-            notices.c.chunk,
-            notices.c.locked_by,
-            notices.c.owner_host,
-            notices.c.owner_pid,
-            notices.c.locked_at,
-            notices.c.heartbeat_at,
-            notices.c.lease_until,
-        )
+        select(*(notices.c[name] for name in LOCK_COLUMNS))
         .where(notices.c.locked_by.is_not(None))
         .order_by(notices.c.id)
     )
@@ -91,98 +69,3 @@ def history(db: CatalogDB, notice_id: int) -> pd.DataFrame:
     query = select(attempts).where(attempts.c.notice == notice_id).order_by(attempts.c.id)
     with db.read() as connection:
         return pd.DataFrame(connection.execute(query).mappings().all())
-
-
-@dataclass(frozen=True)
-class TableLayout:
-    name: str
-    kind: str  # director | child | regular
-    level: int
-    director_table: str | None
-    director_key: str | None
-    columns: list[dict]
-    indexes: list[dict]
-
-    @property
-    def column_names(self) -> list[str]:
-        return [column["name"] for column in self.columns]
-
-
-@dataclass(frozen=True)
-class CaseLayout:
-    """What loading and validating a case needs to know of it, read once from the catalog."""
-
-    case: str
-    database: str
-    root: Path
-    charset: str
-    dialect: dict[str, dict[str, str]]
-    num_stripes: int
-    num_sub_stripes: int
-    overlap: float
-    state: str
-    tables: dict[str, TableLayout]
-
-    def tables_of_kind(self, kind: str) -> list[TableLayout]:
-        return [table for table in self.tables.values() if table.kind == kind]
-
-
-def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout]:
-    """Every registered case (or one) with its tables, by case id."""
-    case_query = select(cases).order_by(cases.c.case)
-    table_query = select(tables).order_by(tables.c.case, tables.c.level, tables.c.name)
-    if case is not None:
-        case_query = case_query.where(cases.c.case == case)
-        table_query = table_query.where(tables.c.case == case)
-    with db.read() as connection:
-        case_rows = connection.execute(case_query).all()
-        table_rows = connection.execute(table_query).all()
-    by_case: dict[str, dict[str, TableLayout]] = {row.case: {} for row in case_rows}
-    for row in table_rows:
-        by_case[row.case][row.name] = TableLayout(
-            name=row.name,
-            kind=row.kind,
-            level=row.level,
-            director_table=row.director_table,
-            director_key=row.director_key,
-            columns=row.columns,
-            indexes=row.indexes,
-        )
-    return {
-        row.case: CaseLayout(
-            case=row.case,
-            database=row.database,
-            root=Path(row.root),
-            charset=row.charset,
-            dialect=row.dialect,
-            num_stripes=row.num_stripes,
-            num_sub_stripes=row.num_sub_stripes,
-            overlap=row.overlap,
-            state=row.state,
-            tables=by_case[row.case],
-        )
-        for row in case_rows
-    }
-
-
-def notice_ids(
-    db: CatalogDB,
-    case: str,
-    *,
-    table: str | None = None,
-    level: int | None = None,
-    chunks: list[int] | None = None,
-    statuses: tuple[str, ...] | None = None,
-) -> list[int]:
-    """Ids of a case's notices, narrowed by table, level, chunks and status."""
-    query = select(notices.c.id).where(notices.c.case == case).order_by(notices.c.id)
-    if table is not None:
-        query = query.where(notices.c.table == table)
-    if level is not None:
-        query = query.where(notices.c.level == level)
-    if chunks is not None:
-        query = query.where(notices.c.chunk.in_(chunks))
-    if statuses is not None:
-        query = query.where(notices.c.status.in_(statuses))
-    with db.read() as connection:
-        return list(connection.execute(query).scalars())

@@ -1,12 +1,14 @@
-"""Dagster resources: the operational catalog and the Qserv cluster (czar + workers)."""
+"""Dagster resources over the engine's plain objects: the operational catalog and the Qserv cluster."""
 
 from __future__ import annotations
+
+from functools import cached_property
 
 import dagster as dg
 
 from loader_assets import settings
 from loader_assets.catalog.store import Store
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.workers.cluster import Cluster, ClusterConfig, parse_worker_list
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -20,6 +22,21 @@ class CatalogResource(dg.ConfigurableResource):
         return Store.from_url(self.url or settings.catalog_url(), lease_seconds=lease)
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Both resources read the environment when a step first uses them, not when the code location loads."""
-    return {"catalog": CatalogResource(), "cluster": QservCluster()}
+class ClusterResource(dg.ConfigurableResource):
+    """The czar and the workers. Empty: `LOADER_CZAR` / `LOADER_WORKERS` or the local cluster's
+    `workers.json`, read when a step first uses it, so the code location loads before any worker is up."""
+
+    czar_url: str = ""
+    worker_urls: list[str] = []  # "name=url" or bare URLs (named worker1..N)
+
+    @cached_property
+    def cluster(self) -> Cluster:
+        """Resolved once per resource instance (a step, a sensor tick)."""
+        if not self.czar_url:
+            return Cluster.from_env()
+        return Cluster(ClusterConfig(czar_url=self.czar_url, workers=parse_worker_list(self.worker_urls)))
+
+
+def default_resources(catalog_url: str) -> dict[str, dg.ConfigurableResource]:
+    """The same catalog the assets were built from; the cluster read from the environment when first used."""
+    return {"catalog": CatalogResource(url=catalog_url), "cluster": ClusterResource()}

@@ -1,57 +1,44 @@
 """Sensors that launch and tidy runs. Each tick is small: a bounded number of notices, a few queries.
 
-- `scheduled_loads`: turns pending `schedules` rows (a frozen selection) into queued runs.
+- `scheduled_loads`: turns pending schedules (a frozen selection) into queued runs.
 - `saved_selections`: for each enabled saved selection, requests runs for what it selects that may run now.
 - `level_gates`: once a table's load level is done, runs its validation (levels 2 and 4).
 - `stale_sweeper`: takes back locks of dead or silent runs, drops their partial rows, fails their runs.
 """
 
 import dagster as dg
-from sqlalchemy import func, select, update
 
-from loader_assets import settings
-from loader_assets.catalog.schema import level_gates, notices, schedules, selections
-from loader_assets.catalog.store import Released, Store, utcnow
-from loader_assets.catalog.views import case_layouts, status_tally
+from loader_assets import settings, tags
+from loader_assets.catalog import schedules
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.store import Released
+from loader_assets.catalog.time import utcnow
 from loader_assets.defs.assets import validation_key
-from loader_assets.defs.jobs import load_notices_job, plan_runs
-from loader_assets.defs.loading import Target, drop_attempt_rows
-from loader_assets.defs.resources import CatalogResource
+from loader_assets.defs.jobs import load_notices_job, run_request
+from loader_assets.defs.resources import CatalogResource, ClusterResource
+from loader_assets.defs.runs import IN_FLIGHT, first_in_flight
+from loader_assets.engine.level_state import validation_due
+from loader_assets.engine.load import Target, drop_attempt_rows
+from loader_assets.engine.plan import plan_runs
 from loader_assets.selection.saved import matching_schedulable
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.selection.saved import saved_selections as enabled_selections
+from loader_assets.workers.cluster import Cluster
 
 NOTICES_PER_TICK = 20_000  # what one tick may hand out; the rest waits for the next tick
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+SCHEDULES_PER_TICK = 5
 
 
 @dg.sensor(job=load_notices_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
 def scheduled_loads(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: QservCluster
+    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SensorResult:
     """Frozen selections handed over by `Selection.schedule()` / `loader-assets schedule` become queued runs."""
     store = catalog.store()
-    with store.db.read() as connection:
-        pending = connection.execute(
-            select(schedules)
-            .where(schedules.c.state == "pending")
-            .order_by(schedules.c.priority.desc(), schedules.c.id)
-            .limit(5)
-        ).all()
     requests: list[dg.RunRequest] = []
-    for row in pending:
-        plans, attempts = plan_runs(store, cluster, row.notice_ids, priority=row.priority, force=row.force)
-        batch = [plan.run_request(f"schedule-{row.id}", attempts, {"loader/schedule": str(row.id)}) for plan in plans]
-        with store.db.write() as connection:
-            connection.execute(
-                update(schedules)
-                .where(schedules.c.id == row.id)
-                .values(state="submitted", submitted_at=utcnow(), runs=[r.run_key for r in batch])
-            )
+    for row in schedules.pending(store.db, SCHEDULES_PER_TICK):
+        plans, attempts = plan_runs(store, cluster.cluster, row.notice_ids, priority=row.priority, force=row.force)
+        batch = [run_request(plan, f"schedule-{row.id}", attempts, {tags.SCHEDULE: str(row.id)}) for plan in plans]
+        schedules.submit(store.db, row.id, [r.run_key for r in batch])
         context.log.info(f"schedule {row.id}: {len(row.notice_ids)} notices in {len(batch)} runs")
         requests += batch
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule")
@@ -63,7 +50,7 @@ def scheduled_loads(
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def saved_selections(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: QservCluster
+    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SensorResult:
     """Each enabled saved selection: what it selects that is ready, unlocked and past its gate, in runs.
 
@@ -71,30 +58,20 @@ def saved_selections(
     run keys carry the notices' attempt numbers, so a retry after a failure is a new run.
     """
     store = catalog.store()
-    with store.db.read() as connection:
-        enabled = connection.execute(
-            select(selections)
-            .where(selections.c.enabled.is_(True))
-            .order_by(selections.c.priority.desc(), selections.c.name)
-        ).all()
     budget, requests, lines = NOTICES_PER_TICK, [], []
-    for row in enabled:
+    for row in sorted(enabled_selections(store, enabled_only=True), key=lambda s: (-s.priority, s.name)):
         if budget <= 0:
             break
-        in_flight = context.instance.get_run_records(
-            dg.RunsFilter(tags={"loader/selection": row.name}, statuses=IN_FLIGHT), limit=1
-        )
+        in_flight = first_in_flight(context.instance, tags.SELECTION, row.name)
         if in_flight:
-            lines.append(f"{row.name}: waiting for run {in_flight[0].dagster_run.run_id}")
+            lines.append(f"{row.name}: waiting for run {in_flight}")
             continue
         ids = matching_schedulable(store, row, utcnow(), budget)
         if not ids:
             lines.append(f"{row.name}: nothing to load")
             continue
-        plans, attempts = plan_runs(store, cluster, ids, priority=row.priority)
-        requests += [
-            plan.run_request(f"selection-{row.name}", attempts, {"loader/selection": row.name}) for plan in plans
-        ]
+        plans, attempts = plan_runs(store, cluster.cluster, ids, priority=row.priority)
+        requests += [run_request(plan, f"selection-{row.name}", attempts, {tags.SELECTION: row.name}) for plan in plans]
         budget -= len(ids)
         lines.append(f"{row.name}: {len(ids)} notices in {len(plans)} runs")
     for line in lines:
@@ -119,20 +96,17 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
         for layout in case_layouts(store.db).values():
             if layout.state != "active":
                 continue
-            for table in layout.tables.values():
-                if table.kind == "regular":
-                    continue
-                due = _validation_due(store, layout.case, table.name, 2 if table.kind == "director" else 4)
+            for table in layout.validated_tables():
+                level = table.validation_level
+                assert level is not None
+                due = validation_due(store.db, layout.case, table.name, level)
                 if due:
                     key = validation_key(layout.case, table)
                     requests.append(
                         dg.RunRequest(
                             run_key=f"gate:{layout.case}:{table.name}:{due}",
                             asset_selection=[key],
-                            tags={
-                                "loader/case": layout.case,
-                                "loader/level": str(2 if table.kind == "director" else 4),
-                            },
+                            tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
                         )
                     )
                     context.log.info(f"validating {key.to_user_string()}")
@@ -141,34 +115,16 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
     return level_gates
 
 
-def _validation_due(store: Store, case: str, table: str, level: int) -> str | None:
-    """A token for the data to validate when the table is fully done and its gate has not judged this data."""
-    if set(status_tally(store.db, case, table=table)) != {"done"}:
-        return None
-    with store.db.read() as connection:
-        last_load = connection.execute(
-            select(func.max(notices.c.finished_at)).where(notices.c.case == case, notices.c.table == table)
-        ).scalar()
-        gate = connection.execute(
-            select(level_gates.c.status, level_gates.c.updated_at).where(
-                level_gates.c.case == case, level_gates.c.table == table, level_gates.c.level == level
-            )
-        ).first()
-    if gate is not None and gate.status != "pending" and gate.updated_at >= last_load:
-        return None
-    return f"{last_load:%Y%m%dT%H%M%S%f}"
-
-
 @dg.sensor(minimum_interval_seconds=settings.sensor_interval(), default_status=dg.DefaultSensorStatus.RUNNING)
 def stale_sweeper(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: QservCluster
+    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SkipReason:
     """Locks of dead owners (this host) or with expired leases: failed as stale, rows dropped, runs failed."""
     store = catalog.store()
     released = store.reclaim()
     databases = {case: layout.database for case, layout in case_layouts(store.db).items()} if released else {}
     for item in released:
-        _drop_released_rows(cluster, databases[item.case], item, context.log)
+        _drop_released_rows(cluster.cluster, databases[item.case], item, context.log)
     dead_runs = sorted({item.run_id for item in released if item.run_id})
     for run_id in dead_runs:
         run = context.instance.get_run_by_id(run_id)
@@ -182,7 +138,7 @@ def stale_sweeper(
     return dg.SkipReason(message)
 
 
-def _drop_released_rows(cluster: QservCluster, database: str, item: Released, log: dg.DagsterLogManager) -> None:
+def _drop_released_rows(cluster: Cluster, database: str, item: Released, log: dg.DagsterLogManager) -> None:
     """The released attempt is not `done`: whatever it wrote goes now (the next claim would drop it anyway)."""
     if item.attempt_id is None or item.worker is None:
         return

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loader_assets.levels import load_level
 from loader_assets.qserv.geometry import Chunker
 
 METADATA_FILE = "metadata.json"
 SUPPORTED_VERSION = 12
 TEXT_FORMATS = ("txt", "csv", "tsv")
 FILE_FORMATS = (*TEXT_FORMATS, "parquet")  # order of preference when looking for a chunk file on disk
-LEVELS = {"director": 1, "regular": 1, "child": 3}
 PARTITION_COLUMNS = ("chunkId", "subChunkId")
 
 CHUNK_FILE = re.compile(r"^chunk_(\d+)(_overlap)?\.(txt|csv|tsv|parquet)$")
@@ -394,7 +394,7 @@ def _table_spec(root: Path, table: _ListedTable, listings: _Listings, default_ex
     return TableSpec(
         name=table.name,
         kind=table.kind,
-        level=LEVELS[table.kind],
+        level=load_level(table.kind),
         director_table=document.get("director_table") or None,
         director_key=document.get("director_key") or None,
         latitude_key=document.get("latitude_key") or None,

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from loader_assets.levels import CHILD, DIRECTOR, REGULAR, step_directory
 from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import METADATA_FILE, SUPPORTED_VERSION
 
@@ -28,6 +29,7 @@ SampleFormat = Literal["csv", "parquet"]
 NUM_STRIPES = 340
 NUM_SUB_STRIPES = 3
 OVERLAP = 0.01667
+FILTER_DIRECTORY = step_directory(REGULAR, 3)  # the regular table's own series of files
 OBJECT_ID_BASE = 1_000_000_000_000
 OVERLAP_OBJECT_ID_BASE = 9_000_000_000_000  # objects of chunks outside the sample, seen in overlap files
 BANDS = np.array(list("ugrizy"))
@@ -326,12 +328,12 @@ def _write_table_jsons(out_dir: Path, database: str) -> None:
         _write_json(out_dir / name, document)
 
 
-def _chunk_entries(table: str, step: int, batches: list[np.ndarray], overlaps: bool) -> list[dict[str, Any]]:
+def _chunk_entries(table: str, kind: str, batches: list[np.ndarray], overlaps: bool) -> list[dict[str, Any]]:
     """`data[]` of a partitioned table; the director's second batch lists its overlaps, the first relies on
     qserv-ingest's default (every chunk has one)."""
     entries: list[dict[str, Any]] = []
     for task, chunk_ids in enumerate(batches, start=1):
-        entry: dict[str, Any] = {"directory": f"step{step}_{task}/{table}", "chunks": chunk_ids.tolist()}
+        entry: dict[str, Any] = {"directory": f"{step_directory(kind, task)}/{table}", "chunks": chunk_ids.tolist()}
         if overlaps and task > 1:
             entry["overlaps"] = _listed_overlaps(chunk_ids).tolist()
         entries.append(entry)
@@ -354,15 +356,19 @@ def _metadata(batches: list[np.ndarray], filter_file: str) -> dict[str, Any]:
             {
                 "schema": "Object.json",
                 "indexes": ["idx_object_objectId.json"],
-                "data": _chunk_entries("Object", 1, batches, overlaps=True),
+                "data": _chunk_entries("Object", DIRECTOR, batches, overlaps=True),
             },
-            {"schema": "Source.json", "indexes": [], "data": _chunk_entries("Source", 3, batches, overlaps=False)},
+            {"schema": "Source.json", "indexes": [], "data": _chunk_entries("Source", CHILD, batches, overlaps=False)},
             {
                 "schema": "ForcedSource.json",
                 "indexes": [],
-                "data": _chunk_entries("ForcedSource", 3, batches, overlaps=False),
+                "data": _chunk_entries("ForcedSource", CHILD, batches, overlaps=False),
             },
-            {"schema": "Filter.json", "indexes": [], "data": [{"directory": "step1_3/Filter", "files": [filter_file]}]},
+            {
+                "schema": "Filter.json",
+                "indexes": [],
+                "data": [{"directory": f"{FILTER_DIRECTORY}/Filter", "files": [filter_file]}],
+            },
         ],
     }
 
@@ -395,14 +401,14 @@ def write_sample_case(
     children = {"Source": _sources(rng, objects), "ForcedSource": _forced_sources(rng, objects)}
     files: list[tuple[Path, pa.Table]] = []
     for task, batch in enumerate(batches, start=1):
-        director_dir = out_dir / f"step1_{task}" / "Object"
+        director_dir = out_dir / step_directory(DIRECTOR, task) / "Object"
         files += _chunk_files(director_dir, objects, batch, "", extension)
         overlapping = batch if task == 1 else _listed_overlaps(batch)
         files += _chunk_files(director_dir, overlap_objects, overlapping, "_overlap", extension)
         for name, rows in children.items():
-            files += _chunk_files(out_dir / f"step3_{task}" / name, rows, batch, "", extension)
+            files += _chunk_files(out_dir / step_directory(CHILD, task) / name, rows, batch, "", extension)
     filter_file = f"Filter.{extension}"
-    files.append((out_dir / "step1_3" / "Filter" / filter_file, _filters()))
+    files.append((out_dir / FILTER_DIRECTORY / "Filter" / filter_file, _filters()))
     _write_all(files)
 
     _write_table_jsons(out_dir, database or "sample")

@@ -15,8 +15,10 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Select, select, update
 
 from loader_assets import settings
+from loader_assets.catalog.claims import schedulable
 from loader_assets.catalog.schema import batches, notices, selections
-from loader_assets.catalog.store import Store, schedulable, utcnow
+from loader_assets.catalog.store import Store
+from loader_assets.catalog.time import utcnow
 from loader_assets.selection.language import compile_batch_query, compile_notice_query
 
 __all__ = [

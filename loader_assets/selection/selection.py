@@ -17,16 +17,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, not_, update
+from sqlalchemy import ColumnElement, Connection, bindparam, false, update
 from sqlalchemy import case as sql_case
 from sqlalchemy import select as sql_select
 
 from loader_assets import settings
-from loader_assets.catalog.schema import NOTICE_STATUSES, batches, cases, notices, schedules
-from loader_assets.catalog.store import Store, _chunks, director_gate_passed, schedulable, utcnow
+from loader_assets.catalog import schedules
+from loader_assets.catalog.claims import FREE_STATUSES, RULES, ClaimContext, Refusal, first_refusal
+from loader_assets.catalog.engine import id_batches
+from loader_assets.catalog.schema import NOTICE_STATUSES, batches, notices
+from loader_assets.catalog.store import Store
+from loader_assets.catalog.time import utcnow
 from loader_assets.selection.language import (
     BATCH_FIELDS,
     BOOL,
@@ -46,11 +50,9 @@ __all__ = ["BatchSelection", "SchedulePreview", "Scheduled", "Selection", "Summa
 
 # Fields an operator may edit in a selection's frame; everything else is the state machine's or registration's.
 EDITABLE = ("priority", "comment")
-FREE_STATUSES = ("ready", "failed")
 HEAD_ROWS = 10
-# Reasons a ready/failed notice is not schedulable now, in the order they are reported (first match wins):
-# what only an operator can fix comes before what passes by itself.
-REFUSAL_ORDER = ("case paused", "gate closed", "parked", "backing off", "locked", "other")
+# Reasons a ready/failed notice is not schedulable now, in the order of the claim rules (first match wins).
+REFUSAL_ORDER = tuple(rule.refusal.value for rule in RULES if rule.refusal not in (Refusal.HELD, Refusal.DONE))
 
 _DTYPES = {INT: "Int64", FLOAT: "float64", BOOL: "boolean", TIME: "datetime64[us]"}
 
@@ -85,20 +87,10 @@ def _json_ready(value: Any) -> Any:
 
 
 def _refusal_reason(now: datetime, max_attempts: int) -> ColumnElement[str | None]:
-    """SQL: why a ready/failed notice is not `schedulable` now; NULL when it is, or when it is not free.
-
-    The rules mirror `store.schedulable`; a refusal they do not name shows as `other` rather than vanishing.
-    """
-    paused = notices.c.case.in_(sql_select(cases.c.case).where(cases.c.state != "active"))
+    """SQL: why a ready/failed notice is not schedulable now (the first claim rule refusing it); else NULL."""
     return sql_case(
         (notices.c.status.not_in(FREE_STATUSES), None),
-        (schedulable(now, max_attempts), None),
-        (paused, "case paused"),
-        (and_(notices.c.level >= 3, not_(director_gate_passed())), "gate closed"),
-        (notices.c.attempts >= max_attempts, "parked"),
-        (notices.c.retry_after > now, "backing off"),
-        (notices.c.locked_by.is_not(None), "locked"),
-        else_="other",
+        else_=first_refusal(ClaimContext(now, automatic=True, max_attempts=max_attempts)),
     )
 
 
@@ -119,8 +111,8 @@ def _current_state(store: Store, ids: list[int], now: datetime, max_attempts: in
     ]
     rows: list[Any] = []
     with store.db.read() as connection:
-        for chunk in _chunks(ids):
-            rows += connection.execute(sql_select(*columns).where(notices.c.id.in_(chunk))).all()
+        for batch in id_batches(ids):
+            rows += connection.execute(sql_select(*columns).where(notices.c.id.in_(batch))).all()
     return pd.DataFrame(rows, columns=[column.name for column in columns])
 
 
@@ -204,6 +196,14 @@ class SchedulePreview:
         )
 
 
+class RunLookup(Protocol):
+    """Where the runs of a schedule are found (the Dagster instance, through `defs.runs.InstanceRuns`)."""
+
+    def runs_of_schedule(self, schedule_id: int) -> list[tuple[str, str]]:
+        """(run id, status) of each run requested for the schedule."""
+        ...
+
+
 @dataclass(frozen=True)
 class Scheduled:
     """A frozen list of notices handed to the run queue as one `schedules` row."""
@@ -215,15 +215,9 @@ class Scheduled:
     def _store(self) -> Store:
         return self.store or Store.from_url()
 
-    def _run_records(self, instance: Any) -> list[Any]:
-        import dagster  # heavy: only when runs are asked for
-
-        instance = instance or dagster.DagsterInstance.get()
-        return instance.get_run_records(dagster.RunsFilter(tags={"loader/schedule": str(self.schedule_id)}))
-
-    def run_ids(self, instance: Any = None) -> list[str]:
-        """Dagster runs the scheduler sensor created for this schedule (none before its next tick)."""
-        return [record.dagster_run.run_id for record in self._run_records(instance)]
+    def run_ids(self, runs: RunLookup) -> list[str]:
+        """Runs the scheduler sensor created for this schedule (none before its next tick)."""
+        return [run_id for run_id, _status in runs.runs_of_schedule(self.schedule_id)]
 
     def watch(
         self,
@@ -231,7 +225,7 @@ class Scheduled:
         interval: float = 2,
         progress: Callable[[str], object] = print,
         *,
-        instance: Any = None,
+        runs: RunLookup | None = None,
     ) -> pd.DataFrame:
         """Poll until none of the notices is ready or running; one progress line per change.
 
@@ -241,17 +235,16 @@ class Scheduled:
         """
         store, deadline, last_line = self._store(), time.monotonic() + timeout, None
         ids = list(self.notice_ids)
-        with store.db.read() as connection:
-            made_at, forced = connection.execute(
-                sql_select(schedules.c.created_at, schedules.c.force).where(schedules.c.id == self.schedule_id)
-            ).one()
+        schedule = schedules.get(store.db, self.schedule_id)
+        made_at, forced = schedule.created_at, schedule.force
         # Already in a final state before the schedule: failed ones (and done ones, when forced) will be loaded
         # again, so they count only once an attempt has finished after the schedule was made.
         reloaded = ["failed", "done"] if forced else ["failed"]
         while True:
             state = _current_state(store, ids, utcnow(), settings.max_attempts())
             counts = state["status"].value_counts()
-            line = self._progress_line(counts, Counter(r.dagster_run.status.value for r in self._run_records(instance)))
+            run_statuses = runs.runs_of_schedule(self.schedule_id) if runs is not None else []
+            line = self._progress_line(counts, Counter(status for _run, status in run_statuses))
             if line != last_line:
                 progress(line)
                 last_line = line
@@ -447,19 +440,7 @@ class Selection(_Rows):
             return SchedulePreview(ids, self._preview_counts(force), priority, force)
         if not ids:
             raise ValueError(f"nothing to schedule: no notice selected by {self.query!r}")
-        with self.store.db.write() as connection:
-            schedule_id = connection.execute(
-                schedules.insert()
-                .values(
-                    notice_ids=list(ids),
-                    priority=priority,
-                    force=force,
-                    query=self.query,
-                    state="pending",
-                    created_at=utcnow(),
-                )
-                .returning(schedules.c.id)
-            ).scalar_one()
+        schedule_id = schedules.add(self.store.db, ids, priority=priority, force=force, query=self.query)
         return Scheduled(schedule_id, ids, self.store)
 
     def _preview_counts(self, force: bool) -> pd.DataFrame:

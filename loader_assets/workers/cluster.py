@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dagster as dg
 import pymysql
 
 from loader_assets import settings
@@ -132,28 +131,17 @@ _META_DDL = (
 )
 
 
-class QservCluster(dg.ConfigurableResource):
-    """Dagster resource: the czar and the workers, with chunk placement and a disk-room check."""
+class Cluster:
+    """The czar and the workers, resolved once: chunk placement at the czar and a disk-room check."""
 
-    # Empty: read LOADER_CZAR / LOADER_WORKERS or the local cluster's workers.json when first used, so the
-    # code location loads (UI, `dagster definitions validate`) before any worker is up.
-    czar_url: str = ""
-    worker_urls: list[str] = []  # "name=url" or bare URLs (named worker1..N)
-
-    @classmethod
-    def from_env(cls, state_dir: Path | None = None) -> QservCluster:
-        config = ClusterConfig.from_env(state_dir)
-        return cls(czar_url=config.czar_url, worker_urls=[f"{n}={u}" for n, u in config.workers.items()])
+    def __init__(self, config: ClusterConfig) -> None:
+        config.validate()
+        self.config = config
 
     @classmethod
-    def from_config(cls, config: ClusterConfig) -> QservCluster:
-        return cls(czar_url=config.czar_url, worker_urls=[f"{n}={u}" for n, u in config.workers.items()])
-
-    @property
-    def config(self) -> ClusterConfig:
-        if not self.czar_url:
-            return ClusterConfig.from_env()
-        return ClusterConfig(czar_url=self.czar_url, workers=parse_worker_list(self.worker_urls))
+    def from_env(cls, state_dir: Path | None = None) -> Cluster:
+        """`LOADER_CZAR` + `LOADER_WORKERS` when set, else the local cluster's `workers.json`."""
+        return cls(ClusterConfig.from_env(state_dir))
 
     @property
     def czar(self) -> str:

@@ -14,7 +14,7 @@ from typing import IO
 
 import pymysql
 
-from loader_assets.workers.cluster import META_DB, QservCluster
+from loader_assets.workers.cluster import META_DB, Cluster
 from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
 
 TRANS_ID = "qserv_trans_id"
@@ -117,7 +117,7 @@ def create_chunk_tables(
 
 
 def build_director_index(
-    cluster: QservCluster, db: str, director: str, director_key: str, chunks: Mapping[int, str] | Iterable[int]
+    cluster: Cluster, db: str, director: str, director_key: str, chunks: Mapping[int, str] | Iterable[int]
 ) -> int:
     """Fill `qservMeta.<db>__<director>` (key -> chunkId, subChunkId) from the director's chunk tables.
 
@@ -158,7 +158,7 @@ def _clear_index_chunks(cursor: pymysql.cursors.Cursor, index: str, chunks: list
         cursor.execute(f"TRUNCATE TABLE {index}")
 
 
-def _placed_chunks(cluster: QservCluster, db: str, chunks: Iterable[int]) -> dict[int, str]:
+def _placed_chunks(cluster: Cluster, db: str, chunks: Iterable[int]) -> dict[int, str]:
     placement = cluster.placement(db)
     missing = [c for c in chunks if c not in placement]
     if missing:
@@ -173,7 +173,7 @@ def _by_worker(placement: Mapping[int, str]) -> dict[str, list[int]]:
     return grouped
 
 
-def _column_type(cluster: QservCluster, db: str, placement: Mapping[int, str], director: str, column: str) -> str:
+def _column_type(cluster: Cluster, db: str, placement: Mapping[int, str], director: str, column: str) -> str:
     """SQL type of the director key, read from one loaded chunk table so the index matches it exactly."""
     chunk, worker = min(placement.items())
     table = chunk_table_name(director, chunk)

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from loader_assets.catalog import schema
 from loader_assets.catalog.engine import CatalogDB, CatalogVersionError
+from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.store import Owner, Store, mark_changed, utcnow
 from loader_assets_tests.catalog.rows import add_case
 
@@ -124,9 +125,9 @@ def test_paused_case_and_closed_gate_refuse_claims(store: Store) -> None:
 
     children = add_case(store.db, "c2", notices=2, level=3, table="Source")
     assert store.claim(children, Owner.current("run-b")) == []
-    store.record_gate("c2", 2, "Object", "failed", "run-check", {"missing": 1})
+    record_gate(store.db, "c2", 2, "Object", "failed", "run-check", {"missing": 1})
     assert store.claim(children, Owner.current("run-b")) == []
-    store.record_gate("c2", 2, "Object", "passed", "run-check-2")
+    record_gate(store.db, "c2", 2, "Object", "passed", "run-check-2")
     assert len(store.claim(children, Owner.current("run-b"))) == 2
 
 

@@ -8,10 +8,12 @@ import dagster as dg
 import pytest
 from sqlalchemy import func, select
 
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import level_gates, notices
-from loader_assets.catalog.views import case_layouts, notice_ids
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan, plan_runs
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.defs.runner import LevelFailed, load_case
+from loader_assets.engine.plan import plan_runs
 from loader_assets.workers.census import row_counts
 from loader_assets.workers.connection import connection, quote_table
 from loader_assets.workers.schema import chunk_table_name

@@ -6,9 +6,10 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices
-from loader_assets.catalog.views import notice_ids
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan, plan_runs
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan
+from loader_assets.engine.plan import plan_runs
 from loader_assets_tests.conftest import Platform
 
 

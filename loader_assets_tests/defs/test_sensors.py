@@ -8,17 +8,18 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices, schedules
 from loader_assets.catalog.store import Owner, utcnow
-from loader_assets.catalog.views import case_layouts, notice_ids
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan, load_notices_job, plan_runs
-from loader_assets.defs.loading import ALL_WORKERS
-from loader_assets.defs.resources import CatalogResource
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan, load_notices_job
+from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.runner import load_case
 from loader_assets.defs.sensors import saved_selections, scheduled_loads
+from loader_assets.engine.load import ALL_WORKERS
+from loader_assets.engine.plan import plan_runs
 from loader_assets.selection import saved
 from loader_assets.selection import select as select_notices
-from loader_assets.workers.cluster import QservCluster
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
 def sensor_context(platform: Platform) -> dg.SensorEvaluationContext:
     return dg.build_sensor_context(
-        instance=platform.instance, resources={"catalog": CatalogResource(), "cluster": QservCluster()}
+        instance=platform.instance, resources={"catalog": CatalogResource(), "cluster": ClusterResource()}
     )
 
 

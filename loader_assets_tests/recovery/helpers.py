@@ -21,11 +21,10 @@ import pyarrow.csv as pa_csv
 import pytest
 from sqlalchemy import select
 
+from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.schema import attempts, notices
-from loader_assets.catalog.views import case_layouts
 from loader_assets.defs.jobs import LOAD_JOB
-from loader_assets.defs.resources import CatalogResource
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.workers.connection import connection, open_connection
 from loader_assets.workers.local import LocalServer
 from loader_assets.workers.schema import chunk_table_name
@@ -38,7 +37,7 @@ Key = tuple[str, str]  # (worker, table name on that worker)
 def sensor_context(platform: Platform) -> dg.SensorEvaluationContext:
     """What the daemon hands a sensor: the platform's instance and resources read from the environment."""
     return dg.build_sensor_context(
-        instance=platform.instance, resources={"catalog": CatalogResource(), "cluster": QservCluster()}
+        instance=platform.instance, resources={"catalog": CatalogResource(), "cluster": ClusterResource()}
     )
 
 

@@ -11,17 +11,19 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Owner, Store
-from loader_assets.catalog.views import case_layouts, notice_ids
 from loader_assets.cli import main
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan, plan_runs
-from loader_assets.defs.loading import Loader
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.defs.runner import load_case
 from loader_assets.defs.sensors import stale_sweeper
+from loader_assets.engine.load import Loader
+from loader_assets.engine.plan import plan_runs
 from loader_assets.workers import local
 from loader_assets.workers.connection import WRITE_TIMEOUT_ENV
-from loader_assets.workers.loader import count_rows
+from loader_assets.workers.partitions import count_rows
 from loader_assets.workers.schema import chunk_table_name
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import (

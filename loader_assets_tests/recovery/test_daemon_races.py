@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from loader_assets import settings
-from loader_assets.catalog.views import case_layouts
+from loader_assets.catalog.layout import case_layouts
 from loader_assets.cli import main
+from loader_assets.defs.instance import instance_config
 from loader_assets.defs.runner import load_case
-from loader_assets.instance import instance_config
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import (
     ON_POSTGRESQL,

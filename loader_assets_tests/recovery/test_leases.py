@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Owner, utcnow
-from loader_assets.catalog.views import case_layouts
 from loader_assets.cli import main
 from loader_assets.defs.jobs import LOAD_JOB
 from loader_assets.defs.sensors import saved_selections

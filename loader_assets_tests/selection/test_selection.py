@@ -14,9 +14,11 @@ from dagster import DagsterInstance
 from sqlalchemy import func, select
 
 from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.schema import notices, schedules, selections
 from loader_assets.catalog.store import Owner, Store, utcnow
 from loader_assets.cli import main
+from loader_assets.defs.runs import InstanceRuns
 from loader_assets.selection import QueryError, saved, select_batches
 from loader_assets.selection import select as select_notices
 from loader_assets.selection.selection import NOTICE_FRAME_FIELDS, Scheduled, SchedulePreview, Selection
@@ -195,7 +197,7 @@ def test_schedule_writes_one_pending_row_and_dry_run_writes_nothing(store: Store
 def test_watch_reports_progress_until_nothing_is_ready_or_running(store: Store) -> None:
     instance = DagsterInstance.ephemeral()
     scheduled = sel(store, "id IN (21, 22)").schedule()
-    assert scheduled.run_ids(instance) == []
+    assert scheduled.run_ids(InstanceRuns(instance)) == []
 
     def load_them() -> None:
         time.sleep(0.3)
@@ -205,7 +207,7 @@ def test_watch_reports_progress_until_nothing_is_ready_or_running(store: Store) 
     lines: list[str] = []
     loader = threading.Thread(target=load_them)
     loader.start()
-    final = scheduled.watch(timeout=30, interval=0.05, progress=lines.append, instance=instance)
+    final = scheduled.watch(timeout=30, interval=0.05, progress=lines.append, runs=InstanceRuns(instance))
     loader.join()
     assert final["notices"].to_dict() == {"ready": 0, "running": 0, "done": 1, "failed": 1}
     assert lines[0].endswith("2 notices: ready 2, running 0, done 0, failed 0 | runs: none yet")
@@ -213,7 +215,7 @@ def test_watch_reports_progress_until_nothing_is_ready_or_running(store: Store) 
 
     waiting = sel(store, "id IN (19, 24, 1)").schedule()
     with pytest.raises(TimeoutError, match=r"2 notices are still ready or running: 19, 24$"):
-        waiting.watch(timeout=0.1, interval=0.05, progress=lines.append, instance=instance)
+        waiting.watch(timeout=0.1, interval=0.05, progress=lines.append, runs=InstanceRuns(instance))
 
 
 # ------------------------------------------------------------------------------------------ saved selections
@@ -263,7 +265,7 @@ def test_matching_schedulable_honours_parked_backoff_pause_gate_and_locks(store:
     assert matching("failed_children") == [19, 18, 20, 21, 22, 24]
     assert matching("dp02") == [28, 29], "notice 30 waits for its director's gate"
 
-    store.record_gate("dp02", 2, "Object", "passed", "check-run")
+    record_gate(store.db, "dp02", 2, "Object", "passed", "check-run")
     assert matching("dp02") == [28, 29, 30]
     store.claim([21], Owner.current("run-a"), now=NOW)
     assert 21 not in matching("dc2")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
 from loader_assets.workers.schema import create_chunk_tables, create_database
 
@@ -33,7 +33,7 @@ def database() -> str:
 
 
 @pytest.fixture
-def worker_url(cluster: QservCluster) -> str:
+def worker_url(cluster: Cluster) -> str:
     return cluster.worker_url("worker1")
 
 

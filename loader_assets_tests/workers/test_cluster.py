@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from loader_assets.workers.cluster import ClusterConfig, QservCluster, choose_workers, parse_worker_list
+from loader_assets.workers.cluster import Cluster, ClusterConfig, choose_workers, parse_worker_list
 
 
 def test_config_from_env_names_workers(monkeypatch, tmp_path):
@@ -16,7 +16,7 @@ def test_config_from_env_names_workers(monkeypatch, tmp_path):
     config = ClusterConfig.from_env(tmp_path)
     assert config.czar_url == "mysql+pymysql://root@czar:3306"
     assert config.workers == {"worker1": "mysql+pymysql://qsmaster@w1:3306", "big": "mysql+pymysql://qsmaster@w2:3307"}
-    resource = QservCluster.from_env(tmp_path)
+    resource = Cluster.from_env(tmp_path)
     assert resource.workers == config.workers
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from loader_assets.workers import local
 from loader_assets.workers.connection import WRITE_TIMEOUT_ENV, WorkerUnavailable, connection
-from loader_assets.workers.loader import count_rows, drop_attempt_partitions, load_file, partitions_of
+from loader_assets.workers.load_data import load_file
+from loader_assets.workers.partitions import count_rows, drop_attempt_partitions, partitions_of
 from loader_assets.workers.schema import create_chunk_tables, create_database
 from loader_assets_tests.workers.conftest import OBJECT_COLUMNS, OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import load, write
@@ -60,7 +61,7 @@ def wait_for_load_statement(url: str, database: str, *, running: bool = True, ti
 KILLED_LOAD = """
 import sys
 from pathlib import Path
-from loader_assets.workers.loader import load_file
+from loader_assets.workers.load_data import load_file
 url, database, table, path = sys.argv[1:5]
 load_file(url, database, table, Path(path), "tsv", None, "latin1", 2, sys.argv[5].split(","))
 """

@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 
 from loader_assets.workers.connection import connection, quote_table
-from loader_assets.workers.loader import (
-    LoadError,
-    count_rows,
-    drop_attempt_partitions,
-    load_file,
-    partitions_of,
-)
+from loader_assets.workers.load_data import LoadError, load_file
+from loader_assets.workers.partitions import count_rows, drop_attempt_partitions, partitions_of
 from loader_assets_tests.workers.conftest import OBJECT_NAMES, ChunkTableFactory
 
 GOOD_CSV = b'1,6630,1,10.5,-3.25,"a b",xx\n2,6630,2,\\N,1e3,"x,y",\\N\n3,6630,3,1,2,plain,yy\n'

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loader_assets.workers.loader import LoadError, count_rows, load_file, partitions_of
+from loader_assets.workers.load_data import LoadError, load_file
+from loader_assets.workers.partitions import count_rows, partitions_of
 from loader_assets_tests.workers.conftest import OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import fetch
 

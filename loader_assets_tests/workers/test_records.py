@@ -7,8 +7,8 @@ import random
 import pytest
 
 from loader_assets.qserv.metadata import Dialect
-from loader_assets.workers import loader
-from loader_assets.workers.loader import count_records, line_of_record
+from loader_assets.workers import formats
+from loader_assets.workers.formats import count_records, line_of_record
 
 
 def reference(data: bytes) -> tuple[int, list[int]]:
@@ -30,7 +30,7 @@ def reference(data: bytes) -> tuple[int, list[int]]:
 
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
 def test_count_and_locate_records_match_reference(block, tmp_path, monkeypatch):
-    monkeypatch.setattr(loader, "_READ_BLOCK", block)  # small blocks: escape runs and lines span blocks
+    monkeypatch.setattr(formats, "_READ_BLOCK", block)  # small blocks: escape runs and lines span blocks
     rng = random.Random(block)
     path = tmp_path / "fuzz.txt"
     for _ in range(500):
@@ -38,7 +38,7 @@ def test_count_and_locate_records_match_reference(block, tmp_path, monkeypatch):
         path.write_bytes(data)
         records, starts = reference(data)
         assert count_records(path, Dialect()) == records, data
-        assert loader._count_terminators(path, b"\n", b"\\") == records, data  # the any-terminator path
+        assert formats._count_terminators(path, b"\n", b"\\") == records, data  # the any-terminator path
         assert [line_of_record(path, r, Dialect()) for r in range(1, records + 1)] == starts, data
 
 

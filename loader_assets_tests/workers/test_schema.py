@@ -8,7 +8,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from loader_assets.workers.connection import connection
-from loader_assets.workers.loader import load_file
+from loader_assets.workers.load_data import load_file
 from loader_assets.workers.schema import (
     SchemaError,
     build_director_index,
@@ -112,7 +112,7 @@ def test_director_index_is_built_from_chunks_on_all_workers(cluster, database, t
     assert build_director_index(cluster, database, "Object", "objectId", chunks) == 4 * rows_per_chunk
     assert build_director_index(cluster, database, "Object", "objectId", placement) == 4 * rows_per_chunk  # rebuild
 
-    with connection(cluster.czar_url) as conn, conn.cursor() as cursor:
+    with connection(cluster.czar) as conn, conn.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT chunkId) FROM qservMeta.`{database}__Object`")
         assert cursor.fetchone() == (1_000_000, 4)
         cursor.execute(f"SELECT chunkId, subChunkId FROM qservMeta.`{database}__Object` WHERE objectId = 750123")

@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 from dagster import DagsterInstance
 
-from loader_assets import settings
+from loader_assets import settings, tags
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "dagster.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "dagster.yaml"
 PG_URL_ENV = "LOADER_DAGSTER_PG_URL"
 LOAD_POOL = "qserv_load"  # concurrency pool of every load step, created before runs race to create it
 
@@ -23,7 +23,7 @@ LOAD_POOL = "qserv_load"  # concurrency pool of every load step, created before 
 def instance_config() -> dict:
     config = yaml.safe_load(TEMPLATE.read_text())
     for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]:
-        if limit["key"] == "loader/worker":
+        if limit["key"] == tags.WORKER:
             limit["limit"] = settings.runs_per_worker()
     if os.environ.get(PG_URL_ENV):
         config["storage"] = {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}

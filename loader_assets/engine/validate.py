@@ -1,8 +1,7 @@
-"""Validation of a level (2: the director, 4: a child) and the gate it records in the catalog.
+"""Validation of a director or a child table on the workers, and the gate it records in the catalog.
 
-The checks run inside the validation asset (as its blocking check specs): a blocking check only stops
-downstream steps of its own run, so the outcome is also written to `level_gates`, which every later claim
-reads, whoever launches it.
+A blocking Dagster check only stops downstream steps of its own run, so the outcome is also written to
+`level_gates`, which every later claim reads, whoever launches it.
 """
 
 from __future__ import annotations
@@ -10,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import dagster as dg
 import numpy as np
-from sqlalchemy import select
 
-from loader_assets.catalog.schema import attempts, notices
+from loader_assets import levels
+from loader_assets.catalog.gates import record_gate
+from loader_assets.catalog.layout import CaseLayout, TableLayout
+from loader_assets.catalog.notices import ChunkFiles, done_chunks, warned_attempts
 from loader_assets.catalog.store import Store
-from loader_assets.catalog.views import CaseLayout, TableLayout, status_tally
+from loader_assets.engine.level_state import require_loaded
 from loader_assets.qserv.files import read_key_column
 from loader_assets.workers.census import index_keys_by_chunk, key_values, row_counts
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.schema import DirectorIndexError, build_director_index, chunk_table_name
 
 DIRECTOR_CHECKS = {
@@ -53,31 +53,22 @@ class Validation:
         return [o.name for o in self.outcomes if not o.passed]
 
 
-@dataclass(frozen=True)
-class ChunkFiles:
-    """The done notices of one chunk of one table: their files and the rows loaded from them."""
-
-    chunk: int
-    overlap: bool
-    paths: list[tuple[str, str]]  # (path, format)
-    rows: int
-
-
 def validate_table(
-    store: Store, cluster: QservCluster, layout: CaseLayout, table: TableLayout, run_id: str, log: Callable[[str], None]
+    store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout, run_id: str, log: Callable[[str], None]
 ) -> Validation:
-    """Validate one director (level 2) or child (level 4) and record the gate; raise while its level is unfinished."""
-    level = 2 if table.kind == "director" else 4
-    _require_loaded(store, layout.case, table)
-    chunks = _done_chunks(store, layout.case, table.name)
+    """Validate one director or child table and record its gate; LevelNotLoaded while its load is unfinished."""
+    level = levels.validation_level(table.kind)
+    assert level is not None, f"{table.kind} tables are not validated"
+    require_loaded(store.db, layout.case, table.name, table.level)
+    chunks = done_chunks(store.db, layout.case, table.name)
     placement = cluster.place_chunks(layout.database, sorted({c.chunk for c in chunks}))
-    if table.kind == "director":
+    if table.kind == levels.DIRECTOR:
         validation = _validate_director(store, cluster, layout, table, chunks, placement, log)
     else:
         validation = _validate_child(store, cluster, layout, table, chunks, placement, log)
     status = "failed" if validation.failed else "passed"
     details = {"failed_checks": validation.failed, "checks": {o.name: o.passed for o in validation.outcomes}}
-    store.record_gate(layout.case, level, table.name, status, run_id, details)
+    record_gate(store.db, layout.case, level, table.name, status, run_id, details)
     log(
         f"level {level} of {layout.case}/{table.name}: {status}"
         + (f" ({', '.join(validation.failed)})" if validation.failed else "")
@@ -85,33 +76,7 @@ def validate_table(
     return validation
 
 
-def _require_loaded(store: Store, case: str, table: TableLayout) -> None:
-    counts = status_tally(store.db, case, table=table.name)
-    pending = sum(n for status, n in counts.items() if status != "done")
-    if pending or not counts:
-        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status != "done") or "no notices"
-        raise dg.Failure(description=f"level {table.level} of case {case} is not finished for {table.name}: {detail}")
-
-
-def _done_chunks(store: Store, case: str, table: str) -> list[ChunkFiles]:
-    n = notices.c
-    with store.db.read() as connection:
-        rows = connection.execute(
-            select(n.chunk, n.overlap, n.path, n.format, n.rows)
-            .where(n.case == case, n.table == table, n.status == "done")
-            .order_by(n.chunk, n.overlap, n.path)
-        ).all()
-    grouped: dict[tuple[int, bool], ChunkFiles] = {}
-    for row in rows:
-        key = (row.chunk, row.overlap)
-        previous = grouped.get(key, ChunkFiles(row.chunk, row.overlap, [], 0))
-        grouped[key] = ChunkFiles(
-            row.chunk, row.overlap, [*previous.paths, (row.path, row.format)], previous.rows + (row.rows or 0)
-        )
-    return list(grouped.values())
-
-
-def _rows_match(cluster: QservCluster, layout: CaseLayout, table: TableLayout, chunks: list[ChunkFiles],
+def _rows_match(cluster: Cluster, layout: CaseLayout, table: TableLayout, chunks: list[ChunkFiles],
                 placement: dict[int, str]) -> CheckOutcome:  # fmt: skip
     expected = {chunk_table_name(table.name, c.chunk, c.overlap): (c, placement[c.chunk]) for c in chunks}
     found: dict[str, int | None] = {}
@@ -132,22 +97,15 @@ def _rows_match(cluster: QservCluster, layout: CaseLayout, table: TableLayout, c
 
 
 def _no_warnings(store: Store, case: str, table: str) -> CheckOutcome:
-    with store.db.read() as connection:
-        warned = connection.execute(
-            select(attempts.c.notice, attempts.c.warnings)
-            .join(notices, notices.c.id == attempts.c.notice)
-            .where(
-                notices.c.case == case, notices.c.table == table, attempts.c.outcome == "done", attempts.c.warnings > 0
-            )
-        ).all()
+    warned = warned_attempts(store.db, case, table)
     return CheckOutcome(
         "no_load_warnings",
         not warned,
-        {"attempts with warnings": len(warned), "notices": str([w.notice for w in warned][:SHOWN_IDS])},
+        {"attempts with warnings": len(warned), "notices": str(warned[:SHOWN_IDS])},
     )
 
 
-def _validate_director(store: Store, cluster: QservCluster, layout: CaseLayout, table: TableLayout,
+def _validate_director(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout,
                        chunks: list[ChunkFiles], placement: dict[int, str], log: Callable[[str], None]) -> Validation:  # fmt: skip
     key = table.director_key or "objectId"
     own = [c for c in chunks if not c.overlap]
@@ -166,7 +124,7 @@ def _validate_director(store: Store, cluster: QservCluster, layout: CaseLayout, 
     on_workers: list[np.ndarray] = []
     for chunk in own:
         in_files = np.concatenate(
-            [read_key_column(layout.root / path, fmt, table.column_names, key, layout.dialect.get(fmt)) for path, fmt in chunk.paths]
+            [read_key_column(layout.root / path, fmt, table.column_names, key, layout.dialect_of(fmt)) for path, fmt in chunk.paths]
         )  # fmt: skip
         stored = key_values(
             cluster.worker_url(placement[chunk.chunk]), layout.database, chunk_table_name(table.name, chunk.chunk), key
@@ -194,7 +152,7 @@ def _validate_director(store: Store, cluster: QservCluster, layout: CaseLayout, 
     return validation
 
 
-def _validate_child(store: Store, cluster: QservCluster, layout: CaseLayout, table: TableLayout,
+def _validate_child(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout,
                     chunks: list[ChunkFiles], placement: dict[int, str], log: Callable[[str], None]) -> Validation:  # fmt: skip
     director = layout.tables[table.director_table or ""]
     key = table.director_key or director.director_key or "objectId"

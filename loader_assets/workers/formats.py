@@ -1,13 +1,6 @@
-"""The fast path from one input file to one worker table: `LOAD DATA LOCAL INFILE` into a per-attempt partition.
-
-Each attempt writes into its own partition `p<attempt>` (rows tagged `qserv_trans_id = <attempt>`), so an
-attempt that failed, died or was retried is undone exactly by dropping that partition, whatever the engine
-(MyISAM has no rollback). With LOCAL, MariaDB downgrades data errors to warnings and keeps the rows, so
-every load is checked afterwards: any warning, or a row count different from the file's record count,
-drops the partition and raises `LoadError`.
-
-Parquet is converted to tab-separated text with vectorised Arrow compute (`\\N` for nulls and for NaN/±inf)
-and streamed through a named pipe, so conversion and loading overlap.
+"""Input formats on their way to LOAD DATA: records of a text file counted as MariaDB splits them, Parquet
+converted to tab-separated text (`\\N` for nulls and for NaN/±inf) with vectorised Arrow compute and written into
+a named pipe while the server reads the other end, so conversion and loading overlap.
 """
 
 from __future__ import annotations
@@ -15,13 +8,11 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Queue
 from typing import TypeVar
@@ -30,222 +21,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pymysql
 
 from loader_assets.qserv.metadata import Dialect
-from loader_assets.workers.connection import (
-    WorkerUnavailable,
-    charset_name,
-    connection,
-    is_unavailable_error,
-    quote_name,
-    quote_table,
-)
-from loader_assets.workers.schema import TRANS_ID
 
-TEXT_FORMATS = ("csv", "tsv", "txt")
-FORMATS = (*TEXT_FORMATS, "parquet")
 _READ_BLOCK = 16 * 1024 * 1024
 _PARQUET_BATCH_ROWS = 64 * 1024
 _PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
 _CONVERT_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 1) - 1)), thread_name_prefix="to-text")
 T = TypeVar("T")
-_SHOWN_WARNINGS = 5
-_ROW_NUMBER = re.compile(r"\brow (\d+)", re.IGNORECASE)
-
-__all__ = [
-    "LoadError",
-    "LoadResult",
-    "WorkerUnavailable",
-    "count_records",
-    "count_rows",
-    "drop_attempt_partitions",
-    "load_file",
-    "partitions_of",
-]
-
-
-class LoadError(RuntimeError):
-    """The file could not be loaded exactly; nothing of it is left in the table."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    rows: int
-    warnings: int
-    seconds: float
-    bytes: int
-    empty: bool = False
-
-
-def dialect_clause(conn: pymysql.Connection, dialect: Dialect) -> str:
-    """The FIELDS … LINES … clause of LOAD DATA for a dialect."""
-    return (
-        f"FIELDS TERMINATED BY {conn.escape(dialect.fields_terminated_by)} "
-        f"ENCLOSED BY {conn.escape(dialect.fields_enclosed_by)} ESCAPED BY {conn.escape(dialect.fields_escaped_by)} "
-        f"LINES TERMINATED BY {conn.escape(dialect.lines_terminated_by)}"
-    )
-
-
 # What the parquet stream is written in: the text format LOAD DATA reads by default.
-_STREAM_DIALECT = Dialect(fields_terminated_by="\t")
-
-
-def partition_name(attempt_id: int) -> str:
-    if attempt_id <= 0:
-        raise ValueError(f"attempt ids are positive (p0 is the placeholder partition), got {attempt_id}")
-    return f"p{attempt_id}"
-
-
-def load_file(
-    worker_url: str,
-    database: str,
-    table_name: str,
-    path: Path,
-    fmt: str,
-    dialect: Mapping[str, str] | Dialect | None,
-    charset: str,
-    attempt_id: int,
-    columns: Sequence[str],
-) -> LoadResult:
-    """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition).
-
-    Raises LoadError (nothing of the file left) or WorkerUnavailable (the worker is down or went away).
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    path = Path(path)
-    if not path.is_file():
-        raise LoadError(path, "no such file")
-    started = time.monotonic()
-    table = quote_table(database, table_name)
-    with connection(worker_url, local_infile=True) as conn, conn.cursor() as cursor:
-        _reset_partition(cursor, database, table_name, attempt_id)
-        try:
-            if fmt == "parquet":
-                loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
-            else:
-                loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
-            warnings = _check_load(cursor, path, fmt, dialect, loaded, expected)
-        except Exception as error:
-            # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
-            if not is_unavailable_error(error):
-                _drop_partitions(cursor, database, table_name, [attempt_id])
-            raise
-    return LoadResult(
-        rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size, empty=loaded == 0
-    )
-
-
-def drop_attempt_partitions(worker_url: str, database: str, table_name: str, attempt_ids: Sequence[int]) -> list[int]:
-    """Drop the partitions of these attempts (aborted, dead, superseded); absent ones are ignored.
-
-    Returns the attempt ids whose partition was dropped.
-    """
-    with connection(worker_url) as conn, conn.cursor() as cursor:
-        return _drop_partitions(cursor, database, table_name, [int(a) for a in attempt_ids])
-
-
-def partitions_of(worker_url: str, database: str, table_name: str) -> list[int]:
-    """Attempt ids that have a partition in the table (the placeholder p0 excluded)."""
-    with connection(worker_url) as conn, conn.cursor() as cursor:
-        return _attempts_in(cursor, database, table_name)
-
-
-def count_rows(worker_url: str, database: str, table_name: str, attempt_id: int | None = None) -> int:
-    """Rows of the table, or of one attempt's partition."""
-    table = quote_table(database, table_name)
-    where = f" PARTITION ({partition_name(attempt_id)})" if attempt_id is not None else ""
-    with connection(worker_url) as conn, conn.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {table}{where}")
-        return int(cursor.fetchone()[0])
-
-
-# --- partitions -------------------------------------------------------------------------------------------
-
-
-def _reset_partition(cursor: pymysql.cursors.Cursor, database: str, table_name: str, attempt_id: int) -> None:
-    """A fresh, empty p<attempt>: a retried attempt id must not add to what its earlier run left."""
-    _drop_partitions(cursor, database, table_name, [attempt_id])
-    cursor.execute(
-        f"ALTER TABLE {quote_table(database, table_name)} "
-        f"ADD PARTITION (PARTITION {partition_name(attempt_id)} VALUES IN ({int(attempt_id)}))"
-    )
-
-
-def _drop_partitions(
-    cursor: pymysql.cursors.Cursor, database: str, table_name: str, attempt_ids: Sequence[int]
-) -> list[int]:
-    """Drop those of the attempts' partitions that exist, in one statement; returns the dropped ids."""
-    wanted = set(attempt_ids)
-    present = [a for a in _attempts_in(cursor, database, table_name) if a in wanted]
-    if present:
-        names = ", ".join(partition_name(a) for a in present)
-        cursor.execute(f"ALTER TABLE {quote_table(database, table_name)} DROP PARTITION {names}")
-    return present
-
-
-def _attempts_in(cursor: pymysql.cursors.Cursor, database: str, table_name: str) -> list[int]:
-    cursor.execute(
-        "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-        (database, table_name),
-    )
-    names = [row[0] for row in cursor.fetchall() if row[0]]
-    return sorted(int(name[1:]) for name in names if name != "p0")
+STREAM_DIALECT = Dialect(fields_terminated_by="\t")
 
 
 # --- text files -------------------------------------------------------------------------------------------
-
-
-def _load_data_sql(
-    conn: pymysql.Connection,
-    table: str,
-    path: Path,
-    attempt_id: int,
-    columns: Sequence[str],
-    dialect: Dialect,
-    charset: str,
-) -> str:
-    return (
-        f"LOAD DATA LOCAL INFILE {conn.escape(str(path))} INTO TABLE {table} "
-        f"PARTITION ({partition_name(attempt_id)}) CHARACTER SET {charset_name(charset)} "
-        f"{dialect_clause(conn, dialect)} ({', '.join(quote_name(c) for c in columns)}) "
-        f"SET {quote_name(TRANS_ID)} = {int(attempt_id)}"
-    )
-
-
-def _load_text(
-    cursor: pymysql.cursors.Cursor,
-    table: str,
-    path: Path,
-    attempt_id: int,
-    columns: Sequence[str],
-    fmt: str,
-    dialect: Mapping[str, str] | Dialect | None,
-    charset: str,
-) -> tuple[int, int]:
-    """(rows loaded, records in the file)."""
-    text_dialect = Dialect.of(fmt, dialect)
-    sql = _load_data_sql(cursor.connection, table, path, attempt_id, columns, text_dialect, charset)
-    # Count while the server loads: the count is off the critical path (numpy releases the GIL).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-records") as pool:
-        records = pool.submit(count_records, path, text_dialect)
-        _execute_load(cursor, path, sql)
-        return cursor.rowcount, records.result()
-
-
-def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
-    """Run a LOAD DATA; a statement error (not a lost server) becomes a LoadError naming the file."""
-    try:
-        cursor.execute(sql)
-    except pymysql.err.MySQLError as error:
-        if is_unavailable_error(error):
-            raise
-        raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
 
 
 def count_records(path: Path, dialect: Dialect) -> int:
@@ -437,7 +225,7 @@ def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
                 queue.get(timeout=0.05)
 
 
-class _PipeWriter(threading.Thread):
+class PipeWriter(threading.Thread):
     """Writes the converted parquet rows into a named pipe while LOAD DATA reads the other end."""
 
     def __init__(self, fifo: Path, blocks: Iterator[tuple[pa.Buffer, int]]) -> None:
@@ -479,70 +267,3 @@ class _PipeWriter(threading.Thread):
         finally:
             os.close(reader)
         self.join()
-
-
-def _open_parquet(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as error:
-        raise LoadError(path, f"unreadable parquet file: {error}") from error
-    missing = [c for c in columns if c not in parquet.schema_arrow.names]
-    if missing:
-        raise LoadError(path, f"parquet file lacks columns {missing}")
-    return parquet
-
-
-def _load_parquet(
-    cursor: pymysql.cursors.Cursor, table: str, path: Path, attempt_id: int, columns: Sequence[str]
-) -> tuple[int, int]:
-    """(rows loaded, rows in the file); Arrow strings are UTF-8, so the stream is read as utf8mb4."""
-    parquet = _open_parquet(path, columns)
-    with tempfile.TemporaryDirectory(prefix="loader-fifo-") as directory:
-        fifo = Path(directory) / "rows.tsv"
-        os.mkfifo(fifo)
-        writer = _PipeWriter(fifo, prefetch(parquet_text_blocks(parquet, columns)))
-        writer.start()
-        try:
-            sql = _load_data_sql(cursor.connection, table, fifo, attempt_id, columns, _STREAM_DIALECT, "utf8mb4")
-            _execute_load(cursor, path, sql)
-        finally:
-            writer.finish()
-    if isinstance(writer.error, pa.ArrowException | OSError):
-        raise LoadError(path, f"corrupt parquet file after {writer.rows} rows: {writer.error}") from writer.error
-    if writer.error is not None:
-        raise writer.error
-    return cursor.rowcount, parquet.metadata.num_rows
-
-
-# --- checking ---------------------------------------------------------------------------------------------
-
-
-def _check_load(
-    cursor: pymysql.cursors.Cursor,
-    path: Path,
-    fmt: str,
-    dialect: Mapping[str, str] | Dialect | None,
-    loaded: int,
-    expected: int,
-) -> int:
-    """Number of warnings (always 0: any warning or a count mismatch raises LoadError)."""
-    cursor.execute("SELECT @@warning_count")
-    count = int(cursor.fetchone()[0])
-    if count == 0 and loaded == expected:
-        return 0
-    cursor.execute(f"SHOW WARNINGS LIMIT {_SHOWN_WARNINGS}")
-    messages = [_locate(path, fmt, dialect, message) for _level, _code, message in cursor.fetchall()]
-    unit = "rows" if fmt == "parquet" else "records"
-    problem = f"{expected} {unit} in the file, {loaded} loaded, {count} warnings"
-    raise LoadError(path, "; ".join([problem, *messages]))
-
-
-def _locate(path: Path, fmt: str, dialect: Mapping[str, str] | Dialect | None, message: str) -> str:
-    """Prefix a warning with the line (text) or row (parquet) it is about."""
-    match = _ROW_NUMBER.search(message)
-    if match is None:
-        return message
-    row = int(match.group(1))
-    if fmt == "parquet":
-        return f"row {row}: {message}"
-    return f"line {line_of_record(path, row, Dialect.of(fmt, dialect))}: {message}"

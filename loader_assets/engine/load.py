@@ -1,6 +1,6 @@
 """Load a frozen list of notices into the workers: claim, heartbeat, load, finish — every load path runs this.
 
-The asset functions, the batched selection job, `loader-assets load` and the notebook all end up here, so the
+The load assets, the batched `load_notices` job, `loader-assets load` and the notebook all end up here, so the
 lease discipline lives in one place: nothing touches a worker before its notice is claimed, every claimed
 notice is finished (done or failed) even when the run raises, and a notice whose lease was taken back is
 never finished by this run: its rows are dropped instead.
@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import dagster as dg
-
+from loader_assets.catalog.claims import Refusal, Refused
+from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.store import Claim, Owner, Store
-from loader_assets.catalog.views import CaseLayout, TableLayout, case_layouts
-from loader_assets.workers.cluster import QservCluster
+from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import WorkerUnavailable, connection
-from loader_assets.workers.loader import LoadError, LoadResult, drop_attempt_partitions, load_file
+from loader_assets.workers.load_data import LoadError, LoadResult, load_file
+from loader_assets.workers.partitions import drop_attempt_partitions
 from loader_assets.workers.schema import (
     SchemaError,
     chunk_table_name,
@@ -62,13 +62,18 @@ class LoadReport:
 
     loaded: list[Loaded] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # notice id -> error
-    skipped: dict[int, str] = field(default_factory=dict)  # notice id -> why it was not claimed
+    skipped: dict[int, Refused] = field(default_factory=dict)  # notice id -> why it was not claimed
     lost: list[int] = field(default_factory=list)  # lease taken back while loading: discarded
     unfinished_targets: set[tuple[str, str, int | None]] = field(default_factory=set)  # (case, table, chunk)
 
     @property
     def rows(self) -> int:
         return sum(item.rows for item in self.loaded)
+
+    @property
+    def gate_refusals(self) -> list[Refused]:
+        """Notices refused because their director's gate is not passed (a wait, not a failure)."""
+        return [refused for refused in self.skipped.values() if refused.reason is Refusal.GATE_CLOSED]
 
 
 class Heartbeat(threading.Thread):
@@ -103,7 +108,7 @@ class Heartbeat(threading.Thread):
 class Loader:
     """Loads claims into a cluster; remembers which databases and tables it already created."""
 
-    def __init__(self, store: Store, cluster: QservCluster) -> None:
+    def __init__(self, store: Store, cluster: Cluster) -> None:
         self.store, self.cluster = store, cluster
         self._layouts: dict[str, CaseLayout] = {}
         self._created: set[tuple[str, str, str]] = set()  # (worker, database, table)
@@ -124,7 +129,9 @@ class Loader:
         """Claim `notice_ids` for `owner`, load what was claimed, finish every attempt."""
         wanted = sorted(set(notice_ids))
         claims = self.store.claim(wanted, owner, force=force)
-        report = LoadReport(skipped=self.store.why_not_claimed(set(wanted) - {c.notice_id for c in claims}))
+        report = LoadReport(
+            skipped=self.store.why_not_claimed(set(wanted) - {c.notice_id for c in claims}, force=force)
+        )
         if not claims:
             return report
         heartbeat = Heartbeat(
@@ -199,7 +206,7 @@ class Loader:
             drop_attempt_partitions(url, layout.database, target.table_name, claim.discard_attempts)
         return load_file(
             url, layout.database, target.table_name, layout.root / claim.path, claim.format,
-            layout.dialect.get(claim.format), layout.charset, claim.attempt_id, table.column_names,
+            layout.dialect_of(claim.format), layout.charset, claim.attempt_id, table.column_names,
         )  # fmt: skip
 
     def _ensure_tables(self, worker: str, url: str, layout: CaseLayout, table: TableLayout, chunk: int | None) -> None:
@@ -267,12 +274,12 @@ class Target:
     def table_name(self) -> str:
         return self.table if self.chunk is None else chunk_table_name(self.table, self.chunk, self.overlap)
 
-    def workers(self, cluster: QservCluster) -> list[str]:
+    def workers(self, cluster: Cluster) -> list[str]:
         return list(cluster.workers) if self.worker == ALL_WORKERS else [self.worker]
 
 
 def drop_attempt_rows(
-    cluster: QservCluster, database: str, target: Target, attempts: list[int], warn: Callable[[str], None] = log.warning
+    cluster: Cluster, database: str, target: Target, attempts: list[int], warn: Callable[[str], None] = log.warning
 ) -> None:
     """Drop what these attempts wrote; a worker that is down keeps them until the next claim drops them."""
     for worker in target.workers(cluster):
@@ -291,31 +298,9 @@ def chunk_sizes(chunks_and_sizes: Iterable[tuple[int | None, int]]) -> dict[int,
     return sizes
 
 
-def place_chunks(cluster: QservCluster, layout: CaseLayout, sizes: dict[int, int]) -> dict[int, str]:
+def place_chunks(cluster: Cluster, layout: CaseLayout, sizes: dict[int, int]) -> dict[int, str]:
     """Worker of each chunk; new chunks are placed by size, placed ones never move."""
     if not sizes:
         return {}
     cluster.register_database(layout.database, layout.num_stripes, layout.num_sub_stripes, layout.overlap)
     return cluster.place_chunks(layout.database, sizes, sizes)
-
-
-def materializations(report: LoadReport) -> Iterator[dg.AssetMaterialization]:
-    """One materialization per chunk (or regular table) whose notices in this run all loaded."""
-    grouped: dict[tuple[str, str, int | None], list[Loaded]] = {}
-    for item in report.loaded:
-        grouped.setdefault((item.case, item.table, item.chunk), []).append(item)
-    for (case, table, chunk), items in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
-        if (case, table, chunk) in report.unfinished_targets:
-            continue
-        yield dg.AssetMaterialization(
-            asset_key=[case, table],
-            partition=None if chunk is None else str(chunk),
-            metadata={
-                "rows": sum(i.rows for i in items),
-                "bytes": sum(i.bytes for i in items),
-                "seconds": round(sum(i.seconds for i in items), 3),
-                "worker": items[0].worker,
-                "files": [i.path for i in items],
-                "attempt ids": [i.attempt_id for i in items],
-            },
-        )

@@ -1,0 +1,104 @@
+"""The layout of a registered case, read once from the catalog: what loading and validating it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from loader_assets import levels
+from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.schema import cases, tables
+from loader_assets.qserv.metadata import Dialect
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    name: str
+    kind: str  # director | child | regular
+    level: int  # its load level
+    director_table: str | None
+    director_key: str | None
+    columns: list[dict]
+    indexes: list[dict]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column["name"] for column in self.columns]
+
+    @property
+    def validation_level(self) -> int | None:
+        return levels.validation_level(self.kind)
+
+
+@dataclass(frozen=True)
+class CaseLayout:
+    case: str
+    database: str
+    root: Path
+    charset: str
+    dialects: dict[str, Dialect]  # per format, parsed from the stored options
+    num_stripes: int
+    num_sub_stripes: int
+    overlap: float
+    state: str
+    tables: dict[str, TableLayout]
+
+    def dialect_of(self, fmt: str) -> Dialect:
+        return self.dialects.get(fmt) or Dialect.of(fmt)
+
+    def tables_of_kind(self, kind: str) -> list[TableLayout]:
+        return [table for table in self.tables.values() if table.kind == kind]
+
+    def validated_tables(self) -> list[TableLayout]:
+        return [table for table in self.tables.values() if table.validation_level is not None]
+
+    def director_of(self, table: TableLayout) -> TableLayout:
+        return self.tables[table.director_table or ""]
+
+
+def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout]:
+    """Every registered case (or one) with its tables, by case id."""
+    case_query = select(cases).order_by(cases.c.case)
+    table_query = select(tables).order_by(tables.c.case, tables.c.level, tables.c.name)
+    if case is not None:
+        case_query = case_query.where(cases.c.case == case)
+        table_query = table_query.where(tables.c.case == case)
+    with db.read() as connection:
+        case_rows = connection.execute(case_query).all()
+        table_rows = connection.execute(table_query).all()
+    by_case: dict[str, dict[str, TableLayout]] = {row.case: {} for row in case_rows}
+    for row in table_rows:
+        by_case[row.case][row.name] = TableLayout(
+            name=row.name,
+            kind=row.kind,
+            level=row.level,
+            director_table=row.director_table,
+            director_key=row.director_key,
+            columns=row.columns,
+            indexes=row.indexes,
+        )
+    return {
+        row.case: CaseLayout(
+            case=row.case,
+            database=row.database,
+            root=Path(row.root),
+            charset=row.charset,
+            dialects={fmt: Dialect.of(fmt, options) for fmt, options in (row.dialect or {}).items()},
+            num_stripes=row.num_stripes,
+            num_sub_stripes=row.num_sub_stripes,
+            overlap=row.overlap,
+            state=row.state,
+            tables=by_case[row.case],
+        )
+        for row in case_rows
+    }
+
+
+def case_layout(db: CatalogDB, case: str) -> CaseLayout:
+    """One registered case; KeyError naming it (and the fix) when it is not registered."""
+    layouts = case_layouts(db, case)
+    if case not in layouts:
+        raise KeyError(f"unknown case {case!r}: register it first (loader-assets register CASE_DIR)")
+    return layouts[case]

@@ -1,0 +1,168 @@
+"""Reads of notices and their attempts that loading, planning and validating ask (state changes: `store`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from loader_assets.catalog.engine import CatalogDB, id_batches
+from loader_assets.catalog.schema import attempts, notices
+from loader_assets.catalog.time import utcnow
+
+
+def status_tally(db: CatalogDB, case: str, *, table: str | None = None, level: int | None = None) -> dict[str, int]:
+    """Notices of a case (one table, or one level) per status; statuses with none are absent."""
+    query = select(notices.c.status, func.count()).where(notices.c.case == case).group_by(notices.c.status)
+    if table is not None:
+        query = query.where(notices.c.table == table)
+    if level is not None:
+        query = query.where(notices.c.level == level)
+    with db.read() as connection:
+        return dict(connection.execute(query).all())
+
+
+def notice_ids(
+    db: CatalogDB,
+    case: str,
+    *,
+    table: str | None = None,
+    level: int | None = None,
+    chunks: list[int] | None = None,
+    statuses: tuple[str, ...] | None = None,
+) -> list[int]:
+    """Ids of a case's notices, narrowed by table, level, chunks and status."""
+    query = select(notices.c.id).where(notices.c.case == case).order_by(notices.c.id)
+    if table is not None:
+        query = query.where(notices.c.table == table)
+    if level is not None:
+        query = query.where(notices.c.level == level)
+    if chunks is not None:
+        query = query.where(notices.c.chunk.in_(chunks))
+    if statuses is not None:
+        query = query.where(notices.c.status.in_(statuses))
+    with db.read() as connection:
+        return list(connection.execute(query).scalars())
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """What planning runs needs of a notice."""
+
+    id: int
+    case: str
+    level: int
+    chunk: int | None
+    size: int
+    priority: int
+    attempts: int
+
+
+def plan_rows(db: CatalogDB, ids: Iterable[int]) -> list[PlanRow]:
+    n = notices.c
+    rows: list[PlanRow] = []
+    with db.read() as connection:
+        for batch in id_batches(sorted(set(ids))):
+            query = select(n.id, n.case, n.level, n.chunk, n.size, n.priority, n.attempts).where(n.id.in_(batch))
+            rows += [PlanRow(**row._mapping) for row in connection.execute(query)]
+    return rows
+
+
+@dataclass(frozen=True)
+class ChunkFiles:
+    """The done notices of one chunk (or its overlap) of one table: their files and the rows loaded from them."""
+
+    chunk: int
+    overlap: bool
+    paths: list[tuple[str, str]]  # (path, format)
+    rows: int
+
+
+def done_chunks(db: CatalogDB, case: str, table: str) -> list[ChunkFiles]:
+    n = notices.c
+    with db.read() as connection:
+        rows = connection.execute(
+            select(n.chunk, n.overlap, n.path, n.format, n.rows)
+            .where(n.case == case, n.table == table, n.status == "done")
+            .order_by(n.chunk, n.overlap, n.path)
+        ).all()
+    grouped: dict[tuple[int, bool], ChunkFiles] = {}
+    for row in rows:
+        key = (row.chunk, row.overlap)
+        previous = grouped.get(key, ChunkFiles(row.chunk, row.overlap, [], 0))
+        grouped[key] = ChunkFiles(
+            row.chunk, row.overlap, [*previous.paths, (row.path, row.format)], previous.rows + (row.rows or 0)
+        )
+    return list(grouped.values())
+
+
+def warned_attempts(db: CatalogDB, case: str, table: str) -> list[int]:
+    """Notices whose done attempt recorded LOAD DATA warnings."""
+    with db.read() as connection:
+        return list(
+            connection.execute(
+                select(attempts.c.notice)
+                .join(notices, notices.c.id == attempts.c.notice)
+                .where(
+                    notices.c.case == case,
+                    notices.c.table == table,
+                    attempts.c.outcome == "done",
+                    attempts.c.warnings > 0,
+                )
+            ).scalars()
+        )
+
+
+def claimed_by_run(db: CatalogDB, run_id: str, ids: Iterable[int]) -> set[int]:
+    """Which of `ids` run `run_id` opened an attempt on."""
+    claimed: set[int] = set()
+    with db.read() as connection:
+        for batch in id_batches(sorted(set(ids))):
+            claimed |= set(
+                connection.execute(
+                    select(attempts.c.notice).where(attempts.c.notice.in_(batch), attempts.c.run_id == run_id)
+                ).scalars()
+            )
+    return claimed
+
+
+def held_under_live_lease(db: CatalogDB, case: str, level: int) -> int:
+    """Notices of the level some run is loading right now."""
+    with db.read() as connection:
+        return connection.execute(
+            select(func.count()).where(
+                notices.c.case == case,
+                notices.c.level == level,
+                notices.c.status == "running",
+                notices.c.lease_until >= utcnow(),
+            )
+        ).scalar_one()
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    id: int
+    path: str
+    status: str
+    error: str | None
+
+
+def first_unfinished(db: CatalogDB, case: str, level: int) -> Unfinished | None:
+    """The first failed notice of the level, else the first other one not done."""
+    with db.read() as connection:
+        row = connection.execute(
+            select(notices.c.id, notices.c.path, notices.c.status, notices.c.error)
+            .where(notices.c.case == case, notices.c.level == level, notices.c.status != "done")
+            .order_by(notices.c.status != "failed", notices.c.id)  # failed before ready
+            .limit(1)
+        ).first()
+    return Unfinished(**row._mapping) if row is not None else None
+
+
+def last_finished_at(db: CatalogDB, case: str, table: str):  # type: ignore[no-untyped-def]
+    """When the table's last notice finished (None before any did)."""
+    with db.read() as connection:
+        return connection.execute(
+            select(func.max(notices.c.finished_at)).where(notices.c.case == case, notices.c.table == table)
+        ).scalar()

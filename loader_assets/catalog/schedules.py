@@ -1,0 +1,82 @@
+"""Schedules: a frozen list of notices handed to the run queue, from creation to submission.
+
+    pending ──(scheduled_loads sensor: runs requested)──► submitted
+
+`Selection.schedule()` and `loader-assets schedule` add one; the sensor reads the pending ones, plans their
+runs and marks them submitted with the run keys; `Scheduled.watch` reads the notices back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.schema import schedules
+from loader_assets.catalog.time import utcnow
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: int
+    notice_ids: list[int]
+    priority: int
+    force: bool
+    selection: str | None
+    query: str | None
+    state: str
+    runs: list[str] | None
+    created_at: datetime
+    submitted_at: datetime | None
+
+
+def add(
+    db: CatalogDB, notice_ids: Sequence[int], *, priority: int = 0, force: bool = False, query: str | None = None
+) -> int:
+    """A pending schedule of these notices; returns its id."""
+    with db.write() as connection:
+        return connection.execute(
+            schedules.insert()
+            .values(
+                notice_ids=list(notice_ids),
+                priority=priority,
+                force=force,
+                query=query,
+                state="pending",
+                created_at=utcnow(),
+            )
+            .returning(schedules.c.id)
+        ).scalar_one()
+
+
+def get(db: CatalogDB, schedule_id: int) -> Schedule:
+    with db.read() as connection:
+        row = connection.execute(select(schedules).where(schedules.c.id == schedule_id)).first()
+    if row is None:
+        raise KeyError(f"no schedule {schedule_id}")
+    return Schedule(**row._mapping)
+
+
+def pending(db: CatalogDB, limit: int) -> list[Schedule]:
+    """Pending schedules, highest priority first, then oldest."""
+    with db.read() as connection:
+        rows = connection.execute(
+            select(schedules)
+            .where(schedules.c.state == "pending")
+            .order_by(schedules.c.priority.desc(), schedules.c.id)
+            .limit(limit)
+        ).all()
+    return [Schedule(**row._mapping) for row in rows]
+
+
+def submit(db: CatalogDB, schedule_id: int, run_keys: Sequence[str]) -> None:
+    """The schedule's runs were requested: record their keys."""
+    with db.write() as connection:
+        connection.execute(
+            update(schedules)
+            .where(schedules.c.id == schedule_id)
+            .values(state="submitted", submitted_at=utcnow(), runs=list(run_keys))
+        )

@@ -1,0 +1,85 @@
+"""Plans of runs: a frozen list of notices grouped by case, level and worker into runs of bounded size.
+
+A Dagster run costs seconds and a real case has 10^4-10^5 chunks, so one run loads many notices; grouping by
+worker lets the run queue limit the runs per worker (the `loader/worker` tag).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loader_assets import tags
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.notices import plan_rows
+from loader_assets.catalog.store import Store
+from loader_assets.engine.load import ALL_WORKERS, chunk_sizes, place_chunks
+from loader_assets.workers.cluster import Cluster
+
+MAX_NOTICES_PER_RUN = 1000
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run to request: notices of one case and level, on one worker."""
+
+    case: str
+    level: int
+    worker: str
+    notice_ids: tuple[int, ...]
+    priority: int = 0
+    force: bool = False
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            tags.CASE: self.case,
+            tags.LEVEL: str(self.level),
+            tags.WORKER: self.worker,
+            tags.PRIORITY: str(self.priority),
+        }
+
+    def run_key(self, prefix: str, attempts: dict[int, int]) -> str:
+        """Same notices at the same attempt numbers -> same key: a retry gets a new run, a duplicate never."""
+        digest = hashlib.sha1(",".join(f"{i}:{attempts.get(i, 0)}" for i in self.notice_ids).encode()).hexdigest()
+        return f"{prefix}:{self.case}:{self.level}:{self.worker}:{digest[:16]}"
+
+
+def plan_runs(
+    store: Store,
+    cluster: Cluster,
+    notice_ids: Iterable[int],
+    *,
+    priority: int = 0,
+    force: bool = False,
+    max_per_run: int = MAX_NOTICES_PER_RUN,
+) -> tuple[list[RunPlan], dict[int, int]]:
+    """Group notices by case, level and worker (placing new chunks) into runs of at most `max_per_run`.
+
+    Returns the plans and the attempt number of every notice (for run keys).
+    """
+    rows = plan_rows(store.db, notice_ids)
+    layouts = case_layouts(store.db)
+    groups: dict[tuple[str, int, str], list[tuple[int | None, int, int]]] = {}
+    for case in sorted({row.case for row in rows}):
+        of_case = [row for row in rows if row.case == case]
+        placement = place_chunks(cluster, layouts[case], chunk_sizes((row.chunk, row.size) for row in of_case))
+        for row in of_case:
+            worker = ALL_WORKERS if row.chunk is None else placement[row.chunk]
+            groups.setdefault((case, row.level, worker), []).append((row.chunk, row.id, row.priority))
+    return split_groups(groups, priority, force, max_per_run), {row.id: row.attempts for row in rows}
+
+
+def split_groups(
+    groups: dict[tuple[str, int, str], list[tuple[int | None, int, int]]], priority: int, force: bool, max_per_run: int
+) -> list[RunPlan]:
+    """Each (case, level, worker) group in chunk order, cut into runs; a run's priority is its best notice's."""
+    plans = []
+    for (case, level, worker), members in sorted(groups.items()):
+        members = sorted(members, key=lambda m: (m[0] if m[0] is not None else -1, m[1]))
+        for start in range(0, len(members), max_per_run):
+            part = members[start : start + max_per_run]
+            run_priority = max(priority, *(m[2] for m in part))
+            plans.append(RunPlan(case, level, worker, tuple(m[1] for m in part), run_priority, force))
+    return plans

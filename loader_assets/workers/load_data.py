@@ -1,0 +1,226 @@
+"""The fast path from one input file to one worker table: `LOAD DATA LOCAL INFILE` into the attempt's partition.
+
+With LOCAL, MariaDB downgrades data errors to warnings and keeps the rows, so every load is checked
+afterwards: any warning, or a row count different from the file's record count, drops the partition and
+raises `LoadError`. Text is counted while it loads; Parquet is streamed through a named pipe (`formats`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pymysql
+
+from loader_assets.qserv.metadata import FILE_FORMATS, Dialect
+from loader_assets.workers.connection import (
+    WorkerUnavailable,
+    charset_name,
+    connection,
+    is_unavailable_error,
+    quote_name,
+    quote_table,
+)
+from loader_assets.workers.formats import (
+    STREAM_DIALECT,
+    PipeWriter,
+    count_records,
+    line_of_record,
+    parquet_text_blocks,
+    prefetch,
+)
+from loader_assets.workers.partitions import drop_partitions, partition_name, reset_partition
+from loader_assets.workers.schema import TRANS_ID
+
+_SHOWN_WARNINGS = 5
+_ROW_NUMBER = re.compile(r"\brow (\d+)", re.IGNORECASE)
+
+__all__ = ["LoadError", "LoadResult", "WorkerUnavailable", "load_file"]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    rows: int
+    warnings: int
+    seconds: float
+    bytes: int
+    empty: bool = False
+
+
+class LoadError(RuntimeError):
+    """The file could not be loaded exactly; nothing of it is left in the table."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+def dialect_clause(conn: pymysql.Connection, dialect: Dialect) -> str:
+    """The FIELDS … LINES … clause of LOAD DATA for a dialect."""
+    return (
+        f"FIELDS TERMINATED BY {conn.escape(dialect.fields_terminated_by)} "
+        f"ENCLOSED BY {conn.escape(dialect.fields_enclosed_by)} ESCAPED BY {conn.escape(dialect.fields_escaped_by)} "
+        f"LINES TERMINATED BY {conn.escape(dialect.lines_terminated_by)}"
+    )
+
+
+def load_file(
+    worker_url: str,
+    database: str,
+    table_name: str,
+    path: Path,
+    fmt: str,
+    dialect: Mapping[str, str] | Dialect | None,
+    charset: str,
+    attempt_id: int,
+    columns: Sequence[str],
+) -> LoadResult:
+    """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition).
+
+    Raises LoadError (nothing of the file left) or WorkerUnavailable (the worker is down or went away).
+    """
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FILE_FORMATS}")
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(path, "no such file")
+    started = time.monotonic()
+    table = quote_table(database, table_name)
+    with connection(worker_url, local_infile=True) as conn, conn.cursor() as cursor:
+        reset_partition(cursor, database, table_name, attempt_id)
+        try:
+            if fmt == "parquet":
+                loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
+            else:
+                loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
+            warnings = _check_load(cursor, path, fmt, dialect, loaded, expected)
+        except Exception as error:
+            # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
+            if not is_unavailable_error(error):
+                drop_partitions(cursor, database, table_name, [attempt_id])
+            raise
+    return LoadResult(
+        rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size, empty=loaded == 0
+    )
+
+
+def _load_data_sql(
+    conn: pymysql.Connection,
+    table: str,
+    path: Path,
+    attempt_id: int,
+    columns: Sequence[str],
+    dialect: Dialect,
+    charset: str,
+) -> str:
+    return (
+        f"LOAD DATA LOCAL INFILE {conn.escape(str(path))} INTO TABLE {table} "
+        f"PARTITION ({partition_name(attempt_id)}) CHARACTER SET {charset_name(charset)} "
+        f"{dialect_clause(conn, dialect)} ({', '.join(quote_name(c) for c in columns)}) "
+        f"SET {quote_name(TRANS_ID)} = {int(attempt_id)}"
+    )
+
+
+def _load_text(
+    cursor: pymysql.cursors.Cursor,
+    table: str,
+    path: Path,
+    attempt_id: int,
+    columns: Sequence[str],
+    fmt: str,
+    dialect: Mapping[str, str] | Dialect | None,
+    charset: str,
+) -> tuple[int, int]:
+    """(rows loaded, records in the file)."""
+    text_dialect = Dialect.of(fmt, dialect)
+    sql = _load_data_sql(cursor.connection, table, path, attempt_id, columns, text_dialect, charset)
+    # Count while the server loads: the count is off the critical path (numpy releases the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-records") as pool:
+        records = pool.submit(count_records, path, text_dialect)
+        _execute_load(cursor, path, sql)
+        return cursor.rowcount, records.result()
+
+
+def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
+    """Run a LOAD DATA; a statement error (not a lost server) becomes a LoadError naming the file."""
+    try:
+        cursor.execute(sql)
+    except pymysql.err.MySQLError as error:
+        if is_unavailable_error(error):
+            raise
+        raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
+
+
+def _open_parquet(path: Path, columns: Sequence[str]) -> pq.ParquetFile:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise LoadError(path, f"unreadable parquet file: {error}") from error
+    missing = [c for c in columns if c not in parquet.schema_arrow.names]
+    if missing:
+        raise LoadError(path, f"parquet file lacks columns {missing}")
+    return parquet
+
+
+def _load_parquet(
+    cursor: pymysql.cursors.Cursor, table: str, path: Path, attempt_id: int, columns: Sequence[str]
+) -> tuple[int, int]:
+    """(rows loaded, rows in the file); Arrow strings are UTF-8, so the stream is read as utf8mb4."""
+    parquet = _open_parquet(path, columns)
+    with tempfile.TemporaryDirectory(prefix="loader-fifo-") as directory:
+        fifo = Path(directory) / "rows.tsv"
+        os.mkfifo(fifo)
+        writer = PipeWriter(fifo, prefetch(parquet_text_blocks(parquet, columns)))
+        writer.start()
+        try:
+            sql = _load_data_sql(cursor.connection, table, fifo, attempt_id, columns, STREAM_DIALECT, "utf8mb4")
+            _execute_load(cursor, path, sql)
+        finally:
+            writer.finish()
+    if isinstance(writer.error, pa.ArrowException | OSError):
+        raise LoadError(path, f"corrupt parquet file after {writer.rows} rows: {writer.error}") from writer.error
+    if writer.error is not None:
+        raise writer.error
+    return cursor.rowcount, parquet.metadata.num_rows
+
+
+# --- checking ---------------------------------------------------------------------------------------------
+
+
+def _check_load(
+    cursor: pymysql.cursors.Cursor,
+    path: Path,
+    fmt: str,
+    dialect: Mapping[str, str] | Dialect | None,
+    loaded: int,
+    expected: int,
+) -> int:
+    """Number of warnings (always 0: any warning or a count mismatch raises LoadError)."""
+    cursor.execute("SELECT @@warning_count")
+    count = int(cursor.fetchone()[0])
+    if count == 0 and loaded == expected:
+        return 0
+    cursor.execute(f"SHOW WARNINGS LIMIT {_SHOWN_WARNINGS}")
+    messages = [_locate(path, fmt, dialect, message) for _level, _code, message in cursor.fetchall()]
+    unit = "rows" if fmt == "parquet" else "records"
+    problem = f"{expected} {unit} in the file, {loaded} loaded, {count} warnings"
+    raise LoadError(path, "; ".join([problem, *messages]))
+
+
+def _locate(path: Path, fmt: str, dialect: Mapping[str, str] | Dialect | None, message: str) -> str:
+    """Prefix a warning with the line (text) or row (parquet) it is about."""
+    match = _ROW_NUMBER.search(message)
+    if match is None:
+        return message
+    row = int(match.group(1))
+    if fmt == "parquet":
+        return f"row {row}: {message}"
+    return f"line {line_of_record(path, row, Dialect.of(fmt, dialect))}: {message}"

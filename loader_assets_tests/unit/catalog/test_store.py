@@ -1,0 +1,82 @@
+"""Store transitions on a SQLite file: leases, finishing, recovery and operator actions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from loader_assets.catalog.register import Registration
+from loader_assets.catalog.store import Owner, Store
+from loader_assets.catalog.time import utcnow
+from loader_assets_tests.unit.helpers import CASE, ids, notice
+
+
+def test_heartbeat_extends_leases_and_returns_what_the_run_still_holds(store: Store, sample: Registration) -> None:
+    objects = ids(store.db, "Object")
+    now = utcnow()
+    store.claim(objects, Owner.current("run-a"), now=now)
+    later = now + timedelta(seconds=30)
+    assert store.heartbeat("run-a", now=later) == set(objects)
+    assert notice(store.db, objects[0]).lease_until == later + timedelta(seconds=60)
+    assert store.heartbeat("run-nobody") == set()
+
+
+def test_set_worker_refuses_an_attempt_whose_lease_lapsed(store: Store, sample: Registration) -> None:
+    [first, *_] = ids(store.db, "Object")
+    now = utcnow()
+    [claim] = store.claim([first], Owner.current("run-a"), now=now)
+    assert store.set_worker(claim.attempt_id, "w1", now=now + timedelta(seconds=10))
+    assert notice(store.db, first).worker == "w1"
+    assert not store.set_worker(claim.attempt_id, "w2", now=now + timedelta(seconds=61)), "must not write at all"
+    assert notice(store.db, first).worker == "w1"
+
+
+def test_finish_refuses_an_unknown_outcome(store: Store, sample: Registration) -> None:
+    [first, *_] = ids(store.db, "Object")
+    [claim] = store.claim([first], Owner.current("run-a"))
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        store.finish(claim.attempt_id, "skipped")
+    assert notice(store.db, first).status == "running"
+
+
+def test_reclaim_fails_notices_whose_lease_expired(store: Store, sample: Registration) -> None:
+    [first, second, *_] = ids(store.db, "Object")
+    now = utcnow()
+    store.claim([first], Owner("run-old", "elsewhere", 1), now=now - timedelta(seconds=120))
+    store.claim([second], Owner("run-live", "elsewhere", 1), now=now)
+    [released] = store.reclaim(host="here", now=now)
+    assert (released.notice_id, released.run_id) == (first, "run-old")
+    row = notice(store.db, first)
+    assert (row.status, row.locked_by) == ("failed", None)
+    assert row.error.startswith("stale: lease of run run-old expired at ")
+    assert notice(store.db, second).status == "running"
+
+
+def test_release_run_frees_every_lock_of_a_run_by_hand(store: Store, sample: Registration) -> None:
+    objects = ids(store.db, "Object")
+    store.claim(objects, Owner.current("run-dead"))
+    released = store.release_run("run-dead", "its pod was deleted")
+    assert sorted(r.notice_id for r in released) == objects
+    assert notice(store.db, objects[0]).error == "released by hand: its pod was deleted"
+    assert [c.notice_id for c in store.claim(objects, Owner.current("run-b"))] == objects
+
+
+def test_reset_makes_failed_and_done_notices_ready_with_a_fresh_budget(store: Store, sample: Registration) -> None:
+    [first, second, third, *_] = ids(store.db, "Object")
+    claims = store.claim([first, second, third], Owner.current("run-a"))
+    store.finish(claims[0].attempt_id, "done", rows=5)
+    store.finish(claims[1].attempt_id, "failed", error="boom")
+    assert store.reset([first, second, third]) == 2, "a running notice is left alone"
+    assert [(notice(store.db, i).status, notice(store.db, i).attempts) for i in (first, second, third)] == [
+        ("ready", 0),
+        ("ready", 0),
+        ("running", 1),
+    ]
+
+
+def test_set_case_state_refuses_an_unknown_state_or_case(store: Store, sample: Registration) -> None:
+    with pytest.raises(ValueError, match="state must be one of"):
+        store.set_case_state(CASE, "frozen")
+    with pytest.raises(KeyError, match="unknown case 'nope'"):
+        store.set_case_state("nope", "paused")

@@ -1,0 +1,62 @@
+"""Where a level stands: loaded, described, and due for validation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from loader_assets.catalog.gates import record_gate
+from loader_assets.catalog.register import Registration
+from loader_assets.catalog.store import Owner, Store
+from loader_assets.catalog.time import utcnow
+from loader_assets.engine.level_state import LevelNotLoaded, describe, is_loaded, require_loaded, validation_due
+from loader_assets_tests.unit.helpers import CASE, ids
+
+
+def load_at(store: Store, notice_ids: list[int], when: datetime, *, force: bool = False) -> None:
+    for claim in store.claim(notice_ids, Owner.current("run-a"), force=force, now=when):
+        store.finish(claim.attempt_id, "done", rows=5, now=when)
+
+
+def test_a_tally_is_loaded_when_nothing_but_done_is_left() -> None:
+    assert is_loaded({"done": 4})
+    assert is_loaded({}), "a table without notices has nothing to load"
+    assert not is_loaded({"done": 3, "running": 1})
+
+
+def test_describe_lists_statuses_in_order_or_says_no_notices() -> None:
+    assert describe({"ready": 1, "done": 3, "failed": 2}) == "3 done, 2 failed, 1 ready"
+    assert describe({"ready": 1, "done": 3}, without_done=True) == "1 ready"
+    assert describe({}) == "no notices"
+
+
+def test_require_loaded_names_what_is_left(store: Store, sample: Registration) -> None:
+    objects = ids(store.db, "Object")
+    load_at(store, objects[:1], utcnow())
+    with pytest.raises(LevelNotLoaded, match="level 1 of case c1 is not finished for Object: 3 ready"):
+        require_loaded(store.db, CASE, "Object", 1)
+    load_at(store, objects, utcnow())
+    require_loaded(store.db, CASE, "Object", 1)
+
+
+def test_validation_is_due_after_each_load_newer_than_the_verdict(store: Store, sample: Registration) -> None:
+    objects = ids(store.db, "Object")
+    start = utcnow()
+    assert validation_due(store.db, CASE, "Object", 2) is None, "not loaded yet"
+    load_at(store, objects, start)
+    assert validation_due(store.db, CASE, "Object", 2) == f"{start:%Y%m%dT%H%M%S%f}", "loaded, gate pending"
+
+    record_gate(store.db, CASE, 2, "Object", "passed", "check-1", now=start + timedelta(seconds=1))
+    assert validation_due(store.db, CASE, "Object", 2) is None, "the verdict judged this load"
+
+    reload = start + timedelta(seconds=2)
+    load_at(store, objects[:1], reload, force=True)
+    assert validation_due(store.db, CASE, "Object", 2) == f"{reload:%Y%m%dT%H%M%S%f}", "a later load is due again"
+
+
+def test_a_failed_verdict_is_not_due_again_without_a_new_load(store: Store, sample: Registration) -> None:
+    start = utcnow()
+    load_at(store, ids(store.db, "Object"), start)
+    record_gate(store.db, CASE, 2, "Object", "failed", "check-1", now=start + timedelta(seconds=1))
+    assert validation_due(store.db, CASE, "Object", 2) is None

@@ -1,0 +1,79 @@
+"""The heartbeat of a load, its report and chunk placement (no worker is touched)."""
+
+from __future__ import annotations
+
+from loader_assets.catalog.claims import Refusal, Refused
+from loader_assets.catalog.layout import case_layout
+from loader_assets.catalog.register import Registration
+from loader_assets.catalog.store import Store
+from loader_assets.engine.load import Heartbeat, Loaded, LoadReport, chunk_sizes, place_chunks
+from loader_assets_tests.unit.fakes import FakeCluster, FakeLeaseStore
+from loader_assets_tests.unit.helpers import CASE
+
+
+def heartbeat(store: FakeLeaseStore, claimed: set[int], interval: float = 60.0) -> Heartbeat:
+    return Heartbeat(store, "run-a", claimed, interval)
+
+
+def test_a_beat_reports_the_notices_the_run_lost() -> None:
+    beat = heartbeat(FakeLeaseStore(held={1, 2}), {1, 2, 3})
+    beat.beat()
+    assert beat.lost == {3}
+
+
+def test_a_notice_the_run_finished_is_not_reported_lost() -> None:
+    beat = heartbeat(FakeLeaseStore(held={1}), {1, 2})
+    beat.done_with(2)
+    beat.beat()
+    assert beat.lost == set()
+
+
+def test_a_failing_catalog_does_not_kill_the_heartbeat() -> None:
+    store = FakeLeaseStore(held={1}, failures=1)
+    beat = heartbeat(store, {1, 2})
+    beat.beat()  # raises inside: logged, nothing concluded
+    assert beat.lost == set()
+    beat.beat()
+    assert (beat.lost, store.calls) == ({2}, ["run-a", "run-a"])
+
+
+def test_the_heartbeat_thread_keeps_beating_after_an_error_until_stopped() -> None:
+    store = FakeLeaseStore(held={1}, failures=1, wanted=3)
+    beat = heartbeat(store, {1}, interval=0.001)
+    beat.start()
+    try:
+        assert store.beats.wait(timeout=5), "the thread stopped beating after the first error"
+    finally:
+        beat.stop()
+        beat.join(timeout=5)
+    assert not beat.is_alive()
+    assert beat.daemon, "a forgotten heartbeat never keeps a process alive"
+
+
+def loaded(notice_id: int, chunk: int | None, rows: int, overlap: bool = False, table: str = "Object") -> Loaded:
+    return Loaded(notice_id, 100 + notice_id, CASE, table, chunk, overlap, f"f{notice_id}.txt", "w1", rows, 10, 0.5)
+
+
+def test_a_report_counts_rows_and_picks_out_gate_refusals() -> None:
+    gate = Refused(Refusal.GATE_CLOSED, "level 2 of case c1 (Object) is pending")
+    report = LoadReport(
+        loaded=[loaded(1, 5, 3), loaded(2, 5, 4, overlap=True)],
+        skipped={7: gate, 8: Refused(Refusal.HELD, "held by run run-b")},
+    )
+    assert report.rows == 7
+    assert report.gate_refusals == [gate]
+
+
+def test_chunk_sizes_add_up_per_chunk_and_leave_out_regular_tables() -> None:
+    assert chunk_sizes([(5, 10), (6, 1), (5, 2), (None, 99)]) == {5: 12, 6: 1}
+
+
+def test_place_chunks_registers_the_database_once_there_is_something_to_place(
+    store: Store, sample: Registration, cluster: FakeCluster
+) -> None:
+    layout = case_layout(store.db, CASE)
+    assert place_chunks(cluster, layout, {}) == {}
+    assert cluster.databases == {}, "nothing to place: the czar is not asked"
+    first, second = sample.chunks
+    assert place_chunks(cluster, layout, {second: 5, first: 7}) == {first: "w1", second: "w2"}
+    assert cluster.databases == {CASE: (layout.num_stripes, layout.num_sub_stripes, layout.overlap)}
