@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LOADER_STATE_DIR ?= $(CURDIR)/.state
 export DAGSTER_HOME ?= $(LOADER_STATE_DIR)/dagster
+# Qserv's integration inputs, when they sit beside the checkout (.ci/run requires them; elsewhere their tests skip)
+export LOADER_QSERV_ITEST ?= $(abspath $(wildcard $(CURDIR)/../shared/qserv-itest))
 
 .PHONY: demo test lint servers venv clean
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from loader_assets import levels, settings, tags
 from loader_assets.catalog import views
-from loader_assets.catalog.register import RegistrationError, register_case
+from loader_assets.catalog.register import CaseOptions, RegistrationError, register_case
 from loader_assets.catalog.store import Store
 from loader_assets.qserv.metadata import MetadataError
 from loader_assets.selection.language import QueryError, describe_fields
@@ -35,7 +35,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     from loader_assets.defs.instance import prepare_instance
     from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
 
-    result = register_case(_store(), Path(args.case_dir), args.case, comment=args.comment)
+    options = CaseOptions(strict_children=args.strict_children, max_num_warnings=args.max_num_warnings)
+    result = register_case(_store(), Path(args.case_dir), args.case, comment=args.comment, options=options)
     print(f"registered {result.summary()}")
     added = add_chunk_partitions(prepare_instance(), result.case, result.chunks)
     print(f"{added} new chunk partitions in the Dagster instance at {settings.dagster_home()}")
@@ -292,6 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("case_dir")
     register.add_argument("--case", help="case id ([A-Za-z0-9_]+); default: the directory's name")
     register.add_argument("--comment", help="free text, e.g. the dataset name")
+    register.add_argument(
+        "--strict-children",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="orphan child rows (director key absent from the director) fail level 4; default: a warning, as "
+        "Qserv loads them (stored on the case; --no-strict-children turns it off)",
+    )
+    register.add_argument(
+        "--max-num-warnings", type=int, default=None, metavar="N",
+        help="LOAD DATA warnings tolerated per file when every record loads (Qserv's name; stored; default 0)",
+    )  # fmt: skip
     register.set_defaults(run=cmd_register)
 
     load = commands.add_parser("load", help="load a registered case through Dagster, level by level, gates included")

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 
+from loader_assets.catalog.migrations import upgrade
 from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
 
 ID_BATCH = 5000  # ids per statement: under SQLite's bound-parameter limit, small enough for PostgreSQL
@@ -99,7 +100,9 @@ class CatalogDB:
                 version = connection.execute(
                     select(catalog_info.c.value).where(catalog_info.c.key == "schema_version")
                 ).scalar()
-            if version != str(SCHEMA_VERSION):
+            if version is not None and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
+                upgrade(connection, int(version))
+            elif version != str(SCHEMA_VERSION):
                 raise CatalogVersionError(
                     f"catalog {make_url(self.url).render_as_string()} has schema version {version or 'unknown'}, "
                     f"this loader_assets uses version {SCHEMA_VERSION}: no upgrade path is known; "

@@ -2,15 +2,22 @@
 
 A blocking Dagster check stops only its own run, so the catalog carries the gate across runs: a child
 notice is claimable only while its director's level-2 gate is `passed`.
+
+Gates are fenced: every event that invalidates a verdict (new or changed files, a claim, reset, release or
+reclaim of one of the table's notices — or of its director's, for a child) bumps the gate's `generation` and
+sets it `pending`, in the same transaction. A validation takes the gate's lock (`begin_validation`: one at a
+time per table), remembers the generation it started from, and records its verdict only if the generation
+is unchanged and every notice of the table is still done (`finish_validation`); otherwise it is dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select, update
 
 from loader_assets import levels
 from loader_assets.catalog import schema
@@ -28,6 +35,12 @@ class Gate:
     check_run: str | None
     details: dict[str, Any] | None
     updated_at: datetime
+    generation: int = 0
+    validations: int = 0  # validations started at this generation
+    validating_run: str | None = None
+    validating_host: str | None = None
+    validating_pid: int | None = None
+    validating_since: datetime | None = None
 
     @property
     def failed_checks(self) -> list[str]:
@@ -109,11 +122,126 @@ def open_gate(connection: Connection, case: str, table: str, kind: str, now: dat
         )
 
 
-def reopen_gate(connection: Connection, case: str, table: str, kind: str, now: datetime) -> None:
-    """New or changed data in a validated table must be validated again before the next level starts."""
-    if levels.validation_level(kind) is not None:
-        connection.execute(
+def bump(connection: Connection, case: str, table_names: Iterable[str], now: datetime) -> None:
+    """The data behind these tables' verdicts changed: their gates, and their children's, are pending again
+    at a new generation (a validation that started before drops its verdict)."""
+    names = sorted(set(table_names))
+    if not names:
+        return
+    children = select(tables.c.name).where(tables.c.case == case, tables.c.director_table.in_(names))
+    connection.execute(
+        update(level_gates)
+        .where(level_gates.c.case == case, or_(level_gates.c.table.in_(names), level_gates.c.table.in_(children)))
+        .values(status="pending", generation=level_gates.c.generation + 1, validations=0, updated_at=now)
+    )
+
+
+def bump_notices(connection: Connection, notice_ids: Sequence[int], now: datetime) -> None:
+    """`bump` the gates of the tables these notices belong to."""
+    if not notice_ids:
+        return
+    rows = connection.execute(
+        select(notices.c.case, notices.c.table).where(notices.c.id.in_(list(notice_ids))).distinct()
+    ).all()
+    by_case: dict[str, set[str]] = {}
+    for row in rows:
+        by_case.setdefault(row.case, set()).add(row.table)
+    for case, names in sorted(by_case.items()):
+        bump(connection, case, names, now)
+
+
+@dataclass(frozen=True)
+class Validator:
+    """Who validates: a run and its process (the lock's owner)."""
+
+    run_id: str
+    host: str
+    pid: int
+
+
+class ValidationBusy(RuntimeError):
+    """Another validation of the table holds its gate's lock."""
+
+
+def _key(case: str, level: int, table: str) -> ColumnElement[bool]:
+    return and_(level_gates.c.case == case, level_gates.c.level == level, level_gates.c.table == table)
+
+
+def begin_validation(
+    db: CatalogDB, case: str, level: int, table: str, who: Validator, *, now: datetime | None = None
+) -> int:
+    """Take the gate's lock; returns the generation the validation starts from. ValidationBusy when held."""
+    now = now or utcnow()
+    with db.write() as connection:
+        taken = connection.execute(
             update(level_gates)
-            .where(level_gates.c.case == case, level_gates.c.table == table, level_gates.c.status != "pending")
-            .values(status="pending", updated_at=now)
-        )
+            .where(_key(case, level, table), level_gates.c.validating_run.is_(None))
+            .values(
+                validating_run=who.run_id,
+                validating_host=who.host,
+                validating_pid=who.pid,
+                validating_since=now,
+                validations=level_gates.c.validations + 1,
+            )
+            .returning(level_gates.c.generation)
+        ).first()
+        if taken is not None:
+            return taken.generation
+        holder = connection.execute(select(level_gates.c.validating_run).where(_key(case, level, table))).scalar()
+    if holder is None:
+        raise LookupError(f"case {case} has no level-{level} gate for table {table}")
+    raise ValidationBusy(f"level {level} of case {case} ({table}) is being validated by run {holder}")
+
+
+def finish_validation(
+    db: CatalogDB,
+    case: str,
+    level: int,
+    table: str,
+    who: Validator,
+    seen: int,
+    status: str,
+    details: dict | None,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Record the verdict and release the lock; False (verdict dropped) when the gate moved on meanwhile."""
+    if status not in schema.GATE_STATUSES:
+        raise ValueError(f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}")
+    now = now or utcnow()
+    unfinished = exists(select(1).where(notices.c.case == case, notices.c.table == table, notices.c.status != "done"))
+    with db.write() as connection:
+        recorded = connection.execute(
+            update(level_gates)
+            .where(
+                _key(case, level, table),
+                level_gates.c.validating_run == who.run_id,
+                level_gates.c.generation == seen,
+                ~unfinished,
+            )
+            .values(status=status, check_run=who.run_id, details=details, updated_at=now, **_UNLOCKED)
+        ).rowcount
+        if not recorded:
+            release_validation_in(connection, case, level, table, who.run_id)
+    return bool(recorded)
+
+
+def release_validation(db: CatalogDB, case: str, level: int, table: str, run_id: str) -> None:
+    """Release the lock if `run_id` still holds it (a validation that raised, or one found dead)."""
+    with db.write() as connection:
+        release_validation_in(connection, case, level, table, run_id)
+
+
+def release_validation_in(connection: Connection, case: str, level: int, table: str, run_id: str) -> None:
+    connection.execute(
+        update(level_gates).where(_key(case, level, table), level_gates.c.validating_run == run_id).values(**_UNLOCKED)
+    )
+
+
+def gates_of(db: CatalogDB, case: str) -> list[Gate]:
+    with db.read() as connection:
+        rows = connection.execute(select(level_gates).where(level_gates.c.case == case)).all()
+    return [Gate(**row._mapping) for row in rows]
+
+
+_UNLOCKED = {"validating_run": None, "validating_host": None, "validating_pid": None, "validating_since": None}

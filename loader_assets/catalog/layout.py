@@ -22,6 +22,7 @@ class TableLayout:
     director_key: str | None
     columns: list[dict]
     indexes: list[dict]
+    dialects: dict[str, Dialect]  # the table JSON's own options over the case's (empty: the case's)
 
     @property
     def column_names(self) -> list[str]:
@@ -44,9 +45,13 @@ class CaseLayout:
     overlap: float
     state: str
     tables: dict[str, TableLayout]
+    strict_children: bool = False
+    max_num_warnings: int = 0
 
-    def dialect_of(self, fmt: str) -> Dialect:
-        return self.dialects.get(fmt) or Dialect.of(fmt)
+    def dialect_of(self, fmt: str, table: TableLayout | None = None) -> Dialect:
+        """How a file of this format (of this table) is read: the table's own dialect, else the case's."""
+        own = table.dialects.get(fmt) if table is not None else None
+        return own or self.dialects.get(fmt) or Dialect.of(fmt)
 
     def tables_of_kind(self, kind: str) -> list[TableLayout]:
         return [table for table in self.tables.values() if table.kind == kind]
@@ -78,6 +83,7 @@ def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout
             director_key=row.director_key,
             columns=row.columns,
             indexes=row.indexes,
+            dialects=_dialects(row.dialect),
         )
     return {
         row.case: CaseLayout(
@@ -85,15 +91,21 @@ def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout
             database=row.database,
             root=Path(row.root),
             charset=row.charset,
-            dialects={fmt: Dialect.of(fmt, options) for fmt, options in (row.dialect or {}).items()},
+            dialects=_dialects(row.dialect),
             num_stripes=row.num_stripes,
             num_sub_stripes=row.num_sub_stripes,
             overlap=row.overlap,
             state=row.state,
             tables=by_case[row.case],
+            strict_children=row.strict_children,
+            max_num_warnings=row.max_num_warnings,
         )
         for row in case_rows
     }
+
+
+def _dialects(stored: dict | None) -> dict[str, Dialect]:
+    return {fmt: Dialect.of(fmt, options) for fmt, options in (stored or {}).items()}
 
 
 def case_layout(db: CatalogDB, case: str) -> CaseLayout:

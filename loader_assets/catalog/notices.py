@@ -69,51 +69,6 @@ def plan_rows(db: CatalogDB, ids: Iterable[int]) -> list[PlanRow]:
     return rows
 
 
-@dataclass(frozen=True)
-class ChunkFiles:
-    """The done notices of one chunk (or its overlap) of one table: their files and the rows loaded from them."""
-
-    chunk: int
-    overlap: bool
-    paths: list[tuple[str, str]]  # (path, format)
-    rows: int
-
-
-def done_chunks(db: CatalogDB, case: str, table: str) -> list[ChunkFiles]:
-    n = notices.c
-    with db.read() as connection:
-        rows = connection.execute(
-            select(n.chunk, n.overlap, n.path, n.format, n.rows)
-            .where(n.case == case, n.table == table, n.status == "done")
-            .order_by(n.chunk, n.overlap, n.path)
-        ).all()
-    grouped: dict[tuple[int, bool], ChunkFiles] = {}
-    for row in rows:
-        key = (row.chunk, row.overlap)
-        previous = grouped.get(key, ChunkFiles(row.chunk, row.overlap, [], 0))
-        grouped[key] = ChunkFiles(
-            row.chunk, row.overlap, [*previous.paths, (row.path, row.format)], previous.rows + (row.rows or 0)
-        )
-    return list(grouped.values())
-
-
-def warned_attempts(db: CatalogDB, case: str, table: str) -> list[int]:
-    """Notices whose done attempt recorded LOAD DATA warnings."""
-    with db.read() as connection:
-        return list(
-            connection.execute(
-                select(attempts.c.notice)
-                .join(notices, notices.c.id == attempts.c.notice)
-                .where(
-                    notices.c.case == case,
-                    notices.c.table == table,
-                    attempts.c.outcome == "done",
-                    attempts.c.warnings > 0,
-                )
-            ).scalars()
-        )
-
-
 def claimed_by_run(db: CatalogDB, run_id: str, ids: Iterable[int]) -> set[int]:
     """Which of `ids` run `run_id` opened an attempt on."""
     claimed: set[int] = set()
@@ -160,9 +115,29 @@ def first_unfinished(db: CatalogDB, case: str, level: int) -> Unfinished | None:
     return Unfinished(**row._mapping) if row is not None else None
 
 
-def last_finished_at(db: CatalogDB, case: str, table: str):  # type: ignore[no-untyped-def]
-    """When the table's last notice finished (None before any did)."""
+@dataclass(frozen=True)
+class DoneFile:
+    """A done notice of a partitioned table: where its rows are and what its file held."""
+
+    notice_id: int
+    chunk: int
+    overlap: bool
+    path: str
+    rows: int
+    attempt_id: int
+    fingerprint: dict[str, str] | None  # None for an attempt loaded before fingerprints existed
+
+
+def done_files(db: CatalogDB, case: str, table: str) -> list[DoneFile]:
+    n = notices.c
     with db.read() as connection:
-        return connection.execute(
-            select(func.max(notices.c.finished_at)).where(notices.c.case == case, notices.c.table == table)
-        ).scalar()
+        rows = connection.execute(
+            select(n.id, n.chunk, n.overlap, n.path, n.rows, n.attempt_id, attempts.c.fingerprint)
+            .join(attempts, attempts.c.id == n.attempt_id)
+            .where(n.case == case, n.table == table, n.status == "done")
+            .order_by(n.chunk, n.overlap, n.path)
+        ).all()
+    return [
+        DoneFile(row.id, row.chunk, row.overlap, row.path, row.rows or 0, row.attempt_id, row.fingerprint)
+        for row in rows
+    ]

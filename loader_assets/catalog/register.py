@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, and_, select, update
 
-from loader_assets.catalog.gates import open_gate, reopen_gate
+from loader_assets import levels
+from loader_assets.catalog.gates import bump, open_gate
 from loader_assets.catalog.schema import batches, cases, notices, tables
 from loader_assets.catalog.store import Store, mark_changed, utcnow
 from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, TableSpec, read_case
@@ -53,14 +54,29 @@ def check_case_name(case: str) -> str:
     return case
 
 
-def register_case(store: Store, root: Path, case: str | None = None, *, comment: str | None = None) -> Registration:
+@dataclass(frozen=True)
+class CaseOptions:
+    """Per-case choices given at registration; None keeps what the case has (or the default)."""
+
+    strict_children: bool | None = None  # orphan child rows fail level 4 instead of warning
+    max_num_warnings: int | None = None  # LOAD DATA warnings tolerated per file (Qserv's name)
+
+
+def register_case(
+    store: Store,
+    root: Path,
+    case: str | None = None,
+    *,
+    comment: str | None = None,
+    options: CaseOptions = CaseOptions(),
+) -> Registration:
     """Register (or register again) the case at `root`; `case` defaults to the directory's name."""
     root = root.resolve()
     case = check_case_name(case or root.name)
     metadata = read_case(root)
     result = Registration(case=case, database=metadata.database)
     with store.db.write() as connection:
-        _write_case(connection, case, metadata, comment)
+        _write_case(connection, case, metadata, comment, options)
         for table in metadata.tables:
             _write_table(connection, case, table)
             result.tables += 1
@@ -74,7 +90,12 @@ def register_case(store: Store, root: Path, case: str | None = None, *, comment:
     return result
 
 
-def _write_case(connection: Connection, case: str, metadata: CaseMetadata, comment: str | None) -> None:
+def _write_case(
+    connection: Connection, case: str, metadata: CaseMetadata, comment: str | None, options: CaseOptions
+) -> None:
+    if options.max_num_warnings is not None and options.max_num_warnings < 0:
+        raise RegistrationError(f"max_num_warnings must be 0 or more, got {options.max_num_warnings}")
+    chosen = {name: value for name, value in dataclasses.asdict(options).items() if value is not None}
     owner = connection.execute(select(cases.c.case).where(cases.c.database == metadata.database)).scalar()
     if owner is not None and owner != case:
         raise RegistrationError(f"database {metadata.database!r} is already loaded by case {owner!r}")
@@ -89,15 +110,18 @@ def _write_case(connection: Connection, case: str, metadata: CaseMetadata, comme
         "root": str(metadata.root),
     }
     if existing is None:
-        connection.execute(cases.insert().values(case=case, comment=comment, created_at=utcnow(), **values))
+        connection.execute(cases.insert().values(case=case, comment=comment, created_at=utcnow(), **values, **chosen))
         return
     if existing.root != values["root"] or existing.database != values["database"]:
         raise RegistrationError(
             f"case {case!r} is registered from {existing.root} (database {existing.database}); "
             f"refusing to register it again from {values['root']} (database {values['database']})"
         )
-    if comment is not None:
-        connection.execute(update(cases).where(cases.c.case == case).values(comment=comment))
+    if chosen.get("strict_children", existing.strict_children) != existing.strict_children:
+        children = select(tables.c.name).where(tables.c.case == case, tables.c.kind == levels.CHILD)
+        bump(connection, case, connection.execute(children).scalars(), utcnow())  # their verdicts change meaning
+    changes = {"dialect": values["dialect"], **chosen, **({"comment": comment} if comment is not None else {})}
+    connection.execute(update(cases).where(cases.c.case == case).values(**changes))
 
 
 def _write_table(connection: Connection, case: str, table: TableSpec) -> None:
@@ -110,6 +134,7 @@ def _write_table(connection: Connection, case: str, table: TableSpec) -> None:
         "longitude_key": table.longitude_key,
         "columns": table.columns,
         "indexes": table.indexes,
+        "dialect": {fmt: dataclasses.asdict(d) for fmt, d in table.dialects.items()},
     }
     key = and_(tables.c.case == case, tables.c.name == table.name)
     existing = connection.execute(select(tables).where(key)).first()
@@ -117,6 +142,8 @@ def _write_table(connection: Connection, case: str, table: TableSpec) -> None:
         connection.execute(tables.insert().values(case=case, name=table.name, **values))
         open_gate(connection, case, table.name, table.kind, utcnow())
         return
+    if existing.dialect != values["dialect"]:  # a catalog migrated from version 1 learns the table's dialect
+        connection.execute(update(tables).where(key).values(dialect=values["dialect"]))
     if existing.columns != table.columns or existing.kind != table.kind:
         raise RegistrationError(
             f"table {table.name!r} of case {case!r} changed its schema or kind since it was registered; "
@@ -170,11 +197,11 @@ def _write_notices(
             )
         elif (row.size, row.mtime) != (spec.size, spec.mtime):
             mark_changed(connection, row.id, spec.size, spec.mtime, now)
-            reopen_gate(connection, case, table.name, table.kind, now)
+            bump(connection, case, [table.name], now)
             result.changed_paths.append(spec.path)
         else:
             result.unchanged_notices += 1
     if new_rows:
         connection.execute(notices.insert(), new_rows)
-        reopen_gate(connection, case, table.name, table.kind, now)
+        bump(connection, case, [table.name], now)
     result.new_notices += len(new_rows)

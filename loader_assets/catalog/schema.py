@@ -1,7 +1,7 @@
 """Tables of the operational catalog (the old loader's "task DB", made finer).
 
 Column names here are the names the query language, the CLI and the docs use. Timestamps are naive UTC.
-Bump SCHEMA_VERSION whenever a table changes and teach `engine.migrate` the step.
+Bump SCHEMA_VERSION whenever a table changes and add the step to `migrations.STEPS`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
 CASE_STATES = ("active", "paused")
@@ -57,6 +59,9 @@ cases = Table(
     Column("comment", Text),
     Column("created_at", DateTime, nullable=False),
     Column("state", String(16), nullable=False, default="active"),
+    # Orphan child rows (key absent from the director) fail level 4 instead of warning (Qserv loads them).
+    Column("strict_children", Boolean, nullable=False, default=False, server_default=false()),
+    Column("max_num_warnings", Integer, nullable=False, default=0, server_default=text("0")),  # per file
     CheckConstraint("state IN ('active', 'paused')", name="case_state"),
 )
 
@@ -73,6 +78,7 @@ tables = Table(
     Column("longitude_key", String(64)),
     Column("columns", JSON, nullable=False),  # [{"name": ..., "type": ...}] as in the table JSON
     Column("indexes", JSON, nullable=False),  # index JSON documents as given
+    Column("dialect", JSON),  # per format: the table JSON's own options over the case's
     CheckConstraint("kind IN ('director', 'child', 'regular')", name="table_kind"),
 )
 
@@ -149,6 +155,7 @@ attempts = Table(
     Column("rows", BigInteger),
     Column("warnings", Integer),
     Column("error", Text),
+    Column("fingerprint", JSON),  # of the key column, computed from the file while it loaded
     Index("attempts_notice", "notice"),
     Index("attempts_outcome", "outcome"),
 )
@@ -163,6 +170,14 @@ level_gates = Table(
     Column("check_run", String(64)),
     Column("details", JSON),
     Column("updated_at", DateTime, nullable=False),
+    # Bumped with every event that invalidates the verdict; a validation records it only if unchanged.
+    Column("generation", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("validations", Integer, nullable=False, default=0, server_default=text("0")),  # started at it
+    # The one validation running (a lock: validations of one table never overlap).
+    Column("validating_run", String(64)),
+    Column("validating_host", String(255)),
+    Column("validating_pid", Integer),
+    Column("validating_since", DateTime),
     CheckConstraint("status IN ('pending', 'passed', 'failed')", name="gate_status"),
 )
 

@@ -25,6 +25,7 @@ from loader_assets import settings
 from loader_assets.catalog import schema
 from loader_assets.catalog.claims import ClaimContext, Refused, claimable, refusals
 from loader_assets.catalog.engine import CatalogDB, catalog_db, id_batches
+from loader_assets.catalog.gates import bump_notices
 from loader_assets.catalog.schema import attempts, cases, notices
 from loader_assets.catalog.time import utcnow
 
@@ -116,6 +117,7 @@ class Store:
                 taken = self._take(connection, batch, owner, ClaimContext(now, force=force))
                 if taken:
                     claims.extend(self._open_attempts(connection, taken, owner, now))
+                    bump_notices(connection, taken, now)  # their tables' verdicts no longer hold
         return claims
 
     def _take(self, connection: Connection, ids: list[int], owner: Owner, ctx: ClaimContext) -> list[int]:
@@ -256,9 +258,10 @@ class Store:
         rows: int | None = None,
         warnings: int | None = None,
         error: str | None = None,
+        fingerprint: dict[str, str] | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Record the end of an attempt and release its notice, together.
+        """Record the end of an attempt (with the key fingerprint of its file) and release its notice, together.
 
         Returns False when the attempt no longer holds its notice (its lease was taken back): the caller
         must then discard what it wrote.
@@ -290,6 +293,7 @@ class Store:
                     finished_at=now,
                     rows=rows,
                     warnings=warnings,
+                    fingerprint=fingerprint,
                     error=error if released else f"lock lost before finishing ({error or outcome})",
                 )
             )
@@ -354,6 +358,7 @@ class Store:
             released.append(
                 Released(notice_id, row.attempt_id, row.case, row.table, row.chunk, row.overlap, row.worker, run_id)
             )
+        bump_notices(connection, [item.notice_id for item in released], now)
         return released
 
     # -- operator actions ------------------------------------------------------------------------------
@@ -364,11 +369,15 @@ class Store:
         count = 0
         with self.db.write() as connection:
             for batch in id_batches(sorted(set(notice_ids))):
-                count += connection.execute(
+                reset = connection.execute(
                     update(notices)
                     .where(notices.c.id.in_(batch), notices.c.status.in_(["failed", "done"]))
                     .values(status="ready", attempts=0, error=None, retry_after=None, updated_at=now)
-                ).rowcount
+                    .returning(notices.c.id)
+                ).scalars()
+                ids = list(reset)
+                bump_notices(connection, ids, now)
+                count += len(ids)
         return count
 
     def set_case_state(self, case: str, state: str) -> None:

@@ -30,18 +30,39 @@ def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
 
 
 def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
+    """Each gate with its generation, its verdict's failed checks and warnings (and their first keys)."""
     query = select(
         level_gates.c.case,
         level_gates.c.level,
         level_gates.c.table,
         level_gates.c.status,
+        level_gates.c.generation,
+        level_gates.c.validating_run,
         level_gates.c.check_run,
         level_gates.c.updated_at,
-    ).order_by(level_gates.c.case, level_gates.c.level)
+        level_gates.c.details,
+    ).order_by(level_gates.c.case, level_gates.c.level, level_gates.c.table)
     if case is not None:
         query = query.where(level_gates.c.case == case)
     with db.read() as connection:
-        return pd.DataFrame(connection.execute(query).mappings().all())
+        frame = pd.DataFrame(connection.execute(query).mappings().all())
+    if frame.empty:
+        return frame
+    frame["checks"] = frame.pop("details").map(_verdict)
+    return frame
+
+
+def _verdict(details: dict | None) -> str:
+    """`failed: x (first keys …); warning: orphan_rows (36 rows; first keys 3900…: 36)`."""
+    details = details or {}
+    parts = []
+    for label, names in (("failed", details.get("failed_checks", [])), ("warning", details.get("warnings", []))):
+        for name in names:
+            found = details.get(name, {})
+            rows = f"{found['rows']} rows; " if "rows" in found else ""
+            first = found.get("first keys (key: rows)") or found.get("first") or found.get("first mismatches") or ""
+            parts.append(f"{label}: {name} ({rows}first {first})" if rows or first else f"{label}: {name}")
+    return "; ".join(parts)
 
 
 def locks(db: CatalogDB, case: str | None = None) -> pd.DataFrame:

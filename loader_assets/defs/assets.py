@@ -14,6 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from loader_assets import levels, tags
+from loader_assets.catalog.gates import ValidationBusy
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.store import Owner
@@ -116,8 +117,12 @@ def _validation_asset(layout: CaseLayout, table: TableLayout) -> dg.AssetsDefini
             validation = validate_table(
                 catalog.store(), cluster.cluster, layout, table, context.run_id, context.log.info
             )
-        except LevelNotLoaded as error:
+        except (LevelNotLoaded, ValidationBusy) as error:
             raise dg.Failure(description=str(error)) from error
+        if not validation.recorded:  # its results describe data that changed meanwhile: the gate validates again
+            raise dg.Failure(
+                description=f"{key.to_user_string()} changed while validated: verdict dropped, gate pending"
+            )
         yield dg.MaterializeResult(asset_key=key, metadata=validation.metadata)
         yield from check_results(key, validation)
 

@@ -68,6 +68,6 @@ def check_results(key: dg.AssetKey, validation: Validation) -> Iterator[dg.Asset
             asset_key=key,
             check_name=outcome.name,
             passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
             metadata=outcome.metadata,
         )

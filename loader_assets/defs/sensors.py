@@ -6,10 +6,13 @@
 - `stale_sweeper`: takes back locks of dead or silent runs, drops their partial rows, fails their runs.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from loader_assets import settings, tags
 from loader_assets.catalog import schedules
+from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.store import Released
 from loader_assets.catalog.time import utcnow
@@ -17,7 +20,7 @@ from loader_assets.defs.assets import validation_key
 from loader_assets.defs.jobs import load_notices_job, run_request
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.runs import IN_FLIGHT, first_in_flight
-from loader_assets.engine.level_state import validation_due
+from loader_assets.engine.level_state import holder_alive_here, validation_due
 from loader_assets.engine.load import Target, drop_attempt_rows
 from loader_assets.engine.plan import plan_runs
 from loader_assets.selection.saved import matching_schedulable
@@ -81,8 +84,21 @@ def saved_selections(
     )
 
 
+def validation_alive(instance: dg.DagsterInstance) -> Callable[[Gate], bool]:
+    """A validation holding a gate is dead once its run has ended (or its process died on this host)."""
+
+    def alive(verdict: Gate) -> bool:
+        run = instance.get_run_by_id(verdict.validating_run or "")
+        if run is not None and run.status not in IN_FLIGHT:
+            return False
+        return holder_alive_here(verdict)
+
+    return alive
+
+
 def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinition:
-    """Runs a table's validation once all its notices are done and its gate is pending (or new data came)."""
+    """Runs a table's validation once all its notices are done and its gate is pending at a new generation, or
+    its last validation died (the run key carries both)."""
 
     @dg.sensor(
         name="level_gates",
@@ -93,13 +109,14 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
     def level_gates(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
         store = catalog.store()
         requests = []
+        alive = validation_alive(context.instance)
         for layout in case_layouts(store.db).values():
             if layout.state != "active":
                 continue
             for table in layout.validated_tables():
                 level = table.validation_level
                 assert level is not None
-                due = validation_due(store.db, layout.case, table.name, level)
+                due = validation_due(store.db, layout.case, table.name, level, holder_alive=alive)
                 if due:
                     key = validation_key(layout.case, table)
                     requests.append(

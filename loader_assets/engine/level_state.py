@@ -4,9 +4,13 @@ notices has nothing to load."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+
 from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.gates import gate
-from loader_assets.catalog.notices import last_finished_at, status_tally
+from loader_assets.catalog.gates import Gate, gate, release_validation
+from loader_assets.catalog.notices import status_tally
+from loader_assets.catalog.store import pid_alive
 
 
 def is_loaded(tally: dict[str, int]) -> bool:
@@ -31,13 +35,26 @@ def require_loaded(db: CatalogDB, case: str, table: str, level: int) -> None:
         )
 
 
-def validation_due(db: CatalogDB, case: str, table: str, level: int) -> str | None:
-    """A token naming the data to validate, when the table is loaded and its gate has not judged that data."""
-    if not is_loaded(status_tally(db, case, table=table)):
-        return None
-    last_load = last_finished_at(db, case, table)
+def holder_alive_here(verdict: Gate) -> bool:
+    """The validation holding the gate still runs, as far as this host can tell (its process is alive)."""
+    if verdict.validating_host == socket.gethostname() and verdict.validating_pid:
+        return pid_alive(verdict.validating_pid)
+    return True
+
+
+def validation_due(
+    db: CatalogDB, case: str, table: str, level: int, *, holder_alive: Callable[[Gate], bool] = holder_alive_here
+) -> str | None:
+    """`<generation>:<validations>` when the table is loaded and its gate pending with no live validation.
+
+    The key changes when the gate's data changes (generation) and when a validation started and died
+    (validations), so a run key built from it asks again exactly then. A dead holder's lock is released.
+    """
     verdict = gate(db, case, level, table)
-    judged = verdict is not None and verdict.status != "pending"
-    if judged and (last_load is None or verdict.updated_at >= last_load):
+    if verdict is None or verdict.status != "pending" or not is_loaded(status_tally(db, case, table=table)):
         return None
-    return f"{last_load:%Y%m%dT%H%M%S%f}" if last_load is not None else "empty"
+    if verdict.validating_run is not None:
+        if holder_alive(verdict):
+            return None
+        release_validation(db, case, level, table, verdict.validating_run)
+    return f"{verdict.generation}:{verdict.validations}"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from loader_assets import levels
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.store import Claim, Owner, Store
@@ -176,7 +177,12 @@ class Loader:
             return
         rows = results[0].rows  # a regular table holds the same rows on every worker
         note = "empty file: loaded as 0 rows" if rows == 0 else None
-        if not self.store.finish(claim.attempt_id, "done", rows=rows, warnings=0, error=note):
+        keys = results[0].fingerprint
+        done = self.store.finish(
+            claim.attempt_id, "done", rows=rows, warnings=results[0].warnings, error=note,
+            fingerprint=keys.to_json() if keys else None,
+        )  # fmt: skip
+        if not done:
             self._discard(claim, layout, target, report)
             return
         beat.done_with(claim.notice_id)
@@ -206,7 +212,8 @@ class Loader:
             drop_attempt_partitions(url, layout.database, target.table_name, claim.discard_attempts)
         return load_file(
             url, layout.database, target.table_name, layout.root / claim.path, claim.format,
-            layout.dialect_of(claim.format), layout.charset, claim.attempt_id, table.column_names,
+            layout.dialect_of(claim.format, table), layout.charset, claim.attempt_id, table.column_names,
+            key=table.director_key if table.kind != levels.REGULAR else None, max_warnings=layout.max_num_warnings,
         )  # fmt: skip
 
     def _ensure_tables(self, worker: str, url: str, layout: CaseLayout, table: TableLayout, chunk: int | None) -> None:

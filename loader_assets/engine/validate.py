@@ -1,39 +1,54 @@
-"""Validation of a director or a child table on the workers, and the gate it records in the catalog.
+"""Validation of a director or a child table where the data is, and the gate it records in the catalog.
 
-A blocking Dagster check only stops downstream steps of its own run, so the outcome is also written to
-`level_gates`, which every later claim reads, whoever launches it.
+Every check is SQL on the worker that holds the chunk, all workers in parallel; only counts and the first
+offending keys come back. The director's keys are proved on the workers by the key fingerprint of each
+attempt (computed from the file while it loaded, `workers.fingerprint`); the director index at the czar is
+built from the workers. A child's keys absent from its director chunk are found by an anti-join on the
+worker, then told apart through the index: in another chunk (misplaced: an error) or nowhere (orphans:
+loaded by Qserv, a warning unless the case is strict).
+
+A blocking Dagster check stops only its own run, so the verdict is written to the fenced gate in the
+catalog, which every later claim reads.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+import pymysql
 
 from loader_assets import levels
-from loader_assets.catalog.gates import record_gate
+from loader_assets.catalog.gates import Validator, begin_validation, finish_validation, release_validation
 from loader_assets.catalog.layout import CaseLayout, TableLayout
-from loader_assets.catalog.notices import ChunkFiles, done_chunks, warned_attempts
+from loader_assets.catalog.notices import DoneFile, done_files
 from loader_assets.catalog.store import Store
 from loader_assets.engine.level_state import require_loaded
-from loader_assets.qserv.files import read_key_column
-from loader_assets.workers.census import index_keys_by_chunk, key_values, row_counts
+from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
+from loader_assets.workers.connection import connection
+from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, key_column
 from loader_assets.workers.schema import DirectorIndexError, build_director_index, chunk_table_name
 
 DIRECTOR_CHECKS = {
-    "objectids_on_workers": "every director key of the files is on the worker holding its chunk and in the index",
-    "objectids_unique": "no director key twice in the whole table",
-    "rows_match_files": "rows per chunk table on the workers equal rows loaded from the files",
-    "no_load_warnings": "no done attempt had LOAD DATA warnings",
+    "rows_match_files": "rows of every chunk and overlap table on its worker equal the records of its files",
+    "objectids_on_workers": "every director key of the files is on the worker holding its chunk (key fingerprint "
+    "of each attempt) and in the director index, in its chunk",
+    "objectids_unique": "no director key twice: within a chunk on its worker, across chunks in the director index",
 }
 CHILD_CHECKS = {
-    "director_keys_in_index": "every non-NULL director key of the child is in the director index, same chunk",
-    "rows_match_files": "rows per chunk table on the workers equal rows loaded from the files",
-    "no_load_warnings": "no done attempt had LOAD DATA warnings",
+    "rows_match_files": "rows of every chunk table on its worker and their key fingerprint equal those of its files",
+    "misplaced_rows": "no child row whose director key is in the director, but in another chunk",
+    "orphan_rows": "child rows whose director key is absent from the director (Qserv loads them: a warning, "
+    "an error for a case registered with --strict-children)",
 }
-SHOWN_IDS = 10  # how many offending ids a check result lists
+SHOWN_KEYS = 10  # how many offending keys a check result lists
+
+BeforeVerdict = Callable[[], None]  # test hook: runs after the checks, before the verdict is written
 
 
 @dataclass(frozen=True)
@@ -41,136 +56,308 @@ class CheckOutcome:
     name: str
     passed: bool
     metadata: dict[str, object]
+    blocking: bool = True  # False: a failure is a warning, the gate still passes
 
 
 @dataclass
 class Validation:
     outcomes: list[CheckOutcome] = field(default_factory=list)
     metadata: dict[str, object] = field(default_factory=dict)
+    recorded: bool = False  # the verdict reached the gate (False: the gate moved on while validating)
 
     @property
     def failed(self) -> list[str]:
-        return [o.name for o in self.outcomes if not o.passed]
+        return [o.name for o in self.outcomes if not o.passed and o.blocking]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [o.name for o in self.outcomes if not o.passed and not o.blocking]
+
+
+@dataclass
+class ChunkCensus:
+    """What one chunk (own or overlap table) holds on its worker, against its files."""
+
+    chunk: int
+    overlap: bool
+    worker: str
+    table_name: str
+    files: list[DoneFile]
+    rows: int | None = None  # None: the table is missing
+    bad_fingerprints: list[str] = field(default_factory=list)  # "file: what differs"
+    missing_keys: list[int] = field(default_factory=list)  # of the files, not on the worker (first few)
+    unexpected_keys: list[int] = field(default_factory=list)  # on the worker, in none of the files
+    duplicates: list[int] = field(default_factory=list)
+    unfingerprinted: int = 0
+    null_keys: int = 0
+    misplaced: dict[int, int] = field(default_factory=dict)  # key -> rows, first SHOWN_KEYS
+    misplaced_rows: int = 0
+    orphans: dict[int, int] = field(default_factory=dict)
+    orphan_rows: int = 0
+
+    @property
+    def expected_rows(self) -> int:
+        return sum(f.rows for f in self.files)
 
 
 def validate_table(
-    store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout, run_id: str, log: Callable[[str], None]
+    store: Store,
+    cluster: Cluster,
+    layout: CaseLayout,
+    table: TableLayout,
+    run_id: str,
+    log: Callable[[str], None],
+    *,
+    before_verdict: BeforeVerdict | None = None,
 ) -> Validation:
-    """Validate one director or child table and record its gate; LevelNotLoaded while its load is unfinished."""
-    level = levels.validation_level(table.kind)
+    """Validate one director or child table and record its gate, fenced by the gate's generation.
+
+    Raises gates.ValidationBusy when another validation of the table runs, LevelNotLoaded while its load
+    level is unfinished."""
+    level = table.validation_level
     assert level is not None, f"{table.kind} tables are not validated"
-    require_loaded(store.db, layout.case, table.name, table.level)
-    chunks = done_chunks(store.db, layout.case, table.name)
-    placement = cluster.place_chunks(layout.database, sorted({c.chunk for c in chunks}))
-    if table.kind == levels.DIRECTOR:
-        validation = _validate_director(store, cluster, layout, table, chunks, placement, log)
-    else:
-        validation = _validate_child(store, cluster, layout, table, chunks, placement, log)
-    status = "failed" if validation.failed else "passed"
-    details = {"failed_checks": validation.failed, "checks": {o.name: o.passed for o in validation.outcomes}}
-    record_gate(store.db, layout.case, level, table.name, status, run_id, details)
-    log(
-        f"level {level} of {layout.case}/{table.name}: {status}"
-        + (f" ({', '.join(validation.failed)})" if validation.failed else "")
-    )
+    who = Validator(run_id, socket.gethostname(), os.getpid())
+    seen = begin_validation(store.db, layout.case, level, table.name, who)
+    try:
+        require_loaded(store.db, layout.case, table.name, table.level)
+        validation = _run_checks(store, cluster, layout, table)
+        if before_verdict is not None:
+            before_verdict()
+        status = "failed" if validation.failed else "passed"
+        details = {
+            "failed_checks": validation.failed,
+            "warnings": validation.warnings,
+            "checks": {o.name: o.passed for o in validation.outcomes},
+            "generation": seen,
+            **{o.name: _plain(o.metadata) for o in validation.outcomes if not o.passed},
+        }
+        validation.recorded = finish_validation(store.db, layout.case, level, table.name, who, seen, status, details)
+    finally:
+        release_validation(store.db, layout.case, level, table.name, run_id)
+    log(f"level {level} of {layout.case}/{table.name}: " + _summary(validation, status))
     return validation
 
 
-def _rows_match(cluster: Cluster, layout: CaseLayout, table: TableLayout, chunks: list[ChunkFiles],
-                placement: dict[int, str]) -> CheckOutcome:  # fmt: skip
-    expected = {chunk_table_name(table.name, c.chunk, c.overlap): (c, placement[c.chunk]) for c in chunks}
-    found: dict[str, int | None] = {}
-    for worker in sorted(set(placement.values())):
-        names = [name for name, (_, w) in expected.items() if w == worker]
-        found.update(row_counts(cluster.worker_url(worker), layout.database, names))
-    wrong = [
-        f"{name} on {w}: {found[name]} rows, files {c.rows}"
-        for name, (c, w) in expected.items()
-        if found[name] != c.rows
+def _summary(validation: Validation, status: str) -> str:
+    if not validation.recorded:
+        return f"{status}, verdict dropped: the table changed while it was validated (the gate stays pending)"
+    parts = [status]
+    if validation.failed:
+        parts.append(f"failed: {', '.join(validation.failed)}")
+    if validation.warnings:
+        parts.append(f"warnings: {', '.join(validation.warnings)}")
+    return "; ".join(parts)
+
+
+def _plain(metadata: dict[str, object]) -> dict[str, object]:
+    return {name: value if isinstance(value, int | float | bool) else str(value) for name, value in metadata.items()}
+
+
+def _run_checks(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout) -> Validation:
+    files = done_files(store.db, layout.case, table.name)
+    placement = cluster.place_chunks(layout.database, sorted({f.chunk for f in files})) if files else {}
+    by_table: dict[tuple[int, bool], list[DoneFile]] = {}
+    for item in files:
+        by_table.setdefault((item.chunk, item.overlap), []).append(item)
+    chunks = [
+        ChunkCensus(chunk, overlap, placement[chunk], chunk_table_name(table.name, chunk, overlap), items)
+        for (chunk, overlap), items in sorted(by_table.items())
     ]
+    director = layout.director_of(table) if table.kind == levels.CHILD else None
+    _census_in_parallel(cluster, layout, table, director, chunks)
+    if director is None:
+        return _director_verdict(cluster, layout, table, chunks, placement)
+    return _child_verdict(layout, table, chunks)
+
+
+# -- on the workers -------------------------------------------------------------------------------------
+
+
+def _census_in_parallel(
+    cluster: Cluster, layout: CaseLayout, table: TableLayout, director: TableLayout | None, chunks: list[ChunkCensus]
+) -> None:
+    """Each worker counts its own chunks, all workers at once."""
+    by_worker: dict[str, list[ChunkCensus]] = {}
+    for chunk in chunks:
+        by_worker.setdefault(chunk.worker, []).append(chunk)
+    if not by_worker:
+        return
+    with ThreadPoolExecutor(max_workers=len(by_worker), thread_name_prefix="census") as pool:
+        futures = [
+            pool.submit(_census_of_worker, cluster, worker, layout, table, director, of_worker)
+            for worker, of_worker in sorted(by_worker.items())
+        ]
+        for future in futures:
+            future.result()
+
+
+def _census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: TableLayout,
+                      director: TableLayout | None, chunks: list[ChunkCensus]) -> None:  # fmt: skip
+    key = table.director_key or ""
+    with connection(cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        for chunk in chunks:
+            chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
+            if chunk.rows is None:
+                continue
+            _check_fingerprints(cursor, layout, table, chunk, key)
+            if director is None and not chunk.overlap:
+                chunk.duplicates = census.duplicate_keys(cursor, layout.database, chunk.table_name, key, SHOWN_KEYS)
+            if director is not None:
+                chunk.null_keys = census.null_keys(cursor, layout.database, chunk.table_name, key)
+                _absent_keys(cluster, conn, layout, chunk, table, director)
+
+
+def _check_fingerprints(
+    cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus, key: str
+) -> None:
+    for item in chunk.files:
+        if item.fingerprint is None:
+            chunk.unfingerprinted += 1
+            continue
+        expected = Fingerprint.from_json(item.fingerprint)
+        found = census.partition_fingerprint(cursor, layout.database, chunk.table_name, key, item.attempt_id)
+        if found != expected:
+            chunk.bad_fingerprints.append(f"{item.path}: {_difference(expected, found)}")
+            _name_keys(cursor, layout, table, chunk, item, key)
+
+
+def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus,
+               item: DoneFile, key: str) -> None:  # fmt: skip
+    """A file whose keys differ on the worker: which keys (the diagnosis reads that one file again)."""
+    fmt = item.path.rsplit(".", 1)[-1]
+    try:
+        in_file, _ = key_column(layout.root / item.path, fmt, table.column_names, key, layout.dialect_of(fmt, table))
+    except (OSError, FingerprintError):
+        return  # the file changed or went away since its load: the chunk is named, its keys are not
+    on_worker = census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id)
+    file_keys = in_file.drop_null().to_numpy(zero_copy_only=False)
+    chunk.missing_keys += np.setdiff1d(file_keys, on_worker)[:SHOWN_KEYS].tolist()
+    chunk.unexpected_keys += np.setdiff1d(on_worker, file_keys)[:SHOWN_KEYS].tolist()
+
+
+def _difference(expected: Fingerprint, found: Fingerprint) -> str:
+    if expected.rows != found.rows:
+        return f"{expected.rows} records in the file, {found.rows} rows on the worker"
+    if expected.keys != found.keys:
+        return f"{expected.keys} non-NULL keys in the file, {found.keys} on the worker"
+    return "the keys on the worker differ from those of the file (same count, other values)"
+
+
+def _absent_keys(cluster: Cluster, conn: pymysql.Connection, layout: CaseLayout, chunk: ChunkCensus,
+                 table: TableLayout, director: TableLayout) -> None:  # fmt: skip
+    """Child keys absent from the director chunk on this worker, told apart through the director index."""
+    director_table = chunk_table_name(director.name, chunk.chunk)
+    with conn.cursor() as cursor:
+        present = census.table_exists(cursor, layout.database, director_table)
+    index = census.index_table(layout.database, director.name)
+    director_key = director.director_key or ""
+    with connection(cluster.czar) as czar, czar.cursor() as czar_cursor:
+        batches = census.absent_keys(
+            conn, layout.database, chunk.table_name, director_table if present else None,
+            table.director_key or "", director_key,
+        )  # fmt: skip
+        for batch in batches:
+            found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in batch])
+            for key, rows in batch:
+                if key in found:
+                    chunk.misplaced_rows += rows
+                    if len(chunk.misplaced) < SHOWN_KEYS:
+                        chunk.misplaced[key] = rows
+                else:
+                    chunk.orphan_rows += rows
+                    if len(chunk.orphans) < SHOWN_KEYS:
+                        chunk.orphans[key] = rows
+
+
+# -- verdicts -------------------------------------------------------------------------------------------
+
+
+def _rows_outcome(chunks: list[ChunkCensus], with_fingerprints: bool) -> CheckOutcome:
+    wrong = [
+        f"{c.table_name} on {c.worker}: " + ("missing" if c.rows is None else f"{c.rows} rows, files {c.expected_rows}")
+        for c in chunks
+        if c.rows != c.expected_rows
+    ]
+    if with_fingerprints:
+        wrong += [f"{c.table_name} on {c.worker}: {bad}" for c in chunks for bad in c.bad_fingerprints]
     return CheckOutcome(
         "rows_match_files",
         not wrong,
-        {"chunk tables": len(expected), "rows": sum(c.rows for c in chunks), "mismatches": len(wrong),
-         "first mismatches": "; ".join(wrong[:SHOWN_IDS]) or "none"},
+        {"chunk tables": len(chunks), "rows": sum(c.expected_rows for c in chunks), "mismatches": len(wrong),
+         "first mismatches": "; ".join(wrong[:SHOWN_KEYS]) or "none",
+         "attempts without fingerprint": sum(c.unfingerprinted for c in chunks)},
     )  # fmt: skip
 
 
-def _no_warnings(store: Store, case: str, table: str) -> CheckOutcome:
-    warned = warned_attempts(store.db, case, table)
-    return CheckOutcome(
-        "no_load_warnings",
-        not warned,
-        {"attempts with warnings": len(warned), "notices": str(warned[:SHOWN_IDS])},
-    )
-
-
-def _validate_director(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout,
-                       chunks: list[ChunkFiles], placement: dict[int, str], log: Callable[[str], None]) -> Validation:  # fmt: skip
-    key = table.director_key or "objectId"
-    own = [c for c in chunks if not c.overlap]
-    validation = Validation()
+def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, chunks: list[ChunkCensus],
+                      placement: dict[int, str]) -> Validation:  # fmt: skip
+    key = table.director_key or ""
+    own = [c for c in chunks if not c.overlap and c.rows is not None]
+    index_error, index_rows, per_chunk = None, 0, {}
     try:
+        versions = {c.chunk: ",".join(str(f.attempt_id) for f in c.files) for c in own}  # a reload changes it
         index_rows = build_director_index(
-            cluster, layout.database, table.name, key, {c.chunk: placement[c.chunk] for c in own}
+            cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )
-        index_error = None
+        with connection(cluster.czar) as czar, czar.cursor() as cursor:
+            per_chunk = census.index_rows_per_chunk(
+                cursor, census.index_table(layout.database, table.name), [c.chunk for c in own]
+            )
     except DirectorIndexError as error:
-        index_rows, index_error = 0, str(error)
-    log(f"director index of {layout.database}.{table.name}: {index_rows} rows")
-    index = index_keys_by_chunk(cluster.czar, layout.database, table.name, key)
-    missing_on_workers: list[int] = []
-    missing_in_index: list[int] = []
-    on_workers: list[np.ndarray] = []
-    for chunk in own:
-        in_files = np.concatenate(
-            [read_key_column(layout.root / path, fmt, table.column_names, key, layout.dialect_of(fmt)) for path, fmt in chunk.paths]
-        )  # fmt: skip
-        stored = key_values(
-            cluster.worker_url(placement[chunk.chunk]), layout.database, chunk_table_name(table.name, chunk.chunk), key
-        )
-        on_workers.append(stored)
-        missing_on_workers += np.setdiff1d(in_files, stored).tolist()
-        missing_in_index += np.setdiff1d(in_files, index.get(chunk.chunk, np.empty(0, np.int64))).tolist()
-    everything = np.concatenate(on_workers) if on_workers else np.empty(0, np.int64)
-    values, counts = np.unique(everything, return_counts=True)
-    duplicates = values[counts > 1].tolist()
-    validation.outcomes = [
+        index_error = str(error)
+    not_indexed = [f"chunk {c.chunk}: {c.rows} rows, {per_chunk.get(c.chunk, 0)} in the index"
+                   for c in own if per_chunk.get(c.chunk, 0) != c.rows]  # fmt: skip
+    bad_keys = [f"chunk {c.chunk} ({bad})" for c in chunks if not c.overlap for bad in c.bad_fingerprints]
+    duplicates = sorted({key for c in own for key in c.duplicates})
+    outcomes = [
         CheckOutcome(
             "objectids_on_workers",
-            not missing_on_workers and not missing_in_index and index_error is None,
-            {"missing on workers": len(missing_on_workers), "first missing on workers": str(missing_on_workers[:SHOWN_IDS]),
-             "missing in index": len(missing_in_index), "first missing in index": str(missing_in_index[:SHOWN_IDS]),
-             "index error": index_error or "none"},
+            not bad_keys and not not_indexed and index_error is None,
+            {"chunks with other keys than their files": len(bad_keys), "first": "; ".join(bad_keys[:SHOWN_KEYS]) or "none",
+             "first missing on workers": str(sorted(k for c in own for k in c.missing_keys)[:SHOWN_KEYS]),
+             "first unexpected on workers": str(sorted(k for c in own for k in c.unexpected_keys)[:SHOWN_KEYS]),
+             "chunks not fully indexed": len(not_indexed), "first not indexed": "; ".join(not_indexed[:SHOWN_KEYS]) or "none",
+             "attempts without fingerprint": sum(c.unfingerprinted for c in chunks)},
         ),
-        CheckOutcome("objectids_unique", not duplicates,
-                     {"duplicates": len(duplicates), "first duplicates": str(duplicates[:SHOWN_IDS])}),
-        _rows_match(cluster, layout, table, chunks, placement),
-        _no_warnings(store, layout.case, table.name),
+        CheckOutcome(
+            "objectids_unique",
+            not duplicates and index_error is None,
+            {"duplicated keys within a chunk": str(duplicates[:SHOWN_KEYS]), "index error": index_error or "none"},
+        ),
+        _rows_outcome(chunks, with_fingerprints=False),
     ]  # fmt: skip
-    validation.metadata = {"index rows": index_rows, "chunks": len(own), "keys on workers": int(everything.size)}
-    return validation
+    return Validation(outcomes, {"index rows": index_rows, "chunks": len(own), "rows": sum(c.rows or 0 for c in own)})
 
 
-def _validate_child(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout,
-                    chunks: list[ChunkFiles], placement: dict[int, str], log: Callable[[str], None]) -> Validation:  # fmt: skip
-    director = layout.tables[table.director_table or ""]
-    key = table.director_key or director.director_key or "objectId"
-    index = index_keys_by_chunk(cluster.czar, layout.database, director.name, director.director_key or key)
-    orphans: list[int] = []
-    own = [c for c in chunks if not c.overlap]
-    for chunk in own:
-        stored = key_values(
-            cluster.worker_url(placement[chunk.chunk]), layout.database, chunk_table_name(table.name, chunk.chunk), key
-        )
-        orphans += np.setdiff1d(stored, index.get(chunk.chunk, np.empty(0, np.int64))).tolist()
-    log(f"{layout.case}/{table.name}: {len(orphans)} keys without a director row in the same chunk")
-    return Validation(
-        outcomes=[
-            CheckOutcome("director_keys_in_index", not orphans,
-                         {"orphan keys": len(orphans), "first orphan keys": str(orphans[:SHOWN_IDS])}),
-            _rows_match(cluster, layout, table, chunks, placement),
-            _no_warnings(store, layout.case, table.name),
-        ],
-        metadata={"chunks": len(own)},
-    )  # fmt: skip
+def _child_verdict(layout: CaseLayout, table: TableLayout, chunks: list[ChunkCensus]) -> Validation:
+    misplaced = sum(c.misplaced_rows for c in chunks)
+    orphans = sum(c.orphan_rows for c in chunks)
+    outcomes = [
+        _rows_outcome(chunks, with_fingerprints=True),
+        CheckOutcome(
+            "misplaced_rows",
+            misplaced == 0,
+            {"rows": misplaced, "first keys (key: rows)": _first_keys(chunks, "misplaced")},
+        ),
+        CheckOutcome(
+            "orphan_rows",
+            orphans == 0,
+            {"rows": orphans, "first keys (key: rows)": _first_keys(chunks, "orphans"),
+             "severity": "error (strict children)" if layout.strict_children else "warning (Qserv loads them)"},
+            blocking=layout.strict_children,
+        ),
+    ]  # fmt: skip
+    metadata = {
+        "chunks": len(chunks),
+        "rows": sum(c.rows or 0 for c in chunks),
+        "NULL keys": sum(c.null_keys for c in chunks),
+    }
+    return Validation(outcomes, metadata)
+
+
+def _first_keys(chunks: list[ChunkCensus], which: str) -> str:
+    found: dict[int, int] = {}
+    for chunk in chunks:
+        for key, rows in getattr(chunk, which).items():
+            found[key] = found.get(key, 0) + rows
+    return ", ".join(f"{key}: {rows}" for key, rows in sorted(found.items())[:SHOWN_KEYS]) or "none"

@@ -72,13 +72,15 @@ class Chunker:
     _num_chunks: IntArray = field(init=False, repr=False, compare=False)  # per stripe
     _num_sub_chunks: IntArray = field(init=False, repr=False, compare=False)  # per chunk, per sub-stripe
     _sub_chunk_width: FloatArray = field(init=False, repr=False, compare=False)  # per sub-stripe
+    _alpha: FloatArray = field(init=False, repr=False, compare=False)  # per sub-stripe: overlap as an RA width
 
     def __post_init__(self) -> None:
         self._validate_counts()
-        num_chunks, num_sub_chunks, sub_chunk_width = self._build_tables()
+        num_chunks, num_sub_chunks, sub_chunk_width, alpha = self._build_tables()
         object.__setattr__(self, "_num_chunks", num_chunks)
         object.__setattr__(self, "_num_sub_chunks", num_sub_chunks)
         object.__setattr__(self, "_sub_chunk_width", sub_chunk_width)
+        object.__setattr__(self, "_alpha", alpha)
 
     @property
     def stripe_height(self) -> float:
@@ -101,9 +103,9 @@ class Chunker:
         if self.sub_stripe_height < self.overlap:
             raise ValueError(f"overlap {self.overlap} deg is greater than the sub-stripe height")
 
-    def _build_tables(self) -> tuple[IntArray, IntArray, FloatArray]:
+    def _build_tables(self) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """The per-stripe and per-sub-stripe tables of `Chunker::_initialize`, in the same order of operations."""
-        num_chunks, num_sub_chunks, sub_chunk_width = [], [], []
+        num_chunks, num_sub_chunks, sub_chunk_width, alphas = [], [], [], []
         for stripe in range(self.num_stripes):
             nc = segments(
                 stripe * self.stripe_height - 90.0, (stripe + 1) * self.stripe_height - 90.0, self.stripe_height
@@ -114,14 +116,17 @@ class Chunker:
                 lat_max = (sub_stripe + 1) * self.sub_stripe_height - 90.0
                 nsc = segments(lat_min, lat_max, self.sub_stripe_height) // nc
                 width = 360.0 / (nsc * nc)
-                if max_alpha(self.overlap, max(abs(lat_min), abs(lat_max))) > width:
+                alpha = max_alpha(self.overlap, max(abs(lat_min), abs(lat_max)))
+                if alpha > width:
                     raise ValueError(f"overlap {self.overlap} deg is greater than the sub-chunk width")
                 num_sub_chunks.append(nsc)
                 sub_chunk_width.append(width)
+                alphas.append(alpha)
         return (
             np.array(num_chunks, dtype=np.int64),
             np.array(num_sub_chunks, dtype=np.int64),
             np.array(sub_chunk_width, dtype=np.float64),
+            np.array(alphas, dtype=np.float64),
         )
 
     def locate(self, ra: npt.ArrayLike, dec: npt.ArrayLike) -> tuple[IntArray, IntArray]:
@@ -143,6 +148,59 @@ class Chunker:
             sub_chunk - chunk * per_chunk
         )
         return chunk_id, sub_chunk_id
+
+    def overlap_locations(self, ra: float, dec: float) -> list[tuple[int, int]]:
+        """(chunkId, subChunkId) of every sub-chunk, other than its own, whose overlap region holds the position,
+        as the overlap part of `Chunker::locate(position, -1, locations)`: the partitioner writes the row, with
+        these ids, to each of those chunks' overlap file (a neighbouring sub-chunk may be in the row's own chunk).
+        """
+        if self.overlap == 0.0:
+            return []
+        lon = float(reduce_ra(ra))
+        num_all_sub_stripes = self.num_stripes * self.num_sub_stripes
+        sub_stripe = min(math.floor((dec + 90.0) / self.sub_stripe_height), num_all_sub_stripes - 1)
+        stripe = sub_stripe // self.num_sub_stripes
+        width = float(self._sub_chunk_width[sub_stripe])
+        num_sub_chunks = int(self._num_chunks[stripe] * self._num_sub_chunks[sub_stripe])
+        sub_chunk = min(math.floor(lon / width), num_sub_chunks - 1)
+        locations: list[tuple[int, int]] = []
+        lat_min = max(sub_stripe * self.sub_stripe_height - 90.0, -90.0)
+        lat_max = min((sub_stripe + 1) * self.sub_stripe_height - 90.0, 90.0)
+        if sub_stripe > 0 and dec < lat_min + self.overlap:
+            locations += self._up_down_overlap(lon, sub_stripe - 1)
+        if sub_stripe < num_all_sub_stripes - 1 and dec >= lat_max - self.overlap:
+            locations += self._up_down_overlap(lon, sub_stripe + 1)
+        if num_sub_chunks == 1:
+            return locations
+        alpha = float(self._alpha[sub_stripe])
+        if lon < sub_chunk * width + alpha:
+            locations.append(self._sub_chunk_location(sub_stripe, (sub_chunk - 1) % num_sub_chunks))
+        if lon > min((sub_chunk + 1) * width, 360.0) - alpha:
+            locations.append(self._sub_chunk_location(sub_stripe, (sub_chunk + 1) % num_sub_chunks))
+        return locations
+
+    def _up_down_overlap(self, lon: float, sub_stripe: int) -> list[tuple[int, int]]:
+        """Sub-chunks of `sub_stripe` whose overlap region (alpha wide in RA) holds longitude `lon`."""
+        stripe = sub_stripe // self.num_sub_stripes
+        num_sub_chunks = int(self._num_chunks[stripe] * self._num_sub_chunks[sub_stripe])
+        width, alpha = float(self._sub_chunk_width[sub_stripe]), float(self._alpha[sub_stripe])
+        first, last = math.floor((lon - alpha) / width), math.floor((lon + alpha) / width)
+        first += num_sub_chunks if first < 0 else 0  # 0/360 wrap-around, as Qserv's (quirks near poles included)
+        last -= num_sub_chunks if last >= num_sub_chunks else 0
+        wrapped = list(range(first, num_sub_chunks)) if first > last else []
+        sub_chunks = wrapped + list(range(0 if first > last else first, last + 1))
+        return [self._sub_chunk_location(sub_stripe, sub_chunk) for sub_chunk in sub_chunks]
+
+    def _sub_chunk_location(self, sub_stripe: int, sub_chunk: int) -> tuple[int, int]:
+        """(chunkId, subChunkId) of sub-chunk `sub_chunk` (counted over the whole sub-stripe)."""
+        stripe = sub_stripe // self.num_sub_stripes
+        per_chunk = int(self._num_sub_chunks[sub_stripe])
+        chunk = sub_chunk // per_chunk
+        row = sub_stripe - stripe * self.num_sub_stripes
+        return (
+            stripe * 2 * self.num_stripes + chunk,
+            row * self.max_sub_chunks_per_chunk + sub_chunk - chunk * per_chunk,
+        )
 
     def _stripe_and_chunk(self, chunk_id: int) -> tuple[int, int]:
         stripe, chunk = divmod(int(chunk_id), 2 * self.num_stripes)

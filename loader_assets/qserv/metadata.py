@@ -1,12 +1,15 @@
-"""Parse a qserv-ingest case directory: `metadata.json` (version 12), the database, table and index JSON files
-it names, and the chunk / regular files of its data directories, as lsst-dm/qserv-ingest reads them.
+"""Parse a qserv-ingest case directory: `metadata.json` (version 12 or later), the database, table and index
+JSON files it names, and the chunk / regular files of its data directories, as lsst-dm/qserv-ingest reads them.
 
 Semantics kept from qserv-ingest (`rootfs/ingest/python/qserv/metadata.py`):
 - only director tables have overlap files: `overlaps` lists their chunk ids, and when it is absent (or empty)
-  every listed chunk has one. Children never load overlaps, so their `chunk_<id>_overlap.*` files are ignored
-  (the partitioner writes them, e.g. qserv-ingest's own itest case03);
-- a table JSON without `director_table` but partitioned is a director.
-Every refusal is a `MetadataError` whose message starts with (or ends with) the file at fault.
+  every listed chunk has one. An overlap may be listed for a chunk absent from `chunks` (cosmoDC2: rows near a
+  chunk that has none of its own). Children never load overlaps, so their `chunk_<id>_overlap.*` files are
+  ignored (the partitioner writes them, e.g. qserv-ingest's own itest case03);
+- a table JSON without `director_table` but partitioned is a director;
+- dialect options (metadata.json `formats`, a table JSON's own `fields_terminated_by`...) are MySQL string-literal
+  contents (`\\t` is a tab, see `dialect.mysql_unescape`); a table's options apply on top of the case's formats.
+Every refusal is a `MetadataError` whose message starts with (or ends with) the file at fault, and names the key.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loader_assets.levels import load_level
+from loader_assets.qserv.dialect import DEFAULT_DIALECTS, DIALECT_KEYS, Dialect, mysql_unescape
 from loader_assets.qserv.geometry import Chunker
 
 METADATA_FILE = "metadata.json"
-SUPPORTED_VERSION = 12
+SUPPORTED_VERSION = 12  # the version written by `sample`, and the oldest one read (qserv-ingest's own minimum)
 TEXT_FORMATS = ("txt", "csv", "tsv")
 FILE_FORMATS = (*TEXT_FORMATS, "parquet")  # order of preference when looking for a chunk file on disk
 PARTITION_COLUMNS = ("chunkId", "subChunkId")
@@ -38,32 +41,6 @@ JsonObject = dict[str, Any]
 
 class MetadataError(ValueError):
     """A case directory that does not describe a loadable Qserv catalog."""
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """MariaDB `LOAD DATA` options of a text format; the defaults are Qserv's ingest defaults (tab separated)."""
-
-    fields_terminated_by: str = "\t"
-    fields_enclosed_by: str = ""
-    fields_escaped_by: str = "\\"
-    lines_terminated_by: str = "\n"
-
-    @classmethod
-    def of(cls, fmt: str, options: Mapping[str, str] | Dialect | None = None) -> Dialect:
-        """The dialect of a format: the case's (a Dialect or its stored dict), else the format's default."""
-        if isinstance(options, Dialect):
-            return options
-        return dataclasses.replace(DEFAULT_DIALECTS.get(fmt, cls()), **(options or {}))
-
-
-# .txt/.tsv as Qserv's ingest reads them (tab separated); .csv comma separated, fields optionally in quotes.
-DEFAULT_DIALECTS = {
-    "txt": Dialect(),
-    "tsv": Dialect(),
-    "csv": Dialect(fields_terminated_by=",", fields_enclosed_by='"'),
-}
-DIALECT_KEYS = tuple(f.name for f in dataclasses.fields(Dialect))
 
 
 @dataclass(frozen=True)
@@ -96,6 +73,7 @@ class TableSpec:
     columns: list[JsonObject]  # [{"name": ..., "type": ...}] as in the table JSON
     indexes: list[JsonObject]  # index JSON documents as given
     batches: list[BatchSpec]
+    dialects: dict[str, Dialect]  # per text format: the case's, with the table JSON's own options on top
 
     @property
     def is_partitioned(self) -> bool:
@@ -110,7 +88,7 @@ class CaseMetadata:
     num_sub_stripes: int
     overlap: float
     charset: str
-    dialects: dict[str, Dialect]  # per text format
+    dialects: dict[str, Dialect]  # per text format, the case level (metadata.json `formats`)
     tables: list[TableSpec]
 
     def table(self, name: str) -> TableSpec:
@@ -151,9 +129,12 @@ def _require_list_of(value: Any, kind: type, where: str, key: str) -> list[Any]:
 
 def _read_metadata(root: Path) -> JsonObject:
     metadata = _read_json_object(root, METADATA_FILE)
-    if metadata.get("version") != SUPPORTED_VERSION:
+    version = metadata.get("version")
+    if "version" not in metadata:  # qserv-ingest's version 12 made it mandatory: older cases (cosmoDC2) lack it
+        raise MetadataError(f"{METADATA_FILE}: 'version' is missing, expected an integer >= {SUPPORTED_VERSION}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < SUPPORTED_VERSION:
         raise MetadataError(
-            f"{METADATA_FILE}: version {metadata.get('version')} is not supported, expected {SUPPORTED_VERSION}"
+            f"{METADATA_FILE}: 'version' {version!r} is not supported, expected an integer >= {SUPPORTED_VERSION}"
         )
     _require_keys(metadata, ("database", "tables"), METADATA_FILE)
     _require_list_of(metadata["tables"], dict, METADATA_FILE, "tables")
@@ -170,7 +151,22 @@ def _read_database(root: Path, name: str) -> JsonObject:
     return database
 
 
-def _parse_dialects(formats: Any) -> dict[str, Dialect]:
+def _dialect_options(options: JsonObject, keys: list[str], where: str) -> dict[str, str]:
+    """Dialect options as JSON gives them (MySQL string-literal contents) -> their characters."""
+    parsed: dict[str, str] = {}
+    for key in keys:
+        if not isinstance(options[key], str):
+            raise MetadataError(f"{where}: '{key}' must be a string")
+        parsed[key] = mysql_unescape(options[key])
+        if not parsed[key] and key in ("fields_terminated_by", "lines_terminated_by"):
+            raise MetadataError(f"{where}: '{key}' must not be empty")
+    if parsed.get("fields_enclosed_by") == "\0":  # Qserv's spelling of "no enclosing character"
+        parsed["fields_enclosed_by"] = ""
+    return parsed
+
+
+def parse_formats(formats: Any) -> dict[str, Dialect]:
+    """metadata.json `formats` -> the dialect of each text format (Qserv's default for those it leaves out)."""
     if not isinstance(formats, dict):
         raise MetadataError(f"{METADATA_FILE}: 'formats' must be an object")
     dialects = dict(DEFAULT_DIALECTS)
@@ -178,13 +174,20 @@ def _parse_dialects(formats: Any) -> dict[str, Dialect]:
         where = f"{METADATA_FILE} formats.{extension}"
         if extension not in TEXT_FORMATS:
             raise MetadataError(f"{where}: unsupported format, expected one of {', '.join(TEXT_FORMATS)}")
-        if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
-            raise MetadataError(f"{where}: must be an object of strings")
+        if not isinstance(options, dict):
+            raise MetadataError(f"{where}: must be an object")
         unknown = sorted(set(options) - set(DIALECT_KEYS))
         if unknown:
             raise MetadataError(f"{where}: unknown keys {', '.join(unknown)}")
-        dialects[extension] = dataclasses.replace(DEFAULT_DIALECTS[extension], **options)
+        parsed = _dialect_options(options, list(options), where)
+        dialects[extension] = dataclasses.replace(DEFAULT_DIALECTS[extension], **parsed)
     return dialects
+
+
+def table_dialects(document: JsonObject, name: str, case_dialects: dict[str, Dialect]) -> dict[str, Dialect]:
+    """The case's dialects with the options of table JSON `name` (case03: `fields_terminated_by`) on top."""
+    options = _dialect_options(document, [key for key in DIALECT_KEYS if key in document], name)
+    return {fmt: dataclasses.replace(dialect, **options) for fmt, dialect in case_dialects.items()}
 
 
 def _read_table_json(root: Path, name: str) -> JsonObject:
@@ -387,7 +390,9 @@ def _check_directors(listed: dict[str, _ListedTable]) -> None:
             raise MetadataError(f"{table.schema_file}: director_table '{director}' is not a director table of the case")
 
 
-def _table_spec(root: Path, table: _ListedTable, listings: _Listings, default_extension: str) -> TableSpec:
+def _table_spec(
+    root: Path, table: _ListedTable, listings: _Listings, default_extension: str, dialects: dict[str, Dialect]
+) -> TableSpec:
     index_files = _require_list_of(table.entry.get("indexes", []), str, table.where, "indexes")
     data = _require_list_of(table.entry["data"], dict, table.where, "data")
     document = table.document
@@ -405,6 +410,7 @@ def _table_spec(root: Path, table: _ListedTable, listings: _Listings, default_ex
             _batch(item, table.kind, f"{table.where}.data[{n}]", listings, default_extension)
             for n, item in enumerate(data)
         ],
+        dialects=table_dialects(document, table.schema_file, dialects),
     )
 
 
@@ -414,12 +420,12 @@ def read_case(root: Path) -> CaseMetadata:
     metadata = _read_metadata(root)
     database = _read_database(root, metadata["database"])
     formats = metadata.get("formats", {})
-    dialects = _parse_dialects(formats)
+    dialects = parse_formats(formats)
     listed = _read_listed_tables(root, metadata["tables"])
     _check_directors(listed)
     listings = _Listings(root)
     default_extension = next(iter(formats), "txt")
-    tables = [_table_spec(root, table, listings, default_extension) for table in listed.values()]
+    tables = [_table_spec(root, table, listings, default_extension, dialects) for table in listed.values()]
     _refuse_duplicates(tables)
     _refuse_unlisted_chunk_files(tables, listings)
     return CaseMetadata(

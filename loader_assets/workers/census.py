@@ -1,49 +1,140 @@
-"""What is on the workers and at the czar, counted for validation: rows per chunk table, key values."""
+"""What is on the workers and at the czar, counted in SQL where the data is: rows per table, key fingerprints
+per attempt partition, duplicate keys, child keys absent from their director chunk, the director index.
+
+Only counts and the first offending keys travel; absent keys stream in bounded batches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-import numpy as np
+import pymysql
 
+from loader_assets.workers import fingerprint
 from loader_assets.workers.cluster import META_DB
 from loader_assets.workers.connection import connection, quote_name, quote_table
+from loader_assets.workers.fingerprint import Fingerprint
+from loader_assets.workers.partitions import partition_name
 from loader_assets.workers.schema import director_index_table
 
-_NO_SUCH_TABLE = 1146
+NO_SUCH_TABLE = 1146
+KEY_BATCH = 10_000  # absent child keys per round trip to the czar's index
+
+
+def row_count(cursor: pymysql.cursors.Cursor, database: str, table_name: str) -> int | None:
+    """`COUNT(*)` of one table; None when it does not exist."""
+    try:
+        cursor.execute(f"SELECT COUNT(*) FROM {quote_table(database, table_name)}")
+    except pymysql.err.ProgrammingError as error:
+        if error.args[0] != NO_SUCH_TABLE:
+            raise
+        return None
+    return int(cursor.fetchone()[0])
 
 
 def row_counts(url: str, database: str, table_names: Iterable[str]) -> dict[str, int | None]:
     """`COUNT(*)` of each table; None for a table that does not exist."""
-    counts: dict[str, int | None] = {}
     with connection(url) as conn, conn.cursor() as cursor:
-        for name in table_names:
-            try:
-                cursor.execute(f"SELECT COUNT(*) FROM {quote_table(database, name)}")
-                counts[name] = int(cursor.fetchone()[0])
-            except Exception as error:  # pymysql.err.ProgrammingError carries the code in args[0]
-                if getattr(error, "args", [None])[0] != _NO_SUCH_TABLE:
-                    raise
-                counts[name] = None
-    return counts
+        return {name: row_count(cursor, database, name) for name in table_names}
 
 
-def key_values(url: str, database: str, table_name: str, key: str) -> np.ndarray:
-    """Every non-NULL value of `key` in one table (int64), duplicates kept."""
-    with connection(url) as conn, conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {quote_name(key)} FROM {quote_table(database, table_name)} WHERE {quote_name(key)} IS NOT NULL"
+def partition_fingerprint(
+    cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, attempt_id: int
+) -> Fingerprint:
+    """The key fingerprint of what one attempt wrote (an absent partition counts as empty)."""
+    try:
+        cursor.execute(fingerprint.sql(database, table_name, key, partition_name(attempt_id)))
+    except pymysql.err.OperationalError as error:
+        if error.args[0] != 1735:  # Unknown partition: the attempt's rows are not there
+            raise
+        return fingerprint.EMPTY
+    return fingerprint.from_row(cursor.fetchone())
+
+
+def partition_keys(
+    cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, attempt_id: int
+) -> list[int]:
+    """The non-NULL keys one attempt wrote (a diagnosis of one file, never the whole table)."""
+    k = quote_name(key)
+    cursor.execute(
+        f"SELECT {k} FROM {quote_table(database, table_name)} PARTITION ({partition_name(attempt_id)}) "
+        f"WHERE {k} IS NOT NULL"
+    )
+    return [int(row[0]) for row in cursor.fetchall()]
+
+
+def duplicate_keys(cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, shown: int) -> list[int]:
+    """The first keys present more than once in one table."""
+    k = quote_name(key)
+    cursor.execute(
+        f"SELECT {k} FROM {quote_table(database, table_name)} WHERE {k} IS NOT NULL "
+        f"GROUP BY {k} HAVING COUNT(*) > 1 ORDER BY {k} LIMIT {int(shown)}"
+    )
+    return [int(row[0]) for row in cursor.fetchall()]
+
+
+def null_keys(cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str) -> int:
+    cursor.execute(f"SELECT COUNT(*) FROM {quote_table(database, table_name)} WHERE {quote_name(key)} IS NULL")
+    return int(cursor.fetchone()[0])
+
+
+def absent_keys(
+    conn: pymysql.Connection, database: str, child: str, director: str | None, child_key: str, director_key: str
+) -> Iterator[list[tuple[int, int]]]:
+    """(key, rows) of the child table whose key is not in the director's chunk table on the same worker,
+    in batches of KEY_BATCH. An anti-join where the data is: the director key's index when it has one, else a
+    hash join. `director` None: the chunk has no director table on this worker, every key is absent."""
+    c = quote_name(child_key)
+    if director is None:
+        sql = (
+            f"SELECT c.{c}, COUNT(*) FROM {quote_table(database, child)} AS c WHERE c.{c} IS NOT NULL "
+            f"GROUP BY c.{c} ORDER BY c.{c}"
         )
-        return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.int64)
+    else:
+        sql = anti_join_sql(database, child, director, child_key, director_key)
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute("SET SESSION join_cache_level = 4")  # hash joins (BNLH) for an unindexed director key
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(KEY_BATCH):
+            yield [(int(key), int(rows)) for key, rows in batch]
 
 
-def index_keys_by_chunk(czar_url: str, database: str, director: str, key: str) -> dict[int, np.ndarray]:
-    """The director index at the czar, as chunk -> sorted key values."""
-    table = f"{META_DB}.{quote_name(director_index_table(database, director))}"
-    with connection(czar_url) as conn, conn.cursor() as cursor:
-        cursor.execute(f"SELECT chunkId, {quote_name(key)} FROM {table} ORDER BY chunkId, {quote_name(key)}")
-        rows = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
-    if rows.size == 0:
+def anti_join_sql(database: str, child: str, director: str, child_key: str, director_key: str) -> str:
+    c, d = quote_name(child_key), quote_name(director_key)
+    return (
+        f"SELECT c.{c}, COUNT(*) FROM {quote_table(database, child)} AS c "
+        f"LEFT JOIN {quote_table(database, director)} AS d ON d.{d} = c.{c} "
+        f"WHERE c.{c} IS NOT NULL AND d.{d} IS NULL GROUP BY c.{c} ORDER BY c.{c}"
+    )
+
+
+def table_exists(cursor: pymysql.cursors.Cursor, database: str, table_name: str) -> bool:
+    cursor.execute(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (database, table_name)
+    )
+    return cursor.fetchone() is not None
+
+
+def index_table(database: str, director: str) -> str:
+    return f"{META_DB}.{quote_name(director_index_table(database, director))}"
+
+
+def index_chunks_of(cursor: pymysql.cursors.Cursor, index: str, key: str, keys: list[int]) -> dict[int, int]:
+    """Chunk of each of `keys` that the director index holds (a key absent from it is absent here)."""
+    if not keys:
         return {}
-    chunks, starts = np.unique(rows[:, 0], return_index=True)
-    return {int(c): part for c, part in zip(chunks, np.split(rows[:, 1], starts[1:]), strict=True)}
+    cursor.execute(
+        f"SELECT {quote_name(key)}, chunkId FROM {index} WHERE {quote_name(key)} IN ({','.join(['%s'] * len(keys))})",
+        keys,
+    )
+    return {int(k): int(chunk) for k, chunk in cursor.fetchall()}
+
+
+def index_rows_per_chunk(cursor: pymysql.cursors.Cursor, index: str, chunks: list[int]) -> dict[int, int]:
+    if not chunks:
+        return {}
+    cursor.execute(
+        f"SELECT chunkId, COUNT(*) FROM {index} WHERE chunkId IN ({','.join(map(str, map(int, chunks)))}) "
+        "GROUP BY chunkId"
+    )
+    return {int(chunk): int(rows) for chunk, rows in cursor.fetchall()}

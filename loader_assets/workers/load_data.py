@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pymysql
 
 from loader_assets.qserv.metadata import FILE_FORMATS, Dialect
+from loader_assets.workers import fingerprint
 from loader_assets.workers.connection import (
     WorkerUnavailable,
     charset_name,
@@ -29,6 +30,7 @@ from loader_assets.workers.connection import (
     quote_name,
     quote_table,
 )
+from loader_assets.workers.fingerprint import Fingerprint, FingerprintError
 from loader_assets.workers.formats import (
     STREAM_DIALECT,
     PipeWriter,
@@ -41,6 +43,8 @@ from loader_assets.workers.partitions import drop_partitions, partition_name, re
 from loader_assets.workers.schema import TRANS_ID
 
 _SHOWN_WARNINGS = 5
+# Test hook: the file LOAD DATA reads instead of a text input (a line dropped or altered in transit).
+TRANSIT: Callable[[Path], Path] | None = None
 _ROW_NUMBER = re.compile(r"\brow (\d+)", re.IGNORECASE)
 
 __all__ = ["LoadError", "LoadResult", "WorkerUnavailable", "load_file"]
@@ -53,6 +57,7 @@ class LoadResult:
     seconds: float
     bytes: int
     empty: bool = False
+    fingerprint: Fingerprint | None = None  # of the key column, from the file
 
 
 class LoadError(RuntimeError):
@@ -82,10 +87,15 @@ def load_file(
     charset: str,
     attempt_id: int,
     columns: Sequence[str],
+    *,
+    key: str | None = None,
+    max_warnings: int = 0,
 ) -> LoadResult:
     """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition).
 
-    Raises LoadError (nothing of the file left) or WorkerUnavailable (the worker is down or went away).
+    With `key`, the fingerprint of that column is computed from the file while it loads. Up to
+    `max_warnings` LOAD DATA warnings are tolerated when every record loaded. Raises LoadError (nothing of
+    the file left) or WorkerUnavailable (the worker is down or went away).
     """
     if fmt not in FILE_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FILE_FORMATS}")
@@ -94,22 +104,34 @@ def load_file(
         raise LoadError(path, "no such file")
     started = time.monotonic()
     table = quote_table(database, table_name)
-    with connection(worker_url, local_infile=True) as conn, conn.cursor() as cursor:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint") as pool,
+        connection(worker_url, local_infile=True) as conn,
+        conn.cursor() as cursor,
+    ):
+        # From the file as the partitioner wrote it, while LOAD DATA reads it: off the critical path.
+        fingerprinted = (
+            pool.submit(fingerprint.of_file, path, fmt, columns, key, Dialect.of(fmt, dialect)) if key else None
+        )
         reset_partition(cursor, database, table_name, attempt_id)
         try:
             if fmt == "parquet":
                 loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
             else:
                 loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
-            warnings = _check_load(cursor, path, fmt, dialect, loaded, expected)
+            warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
+            keys = fingerprinted.result() if fingerprinted else None
         except Exception as error:
             # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
             if not is_unavailable_error(error):
                 drop_partitions(cursor, database, table_name, [attempt_id])
+            if isinstance(error, FingerprintError):
+                raise LoadError(path, str(error)) from error
             raise
     return LoadResult(
-        rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size, empty=loaded == 0
-    )
+        rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size,
+        empty=loaded == 0, fingerprint=keys,
+    )  # fmt: skip
 
 
 def _load_data_sql(
@@ -141,10 +163,11 @@ def _load_text(
 ) -> tuple[int, int]:
     """(rows loaded, records in the file)."""
     text_dialect = Dialect.of(fmt, dialect)
-    sql = _load_data_sql(cursor.connection, table, path, attempt_id, columns, text_dialect, charset)
+    sent = TRANSIT(path) if TRANSIT else path  # what reaches the server (a test may alter it in transit)
+    sql = _load_data_sql(cursor.connection, table, sent, attempt_id, columns, text_dialect, charset)
     # Count while the server loads: the count is off the critical path (numpy releases the GIL).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-records") as pool:
-        records = pool.submit(count_records, path, text_dialect)
+        records = pool.submit(count_records, sent, text_dialect)
         _execute_load(cursor, path, sql)
         return cursor.rowcount, records.result()
 
@@ -202,12 +225,13 @@ def _check_load(
     dialect: Mapping[str, str] | Dialect | None,
     loaded: int,
     expected: int,
+    max_warnings: int = 0,
 ) -> int:
-    """Number of warnings (always 0: any warning or a count mismatch raises LoadError)."""
+    """Number of warnings, at most `max_warnings`: more, or a count mismatch, raises LoadError."""
     cursor.execute("SELECT @@warning_count")
     count = int(cursor.fetchone()[0])
-    if count == 0 and loaded == expected:
-        return 0
+    if count <= max_warnings and loaded == expected:
+        return count
     cursor.execute(f"SHOW WARNINGS LIMIT {_SHOWN_WARNINGS}")
     messages = [_locate(path, fmt, dialect, message) for _level, _code, message in cursor.fetchall()]
     unit = "rows" if fmt == "parquet" else "records"

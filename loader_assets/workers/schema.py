@@ -117,18 +117,26 @@ def create_chunk_tables(
 
 
 def build_director_index(
-    cluster: Cluster, db: str, director: str, director_key: str, chunks: Mapping[int, str] | Iterable[int]
+    cluster: Cluster,
+    db: str,
+    director: str,
+    director_key: str,
+    chunks: Mapping[int, str] | Iterable[int],
+    versions: Mapping[int, str] | None = None,
 ) -> int:
     """Fill `qservMeta.<db>__<director>` (key -> chunkId, subChunkId) from the director's chunk tables.
 
-    `chunks` maps chunk -> worker name, or lists chunks whose worker is read from the placement. The rows of
-    these chunks are replaced, so a rebuild is idempotent. Dumps the workers' rows to a temporary TSV file
-    and loads it at the czar with LOAD DATA. Returns the number of index rows written.
+    `chunks` maps chunk -> worker name, or lists chunks whose worker is read from the placement. Per chunk:
+    with `versions` (chunk -> what its rows are, e.g. its attempts), only the chunks whose version changed
+    since the index last took them are replaced; without, all of them. The workers' rows stream into a
+    temporary TSV file (one GROUP_CONCAT blob per sub-chunk: memory bounded by a sub-chunk) loaded at the czar
+    with LOAD DATA. Returns the number of index rows written.
     """
     placement = chunks if isinstance(chunks, Mapping) else _placed_chunks(cluster, db, chunks)
     if not placement:
         return 0
     index = f"{META_DB}.{quote_name(director_index_table(db, director))}"
+    indexed = f"{META_DB}.{quote_name(director_index_table(db, director) + '__chunks')}"
     key_type = _column_type(cluster, db, placement, director, director_key)
     with connection(cluster.czar, local_infile=True) as czar, czar.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS {META_DB}")
@@ -136,16 +144,37 @@ def build_director_index(
             f"CREATE TABLE IF NOT EXISTS {index} ({quote_name(director_key)} {key_type} NOT NULL PRIMARY KEY, "
             "chunkId INT NOT NULL, subChunkId INT NOT NULL, KEY by_chunk (chunkId)) ENGINE=MyISAM"
         )
-        _clear_index_chunks(cursor, index, sorted(placement))
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {indexed} (chunkId INT NOT NULL PRIMARY KEY, version VARCHAR(4096) NOT NULL)"
+            " ENGINE=InnoDB"
+        )
+        stale = _stale_chunks(cursor, indexed, placement, versions)
+        if not stale:
+            return 0
+        cursor.execute(f"DELETE FROM {indexed} WHERE chunkId IN ({','.join(map(str, stale))})")
+        _clear_index_chunks(cursor, index, stale)
         # One file for all workers, one LOAD DATA: into an empty MyISAM table the keys are then built by
         # sorting, several times faster than inserting them one by one.
         with tempfile.NamedTemporaryFile("wb", suffix=".tsv") as dump:
             rows = sum(
                 _dump_director_rows(cluster.worker_url(worker), db, director, director_key, worker_chunks, dump)
-                for worker, worker_chunks in _by_worker(placement).items()
+                for worker, worker_chunks in _by_worker({c: placement[c] for c in stale}).items()
             )
             dump.flush()
-            return _load_index_file(cursor, index, Path(dump.name), director_key, rows)
+            loaded = _load_index_file(cursor, index, Path(dump.name), director_key, rows)
+        if versions is not None:
+            cursor.executemany(f"INSERT INTO {indexed} VALUES (%s, %s)", [(c, versions[c]) for c in stale])
+        return loaded
+
+
+def _stale_chunks(
+    cursor: pymysql.cursors.Cursor, indexed: str, placement: Mapping[int, str], versions: Mapping[int, str] | None
+) -> list[int]:
+    if versions is None:
+        return sorted(placement)
+    cursor.execute(f"SELECT chunkId, version FROM {indexed}")
+    known = dict(cursor.fetchall())
+    return sorted(c for c in placement if known.get(c) != versions[c])
 
 
 def _clear_index_chunks(cursor: pymysql.cursors.Cursor, index: str, chunks: list[int]) -> None:

@@ -174,5 +174,5 @@ def test_catalog_of_another_schema_version_is_refused(catalog_url: str) -> None:
     with db.write() as connection:
         connection.execute(update(schema.catalog_info).values(value="999"))
     db.dispose()
-    with pytest.raises(CatalogVersionError, match="has schema version 999, this loader_assets uses version 1"):
+    with pytest.raises(CatalogVersionError, match="has schema version 999, this loader_assets uses version 2"):
         CatalogDB(catalog_url)

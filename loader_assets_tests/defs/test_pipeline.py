@@ -54,7 +54,8 @@ def test_a_sample_case_loads_end_to_end_and_its_checks_pass(platform: Platform) 
     for key, name in [
         (dg.AssetKey([case, "Object_index"]), "objectids_on_workers"),
         (dg.AssetKey([case, "Object_index"]), "objectids_unique"),
-        (dg.AssetKey([case, "Source_validated"]), "director_keys_in_index"),
+        (dg.AssetKey([case, "Source_validated"]), "misplaced_rows"),
+        (dg.AssetKey([case, "Source_validated"]), "orphan_rows"),
     ]:
         assert check_status(platform.instance, key, name) == "SUCCEEDED"
     materialized = platform.instance.get_materialized_partitions(dg.AssetKey([case, "Object"]))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loader_assets.qserv.metadata import CaseMetadata, Dialect, MetadataError, TableSpec, read_case
+from loader_assets.qserv.metadata import CaseMetadata, Dialect, MetadataError, TableSpec, mysql_unescape, read_case
 from loader_assets_tests.handmade import DATA_FILES, INDEX_JSON, OBJECT_JSON, HandMadeCase
 
 
@@ -114,6 +114,76 @@ def test_formats_override_qserv_defaults(case: HandMadeCase) -> None:
     assert dialects["txt"] == Dialect("\t", "", "\\", "\n"), "Qserv's default: tab separated"
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("\\t", "\t"),
+        (",", ","),
+        ("\t", "\t"),  # a JSON "\t" is already a tab
+        ("\\0\\'\\\"\\b\\n\\r\\t\\Z\\\\", "\0'\"\b\n\r\t\x1a\\"),
+        ("\\%\\_", "\\%\\_"),  # kept with their backslash, as MySQL does
+        ("\\x|\\,", "x|,"),  # any other escaped character stands for itself
+        ("\\\\t", "\\t"),
+        ("a\\", "a\\"),  # a lone trailing backslash can only mean itself
+    ],
+)
+def test_mysql_unescape_reads_dialect_values_as_mysql_string_literals(text: str, expected: str) -> None:
+    assert mysql_unescape(text) == expected
+
+
+def test_formats_are_mysql_string_literals_as_in_qserv_ingest(case: HandMadeCase) -> None:
+    case.metadata["formats"] = {
+        "txt": {"fields_terminated_by": "\\t", "fields_escaped_by": "\\\\", "lines_terminated_by": "\\r\\n"},
+        "csv": {"fields_enclosed_by": "\\0"},  # Qserv's spelling of "no enclosing character"
+    }
+    case.save_metadata()
+    dialects = read_case(case.root).dialects
+    assert dialects["txt"] == Dialect("\t", "", "\\", "\r\n")
+    assert dialects["csv"] == Dialect(",", "", "\\", "\n")
+
+
+def test_a_table_json_dialect_applies_on_top_of_the_case_formats(case: HandMadeCase) -> None:
+    case.edit_json("Source.json", lambda doc: doc.update(fields_terminated_by="|", fields_enclosed_by="\\'"))
+    case.edit_json("Filter.json", lambda doc: doc.update(fields_terminated_by="\\t"))  # case03 spells "," plainly
+    parsed = read_case(case.root)
+    assert parsed.dialects["txt"] == Dialect(fields_terminated_by=","), "the case level is unchanged"
+    assert parsed.table("Object").dialects == parsed.dialects
+    assert parsed.table("Source").dialects == {
+        "txt": Dialect("|", "'"),
+        "csv": Dialect("|", "'"),
+        "tsv": Dialect("|", "'"),
+    }
+    assert {fmt: d.fields_terminated_by for fmt, d in parsed.table("Filter").dialects.items()} == {
+        "txt": "\t",
+        "csv": "\t",
+        "tsv": "\t",
+    }
+    assert parsed.table("Filter").dialects["csv"].fields_enclosed_by == '"', "other options stay the format's"
+
+
+def test_later_metadata_versions_are_read(case: HandMadeCase) -> None:
+    case.metadata["version"] = 13
+    case.save_metadata()
+    assert [t.name for t in read_case(case.root).tables] == ["Object", "Source", "Filter"]
+
+
+def test_overlaps_may_name_chunks_absent_from_chunks_as_in_cosmodc2(case: HandMadeCase) -> None:
+    case.metadata["tables"][0]["data"][0]["overlaps"] = [6631, 6632]  # 6632 holds no row of its own
+    case.save_metadata()
+    with pytest.raises(
+        MetadataError, match=re.escape("listed in metadata.json but absent: step1_1/Object/chunk_6632_overlap.txt")
+    ):
+        read_case(case.root)
+    case.write("step1_1/Object/chunk_6632_overlap.txt", "8,12.1,-5.0,6632,1\n")
+    files = files_of(read_case(case.root), "Object")
+    assert files[:4] == [
+        ("step1_1/Object/chunk_6630.txt", 6630, False, "txt"),
+        ("step1_1/Object/chunk_6631.txt", 6631, False, "txt"),
+        ("step1_1/Object/chunk_6631_overlap.txt", 6631, True, "txt"),
+        ("step1_1/Object/chunk_6632_overlap.txt", 6632, True, "txt"),
+    ]
+
+
 def set_in(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
     for key in path[:-1]:
         document = document[key]
@@ -161,8 +231,15 @@ NOT_JSON = "not valid JSON (Expecting value: line 1 column 1 (char 0))"
 REFUSALS: dict[str, tuple[Callable[[HandMadeCase], None], str]] = {
     "metadata not json": (write("metadata.json", "nope"), f"metadata.json: {NOT_JSON}"),
     "metadata not object": (write("metadata.json", "[]"), "metadata.json: not a JSON object"),
-    "version 11": (metadata_set("version", value=11), "metadata.json: version 11 is not supported, expected 12"),
-    "no version": (metadata_drop("version"), "metadata.json: version None is not supported, expected 12"),
+    "version 11": (
+        metadata_set("version", value=11),
+        "metadata.json: 'version' 11 is not supported, expected an integer >= 12",
+    ),
+    "version not an integer": (
+        metadata_set("version", value="12"),
+        "metadata.json: 'version' '12' is not supported, expected an integer >= 12",
+    ),
+    "no version": (metadata_drop("version"), "metadata.json: 'version' is missing, expected an integer >= 12"),
     "no tables": (metadata_drop("tables"), "metadata.json: missing keys tables"),
     "table entry without data": (metadata_drop("tables", 1, "data"), "metadata.json tables[1]: missing keys data"),
     "data without chunks": (
@@ -188,6 +265,26 @@ REFUSALS: dict[str, tuple[Callable[[HandMadeCase], None], str]] = {
     "unknown dialect key": (
         metadata_set("formats", "txt", "fields_terminated", value=","),
         "metadata.json formats.txt: unknown keys fields_terminated",
+    ),
+    "empty field terminator": (
+        metadata_set("formats", "txt", "fields_terminated_by", value=""),
+        "metadata.json formats.txt: 'fields_terminated_by' must not be empty",
+    ),
+    "dialect value not a string": (
+        metadata_set("formats", "txt", "fields_enclosed_by", value=None),
+        "metadata.json formats.txt: 'fields_enclosed_by' must be a string",
+    ),
+    "table json empty line terminator": (
+        json_set("Source.json", "lines_terminated_by", ""),
+        "Source.json: 'lines_terminated_by' must not be empty",
+    ),
+    "table json empty field terminator": (
+        json_set("Filter.json", "fields_terminated_by", ""),
+        "Filter.json: 'fields_terminated_by' must not be empty",
+    ),
+    "table json dialect value not a string": (
+        json_set("Filter.json", "fields_terminated_by", 44),
+        "Filter.json: 'fields_terminated_by' must be a string",
     ),
     "table twice": (
         metadata_set("tables", 1, "schema", value="Object.json"),

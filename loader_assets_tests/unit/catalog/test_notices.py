@@ -44,16 +44,17 @@ def test_plan_rows_carry_chunk_size_and_attempts(store: Store, sample: Registrat
     assert (rows[filter_id].chunk, rows[filter_id].level, rows[filter_id].size > 0) == (None, 1, True)
 
 
-def test_done_chunks_keep_a_chunk_and_its_overlap_apart(store: Store, sample: Registration) -> None:
+def test_done_files_keep_a_chunk_and_its_overlap_apart_with_their_attempts(store: Store, sample: Registration) -> None:
     load(store, ids(store.db, "Object"), "run-a")
-    done = notices.done_chunks(store.db, CASE, "Object")
-    assert [(c.chunk, c.overlap, c.rows) for c in done] == [
+    done = notices.done_files(store.db, CASE, "Object")
+    assert [(f.chunk, f.overlap, f.rows) for f in done] == [
         (sample.chunks[0], False, 5),
         (sample.chunks[0], True, 5),
         (sample.chunks[1], False, 5),
         (sample.chunks[1], True, 5),
     ]
-    assert done[1].paths == [(f"step1_1/Object/chunk_{sample.chunks[0]}_overlap.txt", "txt")]
+    assert done[1].path == f"step1_1/Object/chunk_{sample.chunks[0]}_overlap.txt"
+    assert len({f.attempt_id for f in done}) == 4 and all(f.fingerprint is None for f in done)
 
 
 def test_first_unfinished_prefers_a_failed_notice_to_a_ready_one(store: Store, sample: Registration) -> None:
@@ -74,4 +75,3 @@ def test_claimed_by_run_and_held_under_live_lease(store: Store, sample: Registra
     store.claim(objects[2:3], Owner.current("run-b"), now=now - timedelta(seconds=120))  # lease lapsed
     assert notices.claimed_by_run(store.db, "run-a", objects) == set(objects[:2])
     assert notices.held_under_live_lease(store.db, CASE, 1) == 2
-    assert notices.last_finished_at(store.db, CASE, "Object") is None

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from loader_assets.catalog.gates import record_gate
+from loader_assets.catalog.gates import Validator, begin_validation, gate, record_gate
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.catalog.time import utcnow
@@ -40,19 +40,30 @@ def test_require_loaded_names_what_is_left(store: Store, sample: Registration) -
     require_loaded(store.db, CASE, "Object", 1)
 
 
-def test_validation_is_due_after_each_load_newer_than_the_verdict(store: Store, sample: Registration) -> None:
+def test_validation_is_due_at_each_new_generation_of_the_gate(store: Store, sample: Registration) -> None:
     objects = ids(store.db, "Object")
-    start = utcnow()
     assert validation_due(store.db, CASE, "Object", 2) is None, "not loaded yet"
-    load_at(store, objects, start)
-    assert validation_due(store.db, CASE, "Object", 2) == f"{start:%Y%m%dT%H%M%S%f}", "loaded, gate pending"
+    load_at(store, objects, utcnow())
+    first = validation_due(store.db, CASE, "Object", 2)
+    assert first is not None, "loaded, gate pending"
+    assert validation_due(store.db, CASE, "Object", 2) == first, "asked twice: the same run key"
 
-    record_gate(store.db, CASE, 2, "Object", "passed", "check-1", now=start + timedelta(seconds=1))
+    record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
     assert validation_due(store.db, CASE, "Object", 2) is None, "the verdict judged this load"
 
-    reload = start + timedelta(seconds=2)
-    load_at(store, objects[:1], reload, force=True)
-    assert validation_due(store.db, CASE, "Object", 2) == f"{reload:%Y%m%dT%H%M%S%f}", "a later load is due again"
+    load_at(store, objects[:1], utcnow(), force=True)
+    again = validation_due(store.db, CASE, "Object", 2)
+    assert again is not None and again != first, "a reload reopens the gate at a new generation"
+
+
+def test_a_dead_validation_is_asked_again_under_a_new_key(store: Store, sample: Registration) -> None:
+    load_at(store, ids(store.db, "Object"), utcnow())
+    first = validation_due(store.db, CASE, "Object", 2)
+    begin_validation(store.db, CASE, 2, "Object", Validator("run-v", "elsewhere", 1))
+    assert validation_due(store.db, CASE, "Object", 2) is None, "a live validation holds the gate"
+    retry = validation_due(store.db, CASE, "Object", 2, holder_alive=lambda gate: gate.validating_run != "run-v")
+    assert retry is not None and retry != first, "its holder died: the lock is released, the key moved on"
+    assert gate(store.db, CASE, 2, "Object").validating_run is None
 
 
 def test_a_failed_verdict_is_not_due_again_without_a_new_load(store: Store, sample: Registration) -> None:

@@ -1,0 +1,51 @@
+"""Schema migrations of the catalog, so that a catalog written by an older loader_assets keeps working.
+
+Each step upgrades version N-1 to N with Alembic's operations (used as a library: no migration environment
+to ship) inside the transaction that then records the new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import JSON, Boolean, Column, Connection, DateTime, Integer, String, false, select, text, update
+
+from loader_assets.catalog.schema import SCHEMA_VERSION, cases, catalog_info
+from loader_assets.qserv.dialect import mysql_unescape
+
+
+def _v2(op: Operations) -> None:
+    """Gates fenced by a generation and a validation lock; per-case child strictness and warning budget;
+    per-table dialects; the key fingerprint of each attempt."""
+    op.add_column("cases", Column("strict_children", Boolean, nullable=False, server_default=false()))
+    op.add_column("cases", Column("max_num_warnings", Integer, nullable=False, server_default=text("0")))
+    op.add_column("tables", Column("dialect", JSON))
+    op.add_column("level_gates", Column("generation", Integer, nullable=False, server_default=text("0")))
+    op.add_column("level_gates", Column("validations", Integer, nullable=False, server_default=text("0")))
+    op.add_column("level_gates", Column("validating_run", String(64)))
+    op.add_column("level_gates", Column("validating_host", String(255)))
+    op.add_column("level_gates", Column("validating_pid", Integer))
+    op.add_column("level_gates", Column("validating_since", DateTime))
+    op.add_column("attempts", Column("fingerprint", JSON))
+    _unescape_stored_dialects(op.get_bind())
+
+
+def _unescape_stored_dialects(connection: Connection) -> None:
+    """Version 1 kept dialect values as written in metadata.json; Qserv reads them as MySQL string-literal
+    contents (`\\t` is a tab), which is what the catalog now stores."""
+    for case, stored in connection.execute(select(cases.c.case, cases.c.dialect)).all():
+        fixed = {fmt: {k: mysql_unescape(v) for k, v in options.items()} for fmt, options in (stored or {}).items()}
+        connection.execute(update(cases).where(cases.c.case == case).values(dialect=fixed))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2}
+
+
+def upgrade(connection: Connection, version: int) -> None:
+    """Bring a catalog at `version` to SCHEMA_VERSION, one step at a time."""
+    operations = Operations(MigrationContext.configure(connection))
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        STEPS[step](operations)
+        connection.execute(update(catalog_info).where(catalog_info.c.key == "schema_version").values(value=str(step)))

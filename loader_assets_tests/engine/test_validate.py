@@ -1,0 +1,140 @@
+"""Level 2 on real workers: the key fingerprint of every attempt catches what changed between a file and its
+worker — after the load, or in transit — and names the chunk and, where it can, the key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from loader_assets.catalog.layout import CaseLayout, case_layout
+from loader_assets.defs.runner import load_case
+from loader_assets.engine.validate import Validation, validate_table
+from loader_assets.workers import load_data
+from loader_assets.workers.connection import connection, quote_table
+from loader_assets.workers.schema import chunk_table_name
+from loader_assets_tests.conftest import Platform
+
+pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+
+
+OTHER = 10**12  # moves a key out of the sample's range of ids
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def load_director(platform: Platform) -> CaseLayout:
+    case = platform.sample_case(chunks=2, rows_per_chunk=30).case
+    load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
+              levels=(1,), log=quiet)  # fmt: skip
+    return case_layout(platform.store.db, case)
+
+
+def validate(platform: Platform, layout: CaseLayout) -> Validation:
+    return validate_table(platform.store, platform.cluster, layout, layout.tables["Object"], "check-run", quiet)
+
+
+def outcome(validation: Validation, name: str) -> dict[str, object]:
+    [found] = [o for o in validation.outcomes if o.name == name]
+    return {"passed": found.passed, **found.metadata}
+
+
+def first_chunk(platform: Platform, layout: CaseLayout) -> tuple[int, str]:
+    placement = platform.cluster.placement(layout.database)
+    chunk = min(c for c in placement if (layout.root / f"step1_1/Object/chunk_{c}.txt").exists())
+    return chunk, placement[chunk]
+
+
+def on_worker(platform: Platform, layout: CaseLayout, *statements: Callable[[str], str]) -> int:
+    """Run statements on the first chunk's director table (each gets the table's name); returns the chunk."""
+    chunk, worker = first_chunk(platform, layout)
+    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql(quote_table(layout.database, chunk_table_name("Object", chunk))))
+    return chunk
+
+
+def smallest_key(platform: Platform, layout: CaseLayout) -> int:
+    chunk, worker = first_chunk(platform, layout)
+    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT MIN(objectId) FROM {quote_table(layout.database, chunk_table_name('Object', chunk))}")
+        return int(cursor.fetchone()[0])
+
+
+def test_a_clean_load_passes_every_director_check(platform: Platform) -> None:
+    validation = validate(platform, load_director(platform))
+    assert validation.recorded and validation.failed == [] and validation.warnings == []
+
+
+def test_a_row_deleted_on_a_worker_names_its_chunk_and_key(platform: Platform) -> None:
+    layout = load_director(platform)
+    key = smallest_key(platform, layout)
+    chunk = on_worker(platform, layout, lambda t: f"DELETE FROM {t} WHERE objectId = {key}")
+    validation = validate(platform, layout)
+    assert validation.failed == ["objectids_on_workers", "rows_match_files"]
+    keys = outcome(validation, "objectids_on_workers")
+    assert f"chunk {chunk} (" in str(keys["first"]) and "rows on the worker" in str(keys["first"])
+    assert keys["first missing on workers"] == str([key])
+
+
+def test_a_key_changed_on_a_worker_is_caught_with_the_same_row_count(platform: Platform) -> None:
+    layout = load_director(platform)
+    key = smallest_key(platform, layout)
+    chunk = on_worker(platform, layout, lambda t: f"UPDATE {t} SET objectId = {key + OTHER} WHERE objectId = {key}")
+    validation = validate(platform, layout)
+    assert validation.failed == ["objectids_on_workers"], "same rows: only the fingerprint sees it"
+    keys = outcome(validation, "objectids_on_workers")
+    assert f"chunk {chunk} (" in str(keys["first"]) and "other values" in str(keys["first"])
+    assert (keys["first missing on workers"], keys["first unexpected on workers"]) == (str([key]), str([key + OTHER]))
+
+
+def test_a_row_duplicated_on_a_worker_fails_uniqueness_and_the_fingerprint(platform: Platform) -> None:
+    layout = load_director(platform)
+    key = smallest_key(platform, layout)
+    # A copy outside the attempts' partitions (p0): the chunk's unique index spans the attempt id.
+    on_worker(
+        platform, layout,
+        lambda t: f"CREATE TEMPORARY TABLE {layout.database}.copied SELECT * FROM {t} WHERE objectId = {key}",
+        lambda _: f"UPDATE {layout.database}.copied SET qserv_trans_id = 0",
+        lambda t: f"INSERT INTO {t} SELECT * FROM {layout.database}.copied",
+    )  # fmt: skip
+    validation = validate(platform, layout)
+    assert set(validation.failed) == {"objectids_on_workers", "objectids_unique", "rows_match_files"}
+    assert str(key) in str(outcome(validation, "objectids_unique")["duplicated keys within a chunk"])
+
+
+def altered_in_transit(change: Callable[[list[bytes]], list[bytes]], tmp_path: Path) -> Callable[[Path], Path]:
+    """The loader's transit hook: the first director chunk file reaches the server changed."""
+
+    def transit(path: Path) -> Path:
+        if "Object/chunk_" not in str(path) or "overlap" in path.name or transit.done:  # type: ignore[attr-defined]
+            return path
+        transit.done = True  # type: ignore[attr-defined]
+        sent = tmp_path / f"sent-{path.name}"
+        sent.write_bytes(b"".join(change(path.read_bytes().splitlines(keepends=True))))
+        return sent
+
+    transit.done = False  # type: ignore[attr-defined]
+    return transit
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        (lambda lines: lines[:-1], ["objectids_on_workers"]),  # the last line dropped
+        (lambda lines: [lines[0].replace(b"1", b"2", 1), *lines[1:]], ["objectids_on_workers"]),  # a digit altered
+    ],
+    ids=["line dropped", "line altered"],
+)
+def test_a_line_changed_in_transit_fails_level_2_naming_the_chunk(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change, failing
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(load_data, "TRANSIT", altered_in_transit(change, tmp_path))
+    layout = load_director(platform)
+    validation = validate(platform, layout)
+    assert validation.failed == failing, "the load passed (rows = records sent); the fingerprint did not"
+    first = str(outcome(validation, "objectids_on_workers")["first"])
+    assert first.startswith("chunk ") and "Object/chunk_" in first
