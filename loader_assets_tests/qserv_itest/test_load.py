@@ -16,6 +16,7 @@ import pytest
 
 from loader_assets.catalog.gates import Gate, gate
 from loader_assets.catalog.register import CaseOptions, Registration, register_case
+from loader_assets.cli import main
 from loader_assets.defs.partitions import add_chunk_partitions
 from loader_assets.defs.runner import LevelFailed, load_case
 from loader_assets.engine.runner import LevelResult
@@ -120,7 +121,7 @@ def case01_expected(qserv_itest: Path) -> dict[str, int]:
 
 
 def test_case01_as_shipped_loads_with_qserv_counts_and_its_orphans_warn(
-    platform: Platform, qserv_itest: Path, tmp_path: Path
+    platform: Platform, qserv_itest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     case = fresh_name()
     root = build_case01_shipped(qserv_itest, tmp_path / case, database=case)
@@ -157,6 +158,11 @@ def test_case01_as_shipped_loads_with_qserv_counts_and_its_orphans_warn(
     assert metadata_values(misplaced) == {"rows": 0, "first keys (key: rows)": "none"}
     rows = check_evaluation(platform.instance, case, "Source_validated", "rows_match_files")
     assert rows.passed and metadata_values(rows)["rows"] == 3339
+
+    capsys.readouterr()
+    assert main(["status", "--case", case]) == 0
+    shown = capsys.readouterr().out
+    assert f"warning: orphan_rows ({ORPHAN_ROWS} rows; first {ORPHAN_OBJECT_ID}: {ORPHAN_ROWS})" in shown
 
 
 def test_case01_strict_children_fails_level_4_on_its_orphans(
