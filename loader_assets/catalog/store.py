@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -220,17 +220,23 @@ class Store:
 
     # -- while loading ---------------------------------------------------------------------------------
 
-    def heartbeat(self, run_id: str, *, now: datetime | None = None) -> set[int]:
-        """Extend the leases of `run_id`; returns the notices it still holds (a missing one was taken back)."""
+    def heartbeat(self, attempt_ids: Iterable[int], *, now: datetime | None = None) -> set[int]:
+        """Extend the leases of these attempts; returns the notices they still hold (a missing one was taken back).
+
+        Per attempt, not per run: in a multiprocess executor a dead step's leases lapse beside its live siblings."""
         now = now or utcnow()
+        held: set[int] = set()
         with self.db.write() as connection:
-            held = connection.execute(
-                update(notices)
-                .where(notices.c.locked_by == run_id, notices.c.status == "running")
-                .values(heartbeat_at=now, lease_until=now + self.lease, updated_at=now)
-                .returning(notices.c.id)
-            ).scalars()
-            return set(held)
+            for batch in id_batches(sorted(set(attempt_ids))):
+                held |= set(
+                    connection.execute(
+                        update(notices)
+                        .where(notices.c.attempt_id.in_(batch), notices.c.status == "running")
+                        .values(heartbeat_at=now, lease_until=now + self.lease, updated_at=now)
+                        .returning(notices.c.id)
+                    ).scalars()
+                )
+        return held
 
     def set_worker(self, attempt_id: int, worker: str, *, now: datetime | None = None) -> bool:
         """Record where an attempt writes, before it writes, so recovery knows where to clean.
@@ -301,62 +307,77 @@ class Store:
 
     # -- recovery -------------------------------------------------------------------------------------
 
-    def reclaim(self, *, host: str | None = None, now: datetime | None = None) -> list[Released]:
-        """Take back locks whose owner is dead on this host, or whose lease has expired, as `failed`."""
+    def reclaim(
+        self, *, host: str | None = None, now: datetime | None = None, after_select: Callable[[], None] | None = None
+    ) -> list[Released]:
+        """Take back locks whose owner is dead on this host, or whose lease has expired, as `failed`.
+
+        `after_select` is a test's hook at the racy point: after the holders were read, before any release."""
         now = now or utcnow()
         host = host or socket.gethostname()
         with self.db.write() as connection:
             running = connection.execute(
                 select(
-                    notices.c.id, notices.c.owner_host, notices.c.owner_pid, notices.c.lease_until, notices.c.locked_by
+                    notices.c.id, notices.c.attempt_id, notices.c.owner_host, notices.c.owner_pid,
+                    notices.c.lease_until, notices.c.locked_by,
                 ).where(notices.c.status == "running")
-            ).all()
-            reasons: dict[int, str] = {}
+            ).all()  # fmt: skip
+            releases: dict[int, _Release] = {}
             for row in running:
                 if row.lease_until is not None and row.lease_until < now:
-                    reasons[row.id] = (
-                        f"stale: lease of run {row.locked_by} expired at {row.lease_until:%Y-%m-%d %H:%M:%S}"
-                    )
+                    reason = f"stale: lease of run {row.locked_by} expired at {row.lease_until:%Y-%m-%d %H:%M:%S}"
+                    releases[row.id] = _Release(reason, row.attempt_id, expired_by=now)
                 elif row.owner_host == host and row.owner_pid and not pid_alive(row.owner_pid):
-                    reasons[row.id] = f"owner gone: process {row.owner_pid} of run {row.locked_by} on {host} is dead"
-            return self._release(connection, reasons, now)
+                    reason = f"owner gone: process {row.owner_pid} of run {row.locked_by} on {host} is dead"
+                    releases[row.id] = _Release(reason, row.attempt_id)
+            if after_select is not None:
+                after_select()
+            return self._release(connection, releases, now)
 
     def release_run(self, run_id: str, reason: str, *, now: datetime | None = None) -> list[Released]:
         """Release by hand every lock of `run_id` (e.g. a run an operator knows is dead)."""
         now = now or utcnow()
         with self.db.write() as connection:
-            ids = connection.execute(
-                select(notices.c.id).where(notices.c.locked_by == run_id, notices.c.status == "running")
-            ).scalars()
-            return self._release(connection, {i: f"released by hand: {reason}" for i in ids}, now)
+            held = connection.execute(
+                select(notices.c.id, notices.c.attempt_id).where(
+                    notices.c.locked_by == run_id, notices.c.status == "running"
+                )
+            ).all()
+            releases = {row.id: _Release(f"released by hand: {reason}", row.attempt_id) for row in held}
+            return self._release(connection, releases, now)
 
     @staticmethod
-    def _release(connection: Connection, reasons: dict[int, str], now: datetime) -> list[Released]:
+    def _release(connection: Connection, releases: dict[int, _Release], now: datetime) -> list[Released]:
+        """Release each notice only if the attempt seen holds it still (and, for a lapsed lease, it is still
+        lapsed): a claim that took it over meanwhile is never released by a decision made on what it replaced."""
         released: list[Released] = []
-        for notice_id, reason in reasons.items():
+        for notice_id, release in releases.items():
+            fence = [
+                notices.c.id == notice_id,
+                notices.c.status == "running",
+                notices.c.attempt_id == release.attempt_id,
+            ]
+            if release.expired_by is not None:
+                fence.append(notices.c.lease_until < release.expired_by)
             row = connection.execute(
                 update(notices)
-                .where(notices.c.id == notice_id, notices.c.status == "running")
-                .values(status="failed", error=reason, finished_at=now, updated_at=now, retry_after=None, **_UNLOCKED)
-                .returning(
-                    notices.c.attempt_id,
-                    notices.c.case,
-                    notices.c.table,
-                    notices.c.chunk,
-                    notices.c.overlap,
-                    notices.c.worker,
+                .where(*fence)
+                .values(
+                    status="failed", error=release.reason, finished_at=now, updated_at=now, retry_after=None,
+                    **_UNLOCKED,
                 )
-            ).first()
+                .returning(notices.c.case, notices.c.table, notices.c.chunk, notices.c.overlap, notices.c.worker)
+            ).first()  # fmt: skip
             if row is None:
                 continue
-            run_id = connection.execute(select(attempts.c.run_id).where(attempts.c.id == row.attempt_id)).scalar()
+            run_id = connection.execute(select(attempts.c.run_id).where(attempts.c.id == release.attempt_id)).scalar()
             connection.execute(
                 update(attempts)
-                .where(attempts.c.id == row.attempt_id, attempts.c.outcome == "running")
-                .values(outcome="lost", finished_at=now, error=reason)
+                .where(attempts.c.id == release.attempt_id, attempts.c.outcome == "running")
+                .values(outcome="lost", finished_at=now, error=release.reason)
             )
             released.append(
-                Released(notice_id, row.attempt_id, row.case, row.table, row.chunk, row.overlap, row.worker, run_id)
+                Released(notice_id, release.attempt_id, row.case, row.table, row.chunk, row.overlap, row.worker, run_id)
             )
         bump_notices(connection, [item.notice_id for item in released], now)
         return released
@@ -405,6 +426,15 @@ def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float
             status=sql_case((notices.c.status == "running", notices.c.status), else_="ready"),
         )
     )
+
+
+@dataclass(frozen=True)
+class _Release:
+    """Why a held notice is taken back, fenced by the attempt that was seen holding it."""
+
+    reason: str
+    attempt_id: int | None
+    expired_by: datetime | None = None  # for a lapsed lease: only while it is still lapsed at this time
 
 
 _UNLOCKED = {"locked_by": None, "owner_host": None, "owner_pid": None, "lease_until": None}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from loader_assets import levels
@@ -78,12 +78,13 @@ class LoadReport:
 
 
 class Heartbeat(threading.Thread):
-    """Extends the run's leases every `interval` seconds and remembers which notices were taken back."""
+    """Extends the leases of this process's attempts every `interval` seconds and remembers which notices
+    were taken back."""
 
-    def __init__(self, store: Store, run_id: str, claimed: Iterable[int], interval: float) -> None:
+    def __init__(self, store: Store, run_id: str, claimed: Mapping[int, int], interval: float) -> None:
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
         self.store, self.run_id, self.interval = store, run_id, interval
-        self.claimed = set(claimed)
+        self.claimed = dict(claimed)  # notice id -> attempt id
         self.lost: set[int] = set()
         self._stop_event = threading.Event()
 
@@ -93,14 +94,14 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         try:
-            held = self.store.heartbeat(self.run_id)
+            held = self.store.heartbeat(list(self.claimed.values()))
         except Exception:  # a catalog hiccup must not kill the load; the next beat retries
             log.exception("heartbeat of run %s failed", self.run_id)
             return
-        self.lost |= self.claimed - held
+        self.lost |= set(self.claimed) - held
 
     def done_with(self, notice_id: int) -> None:
-        self.claimed.discard(notice_id)
+        self.claimed.pop(notice_id, None)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -136,7 +137,7 @@ class Loader:
         if not claims:
             return report
         heartbeat = Heartbeat(
-            self.store, owner.run_id, (c.notice_id for c in claims), self.store.lease.total_seconds() / 4
+            self.store, owner.run_id, {c.notice_id: c.attempt_id for c in claims}, self.store.lease.total_seconds() / 4
         )
         heartbeat.start()
         try:  # from here on, whatever happens, every claimed notice is finished

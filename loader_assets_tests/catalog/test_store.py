@@ -67,11 +67,11 @@ def test_done_notice_is_reclaimed_only_when_forced_and_its_rows_are_marked_for_d
 
 def test_heartbeat_extends_the_lease_and_reports_what_is_still_held(store: Store) -> None:
     ids = add_case(store.db, "c1", notices=2)
-    store.claim(ids, Owner.current("run-a"))
+    claims = store.claim(ids, Owner.current("run-a"))
     later = utcnow() + timedelta(seconds=30)
-    assert store.heartbeat("run-a", now=later) == set(ids)
+    assert store.heartbeat([c.attempt_id for c in claims], now=later) == set(ids)
     assert notice(store, ids[0]).lease_until == later + timedelta(seconds=60)
-    assert store.heartbeat("run-unknown") == set()
+    assert store.heartbeat([999_999]) == set()
 
 
 def test_expired_lease_is_taken_over_and_the_loser_cannot_finish(store: Store) -> None:
@@ -79,7 +79,7 @@ def test_expired_lease_is_taken_over_and_the_loser_cannot_finish(store: Store) -
     [old] = store.claim(ids, Owner.current("run-a"))
     [new] = store.claim(ids, Owner.current("run-b"), now=utcnow() + timedelta(seconds=61))
     assert new.discard_attempts == (old.attempt_id,)
-    assert store.heartbeat("run-a") == set()
+    assert store.heartbeat([old.attempt_id]) == set()
     assert not store.finish(old.attempt_id, "done", rows=5)
     assert store.finish(new.attempt_id, "done", rows=5)
     assert [outcome for outcome, _ in attempts_of(store, ids[0])] == ["lost", "done"]

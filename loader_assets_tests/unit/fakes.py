@@ -74,7 +74,7 @@ class FakeExecutor:
 
 
 class FakeLeaseStore:
-    """The one method a Heartbeat calls: `heartbeat(run_id)` returns the notices still held.
+    """The one method a Heartbeat calls: `heartbeat(attempt_ids)` returns the notices still held.
 
     The first `failures` calls raise, as a catalog that is briefly unreachable would; `beats` is set after
     `wanted` calls.
@@ -84,11 +84,11 @@ class FakeLeaseStore:
         self.held = held
         self.failures = failures
         self.wanted = wanted
-        self.calls: list[str] = []
+        self.calls: list[list[int]] = []
         self.beats = threading.Event()
 
-    def heartbeat(self, run_id: str) -> set[int]:
-        self.calls.append(run_id)
+    def heartbeat(self, attempt_ids: list[int]) -> set[int]:
+        self.calls.append(attempt_ids)
         if len(self.calls) >= self.wanted:
             self.beats.set()
         if len(self.calls) <= self.failures:

@@ -15,11 +15,11 @@ from loader_assets_tests.unit.helpers import CASE, ids, notice
 def test_heartbeat_extends_leases_and_returns_what_the_run_still_holds(store: Store, sample: Registration) -> None:
     objects = ids(store.db, "Object")
     now = utcnow()
-    store.claim(objects, Owner.current("run-a"), now=now)
+    claims = store.claim(objects, Owner.current("run-a"), now=now)
     later = now + timedelta(seconds=30)
-    assert store.heartbeat("run-a", now=later) == set(objects)
+    assert store.heartbeat([c.attempt_id for c in claims], now=later) == set(objects)
     assert notice(store.db, objects[0]).lease_until == later + timedelta(seconds=60)
-    assert store.heartbeat("run-nobody") == set()
+    assert store.heartbeat([999_999]) == set()
 
 
 def test_set_worker_refuses_an_attempt_whose_lease_lapsed(store: Store, sample: Registration) -> None:

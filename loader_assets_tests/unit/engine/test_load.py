@@ -12,7 +12,7 @@ from loader_assets_tests.unit.helpers import CASE
 
 
 def heartbeat(store: FakeLeaseStore, claimed: set[int], interval: float = 60.0) -> Heartbeat:
-    return Heartbeat(store, "run-a", claimed, interval)
+    return Heartbeat(store, "run-a", {notice: 100 + notice for notice in claimed}, interval)
 
 
 def test_a_beat_reports_the_notices_the_run_lost() -> None:
@@ -34,7 +34,7 @@ def test_a_failing_catalog_does_not_kill_the_heartbeat() -> None:
     beat.beat()  # raises inside: logged, nothing concluded
     assert beat.lost == set()
     beat.beat()
-    assert (beat.lost, store.calls) == ({2}, ["run-a", "run-a"])
+    assert (beat.lost, store.calls) == ({2}, [[101, 102], [101, 102]]), "each beat renews the attempts held"
 
 
 def test_the_heartbeat_thread_keeps_beating_after_an_error_until_stopped() -> None:
