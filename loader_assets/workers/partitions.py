@@ -54,12 +54,14 @@ def reset_partition(cursor: pymysql.cursors.Cursor, database: str, table_name: s
 def drop_partitions(
     cursor: pymysql.cursors.Cursor, database: str, table_name: str, attempt_ids: Sequence[int]
 ) -> list[int]:
-    """Drop those of the attempts' partitions that exist, in one statement; returns the dropped ids."""
+    """Drop those of the attempts' partitions that exist, in one statement; returns the ids seen present.
+
+    `IF EXISTS`: another cleaner (the sweeper, the next claimer) may drop one between the read and the drop."""
     wanted = set(attempt_ids)
     present = [a for a in attempts_in(cursor, database, table_name) if a in wanted]
     if present:
         names = ", ".join(partition_name(a) for a in present)
-        cursor.execute(f"ALTER TABLE {quote_table(database, table_name)} DROP PARTITION {names}")
+        cursor.execute(f"ALTER TABLE {quote_table(database, table_name)} DROP PARTITION IF EXISTS {names}")
     return present
 
 
