@@ -37,13 +37,19 @@ def scheduled_loads(
 ) -> dg.SensorResult:
     """Frozen selections handed over by `Selection.schedule()` / `loader-assets schedule` become queued runs."""
     store = catalog.store()
-    requests: list[dg.RunRequest] = []
+    planned: dict[int, list[dg.RunRequest]] = {}
     for row in schedules.pending(store.db, SCHEDULES_PER_TICK):
-        plans, attempts = plan_runs(store, cluster.cluster, row.notice_ids, priority=row.priority, force=row.force)
-        batch = [run_request(plan, f"schedule-{row.id}", attempts, {tags.SCHEDULE: str(row.id)}) for plan in plans]
-        schedules.submit(store.db, row.id, [r.run_key for r in batch])
-        context.log.info(f"schedule {row.id}: {len(row.notice_ids)} notices in {len(batch)} runs")
-        requests += batch
+        try:
+            plans, attempts = plan_runs(store, cluster.cluster, row.notice_ids, priority=row.priority, force=row.force)
+        except Exception as error:  # this row waits for the next tick; the others go on
+            context.log.error(f"schedule {row.id} not planned, retried next tick: {type(error).__name__}: {error}")
+            continue
+        planned[row.id] = [run_request(p, f"schedule-{row.id}", attempts, {tags.SCHEDULE: str(row.id)}) for p in plans]
+        context.log.info(f"schedule {row.id}: {len(row.notice_ids)} notices in {len(planned[row.id])} runs")
+    # Marked submitted only now, each with exactly the requests this evaluation returns.
+    for schedule_id, batch in planned.items():
+        schedules.submit(store.db, schedule_id, [r.run_key for r in batch])
+    requests = [request for batch in planned.values() for request in batch]
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule")
 
 
