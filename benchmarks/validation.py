@@ -9,8 +9,9 @@ with --catalog-url) in a temp dir, then per scale (default `--scales 1,4`):
   children's gate), loads level 3 with the `Loader` and validates the child (level 4);
 - raw baseline of each load level: the same files with a bare `LOAD DATA LOCAL INFILE` into pre-created tables
   of the same DDL in a separate database, one stream per worker in parallel, nothing else;
-- each validation runs in a fresh subprocess: its `validate_table` seconds, its peak RSS (ru_maxrss of itself
-  plus its children) and where its time went (per check, summed over the worker threads);
+- each validation runs in a fresh subprocess: its `validate_table` seconds, its peak RSS (VmHWM of itself, since
+  Linux's ru_maxrss carries the parent's high-water mark across fork + exec, plus ru_maxrss of its children)
+  and where its time went (per check, summed over the worker threads);
 - the EXPLAIN of the child anti-join (`census.anti_join_sql`) for one chunk on its worker.
 
     .venv/bin/python benchmarks/validation.py [--scales 1,4] [--quick] [--chunks 20] [--scale-by chunks|rows]
@@ -337,6 +338,18 @@ def install_profile(profile: Profile) -> None:
     profile.wrap(schema, "_load_index_file", "  LOAD DATA at the czar")
 
 
+def peak_rss_kb() -> int:
+    """VmHWM: the high-water RSS of this process's own memory since its exec.
+
+    Not ru_maxrss(RUSAGE_SELF): Linux carries the parent's high-water mark across fork + exec into it (a child
+    of a 400 MB parent reports 400 MB there from its first instruction), so it measures the benchmark instead.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def validate_child(spec: dict[str, str]) -> None:
     """In the fresh process: one validate_table, then one JSON line on stdout."""
     from loader_assets.engine.validate import validate_table
@@ -346,17 +359,17 @@ def validate_child(spec: dict[str, str]) -> None:
     layout = case_layout(store.db, spec["case"])
     profile = Profile()
     install_profile(profile)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_kb()
     lines: list[str] = []
     started = time.perf_counter()
     validation = validate_table(store, cluster, layout, layout.tables[spec["table"]], spec["run_id"], lines.append)
     seconds = time.perf_counter() - started
-    own, children = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     result = {
         "seconds": seconds,
         "rss_before_kb": before,
-        "rss_self_kb": own,
-        "rss_children_kb": children,
+        "rss_self_kb": peak_rss_kb(),
+        "rss_children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,  # 0 unless it forks
+        "ru_maxrss_self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "failed": validation.failed,
         "warnings": validation.warnings,
         "recorded": validation.recorded,
@@ -375,6 +388,7 @@ class Validated:
     rss_mb: float  # peak RSS of the validating process plus that of its children
     rss_before_mb: float
     rss_children_mb: float
+    ru_maxrss_mb: float  # ru_maxrss(RUSAGE_SELF) of the child: includes the parent's high-water mark
     phases: dict[str, tuple[float, int]]
     log: list[str]
     metadata: dict[str, str] = field(default_factory=dict)
@@ -403,6 +417,7 @@ def validate_in_subprocess(catalog_url: str, state_dir: Path, case: str, table: 
         rss_mb=(result["rss_self_kb"] + result["rss_children_kb"]) * 1024 / MB,
         rss_before_mb=result["rss_before_kb"] * 1024 / MB,
         rss_children_mb=result["rss_children_kb"] * 1024 / MB,
+        ru_maxrss_mb=result["ru_maxrss_self_kb"] * 1024 / MB,
         phases={label: (seconds, calls) for label, (seconds, calls) in result["phases"].items()},
         log=result["log"],
         metadata=result["metadata"],
@@ -501,8 +516,9 @@ def run_scale(args: argparse.Namespace, root: Path, state_dir: Path, catalog_url
                 f"validation/raw load = {result.ratio:.2f}x, peak RSS {validated.rss_mb:.1f} MB"
             )
             print(
-                f"    validating process: {validated.rss_before_mb:.1f} MB peak before validate_table "
-                f"(interpreter, imports, catalog), children {validated.rss_children_mb:.1f} MB; "
+                f"    validating process: VmHWM {validated.rss_before_mb:.1f} MB before validate_table "
+                f"(interpreter, imports, catalog), children {validated.rss_children_mb:.1f} MB "
+                f"(ru_maxrss self {validated.ru_maxrss_mb:.1f} MB, >= the parent's RSS at fork); "
                 f"subprocess wall {validated.wall:.2f} s; {'; '.join(validated.log)}"
             )
             print_phases(validated)

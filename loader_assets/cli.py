@@ -36,7 +36,10 @@ def cmd_register(args: argparse.Namespace) -> int:
     from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
 
     options = CaseOptions(strict_children=args.strict_children, max_num_warnings=args.max_num_warnings)
-    result = register_case(_store(), Path(args.case_dir), args.case, comment=args.comment, options=options)
+    result = register_case(
+        _store(), Path(args.case_dir), args.case, comment=args.comment, options=options,
+        allow_links_out=args.allow_links_out,
+    )  # fmt: skip
     print(f"registered {result.summary()}")
     added = add_chunk_partitions(prepare_instance(), result.case, result.chunks)
     print(f"{added} new chunk partitions in the Dagster instance at {settings.dagster_home()}")
@@ -300,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="orphan child rows (director key absent from the director) fail level 4; default: a warning, as "
         "Qserv loads them (stored on the case; --no-strict-children turns it off)",
     )
+    register.add_argument(
+        "--allow-links-out", action="store_true",
+        help="follow symlinks that lead out of the case directory (refused by default)",
+    )  # fmt: skip
     register.add_argument(
         "--max-num-warnings", type=int, default=None, metavar="N",
         help="LOAD DATA warnings tolerated per file when every record loads (Qserv's name; stored; default 0)",

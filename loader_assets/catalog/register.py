@@ -69,11 +69,14 @@ def register_case(
     *,
     comment: str | None = None,
     options: CaseOptions = CaseOptions(),
+    allow_links_out: bool = False,
 ) -> Registration:
-    """Register (or register again) the case at `root`; `case` defaults to the directory's name."""
+    """Register (or register again) the case at `root`; `case` defaults to the directory's name.
+
+    Every file stays under `root`; a symlink leading out of it is followed only with `allow_links_out`."""
     root = root.resolve()
     case = check_case_name(case or root.name)
-    metadata = read_case(root)
+    metadata = read_case(root, allow_links_out=allow_links_out)
     result = Registration(case=case, database=metadata.database)
     with store.db.write() as connection:
         _write_case(connection, case, metadata, comment, options)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -307,16 +308,31 @@ def _regular_file(directory: str, name: str, listings: _Listings) -> FileSpec:
     return _file_spec(parent, base, listing[base], None, False)
 
 
-def _batch(entry: JsonObject, kind: str, where: str, listings: _Listings, default_extension: str) -> BatchSpec:
+def _inside(root: Path, path: str, where: str, allow_links_out: bool) -> str:
+    """`path` relative to the case root in its one canonical spelling (`./a/../b` -> `b`); refused when it
+    leads out of the root, by `..`, as an absolute path, or (unless allowed) through a symlink."""
+    canonical = posixpath.normpath(path.strip()) if path.strip() else "."
+    outside = posixpath.isabs(canonical) or canonical == ".." or canonical.startswith("../")
+    if not outside and not allow_links_out:
+        outside = not (root / canonical).resolve().is_relative_to(root.resolve())
+    if outside:
+        raise MetadataError(f"{where} {path!r} leads out of the case root {root}")
+    return "" if canonical == "." else canonical
+
+
+def _batch(
+    entry: JsonObject, kind: str, where: str, listings: _Listings, default_extension: str, allow_links_out: bool
+) -> BatchSpec:
     _require_keys(entry, ("directory",), where)
-    directory = entry["directory"]
-    if not isinstance(directory, str):
+    if not isinstance(entry["directory"], str):
         raise MetadataError(f"{where}: 'directory' must be a string")
+    directory = _inside(listings.root, entry["directory"], f"{where}: 'directory'", allow_links_out)
     listing = listings(directory)
     if kind == "regular":
         _require_keys(entry, ("files",), where)
         names = _require_list_of(entry["files"], str, where, "files")
-        files = [_regular_file(directory, name, listings) for name in names]
+        names = [_inside(listings.root, _join(directory, name), f"{where}: 'files'", allow_links_out) for name in names]
+        files = [_regular_file("", name, listings) for name in names]
     else:
         _require_keys(entry, ("chunks",), where)
         chunks = _require_list_of(entry["chunks"], int, where, "chunks")
@@ -328,11 +344,14 @@ def _batch(entry: JsonObject, kind: str, where: str, listings: _Listings, defaul
     return BatchSpec(directory, *_step_and_task(directory), files)
 
 
-def _refuse_duplicates(tables: list[TableSpec]) -> None:
-    paths = Counter(file.path for table in tables for batch in table.batches for file in batch.files)
+def _refuse_duplicates(root: Path, tables: list[TableSpec]) -> None:
+    """A file listed twice (or through two spellings of its path, or two links to it) would load twice."""
+    paths = Counter(
+        (root / file.path).resolve().as_posix() for table in tables for batch in table.batches for file in batch.files
+    )
     twice = sorted(path for path, count in paths.items() if count > 1)
     if twice:
-        raise MetadataError(f"{METADATA_FILE}: listed more than once: {twice[0]}")
+        raise MetadataError(f"{METADATA_FILE}: listed more than once: {Path(twice[0]).relative_to(root.resolve())}")
 
 
 def _refuse_unlisted_chunk_files(tables: list[TableSpec], listings: _Listings) -> None:
@@ -391,7 +410,12 @@ def _check_directors(listed: dict[str, _ListedTable]) -> None:
 
 
 def _table_spec(
-    root: Path, table: _ListedTable, listings: _Listings, default_extension: str, dialects: dict[str, Dialect]
+    root: Path,
+    table: _ListedTable,
+    listings: _Listings,
+    default_extension: str,
+    dialects: dict[str, Dialect],
+    allow_links_out: bool,
 ) -> TableSpec:
     index_files = _require_list_of(table.entry.get("indexes", []), str, table.where, "indexes")
     data = _require_list_of(table.entry["data"], dict, table.where, "data")
@@ -407,15 +431,17 @@ def _table_spec(
         columns=document["schema"],
         indexes=[_read_index_json(root, name) for name in index_files],
         batches=[
-            _batch(item, table.kind, f"{table.where}.data[{n}]", listings, default_extension)
+            _batch(item, table.kind, f"{table.where}.data[{n}]", listings, default_extension, allow_links_out)
             for n, item in enumerate(data)
         ],
         dialects=table_dialects(document, table.schema_file, dialects),
     )
 
 
-def read_case(root: Path) -> CaseMetadata:
-    """Parse and check the case at `root`; raise `MetadataError` naming the file at fault."""
+def read_case(root: Path, *, allow_links_out: bool = False) -> CaseMetadata:
+    """Parse and check the case at `root`; raise `MetadataError` naming the file at fault.
+
+    Every data file is kept under `root` (a symlink leading out of it only with `allow_links_out`)."""
     root = Path(root).resolve()
     metadata = _read_metadata(root)
     database = _read_database(root, metadata["database"])
@@ -425,8 +451,10 @@ def read_case(root: Path) -> CaseMetadata:
     _check_directors(listed)
     listings = _Listings(root)
     default_extension = next(iter(formats), "txt")
-    tables = [_table_spec(root, table, listings, default_extension, dialects) for table in listed.values()]
-    _refuse_duplicates(tables)
+    tables = [
+        _table_spec(root, table, listings, default_extension, dialects, allow_links_out) for table in listed.values()
+    ]
+    _refuse_duplicates(root, tables)
     _refuse_unlisted_chunk_files(tables, listings)
     return CaseMetadata(
         root=root,
