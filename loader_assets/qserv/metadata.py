@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loader_assets.levels import load_level
+from loader_assets.qserv.column_types import is_column_type
 from loader_assets.qserv.dialect import DEFAULT_DIALECTS, DIALECT_KEYS, Dialect, mysql_unescape
 from loader_assets.qserv.geometry import Chunker
 
@@ -201,6 +202,12 @@ def _read_table_json(root: Path, name: str) -> JsonObject:
     schema = document["schema"]
     if not schema or not isinstance(schema, list) or not all(_is_column(column) for column in schema):
         raise MetadataError(f"{name}: 'schema' must be a non-empty list of {{name, type}} objects")
+    for column in schema:
+        if not is_column_type(column["type"]):
+            raise MetadataError(
+                f"{name}: column {column['name']!r}: type {column['type']!r} is not a MariaDB column type "
+                "(one type, its arguments and attributes such as NOT NULL, DEFAULT, CHARACTER SET, COMMENT)"
+            )
     return document
 
 

@@ -14,6 +14,7 @@ from typing import IO
 
 import pymysql
 
+from loader_assets.qserv.column_types import is_column_type
 from loader_assets.workers.cluster import META_DB, Cluster
 from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
 
@@ -49,6 +50,9 @@ def table_ddl(db: str, name: str, columns: Sequence[Mapping[str, str]], charset:
     """`CREATE TABLE IF NOT EXISTS` with the JSON's MariaDB types verbatim plus the attempt-id column."""
     if not columns:
         raise SchemaError(f"table {db}.{name} has no columns")
+    for column in columns:  # registration refused these already; a DDL never trusts what it pastes
+        if not is_column_type(column["type"]):
+            raise SchemaError(f"table {db}.{name}: column {column['name']!r}: {column['type']!r} is not a column type")
     lines = [f"  {quote_name(column['name'])} {column['type']}" for column in columns]
     lines.append(f"  {quote_name(TRANS_ID)} INT NOT NULL")
     body = ",\n".join(lines)
