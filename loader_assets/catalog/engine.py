@@ -6,9 +6,10 @@ processes racing for the same notices queue up instead of failing on a lock upgr
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 from loader_assets.catalog.migrations import upgrade
 from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
 
+CATALOG_ID = "catalog_id"
 ID_BATCH = 5000  # ids per statement: under SQLite's bound-parameter limit, small enough for PostgreSQL
 
 
@@ -84,6 +86,12 @@ class CatalogDB:
         with self._reader.begin() as connection:
             yield connection
 
+    @cached_property
+    def catalog_id(self) -> str:
+        """This catalog's identity (a UUID): stamped into every worker database it creates."""
+        with self.read() as connection:
+            return connection.execute(select(catalog_info.c.value).where(catalog_info.c.key == CATALOG_ID)).scalar_one()
+
     def dispose(self) -> None:
         self._writer.dispose()
         self._reader.dispose()
@@ -94,6 +102,7 @@ class CatalogDB:
             if not existing:
                 metadata.create_all(connection)
                 connection.execute(catalog_info.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                connection.execute(catalog_info.insert().values(key=CATALOG_ID, value=str(uuid.uuid4())))
                 return
             version = None
             if "catalog_info" in existing:

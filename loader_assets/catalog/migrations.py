@@ -6,6 +6,7 @@ to ship) inside the transaction that then records the new version.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from alembic.migration import MigrationContext
@@ -30,6 +31,7 @@ def _v2(op: Operations) -> None:
     op.add_column("level_gates", Column("validating_since", DateTime))
     op.add_column("attempts", Column("fingerprint", JSON))
     _unescape_stored_dialects(op.get_bind())
+    op.get_bind().execute(catalog_info.insert().values(key="catalog_id", value=str(uuid.uuid4())))
 
 
 def _unescape_stored_dialects(connection: Connection) -> None:

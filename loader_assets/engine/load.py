@@ -223,7 +223,7 @@ class Loader:
         if key in self._created:
             return
         with connection(url) as conn:
-            create_database(conn, layout.database, layout.charset)
+            create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
             if chunk is None:
                 create_table(conn, layout.database, table.name, table.columns, table.indexes, layout.charset)
             else:

@@ -32,6 +32,10 @@ _PLACEMENT_LOCK = "qservMeta.chunk_placement"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+class ClusterIdentityError(ValueError):
+    """The configured workers are not the ones the czar knows by these names (renamed or reordered)."""
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """Password-free URLs of the czar and of the workers, workers keyed by name in a stable order."""
@@ -124,6 +128,9 @@ _META_DDL = (
         family VARCHAR(64) NOT NULL, chunk INT NOT NULL, worker VARCHAR(255) NOT NULL,
         bytes BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (family, chunk), KEY by_worker (worker)
     ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS {META_DB}.workers (
+        name VARCHAR(255) NOT NULL PRIMARY KEY, url VARCHAR(1024) NOT NULL
+    ) ENGINE=InnoDB""",
     f"""CREATE TABLE IF NOT EXISTS {META_DB}.database_family (
         `database` VARCHAR(64) NOT NULL PRIMARY KEY, family VARCHAR(64) NOT NULL,
         num_stripes INT NOT NULL, num_sub_stripes INT NOT NULL, overlap DOUBLE NOT NULL
@@ -155,9 +162,26 @@ class Cluster:
         return self.config.worker_url(name)
 
     def ensure_meta(self) -> None:
+        """The czar's metadata tables, and the workers known there by the names this config gives them.
+
+        Placement is stored by worker name: a config that renames or reorders workers (bare URLs are named by
+        position) would silently move chunks, so it is refused."""
         with connection(self.czar) as conn, conn.cursor() as cursor:
             for statement in _META_DDL:
                 cursor.execute(statement)
+            cursor.executemany(f"INSERT IGNORE INTO {META_DB}.workers VALUES (%s, %s)", list(self.workers.items()))
+            cursor.execute(f"SELECT name, url FROM {META_DB}.workers")
+            known = dict(cursor.fetchall())
+        for name, url in sorted(self.workers.items()):
+            if known[name] != url:
+                raise ClusterIdentityError(
+                    f"worker {name} is {known[name]} at the czar, not {url}: the configuration renames or reorders "
+                    f"workers (name them: LOADER_WORKERS=name=url,…)"
+                )
+        by_url = {url: name for name, url in known.items()}
+        for name, url in sorted(self.workers.items()):
+            if by_url.get(url, name) != name:
+                raise ClusterIdentityError(f"worker {url} is named {by_url[url]} at the czar, not {name}")
 
     def register_database(self, database: str, num_stripes: int, num_sub_stripes: int, overlap: float) -> str:
         """Record the partitioning of a database (once; a different one later is an error); returns its family."""

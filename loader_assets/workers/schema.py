@@ -41,9 +41,27 @@ def director_index_table(database: str, director: str) -> str:
     return f"{database}__{director}"
 
 
-def create_database(conn: pymysql.Connection, db: str, charset: str) -> None:
+STAMP_TABLE = "loader_catalog"  # in every database a catalog creates on a worker: which catalog owns it
+
+
+def create_database(conn: pymysql.Connection, db: str, charset: str, catalog_id: str | None = None) -> None:
+    """The database (and, with `catalog_id`, its owner's stamp: another catalog's database is refused)."""
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(db)} CHARACTER SET {charset_name(charset)}")
+        if catalog_id is None:
+            return
+        stamp = quote_table(db, STAMP_TABLE)
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {stamp} (catalog_id CHAR(36) NOT NULL PRIMARY KEY) ENGINE=MyISAM")
+        cursor.execute(
+            f"INSERT INTO {stamp} SELECT %s FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {stamp})", (catalog_id,)
+        )
+        cursor.execute(f"SELECT catalog_id FROM {stamp}")
+        owners = [row[0] for row in cursor.fetchall()]
+    if owners != [catalog_id]:
+        raise SchemaError(
+            f"database {db} on {conn.host}:{conn.port} belongs to catalog {', '.join(owners)}; this catalog is "
+            f"{catalog_id}: load it from its own catalog, or drop that database first"
+        )
 
 
 def table_ddl(db: str, name: str, columns: Sequence[Mapping[str, str]], charset: str) -> str:
