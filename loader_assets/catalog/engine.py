@@ -86,6 +86,12 @@ class CatalogDB:
         with self._reader.begin() as connection:
             yield connection
 
+    def _locked_version(self, connection: Connection) -> str | None:
+        """The schema version read again under a lock that serialises upgrades (SQLite's write lock is one)."""
+        if self.dialect == "postgresql":
+            connection.exec_driver_sql("LOCK TABLE catalog_info IN ACCESS EXCLUSIVE MODE")
+        return connection.execute(select(catalog_info.c.value).where(catalog_info.c.key == "schema_version")).scalar()
+
     @cached_property
     def catalog_id(self) -> str:
         """This catalog's identity (a UUID): stamped into every worker database it creates."""
@@ -109,6 +115,8 @@ class CatalogDB:
                 version = connection.execute(
                     select(catalog_info.c.value).where(catalog_info.c.key == "schema_version")
                 ).scalar()
+            if version is not None and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
+                version = self._locked_version(connection)  # another process may be upgrading it right now
             if version is not None and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
                 upgrade(connection, int(version))
             elif version != str(SCHEMA_VERSION):

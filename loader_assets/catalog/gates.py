@@ -203,26 +203,38 @@ def finish_validation(
     status: str,
     details: dict | None,
     *,
+    director: tuple[str, int] | None = None,
     now: datetime | None = None,
 ) -> bool:
-    """Record the verdict and release the lock; False (verdict dropped) when the gate moved on meanwhile."""
+    """Record the verdict and release the lock; False (verdict dropped) when the gate moved on meanwhile.
+
+    `director` (name, generation seen) fences a child's verdict by its director's gate too: it holds only
+    while the director is still passed at that generation (a director reloading invalidates the child's
+    checks against it)."""
     if status not in schema.GATE_STATUSES:
         raise ValueError(f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}")
     now = now or utcnow()
     unfinished = exists(select(1).where(notices.c.case == case, notices.c.table == table, notices.c.status != "done"))
+    fences = [_key(case, level, table), level_gates.c.validating_run == who.run_id, level_gates.c.generation == seen]
+    if director is not None:
+        held = level_gates.alias("director")
+        fences.append(
+            exists(
+                select(1).where(
+                    held.c.case == case,
+                    held.c.level == levels.VALIDATE_DIRECTOR,
+                    held.c.table == director[0],
+                    held.c.status == "passed",
+                    held.c.generation == director[1],
+                )
+            )
+        )
     with db.write() as connection:
         recorded = connection.execute(
             update(level_gates)
-            .where(
-                _key(case, level, table),
-                level_gates.c.validating_run == who.run_id,
-                level_gates.c.generation == seen,
-                ~unfinished,
-            )
+            .where(*fences, ~unfinished)
             .values(status=status, check_run=who.run_id, details=details, updated_at=now, **_UNLOCKED)
         ).rowcount
-        if not recorded:
-            release_validation_in(connection, case, level, table, who.run_id)
     return bool(recorded)
 
 
@@ -236,12 +248,6 @@ def release_validation_in(connection: Connection, case: str, level: int, table: 
     connection.execute(
         update(level_gates).where(_key(case, level, table), level_gates.c.validating_run == run_id).values(**_UNLOCKED)
     )
-
-
-def gates_of(db: CatalogDB, case: str) -> list[Gate]:
-    with db.read() as connection:
-        rows = connection.execute(select(level_gates).where(level_gates.c.case == case)).all()
-    return [Gate(**row._mapping) for row in rows]
 
 
 _UNLOCKED = {"validating_run": None, "validating_host": None, "validating_pid": None, "validating_since": None}

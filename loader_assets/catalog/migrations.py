@@ -14,7 +14,7 @@ from alembic.operations import Operations
 from sqlalchemy import JSON, Boolean, Column, Connection, DateTime, Integer, String, false, select, text, update
 
 from loader_assets.catalog.schema import SCHEMA_VERSION, cases, catalog_info
-from loader_assets.qserv.dialect import mysql_unescape
+from loader_assets.qserv.metadata import dialect_options
 
 
 def _v2(op: Operations) -> None:
@@ -38,7 +38,9 @@ def _unescape_stored_dialects(connection: Connection) -> None:
     """Version 1 kept dialect values as written in metadata.json; Qserv reads them as MySQL string-literal
     contents (`\\t` is a tab), which is what the catalog now stores."""
     for case, stored in connection.execute(select(cases.c.case, cases.c.dialect)).all():
-        fixed = {fmt: {k: mysql_unescape(v) for k, v in options.items()} for fmt, options in (stored or {}).items()}
+        fixed = {
+            fmt: dialect_options(options, list(options), f"case {case}") for fmt, options in (stored or {}).items()
+        }
         connection.execute(update(cases).where(cases.c.case == case).values(dialect=fixed))
 
 

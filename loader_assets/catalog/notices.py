@@ -123,6 +123,7 @@ class DoneFile:
     chunk: int
     overlap: bool
     path: str
+    format: str
     rows: int
     attempt_id: int
     fingerprint: dict[str, str] | None  # None for an attempt loaded before fingerprints existed
@@ -132,12 +133,12 @@ def done_files(db: CatalogDB, case: str, table: str) -> list[DoneFile]:
     n = notices.c
     with db.read() as connection:
         rows = connection.execute(
-            select(n.id, n.chunk, n.overlap, n.path, n.rows, n.attempt_id, attempts.c.fingerprint)
+            select(n.id, n.chunk, n.overlap, n.path, n.format, n.rows, n.attempt_id, attempts.c.fingerprint)
             .join(attempts, attempts.c.id == n.attempt_id)
             .where(n.case == case, n.table == table, n.status == "done")
             .order_by(n.chunk, n.overlap, n.path)
         ).all()
     return [
-        DoneFile(row.id, row.chunk, row.overlap, row.path, row.rows or 0, row.attempt_id, row.fingerprint)
+        DoneFile(row.id, row.chunk, row.overlap, row.path, row.format, row.rows or 0, row.attempt_id, row.fingerprint)
         for row in rows
     ]

@@ -38,6 +38,7 @@ class Registration:
     new_notices: int = 0
     unchanged_notices: int = 0
     changed_paths: list[str] = field(default_factory=list)
+    changed_tables: set[str] = field(default_factory=set)  # with new or changed files: their gates reopen
     chunks: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -87,6 +88,7 @@ def register_case(
                 batch_id = _write_batch(connection, case, table, batch)
                 result.batches += 1
                 _write_notices(connection, case, table, batch, batch_id, result)
+        bump(connection, case, sorted(result.changed_tables), utcnow())  # once per table: new data, new verdicts
         result.chunks = sorted(
             {f.chunk for t in metadata.tables for b in t.batches for f in b.files if f.chunk is not None}
         )
@@ -200,11 +202,11 @@ def _write_notices(
             )
         elif (row.size, row.mtime) != (spec.size, spec.mtime):
             mark_changed(connection, row.id, spec.size, spec.mtime, now)
-            bump(connection, case, [table.name], now)
+            result.changed_tables.add(table.name)
             result.changed_paths.append(spec.path)
         else:
             result.unchanged_notices += 1
     if new_rows:
         connection.execute(notices.insert(), new_rows)
-        bump(connection, case, [table.name], now)
+        result.changed_tables.add(table.name)
     result.new_notices += len(new_rows)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from loader_assets import settings, tags
+from loader_assets import levels, settings, tags
 from loader_assets.catalog import schedules
 from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import case_layouts
@@ -27,6 +27,7 @@ from loader_assets.selection.saved import matching_schedulable
 from loader_assets.selection.saved import saved_selections as enabled_selections
 from loader_assets.workers.cluster import Cluster
 
+ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 NOTICES_PER_TICK = 20_000  # what one tick may hand out; the rest waits for the next tick
 SCHEDULES_PER_TICK = 5
 
@@ -122,17 +123,25 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
             for table in layout.validated_tables():
                 level = table.validation_level
                 assert level is not None
-                due = validation_due(store.db, layout.case, table.name, level, holder_alive=alive)
-                if due:
-                    key = validation_key(layout.case, table)
-                    requests.append(
-                        dg.RunRequest(
-                            run_key=f"gate:{layout.case}:{table.name}:{due}",
-                            asset_selection=[key],
-                            tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
-                        )
+                director = layout.director_of(table).name if table.kind == levels.CHILD else None
+                due = validation_due(store.db, layout.case, table.name, level, director=director, holder_alive=alive)
+                if due is None:
+                    continue
+                # The key moves on with the data (generation), a validation that died (validations), a run that
+                # failed before validating (failed runs), and a new catalog on the same instance.
+                gate_tag = f"{layout.case}:{table.name}:{due.generation}"
+                failed = len(
+                    context.instance.get_run_records(dg.RunsFilter(tags={tags.GATE: gate_tag}, statuses=ENDED_BADLY))
+                )
+                key = validation_key(layout.case, table)
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"gate:{store.db.catalog_id}:{gate_tag}:{due.validations}:{failed}",
+                        asset_selection=[key],
+                        tags={tags.CASE: layout.case, tags.LEVEL: str(level), tags.GATE: gate_tag},
                     )
-                    context.log.info(f"validating {key.to_user_string()}")
+                )
+                context.log.info(f"validating {key.to_user_string()}")
         return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no level ready for validation")
 
     return level_gates

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+from loader_assets import levels
 from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.gates import Gate, gate, release_validation
 from loader_assets.catalog.notices import status_tally
@@ -43,18 +44,29 @@ def holder_alive_here(verdict: Gate) -> bool:
 
 
 def validation_due(
-    db: CatalogDB, case: str, table: str, level: int, *, holder_alive: Callable[[Gate], bool] = holder_alive_here
-) -> str | None:
-    """`<generation>:<validations>` when the table is loaded and its gate pending with no live validation.
+    db: CatalogDB,
+    case: str,
+    table: str,
+    level: int,
+    *,
+    director: str | None = None,
+    holder_alive: Callable[[Gate], bool] = holder_alive_here,
+) -> Gate | None:
+    """The gate to validate, when the table is loaded, its gate pending with no live validation, and (for a
+    child, `director` named) its director's gate passed. A dead holder's lock is released first.
 
-    The key changes when the gate's data changes (generation) and when a validation started and died
-    (validations), so a run key built from it asks again exactly then. A dead holder's lock is released.
-    """
+    Its generation changes with the data, its `validations` when a validation started and died: a run key
+    built from both asks again exactly then."""
     verdict = gate(db, case, level, table)
     if verdict is None or verdict.status != "pending" or not is_loaded(status_tally(db, case, table=table)):
         return None
+    if director is not None:
+        director_gate = gate(db, case, levels.VALIDATE_DIRECTOR, director)
+        if director_gate is None or director_gate.status != "passed":
+            return None
     if verdict.validating_run is not None:
         if holder_alive(verdict):
             return None
         release_validation(db, case, level, table, verdict.validating_run)
-    return f"{verdict.generation}:{verdict.validations}"
+        verdict = gate(db, case, level, table)
+    return verdict

@@ -178,10 +178,10 @@ class Loader:
             return
         rows = results[0].rows  # a regular table holds the same rows on every worker
         note = "empty file: loaded as 0 rows" if rows == 0 else None
-        keys = results[0].fingerprint
+        keys, unproved = results[0].fingerprint, results[0].unproved
         done = self.store.finish(
             claim.attempt_id, "done", rows=rows, warnings=results[0].warnings, error=note,
-            fingerprint=keys.to_json() if keys else None,
+            fingerprint=keys.to_json() if keys else ({"error": unproved} if unproved else None),
         )  # fmt: skip
         if not done:
             self._discard(claim, layout, target, report)

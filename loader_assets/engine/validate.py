@@ -1,11 +1,13 @@
 """Validation of a director or a child table where the data is, and the gate it records in the catalog.
 
-Every check is SQL on the worker that holds the chunk, all workers in parallel; only counts and the first
-offending keys come back. The director's keys are proved on the workers by the key fingerprint of each
-attempt (computed from the file while it loaded, `workers.fingerprint`); the director index at the czar is
-built from the workers. A child's keys absent from its director chunk are found by an anti-join on the
-worker, then told apart through the index: in another chunk (misplaced: an error) or nowhere (orphans:
-loaded by Qserv, a warning unless the case is strict).
+Every check is SQL on the worker that holds the chunk, all workers in parallel; counts and the first
+offending keys come back, and a child's absent keys stream in bounded batches. The director's keys are
+proved on the workers by the key fingerprint of each attempt (computed from the file while it loaded,
+`workers.fingerprint`); only a file whose fingerprint differs is read again, to name a few of its keys. The
+director index at the czar is built from the workers. A child's keys absent from its director chunk are
+found by an anti-join on the worker, then told apart through the index: in another chunk (misplaced: an
+error) or nowhere (orphans: loaded by Qserv, a warning unless the case is strict). A child is validated
+only against a director whose gate passed, and its verdict holds only while that gate is unchanged.
 
 A blocking Dagster check stops only its own run, so the verdict is written to the fenced gate in the
 catalog, which every later claim reads.
@@ -13,6 +15,7 @@ catalog, which every later claim reads.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -23,11 +26,11 @@ import numpy as np
 import pymysql
 
 from loader_assets import levels
-from loader_assets.catalog.gates import Validator, begin_validation, finish_validation, release_validation
+from loader_assets.catalog.gates import Validator, begin_validation, finish_validation, gate, release_validation
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import DoneFile, done_files
 from loader_assets.catalog.store import Store
-from loader_assets.engine.level_state import require_loaded
+from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
@@ -120,6 +123,7 @@ def validate_table(
     seen = begin_validation(store.db, layout.case, level, table.name, who)
     try:
         require_loaded(store.db, layout.case, table.name, table.level)
+        director = _passed_director(store, layout, table)
         validation = _run_checks(store, cluster, layout, table)
         if before_verdict is not None:
             before_verdict()
@@ -131,11 +135,27 @@ def validate_table(
             "generation": seen,
             **{o.name: _plain(o.metadata) for o in validation.outcomes if not o.passed},
         }
-        validation.recorded = finish_validation(store.db, layout.case, level, table.name, who, seen, status, details)
+        validation.recorded = finish_validation(
+            store.db, layout.case, level, table.name, who, seen, status, details, director=director
+        )
     finally:
         release_validation(store.db, layout.case, level, table.name, run_id)
     log(f"level {level} of {layout.case}/{table.name}: " + _summary(validation, status))
     return validation
+
+
+def _passed_director(store: Store, layout: CaseLayout, table: TableLayout) -> tuple[str, int] | None:
+    """For a child: its director and the generation at which the director's gate passed (else refused)."""
+    if table.kind != levels.CHILD:
+        return None
+    director = layout.director_of(table)
+    verdict = gate(store.db, layout.case, levels.VALIDATE_DIRECTOR, director.name)
+    if verdict is None or verdict.status != "passed":
+        raise LevelNotLoaded(
+            f"level {table.validation_level} of case {layout.case} ({table.name}) waits for its director: the gate "
+            f"of {director.name} is {verdict.status if verdict else 'missing'}"
+        )
+    return director.name, verdict.generation
 
 
 def _summary(validation: Validation, status: str) -> str:
@@ -194,7 +214,12 @@ def _census_in_parallel(
 def _census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: TableLayout,
                       director: TableLayout | None, chunks: list[ChunkCensus]) -> None:  # fmt: skip
     key = table.director_key or ""
-    with connection(cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with (
+        connection(cluster.worker_url(worker)) as conn,
+        conn.cursor() as cursor,
+        connection(cluster.czar) as czar,  # one per worker: the director index, for a child's absent keys
+        czar.cursor() as czar_cursor,
+    ):
         for chunk in chunks:
             chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
             if chunk.rows is None:
@@ -204,29 +229,34 @@ def _census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: 
                 chunk.duplicates = census.duplicate_keys(cursor, layout.database, chunk.table_name, key, SHOWN_KEYS)
             if director is not None:
                 chunk.null_keys = census.null_keys(cursor, layout.database, chunk.table_name, key)
-                _absent_keys(cluster, conn, layout, chunk, table, director)
+                _absent_keys(conn, czar_cursor, layout, chunk, table, director)
 
 
 def _check_fingerprints(
     cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus, key: str
 ) -> None:
     for item in chunk.files:
-        if item.fingerprint is None:
+        if item.fingerprint is None:  # loaded before fingerprints existed: rows are counted, keys not proved
             chunk.unfingerprinted += 1
+            continue
+        if "error" in item.fingerprint:
+            chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({item.fingerprint['error']})")
             continue
         expected = Fingerprint.from_json(item.fingerprint)
         found = census.partition_fingerprint(cursor, layout.database, chunk.table_name, key, item.attempt_id)
         if found != expected:
             chunk.bad_fingerprints.append(f"{item.path}: {_difference(expected, found)}")
-            _name_keys(cursor, layout, table, chunk, item, key)
+            if len(chunk.missing_keys) + len(chunk.unexpected_keys) < SHOWN_KEYS:  # a few keys name the fault
+                _name_keys(cursor, layout, table, chunk, item, key)
 
 
 def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus,
                item: DoneFile, key: str) -> None:  # fmt: skip
     """A file whose keys differ on the worker: which keys (the diagnosis reads that one file again)."""
-    fmt = item.path.rsplit(".", 1)[-1]
     try:
-        in_file, _ = key_column(layout.root / item.path, fmt, table.column_names, key, layout.dialect_of(fmt, table))
+        in_file, _ = key_column(
+            layout.root / item.path, item.format, table.column_names, key, layout.dialect_of(item.format, table)
+        )
     except (OSError, FingerprintError):
         return  # the file changed or went away since its load: the chunk is named, its keys are not
     on_worker = census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id)
@@ -243,43 +273,42 @@ def _difference(expected: Fingerprint, found: Fingerprint) -> str:
     return "the keys on the worker differ from those of the file (same count, other values)"
 
 
-def _absent_keys(cluster: Cluster, conn: pymysql.Connection, layout: CaseLayout, chunk: ChunkCensus,
-                 table: TableLayout, director: TableLayout) -> None:  # fmt: skip
+def _absent_keys(conn: pymysql.Connection, czar_cursor: pymysql.cursors.Cursor, layout: CaseLayout,
+                 chunk: ChunkCensus, table: TableLayout, director: TableLayout) -> None:  # fmt: skip
     """Child keys absent from the director chunk on this worker, told apart through the director index."""
     director_table = chunk_table_name(director.name, chunk.chunk)
     with conn.cursor() as cursor:
         present = census.table_exists(cursor, layout.database, director_table)
     index = census.index_table(layout.database, director.name)
     director_key = director.director_key or ""
-    with connection(cluster.czar) as czar, czar.cursor() as czar_cursor:
-        batches = census.absent_keys(
-            conn, layout.database, chunk.table_name, director_table if present else None,
-            table.director_key or "", director_key,
-        )  # fmt: skip
-        for batch in batches:
-            found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in batch])
-            for key, rows in batch:
-                if key in found:
-                    chunk.misplaced_rows += rows
-                    if len(chunk.misplaced) < SHOWN_KEYS:
-                        chunk.misplaced[key] = rows
-                else:
-                    chunk.orphan_rows += rows
-                    if len(chunk.orphans) < SHOWN_KEYS:
-                        chunk.orphans[key] = rows
+    batches = census.absent_keys(
+        conn, layout.database, chunk.table_name, director_table if present else None,
+        table.director_key or "", director_key,
+    )  # fmt: skip
+    for batch in batches:
+        found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in batch])
+        for key, rows in batch:
+            if key in found:  # in the director, but in another chunk (its own would have matched here)
+                chunk.misplaced_rows += rows
+                if len(chunk.misplaced) < SHOWN_KEYS:
+                    chunk.misplaced[key] = rows
+            else:
+                chunk.orphan_rows += rows
+                if len(chunk.orphans) < SHOWN_KEYS:
+                    chunk.orphans[key] = rows
 
 
 # -- verdicts -------------------------------------------------------------------------------------------
 
 
-def _rows_outcome(chunks: list[ChunkCensus], with_fingerprints: bool) -> CheckOutcome:
+def _rows_outcome(chunks: list[ChunkCensus], fingerprinted: Callable[[ChunkCensus], bool]) -> CheckOutcome:
+    """Rows of every table equal the records of its files; for the tables `fingerprinted` says, their keys too."""
     wrong = [
         f"{c.table_name} on {c.worker}: " + ("missing" if c.rows is None else f"{c.rows} rows, files {c.expected_rows}")
         for c in chunks
         if c.rows != c.expected_rows
     ]
-    if with_fingerprints:
-        wrong += [f"{c.table_name} on {c.worker}: {bad}" for c in chunks for bad in c.bad_fingerprints]
+    wrong += [f"{c.table_name} on {c.worker}: {bad}" for c in chunks if fingerprinted(c) for bad in c.bad_fingerprints]
     return CheckOutcome(
         "rows_match_files",
         not wrong,
@@ -295,7 +324,7 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
     own = [c for c in chunks if not c.overlap and c.rows is not None]
     index_error, index_rows, per_chunk = None, 0, {}
     try:
-        versions = {c.chunk: ",".join(str(f.attempt_id) for f in c.files) for c in own}  # a reload changes it
+        versions = {c.chunk: _version(c.files) for c in own}  # a reload of the chunk changes it
         index_rows = build_director_index(
             cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )
@@ -324,16 +353,21 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
             not duplicates and index_error is None,
             {"duplicated keys within a chunk": str(duplicates[:SHOWN_KEYS]), "index error": index_error or "none"},
         ),
-        _rows_outcome(chunks, with_fingerprints=False),
+        _rows_outcome(chunks, fingerprinted=lambda c: c.overlap),  # own chunks: objectids_on_workers
     ]  # fmt: skip
     return Validation(outcomes, {"index rows": index_rows, "chunks": len(own), "rows": sum(c.rows or 0 for c in own)})
+
+
+def _version(files: list[DoneFile]) -> str:
+    """What a chunk's rows are: the attempts that wrote them (hashed, however many files the chunk has)."""
+    return hashlib.sha1(",".join(str(f.attempt_id) for f in files).encode()).hexdigest()
 
 
 def _child_verdict(layout: CaseLayout, table: TableLayout, chunks: list[ChunkCensus]) -> Validation:
     misplaced = sum(c.misplaced_rows for c in chunks)
     orphans = sum(c.orphan_rows for c in chunks)
     outcomes = [
-        _rows_outcome(chunks, with_fingerprints=True),
+        _rows_outcome(chunks, fingerprinted=lambda c: True),
         CheckOutcome(
             "misplaced_rows",
             misplaced == 0,

@@ -153,7 +153,7 @@ def _read_database(root: Path, name: str) -> JsonObject:
     return database
 
 
-def _dialect_options(options: JsonObject, keys: list[str], where: str) -> dict[str, str]:
+def dialect_options(options: JsonObject, keys: list[str], where: str) -> dict[str, str]:
     """Dialect options as JSON gives them (MySQL string-literal contents) -> their characters."""
     parsed: dict[str, str] = {}
     for key in keys:
@@ -181,14 +181,14 @@ def parse_formats(formats: Any) -> dict[str, Dialect]:
         unknown = sorted(set(options) - set(DIALECT_KEYS))
         if unknown:
             raise MetadataError(f"{where}: unknown keys {', '.join(unknown)}")
-        parsed = _dialect_options(options, list(options), where)
+        parsed = dialect_options(options, list(options), where)
         dialects[extension] = dataclasses.replace(DEFAULT_DIALECTS[extension], **parsed)
     return dialects
 
 
 def table_dialects(document: JsonObject, name: str, case_dialects: dict[str, Dialect]) -> dict[str, Dialect]:
     """The case's dialects with the options of table JSON `name` (case03: `fields_terminated_by`) on top."""
-    options = _dialect_options(document, [key for key in DIALECT_KEYS if key in document], name)
+    options = dialect_options(document, [key for key in DIALECT_KEYS if key in document], name)
     return {fmt: dataclasses.replace(dialect, **options) for fmt, dialect in case_dialects.items()}
 
 

@@ -1,14 +1,15 @@
 """An order-independent fingerprint of a table's key column, computed on both sides of a load.
 
-From the file while it is loaded (parsed with the case's dialect; the integer value is hashed, never its
-text) and in SQL on the attempt's partition on the worker; equal fingerprints prove that every key of the
-file is on the worker, once, without reading either side into memory twice. `SUM(CRC32(k))` catches a key
-changed or swapped for another; it is summed, not XOR-ed, so a key present twice does not cancel out.
+From the file while it is loaded (parsed with the case's dialect; the integer value is hashed, not its
+spelling) and in SQL on the attempt's partition on the worker: equal fingerprints prove that every key of the
+file is on the worker, once, without moving keys between them. `COUNT(*)`, `COUNT(k)` and an exact `SUM(k)`
+catch a row lost or added; the summed hash catches a key changed or swapped for another (summed, not
+XOR-ed, so a key present twice does not cancel out). The hash multiplies each 32-bit half of the key by an
+odd constant modulo 2^32 — a bijection, computed alike by numpy (vectorised) and by MariaDB.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,10 +24,11 @@ from loader_assets.qserv.metadata import Dialect
 from loader_assets.workers.connection import quote_name, quote_table
 
 _LOW_BITS = (1 << 32) - 1
+_LOW_FACTOR, _HIGH_FACTOR = 2654435761, 2246822519  # odd: multiplying by them modulo 2^32 is a bijection
 
 
 class FingerprintError(ValueError):
-    """The key column of a file cannot be read as integers."""
+    """The key column of a file cannot be read as integers (the attempt's keys then cannot be proved)."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,7 @@ class Fingerprint:
     rows: int
     keys: int  # non-NULL keys
     key_sum: int
-    crc_sum: int  # SUM(CRC32(decimal text of the key))
-
-    def __add__(self, other: Fingerprint) -> Fingerprint:
-        return Fingerprint(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.rows, self.keys, self.key_sum, self.crc_sum)
+    hash_sum: int
 
     def to_json(self) -> dict[str, str]:
         return {name: str(value) for name, value in asdict(self).items()}  # sums exceed JSON's safe integers
@@ -54,14 +50,15 @@ EMPTY = Fingerprint(0, 0, 0, 0)
 
 
 def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
-    """Fingerprint of an int64 key column (NULLs counted apart) of a file of `rows` records."""
+    """Fingerprint of an int64 or uint64 key column (NULLs counted apart) of a file of `rows` records."""
     present = keys.drop_null()
-    values = present.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    values = present.to_numpy(zero_copy_only=False)
     # Exact sum without overflow: high and low 32-bit halves summed apart (a chunk has far fewer than 2^31 rows).
     key_sum = (int((values >> 32).sum()) << 32) + int((values & _LOW_BITS).sum())
-    texts = pc.cast(present, pa.string())
-    crc_sum = sum(zlib.crc32(text.encode()) for text in texts.to_pylist())
-    return Fingerprint(rows, len(present), key_sum, crc_sum)
+    bits = values.view(np.uint64)  # MariaDB: CAST(k AS UNSIGNED), two's complement for a negative key
+    low = ((bits & _LOW_BITS) * np.uint64(_LOW_FACTOR)) & np.uint64(_LOW_BITS)
+    high = ((bits >> np.uint64(32)) * np.uint64(_HIGH_FACTOR)) & np.uint64(_LOW_BITS)
+    return Fingerprint(rows, len(present), key_sum, int(low.sum()) + int(high.sum()))
 
 
 def of_file(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: Dialect) -> Fingerprint:
@@ -72,41 +69,58 @@ def of_file(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: Dia
 
 def key_column(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: Dialect) -> tuple[pa.Array, int]:
     """The integer key column of one input file (NULLs kept) and the file's record count."""
-    if fmt == "parquet":
-        table = pq.read_table(path, columns=[key])
-        return _as_int64(table.column(key).combine_chunks(), path, key), table.num_rows
-    if path.stat().st_size == 0:
-        return pa.array([], pa.int64()), 0
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=list(columns)),
-        parse_options=pacsv.ParseOptions(
-            delimiter=dialect.fields_terminated_by,
-            quote_char=dialect.fields_enclosed_by or False,
-            escape_char=dialect.fields_escaped_by or False,
-            newlines_in_values=True,
-        ),
-        convert_options=pacsv.ConvertOptions(include_columns=[key], column_types={key: pa.string()}),
-    )
-    text = table.column(key).combine_chunks()
-    # The escape character is gone once parsed: MySQL's `\N` (NULL) reads as `N`, which no integer spells.
-    null = pc.equal(text, "N") if dialect.fields_escaped_by else pc.equal(text, "\\N")
-    return _as_int64(pc.if_else(null, None, text), path, key), table.num_rows
-
-
-def _as_int64(column: pa.Array, path: Path, key: str) -> pa.Array:
     try:
-        return pc.cast(column, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise FingerprintError(f"{path}: key column {key} is not an integer column: {error}") from error
+        if fmt == "parquet":
+            table = pq.read_table(path, columns=[key])
+            return _as_integers(table.column(key).combine_chunks(), path, key), table.num_rows
+        if path.stat().st_size == 0:
+            return pa.array([], pa.int64()), 0
+        if dialect.lines_terminated_by not in ("\n", "\r\n"):
+            raise FingerprintError(f"{path}: lines terminated by {dialect.lines_terminated_by!r} cannot be parsed here")
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=list(columns)),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.fields_terminated_by,
+                quote_char=dialect.fields_enclosed_by or False,
+                escape_char=dialect.fields_escaped_by or False,
+                newlines_in_values=True,
+            ),
+            convert_options=pacsv.ConvertOptions(include_columns=[key], column_types={key: pa.string()}),
+        )
+    except pa.ArrowException as error:
+        raise FingerprintError(f"{path}: cannot read key column {key}: {error}") from error
+    # As MariaDB reads an integer: spaces and a leading '+' do not count.
+    text = pc.replace_substring_regex(pc.utf8_trim_whitespace(table.column(key).combine_chunks()), r"^\+", "")
+    return _as_integers(pc.if_else(_is_null(text, dialect), None, text), path, key), table.num_rows
+
+
+def _is_null(text: pa.Array, dialect: Dialect) -> pa.Array:
+    """MySQL's NULL spellings: `\\N` (which reads as `N` once the escape character is gone), and an unquoted
+    `NULL` in a format whose fields may be enclosed."""
+    null = pc.equal(text, "N") if dialect.fields_escaped_by else pc.equal(text, "\\N")
+    return pc.or_(null, pc.equal(text, "NULL")) if dialect.fields_enclosed_by else null
+
+
+def _as_integers(column: pa.Array, path: Path, key: str) -> pa.Array:
+    """int64, or uint64 for unsigned keys beyond int64."""
+    for kind in (pa.int64(), pa.uint64()):
+        try:
+            return pc.cast(column, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    raise FingerprintError(f"{path}: key column {key} is not an integer column")
 
 
 def sql(database: str, table_name: str, key: str, partition: str | None = None) -> str:
     """The same fingerprint computed by the worker, over the table or one partition."""
     k = quote_name(key)
+    bits = f"CAST({k} AS UNSIGNED)"
+    low = f"((({bits} & {_LOW_BITS}) * {_LOW_FACTOR}) & {_LOW_BITS})"
+    high = f"((({bits} >> 32) * {_HIGH_FACTOR}) & {_LOW_BITS})"
     where = f" PARTITION ({partition})" if partition else ""
     return (
-        f"SELECT COUNT(*), COUNT({k}), COALESCE(SUM({k}), 0), COALESCE(SUM(CRC32({k})), 0) "
+        f"SELECT COUNT(*), COUNT({k}), COALESCE(SUM({k}), 0), COALESCE(SUM({low} + {high}), 0) "
         f"FROM {quote_table(database, table_name)}{where}"
     )
 

@@ -1,8 +1,9 @@
 """The fast path from one input file to one worker table: `LOAD DATA LOCAL INFILE` into the attempt's partition.
 
 With LOCAL, MariaDB downgrades data errors to warnings and keeps the rows, so every load is checked
-afterwards: any warning, or a row count different from the file's record count, drops the partition and
-raises `LoadError`. Text is counted while it loads; Parquet is streamed through a named pipe (`formats`).
+afterwards: more warnings than the case tolerates, or a row count different from the file's record count,
+drops the partition and raises `LoadError`. Text is counted while it loads; Parquet is streamed through a
+named pipe (`formats`); the key fingerprint is computed from the file meanwhile (`fingerprint`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class LoadResult:
     bytes: int
     empty: bool = False
     fingerprint: Fingerprint | None = None  # of the key column, from the file
+    unproved: str | None = None  # why the file's keys could not be fingerprinted
 
 
 class LoadError(RuntimeError):
@@ -120,18 +122,26 @@ def load_file(
             else:
                 loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
             warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
-            keys = fingerprinted.result() if fingerprinted else None
         except Exception as error:
             # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
             if not is_unavailable_error(error):
                 drop_partitions(cursor, database, table_name, [attempt_id])
-            if isinstance(error, FingerprintError):
-                raise LoadError(path, str(error)) from error
             raise
+        keys, unproved = _fingerprint_of(fingerprinted)
     return LoadResult(
         rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size,
-        empty=loaded == 0, fingerprint=keys,
+        empty=loaded == 0, fingerprint=keys, unproved=unproved,
     )  # fmt: skip
+
+
+def _fingerprint_of(computing: Future[Fingerprint] | None) -> tuple[Fingerprint | None, str | None]:
+    """The file's key fingerprint, or why it could not be computed (the load stands; validation says so)."""
+    if computing is None:
+        return None, None
+    try:
+        return computing.result(), None
+    except FingerprintError as error:
+        return None, str(error)
 
 
 def _load_data_sql(

@@ -167,7 +167,7 @@ def build_director_index(
             "chunkId INT NOT NULL, subChunkId INT NOT NULL, KEY by_chunk (chunkId)) ENGINE=MyISAM"
         )
         cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {indexed} (chunkId INT NOT NULL PRIMARY KEY, version VARCHAR(4096) NOT NULL)"
+            f"CREATE TABLE IF NOT EXISTS {indexed} (chunkId INT NOT NULL PRIMARY KEY, version CHAR(40) NOT NULL)"
             " ENGINE=InnoDB"
         )
         stale = _stale_chunks(cursor, indexed, placement, versions)

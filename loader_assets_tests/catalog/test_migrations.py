@@ -71,10 +71,11 @@ def test_a_version_1_catalog_is_upgraded_and_keeps_loading(catalog_url: str, tmp
 
     db = CatalogDB(catalog_url)
     with db.read() as connection:
-        version = connection.execute(select(schema.catalog_info.c.value)).scalar()
+        info = dict(connection.execute(select(schema.catalog_info.c.key, schema.catalog_info.c.value)).all())
         case = connection.execute(select(schema.cases).where(schema.cases.c.case == "old")).one()
         old = connection.execute(select(schema.attempts)).one()
-    assert version == str(schema.SCHEMA_VERSION)
+    assert info["schema_version"] == str(schema.SCHEMA_VERSION)
+    assert info["catalog_id"] == db.catalog_id and len(db.catalog_id) == 36, "an identity for the worker stamps"
     assert (case.strict_children, case.max_num_warnings, case.root) == (False, 0, "/data/old")
     assert case.dialect == {"txt": {"fields_terminated_by": "\t"}}, "stored as Qserv reads it: a tab"
     assert (old.outcome, old.rows, old.fingerprint) == ("done", 5, None), "history kept; no fingerprint yet"

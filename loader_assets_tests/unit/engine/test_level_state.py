@@ -40,34 +40,49 @@ def test_require_loaded_names_what_is_left(store: Store, sample: Registration) -
     require_loaded(store.db, CASE, "Object", 1)
 
 
+def due_key(store: Store, table: str = "Object", level: int = 2, **options: object) -> tuple[int, int] | None:
+    """What the gate sensor's run key is built from: the gate's generation and validations started."""
+    verdict = validation_due(store.db, CASE, table, level, **options)  # type: ignore[arg-type]
+    return None if verdict is None else (verdict.generation, verdict.validations)
+
+
 def test_validation_is_due_at_each_new_generation_of_the_gate(store: Store, sample: Registration) -> None:
     objects = ids(store.db, "Object")
-    assert validation_due(store.db, CASE, "Object", 2) is None, "not loaded yet"
+    assert due_key(store) is None, "not loaded yet"
     load_at(store, objects, utcnow())
-    first = validation_due(store.db, CASE, "Object", 2)
+    first = due_key(store)
     assert first is not None, "loaded, gate pending"
-    assert validation_due(store.db, CASE, "Object", 2) == first, "asked twice: the same run key"
+    assert due_key(store) == first, "asked twice: the same run key"
 
     record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
-    assert validation_due(store.db, CASE, "Object", 2) is None, "the verdict judged this load"
+    assert due_key(store) is None, "the verdict judged this load"
 
     load_at(store, objects[:1], utcnow(), force=True)
-    again = validation_due(store.db, CASE, "Object", 2)
+    again = due_key(store)
     assert again is not None and again != first, "a reload reopens the gate at a new generation"
 
 
 def test_a_dead_validation_is_asked_again_under_a_new_key(store: Store, sample: Registration) -> None:
     load_at(store, ids(store.db, "Object"), utcnow())
-    first = validation_due(store.db, CASE, "Object", 2)
+    first = due_key(store)
     begin_validation(store.db, CASE, 2, "Object", Validator("run-v", "elsewhere", 1))
-    assert validation_due(store.db, CASE, "Object", 2) is None, "a live validation holds the gate"
-    retry = validation_due(store.db, CASE, "Object", 2, holder_alive=lambda gate: gate.validating_run != "run-v")
+    assert due_key(store) is None, "a live validation holds the gate"
+    retry = due_key(store, holder_alive=lambda gate: gate.validating_run != "run-v")
     assert retry is not None and retry != first, "its holder died: the lock is released, the key moved on"
     assert gate(store.db, CASE, 2, "Object").validating_run is None
+
+
+def test_a_child_is_due_only_once_its_directors_gate_passed(store: Store, sample: Registration) -> None:
+    load_at(store, ids(store.db, "Object"), utcnow())
+    record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
+    load_at(store, ids(store.db, "Source"), utcnow())
+    assert due_key(store, "Source", 4, director="Object") is not None
+    load_at(store, ids(store.db, "Object")[:1], utcnow(), force=True)  # the director reloads: its gate reopens
+    assert due_key(store, "Source", 4, director="Object") is None, "not against a director that is not passed"
 
 
 def test_a_failed_verdict_is_not_due_again_without_a_new_load(store: Store, sample: Registration) -> None:
     start = utcnow()
     load_at(store, ids(store.db, "Object"), start)
     record_gate(store.db, CASE, 2, "Object", "failed", "check-1", now=start + timedelta(seconds=1))
-    assert validation_due(store.db, CASE, "Object", 2) is None
+    assert due_key(store) is None
