@@ -633,6 +633,11 @@ def main() -> None:
         f"{'PostgreSQL' if args.catalog_url else 'SQLite'} catalog, scales {scales} by {args.scale_by}, "
         f"{args.director_rows:,} director rows in {args.chunks} chunks at scale 1"
     )
+    print(
+        f"case: director {DIRECTOR} (+ overlap files, 10% of its rows) and one child {CHILD} "
+        f"({CHILDREN_PER_OBJECT} rows per object), from qserv.sample's generators; the sample's Source "
+        "(2 to 4 rows per object) and regular Filter are left out"
+    )
     results: list[Level] = []
     try:
         local.start_cluster(state_dir, WORKERS)

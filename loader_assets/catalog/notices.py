@@ -129,15 +129,19 @@ class DoneFile:
     fingerprint: dict[str, str] | None  # None for an attempt loaded before fingerprints existed
 
 
-def done_files(db: CatalogDB, case: str, table: str) -> list[DoneFile]:
+def done_files(db: CatalogDB, case: str, table: str, *, chunk: int | None = None) -> list[DoneFile]:
+    """The done notices of a partitioned table (or of one of its chunks)."""
     n = notices.c
+    query = (
+        select(n.id, n.chunk, n.overlap, n.path, n.format, n.rows, n.attempt_id, attempts.c.fingerprint)
+        .join(attempts, attempts.c.id == n.attempt_id)
+        .where(n.case == case, n.table == table, n.status == "done")
+        .order_by(n.chunk, n.overlap, n.path)
+    )
+    if chunk is not None:
+        query = query.where(n.chunk == chunk)
     with db.read() as connection:
-        rows = connection.execute(
-            select(n.id, n.chunk, n.overlap, n.path, n.format, n.rows, n.attempt_id, attempts.c.fingerprint)
-            .join(attempts, attempts.c.id == n.attempt_id)
-            .where(n.case == case, n.table == table, n.status == "done")
-            .order_by(n.chunk, n.overlap, n.path)
-        ).all()
+        rows = connection.execute(query).all()
     return [
         DoneFile(row.id, row.chunk, row.overlap, row.path, row.format, row.rows or 0, row.attempt_id, row.fingerprint)
         for row in rows

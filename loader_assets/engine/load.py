@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from loader_assets import levels
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
+from loader_assets.catalog.notices import done_files
 from loader_assets.catalog.store import Claim, Owner, Store
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import WorkerUnavailable, connection
@@ -24,10 +25,12 @@ from loader_assets.workers.load_data import LoadError, LoadResult, load_file
 from loader_assets.workers.partitions import drop_attempt_partitions
 from loader_assets.workers.schema import (
     SchemaError,
+    build_director_index,
     chunk_table_name,
     create_chunk_tables,
     create_database,
     create_table,
+    index_version,
 )
 
 log = logging.getLogger(__name__)
@@ -171,9 +174,12 @@ class Loader:
             results = self._load_everywhere(claim, layout, target)
         except NoticeFailed as error:
             drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
-            self.store.finish(claim.attempt_id, "failed", error=str(error))
-            report.failed[claim.notice_id] = str(error)
-            report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+            if self.store.finish(claim.attempt_id, "failed", error=str(error)):
+                report.failed[claim.notice_id] = str(error)
+                report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+            else:  # the lease went first (e.g. the sweeper dropped the partition it was writing): not ours
+                report.lost.append(claim.notice_id)
+                report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
             beat.done_with(claim.notice_id)
             return
         rows = results[0].rows  # a regular table holds the same rows on every worker
@@ -187,6 +193,8 @@ class Loader:
             self._discard(claim, layout, target, report)
             return
         beat.done_with(claim.notice_id)
+        if layout.tables[claim.table].kind == levels.DIRECTOR and not claim.overlap:
+            self._index_chunk(layout, layout.tables[claim.table], claim.chunk, worker)
         report.loaded.append(
             Loaded(
                 notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
@@ -194,6 +202,20 @@ class Loader:
                 bytes=results[0].bytes, seconds=time.monotonic() - started,
             )
         )  # fmt: skip
+
+    def _index_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
+        """The director chunk's keys into the czar's director index now, so level 2 mostly verifies it. Level 2
+        rebuilds any chunk whose index is stale or missing: a failure here costs time, never correctness."""
+        done = done_files(self.store.db, layout.case, table.name, chunk=chunk)
+        version = index_version(f.attempt_id for f in done if not f.overlap)
+        try:
+            build_director_index(
+                self.cluster, layout.database, table.name, table.director_key or "", {chunk: worker}, {chunk: version}
+            )
+        except Exception as error:  # the czar busy or down, a duplicate key: level 2 judges it
+            log.warning(
+                "director index of chunk %s of %s.%s left to level 2: %s", chunk, layout.database, table.name, error
+            )
 
     def _load_everywhere(self, claim: Claim, layout: CaseLayout, target: Target) -> list[LoadResult]:
         """Load the notice on each worker of its target; a failure names the worker (URLs say little)."""

@@ -15,7 +15,6 @@ catalog, which every later claim reads.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
 from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, key_column
-from loader_assets.workers.schema import DirectorIndexError, build_director_index, chunk_table_name
+from loader_assets.workers.schema import DirectorIndexError, build_director_index, chunk_table_name, index_version
 
 DIRECTOR_CHECKS = {
     "rows_match_files": "rows of every chunk and overlap table on its worker equal the records of its files",
@@ -324,7 +323,7 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
     own = [c for c in chunks if not c.overlap and c.rows is not None]
     index_error, index_rows, per_chunk = None, 0, {}
     try:
-        versions = {c.chunk: _version(c.files) for c in own}  # a reload of the chunk changes it
+        versions = {c.chunk: index_version(f.attempt_id for f in c.files) for c in own}  # a reload changes it
         index_rows = build_director_index(
             cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )
@@ -356,11 +355,6 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
         _rows_outcome(chunks, fingerprinted=lambda c: c.overlap),  # own chunks: objectids_on_workers
     ]  # fmt: skip
     return Validation(outcomes, {"index rows": index_rows, "chunks": len(own), "rows": sum(c.rows or 0 for c in own)})
-
-
-def _version(files: list[DoneFile]) -> str:
-    """What a chunk's rows are: the attempts that wrote them (hashed, however many files the chunk has)."""
-    return hashlib.sha1(",".join(str(f.attempt_id) for f in files).encode()).hexdigest()
 
 
 def _child_verdict(layout: CaseLayout, table: TableLayout, chunks: list[ChunkCensus]) -> Validation:

@@ -7,6 +7,7 @@ placeholder, since a partitioned table needs at least one partition.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -187,6 +188,11 @@ def build_director_index(
         if versions is not None:
             cursor.executemany(f"INSERT INTO {indexed} VALUES (%s, %s)", [(c, versions[c]) for c in stale])
         return loaded
+
+
+def index_version(attempt_ids: Iterable[int]) -> str:
+    """What a chunk's rows are, for the director index: the attempts that wrote them (hashed)."""
+    return hashlib.sha1(",".join(map(str, sorted(attempt_ids))).encode()).hexdigest()
 
 
 def _stale_chunks(
