@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy import case as sql_case
 
 from loader_assets import settings
@@ -74,6 +74,7 @@ class Claim:
     path: str
     format: str
     size: int
+    mtime: float  # the file as registered when claimed: a load that ends with another file is not `done`
     # Earlier attempts whose rows, if any reached a worker, must go before this attempt loads.
     discard_attempts: tuple[int, ...]
 
@@ -175,9 +176,8 @@ class Store:
             [{"nid": n, "aid": a} for n, a in attempt_of.items()],
         )
         discard = self._unfinished_attempts(connection, ids, exclude=set(attempt_of.values()))
-        columns = [
-            notices.c[name] for name in ("id", "case", "table", "level", "chunk", "overlap", "path", "format", "size")
-        ]
+        names = ("id", "case", "table", "level", "chunk", "overlap", "path", "format", "size", "mtime")
+        columns = [notices.c[name] for name in names]
         selected = connection.execute(select(*columns).where(notices.c.id.in_(ids)).order_by(notices.c.id)).all()
         return [
             Claim(
@@ -191,6 +191,7 @@ class Store:
                 path=row.path,
                 format=row.format,
                 size=row.size,
+                mtime=row.mtime,
                 discard_attempts=tuple(discard.get(row.id, ())),
             )
             for row in selected
@@ -265,28 +266,37 @@ class Store:
         warnings: int | None = None,
         error: str | None = None,
         fingerprint: dict[str, str] | None = None,
+        changed_on_disk: tuple[int, float] | None = None,
         now: datetime | None = None,
-    ) -> bool:
+    ) -> str | None:
         """Record the end of an attempt (with the key fingerprint of its file) and release its notice, together.
 
-        Returns False when the attempt no longer holds its notice (its lease was taken back): the caller
-        must then discard what it wrote.
+        Returns the notice's status, or None when the attempt no longer holds it (its lease was taken back):
+        the caller must then discard what it wrote. A `done` whose file changed during the load (registered
+        meanwhile, or `changed_on_disk`: the size and mtime the loader found after it) ends `ready` and
+        changed instead: the caller discards its rows, the new content loads next time.
         """
         if outcome not in FINAL_OUTCOMES:
             raise ValueError(f"outcome must be one of {FINAL_OUTCOMES}, got {outcome!r}")
         now = now or utcnow()
+        held = and_(notices.c.attempt_id == attempt_id, notices.c.status == "running")
         with self.db.write() as connection:
+            if outcome == "done" and changed_on_disk is not None:
+                size, mtime = changed_on_disk
+                connection.execute(update(notices).where(held).values(size=size, mtime=mtime, changed=True))
+            stale = outcome == "done" and bool(connection.execute(select(notices.c.changed).where(held)).scalar())
+            status, error = ("ready", "file changed during its load: loaded again") if stale else (outcome, error)
             released = connection.execute(
                 update(notices)
-                .where(notices.c.attempt_id == attempt_id, notices.c.status == "running")
+                .where(held)
                 .values(
-                    status=outcome,
-                    rows=rows,
+                    status=status,
+                    rows=rows if status == "done" else None,
                     error=error,
                     finished_at=now,
                     updated_at=now,
-                    changed=False if outcome == "done" else notices.c.changed,
-                    retry_after=_backoff(notices.c.attempts, now) if outcome == "failed" else None,
+                    changed=False if status == "done" else notices.c.changed,
+                    retry_after=_backoff(notices.c.attempts, now) if status == "failed" else None,
                     **_UNLOCKED,
                 )
                 .returning(notices.c.id)
@@ -295,7 +305,7 @@ class Store:
                 update(attempts)
                 .where(attempts.c.id == attempt_id, attempts.c.outcome == "running")
                 .values(
-                    outcome=outcome if released else "lost",
+                    outcome=("failed" if stale else outcome) if released else "lost",
                     finished_at=now,
                     rows=rows,
                     warnings=warnings,
@@ -303,7 +313,7 @@ class Store:
                     error=error if released else f"lock lost before finishing ({error or outcome})",
                 )
             )
-            return released is not None
+            return status if released is not None else None
 
     # -- recovery -------------------------------------------------------------------------------------
 

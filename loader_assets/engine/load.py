@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from loader_assets import levels
 from loader_assets.catalog.claims import Refusal, Refused
@@ -185,12 +186,19 @@ class Loader:
         rows = results[0].rows  # a regular table holds the same rows on every worker
         note = "empty file: loaded as 0 rows" if rows == 0 else None
         keys, unproved = results[0].fingerprint, results[0].unproved
-        done = self.store.finish(
+        status = self.store.finish(
             claim.attempt_id, "done", rows=rows, warnings=results[0].warnings, error=note,
             fingerprint=keys.to_json() if keys else ({"error": unproved} if unproved else None),
+            changed_on_disk=_changed_since_claim(layout.root / claim.path, claim),
         )  # fmt: skip
-        if not done:
+        if status is None:
             self._discard(claim, layout, target, report)
+            return
+        if status == "ready":  # the file changed while it loaded: these rows are of neither version
+            drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
+            report.failed[claim.notice_id] = f"{claim.path}: changed during its load; ready to load again"
+            report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+            beat.done_with(claim.notice_id)
             return
         beat.done_with(claim.notice_id)
         if layout.tables[claim.table].kind == levels.DIRECTOR and not claim.overlap:
@@ -317,6 +325,15 @@ def drop_attempt_rows(
             drop_attempt_partitions(cluster.worker_url(worker), database, target.table_name, attempts)
         except (WorkerUnavailable, SchemaError) as error:  # the attempt is not done: its rows go later
             warn(f"rows of attempts {attempts} not dropped yet from {target.table_name} on {worker}: {error}")
+
+
+def _changed_since_claim(path: Path, claim: Claim) -> tuple[int, float] | None:
+    """The file's size and mtime now, when they differ from those registered when it was claimed."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # gone after loading: the next registration says so
+    return None if (stat.st_size, stat.st_mtime) == (claim.size, claim.mtime) else (stat.st_size, stat.st_mtime)
 
 
 def chunk_sizes(chunks_and_sizes: Iterable[tuple[int | None, int]]) -> dict[int, int]:
