@@ -114,6 +114,9 @@ def _objects(
     return sample._object_table(rng, first_id + np.arange(len(chunk)), ra, decl, chunk, sub_chunk)
 
 
+CHILD_KEY_INDEX = True  # the child's director key indexed, in the raw baseline as in the platform
+
+
 def write_case(out_dir: Path, database: str, size: CaseSize, seed: int) -> Path:
     """A director Object (with overlap files) and one child ForcedSource, text files as the sample writes them."""
     rng = np.random.default_rng(seed)
@@ -144,6 +147,10 @@ def write_case(out_dir: Path, database: str, size: CaseSize, seed: int) -> Path:
             "version": SUPPORTED_VERSION, "database": database, "table": DIRECTOR, "index": "idx_objectId",
             "spec": "UNIQUE", "comment": "the director key", "columns": [{"column": KEY, "length": 0, "ascending": 1}],
         },
+        "idx_child_objectId.json": {  # as Qserv's own DC2 child tables have (idx_dpdd_forced.json)
+            "version": SUPPORTED_VERSION, "database": database, "table": CHILD, "index": "idx_child_objectId",
+            "spec": "DEFAULT", "comment": "the director key", "columns": [{"column": KEY, "length": 0, "ascending": 1}],
+        },
         "database.json": {
             "version": SUPPORTED_VERSION, "database": database, "auto_build_secondary_index": 0,
             "local_load_secondary_index": 1, "num_stripes": sample.NUM_STRIPES,
@@ -155,7 +162,8 @@ def write_case(out_dir: Path, database: str, size: CaseSize, seed: int) -> Path:
             "tables": [  # no `overlaps`: every chunk of the director has an overlap file
                 {"schema": f"{DIRECTOR}.json", "indexes": ["idx_object_objectId.json"],
                  "data": [{"directory": director_dir, "chunks": chunk_ids.tolist()}]},
-                {"schema": f"{CHILD}.json", "indexes": [], "data": [{"directory": child_dir, "chunks": chunk_ids.tolist()}]},
+                {"schema": f"{CHILD}.json", "indexes": ["idx_child_objectId.json"] if CHILD_KEY_INDEX else [],
+                 "data": [{"directory": child_dir, "chunks": chunk_ids.tolist()}]},
             ],
         },
     }  # fmt: skip
@@ -613,8 +621,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1/20 of the rows (same chunks): a smoke run")
     parser.add_argument("--catalog-url", help="PostgreSQL server URL: a throwaway database there (default SQLite)")
     parser.add_argument("--timeout", type=float, default=2700.0, help="seconds after which the benchmark stops")
+    parser.add_argument(
+        "--no-child-index",
+        action="store_true",
+        help="the child without an index on its director key (Qserv's DC2 children have one)",
+    )
     parser.add_argument("--validate-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global CHILD_KEY_INDEX
+    CHILD_KEY_INDEX = not args.no_child_index
     if args.validate_child:
         validate_child(json.loads(args.validate_child))
         return
@@ -635,7 +650,8 @@ def main() -> None:
     )
     print(
         f"case: director {DIRECTOR} (+ overlap files, 10% of its rows) and one child {CHILD} "
-        f"({CHILDREN_PER_OBJECT} rows per object), from qserv.sample's generators; the sample's Source "
+        f"({CHILDREN_PER_OBJECT} rows per object{', its director key indexed' if CHILD_KEY_INDEX else ', no index'}), "
+        "from qserv.sample's generators; the sample's Source "
         "(2 to 4 rows per object) and regular Filter are left out"
     )
     results: list[Level] = []

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,9 @@ class Loader:
         self.store, self.cluster = store, cluster
         self._layouts: dict[str, CaseLayout] = {}
         self._created: set[tuple[str, str, str]] = set()  # (worker, database, table)
+        # Director chunks go into the czar's index beside the next LOAD DATA (other servers, other cores).
+        self._indexing: list[Future[None]] = []
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="director-index")
 
     def layout(self, case: str) -> CaseLayout:
         if case not in self._layouts:
@@ -155,6 +159,8 @@ class Loader:
         finally:
             heartbeat.stop()
             self._fail_unfinished(claims, report)
+            wait(self._indexing)
+            self._indexing.clear()
         return report
 
     # -- one notice -------------------------------------------------------------------------------------
@@ -202,7 +208,8 @@ class Loader:
             return
         beat.done_with(claim.notice_id)
         if layout.tables[claim.table].kind == levels.DIRECTOR and not claim.overlap:
-            self._index_chunk(layout, layout.tables[claim.table], claim.chunk, worker)
+            table = layout.tables[claim.table]
+            self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
         report.loaded.append(
             Loaded(
                 notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
