@@ -146,3 +146,27 @@ def done_files(db: CatalogDB, case: str, table: str, *, chunk: int | None = None
         DoneFile(row.id, row.chunk, row.overlap, row.path, row.format, row.rows or 0, row.attempt_id, row.fingerprint)
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class PartitionOwner:
+    """A notice's current attempt and where it writes (`worker`: a name, `all`, or None before it writes)."""
+
+    notice_id: int
+    table: str
+    chunk: int | None
+    overlap: bool
+    status: str
+    attempt_id: int
+    worker: str | None
+
+
+def partition_owners(db: CatalogDB, case: str, tables: set[str]) -> list[PartitionOwner]:
+    n = notices.c
+    with db.read() as connection:
+        rows = connection.execute(
+            select(n.id, n.table, n.chunk, n.overlap, n.status, n.attempt_id, n.worker).where(
+                n.case == case, n.table.in_(sorted(tables)), n.attempt_id.is_not(None)
+            )
+        ).all()
+    return [PartitionOwner(*row) for row in rows]

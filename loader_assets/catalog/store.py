@@ -25,7 +25,7 @@ from loader_assets import settings
 from loader_assets.catalog import schema
 from loader_assets.catalog.claims import ClaimContext, Refused, claimable, refusals
 from loader_assets.catalog.engine import CatalogDB, catalog_db, id_batches
-from loader_assets.catalog.gates import bump_notices
+from loader_assets.catalog.gates import bump, bump_notices
 from loader_assets.catalog.schema import attempts, cases, notices
 from loader_assets.catalog.time import utcnow
 
@@ -391,6 +391,41 @@ class Store:
             )
         bump_notices(connection, [item.notice_id for item in released], now)
         return released
+
+    def record_reconciliation(
+        self,
+        case: str,
+        notes: dict[int, str],
+        missing: dict[int, str],
+        tables: set[str],
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """What reconciling a case's workers did: a line in the history of each attempt whose stray partition was
+        dropped, done notices whose partition is gone failed (to load again), and the gates of both reopened."""
+        now = now or utcnow()
+        with self.db.write() as connection:
+            for attempt_id, note in notes.items():
+                connection.execute(
+                    update(attempts)
+                    .where(attempts.c.id == attempt_id)
+                    .values(error=sql_case((attempts.c.error.is_(None), note), else_=attempts.c.error + "; " + note))
+                )
+            failed = []
+            for notice_id, reason in missing.items():
+                done = connection.execute(
+                    update(notices)
+                    .where(notices.c.id == notice_id, notices.c.status == "done")
+                    .values(status="failed", error=reason, updated_at=now, retry_after=None)
+                    .returning(notices.c.attempt_id)
+                ).scalar()
+                if done is not None:
+                    connection.execute(
+                        update(attempts).where(attempts.c.id == done).values(outcome="failed", error=reason)
+                    )
+                    failed.append(notice_id)
+            bump_notices(connection, failed, now)
+            bump(connection, case, tables, now)
 
     # -- operator actions ------------------------------------------------------------------------------
 

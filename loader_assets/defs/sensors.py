@@ -23,6 +23,7 @@ from loader_assets.defs.runs import IN_FLIGHT, first_in_flight
 from loader_assets.engine.level_state import holder_alive_here, validation_due
 from loader_assets.engine.load import Target, drop_attempt_rows
 from loader_assets.engine.plan import plan_runs
+from loader_assets.engine.reconcile import reconcile
 from loader_assets.selection.saved import matching_schedulable
 from loader_assets.selection.saved import saved_selections as enabled_selections
 from loader_assets.workers.cluster import Cluster
@@ -151,7 +152,8 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
 def stale_sweeper(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SkipReason:
-    """Locks of dead owners (this host) or with expired leases: failed as stale, rows dropped, runs failed."""
+    """Locks of dead owners (this host) or with expired leases: failed as stale, rows dropped, runs failed;
+    then every case's workers are reconciled with the catalog (stray partitions dropped, missing ones reloaded)."""
     store = catalog.store()
     released = store.reclaim()
     databases = {case: layout.database for case, layout in case_layouts(store.db).items()} if released else {}
@@ -166,6 +168,11 @@ def stale_sweeper(
                 run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
             )
     message = f"took back {len(released)} locks of runs {dead_runs}" if released else "no stale lock"
+    for layout in case_layouts(store.db).values():  # the workers' partitions = the catalog's attempts
+        outcome = reconcile(store, cluster.cluster, layout, log=context.log.info)
+        if outcome.changed:
+            message += f"; {layout.case}: {sum(map(len, outcome.dropped.values()))} stray partitions dropped, "
+            message += f"{len(outcome.missing)} missing"
     context.log.info(message)
     return dg.SkipReason(message)
 

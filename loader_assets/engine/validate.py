@@ -30,6 +30,7 @@ from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import DoneFile, done_files
 from loader_assets.catalog.store import Store
 from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
+from loader_assets.engine.reconcile import reconcile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
@@ -119,6 +120,7 @@ def validate_table(
     level = table.validation_level
     assert level is not None, f"{table.kind} tables are not validated"
     who = Validator(run_id, socket.gethostname(), os.getpid())
+    reconcile(store, cluster, layout, tables={table.name}, log=log)  # first: what is judged is what the catalog says
     seen = begin_validation(store.db, layout.case, level, table.name, who)
     try:
         require_loaded(store.db, layout.case, table.name, table.level)

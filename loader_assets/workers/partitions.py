@@ -72,3 +72,17 @@ def attempts_in(cursor: pymysql.cursors.Cursor, database: str, table_name: str) 
     )
     names = [row[0] for row in cursor.fetchall() if row[0]]
     return sorted(int(name[1:]) for name in names if name != "p0")
+
+
+def partitions_by_table(worker_url: str, database: str) -> dict[str, list[int]]:
+    """Attempt ids with a partition, per table of the database (one query for the whole database)."""
+    with connection(worker_url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_NAME, PARTITION_NAME FROM information_schema.PARTITIONS "
+            "WHERE TABLE_SCHEMA = %s AND PARTITION_NAME IS NOT NULL AND PARTITION_NAME <> 'p0'",
+            (database,),
+        )
+        found: dict[str, list[int]] = {}
+        for table_name, partition in cursor.fetchall():
+            found.setdefault(table_name, []).append(int(partition[1:]))
+    return found
