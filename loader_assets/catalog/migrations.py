@@ -11,7 +11,20 @@ from collections.abc import Callable
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import JSON, Boolean, Column, Connection, DateTime, Integer, String, false, select, text, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    false,
+    select,
+    text,
+    update,
+)
 
 from loader_assets.catalog.schema import SCHEMA_VERSION, cases, catalog_info
 from loader_assets.qserv.metadata import dialect_options
@@ -30,6 +43,15 @@ def _v2(op: Operations) -> None:
     op.add_column("level_gates", Column("validating_pid", Integer))
     op.add_column("level_gates", Column("validating_since", DateTime))
     op.add_column("attempts", Column("fingerprint", JSON))
+    op.create_table(
+        "chunk_checks",
+        Column("case", String(64), ForeignKey("cases.case"), primary_key=True),
+        Column("table", String(64), primary_key=True),
+        Column("chunk", Integer, primary_key=True),
+        Column("version", String(40), nullable=False),
+        Column("census", JSON, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+    )
     _unescape_stored_dialects(op.get_bind())
     op.get_bind().execute(catalog_info.insert().values(key="catalog_id", value=str(uuid.uuid4())))
 

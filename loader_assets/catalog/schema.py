@@ -181,6 +181,19 @@ level_gates = Table(
     CheckConstraint("status IN ('pending', 'passed', 'failed')", name="gate_status"),
 )
 
+# The census of a child chunk taken on its worker as soon as it loaded, with the version of the data it judged
+# (the chunk's attempts and its director chunk's): level 4 recounts only the chunks whose version moved.
+chunk_checks = Table(
+    "chunk_checks",
+    metadata,
+    Column("case", String(64), ForeignKey("cases.case"), primary_key=True),
+    Column("table", String(64), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("version", String(40), nullable=False),
+    Column("census", JSON, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
 selections = Table(
     "selections",
     metadata,

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loader_assets import levels
+from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.notices import done_files
 from loader_assets.catalog.store import Claim, Owner, Store
+from loader_assets.engine.chunk_census import census_of_worker, chunk_version, new_census
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import WorkerUnavailable, connection
 from loader_assets.workers.load_data import LoadError, LoadResult, load_file
@@ -119,9 +121,10 @@ class Loader:
         self.store, self.cluster = store, cluster
         self._layouts: dict[str, CaseLayout] = {}
         self._created: set[tuple[str, str, str]] = set()  # (worker, database, table)
-        # Director chunks go into the czar's index beside the next LOAD DATA (other servers, other cores).
+        # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
+        # then recounts only chunks that changed since).
         self._indexing: list[Future[None]] = []
-        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="director-index")
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-checks")
 
     def layout(self, case: str) -> CaseLayout:
         if case not in self._layouts:
@@ -207,9 +210,11 @@ class Loader:
             beat.done_with(claim.notice_id)
             return
         beat.done_with(claim.notice_id)
-        if layout.tables[claim.table].kind == levels.DIRECTOR and not claim.overlap:
-            table = layout.tables[claim.table]
+        table = layout.tables[claim.table]
+        if table.kind == levels.DIRECTOR and not claim.overlap:
             self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
+        elif table.kind == levels.CHILD:
+            self._indexing.append(self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker))
         report.loaded.append(
             Loaded(
                 notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
@@ -231,6 +236,20 @@ class Loader:
             log.warning(
                 "director index of chunk %s of %s.%s left to level 2: %s", chunk, layout.database, table.name, error
             )
+
+    def _census_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
+        """A loaded child chunk's census on its worker, kept with its version for level 4 (which takes it
+        again if anything changed or this failed)."""
+        assert chunk is not None
+        director = layout.director_of(table)
+        files = done_files(self.store.db, layout.case, table.name, chunk=chunk)
+        version = chunk_version(files, done_files(self.store.db, layout.case, director.name, chunk=chunk))
+        found = new_census(table, chunk, False, worker, files)
+        try:
+            census_of_worker(self.cluster, worker, layout, table, director, [found])
+            chunk_checks.keep(self.store.db, layout.case, table.name, chunk, version, found.to_json())
+        except Exception as error:  # a worker or the czar busy or down: level 4 takes it
+            log.warning("census of chunk %s of %s.%s left to level 4: %s", chunk, layout.database, table.name, error)
 
     def _load_everywhere(self, claim: Claim, layout: CaseLayout, target: Target) -> list[LoadResult]:
         """Load the notice on each worker of its target; a failure names the worker (URLs say little)."""

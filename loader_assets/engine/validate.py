@@ -21,21 +21,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-import pymysql
-
 from loader_assets import levels
+from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.gates import Validator, begin_validation, finish_validation, gate, release_validation
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import DoneFile, done_files
 from loader_assets.catalog.store import Store
+from loader_assets.engine.chunk_census import SHOWN_KEYS, ChunkCensus, census_of_worker, chunk_version, new_census
 from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
 from loader_assets.engine.reconcile import reconcile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
-from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, key_column
-from loader_assets.workers.schema import DirectorIndexError, build_director_index, chunk_table_name, index_version
+from loader_assets.workers.schema import DirectorIndexError, build_director_index, index_version
 
 DIRECTOR_CHECKS = {
     "rows_match_files": "rows of every chunk and overlap table on its worker equal the records of its files",
@@ -49,7 +47,6 @@ CHILD_CHECKS = {
     "orphan_rows": "child rows whose director key is absent from the director (Qserv loads them: a warning, "
     "an error for a case registered with --strict-children)",
 }
-SHOWN_KEYS = 10  # how many offending keys a check result lists
 
 BeforeVerdict = Callable[[], None]  # test hook: runs after the checks, before the verdict is written
 
@@ -75,32 +72,6 @@ class Validation:
     @property
     def warnings(self) -> list[str]:
         return [o.name for o in self.outcomes if not o.passed and not o.blocking]
-
-
-@dataclass
-class ChunkCensus:
-    """What one chunk (own or overlap table) holds on its worker, against its files."""
-
-    chunk: int
-    overlap: bool
-    worker: str
-    table_name: str
-    files: list[DoneFile]
-    rows: int | None = None  # None: the table is missing
-    bad_fingerprints: list[str] = field(default_factory=list)  # "file: what differs"
-    missing_keys: list[int] = field(default_factory=list)  # of the files, not on the worker (first few)
-    unexpected_keys: list[int] = field(default_factory=list)  # on the worker, in none of the files
-    duplicates: list[int] = field(default_factory=list)
-    unfingerprinted: int = 0
-    null_keys: int = 0
-    misplaced: dict[int, int] = field(default_factory=dict)  # key -> rows, first SHOWN_KEYS
-    misplaced_rows: int = 0
-    orphans: dict[int, int] = field(default_factory=dict)
-    orphan_rows: int = 0
-
-    @property
-    def expected_rows(self) -> int:
-        return sum(f.rows for f in self.files)
 
 
 def validate_table(
@@ -181,17 +152,50 @@ def _run_checks(store: Store, cluster: Cluster, layout: CaseLayout, table: Table
     for item in files:
         by_table.setdefault((item.chunk, item.overlap), []).append(item)
     chunks = [
-        ChunkCensus(chunk, overlap, placement[chunk], chunk_table_name(table.name, chunk, overlap), items)
+        new_census(table, chunk, overlap, placement[chunk], items)
         for (chunk, overlap), items in sorted(by_table.items())
     ]
-    director = layout.director_of(table) if table.kind == levels.CHILD else None
-    _census_in_parallel(cluster, layout, table, director, chunks)
-    if director is None:
+    if table.kind != levels.CHILD:
+        _census_in_parallel(cluster, layout, table, None, chunks)
         return _director_verdict(cluster, layout, table, chunks, placement)
+    director = layout.director_of(table)
+    chunks = _child_census(store, cluster, layout, table, director, chunks)
     return _child_verdict(layout, table, chunks)
 
 
+def _child_census(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLayout, director: TableLayout,
+                  chunks: list[ChunkCensus]) -> list[ChunkCensus]:  # fmt: skip
+    """Each child chunk's census: the one kept since it loaded when its version still holds, else taken now."""
+    director_files: dict[int, list[DoneFile]] = {}
+    for item in done_files(store.db, layout.case, director.name):
+        director_files.setdefault(item.chunk, []).append(item)
+    versions = {c.chunk: chunk_version(c.files, director_files.get(c.chunk, [])) for c in chunks}
+    stored = chunk_checks.kept(store.db, layout.case, table.name)
+    rows_now = _row_counts(cluster, layout, chunks)  # cheap on MyISAM: a census whose rows moved is taken again
+    fresh = [
+        c for c in chunks
+        if stored.get(c.chunk, ("", {}))[0] != versions[c.chunk] or stored[c.chunk][1]["rows"] != rows_now[c.chunk]
+    ]  # fmt: skip
+    _census_in_parallel(cluster, layout, table, director, fresh)
+    for chunk in fresh:
+        chunk_checks.keep(store.db, layout.case, table.name, chunk.chunk, versions[chunk.chunk], chunk.to_json())
+    taken = {c.chunk for c in fresh}
+    return [c if c.chunk in taken else ChunkCensus.from_json(stored[c.chunk][1], c.files) for c in chunks]
+
+
 # -- on the workers -------------------------------------------------------------------------------------
+
+
+def _row_counts(cluster: Cluster, layout: CaseLayout, chunks: list[ChunkCensus]) -> dict[int, int | None]:
+    """Rows of each chunk table now, one connection per worker."""
+    by_worker: dict[str, list[ChunkCensus]] = {}
+    for chunk in chunks:
+        by_worker.setdefault(chunk.worker, []).append(chunk)
+    counts: dict[int, int | None] = {}
+    for worker, of_worker in by_worker.items():
+        found = census.row_counts(cluster.worker_url(worker), layout.database, [c.table_name for c in of_worker])
+        counts.update({c.chunk: found[c.table_name] for c in of_worker})
+    return counts
 
 
 def _census_in_parallel(
@@ -205,98 +209,11 @@ def _census_in_parallel(
         return
     with ThreadPoolExecutor(max_workers=len(by_worker), thread_name_prefix="census") as pool:
         futures = [
-            pool.submit(_census_of_worker, cluster, worker, layout, table, director, of_worker)
+            pool.submit(census_of_worker, cluster, worker, layout, table, director, of_worker)
             for worker, of_worker in sorted(by_worker.items())
         ]
         for future in futures:
             future.result()
-
-
-def _census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: TableLayout,
-                      director: TableLayout | None, chunks: list[ChunkCensus]) -> None:  # fmt: skip
-    key = table.director_key or ""
-    with (
-        connection(cluster.worker_url(worker)) as conn,
-        conn.cursor() as cursor,
-        connection(cluster.czar) as czar,  # one per worker: the director index, for a child's absent keys
-        czar.cursor() as czar_cursor,
-    ):
-        for chunk in chunks:
-            chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
-            if chunk.rows is None:
-                continue
-            _check_fingerprints(cursor, layout, table, chunk, key)
-            if director is None and not chunk.overlap:
-                chunk.duplicates = census.duplicate_keys(cursor, layout.database, chunk.table_name, key, SHOWN_KEYS)
-            if director is not None:
-                chunk.null_keys = census.null_keys(cursor, layout.database, chunk.table_name, key)
-                _absent_keys(conn, czar_cursor, layout, chunk, table, director)
-
-
-def _check_fingerprints(
-    cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus, key: str
-) -> None:
-    for item in chunk.files:
-        if item.fingerprint is None:  # loaded before fingerprints existed: rows are counted, keys not proved
-            chunk.unfingerprinted += 1
-            continue
-        if "error" in item.fingerprint:
-            chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({item.fingerprint['error']})")
-            continue
-        expected = Fingerprint.from_json(item.fingerprint)
-        found = census.partition_fingerprint(cursor, layout.database, chunk.table_name, key, item.attempt_id)
-        if found != expected:
-            chunk.bad_fingerprints.append(f"{item.path}: {_difference(expected, found)}")
-            if len(chunk.missing_keys) + len(chunk.unexpected_keys) < SHOWN_KEYS:  # a few keys name the fault
-                _name_keys(cursor, layout, table, chunk, item, key)
-
-
-def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus,
-               item: DoneFile, key: str) -> None:  # fmt: skip
-    """A file whose keys differ on the worker: which keys (the diagnosis reads that one file again)."""
-    try:
-        in_file, _ = key_column(
-            layout.root / item.path, item.format, table.column_names, key, layout.dialect_of(item.format, table)
-        )
-    except (OSError, FingerprintError):
-        return  # the file changed or went away since its load: the chunk is named, its keys are not
-    on_worker = census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id)
-    file_keys = in_file.drop_null().to_numpy(zero_copy_only=False)
-    chunk.missing_keys += np.setdiff1d(file_keys, on_worker)[:SHOWN_KEYS].tolist()
-    chunk.unexpected_keys += np.setdiff1d(on_worker, file_keys)[:SHOWN_KEYS].tolist()
-
-
-def _difference(expected: Fingerprint, found: Fingerprint) -> str:
-    if expected.rows != found.rows:
-        return f"{expected.rows} records in the file, {found.rows} rows on the worker"
-    if expected.keys != found.keys:
-        return f"{expected.keys} non-NULL keys in the file, {found.keys} on the worker"
-    return "the keys on the worker differ from those of the file (same count, other values)"
-
-
-def _absent_keys(conn: pymysql.Connection, czar_cursor: pymysql.cursors.Cursor, layout: CaseLayout,
-                 chunk: ChunkCensus, table: TableLayout, director: TableLayout) -> None:  # fmt: skip
-    """Child keys absent from the director chunk on this worker, told apart through the director index."""
-    director_table = chunk_table_name(director.name, chunk.chunk)
-    with conn.cursor() as cursor:
-        present = census.table_exists(cursor, layout.database, director_table)
-    index = census.index_table(layout.database, director.name)
-    director_key = director.director_key or ""
-    batches = census.absent_keys(
-        conn, layout.database, chunk.table_name, director_table if present else None,
-        table.director_key or "", director_key,
-    )  # fmt: skip
-    for batch in batches:
-        found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in batch])
-        for key, rows in batch:
-            if key in found:  # in the director, but in another chunk (its own would have matched here)
-                chunk.misplaced_rows += rows
-                if len(chunk.misplaced) < SHOWN_KEYS:
-                    chunk.misplaced[key] = rows
-            else:
-                chunk.orphan_rows += rows
-                if len(chunk.orphans) < SHOWN_KEYS:
-                    chunk.orphans[key] = rows
 
 
 # -- verdicts -------------------------------------------------------------------------------------------

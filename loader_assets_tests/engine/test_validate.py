@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.defs.runner import load_case
 from loader_assets.engine.validate import Validation, validate_table
@@ -138,3 +139,19 @@ def test_a_line_changed_in_transit_fails_level_2_naming_the_chunk(
     assert validation.failed == failing, "the load passed (rows = records sent); the fingerprint did not"
     first = str(outcome(validation, "objectids_on_workers")["first"])
     assert first.startswith("chunk ") and "Object/chunk_" in first
+
+
+def test_a_child_chunks_census_is_kept_from_its_load_and_taken_again_when_its_rows_move(platform: Platform) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=30).case
+    load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
+              levels=(1, 2, 3), log=quiet)  # fmt: skip
+    layout = case_layout(platform.store.db, case)
+    kept = chunk_checks.kept(platform.store.db, case, "Source")
+    assert set(kept) == set(platform.cluster.placement(layout.database)), "every child chunk counted as it loaded"
+
+    chunk, worker = first_chunk(platform, layout)
+    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {quote_table(layout.database, chunk_table_name('Source', chunk))} LIMIT 1")
+    validation = validate_table(platform.store, platform.cluster, layout, layout.tables["Source"], "check-4", quiet)
+    assert validation.failed == ["rows_match_files"]
+    assert f"Source_{chunk} on {worker}" in str(outcome(validation, "rows_match_files"))

@@ -1,0 +1,162 @@
+"""The census of one chunk where its data is: what its table holds on its worker, against its files.
+
+Row count, the key fingerprint of each attempt (a differing file is read again to name a few keys), duplicate
+keys (a director), NULL keys and keys absent from the director chunk, told apart through the director index
+(a child). Counts and the first offending keys come back; a child's absent keys stream in bounded batches.
+A child chunk's census is taken as soon as it loads and kept with the version of the data it judged (its
+attempts and its director chunk's), so level 4 recounts only the chunks that changed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pymysql
+
+from loader_assets.catalog.layout import CaseLayout, TableLayout
+from loader_assets.catalog.notices import DoneFile
+from loader_assets.workers import census
+from loader_assets.workers.cluster import Cluster
+from loader_assets.workers.connection import connection
+from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, key_column
+from loader_assets.workers.schema import chunk_table_name
+
+SHOWN_KEYS = 10  # how many offending keys a check result lists
+
+
+@dataclass
+class ChunkCensus:
+    """What one chunk (own or overlap table) holds on its worker, against its files."""
+
+    chunk: int
+    overlap: bool
+    worker: str
+    table_name: str
+    files: list[DoneFile]
+    rows: int | None = None  # None: the table is missing
+    bad_fingerprints: list[str] = field(default_factory=list)  # "file: what differs"
+    missing_keys: list[int] = field(default_factory=list)  # of the files, not on the worker (first few)
+    unexpected_keys: list[int] = field(default_factory=list)  # on the worker, in none of the files
+    duplicates: list[int] = field(default_factory=list)
+    unfingerprinted: int = 0
+    null_keys: int = 0
+    misplaced: dict[int, int] = field(default_factory=dict)  # key -> rows, first SHOWN_KEYS
+    misplaced_rows: int = 0
+    orphans: dict[int, int] = field(default_factory=dict)
+    orphan_rows: int = 0
+
+    @property
+    def expected_rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        """What is kept of a child chunk's census (its files are the catalog's)."""
+        found = asdict(self)
+        del found["files"]
+        found["misplaced"], found["orphans"] = list(self.misplaced.items()), list(self.orphans.items())
+        return found
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], files: list[DoneFile]) -> ChunkCensus:
+        kept = {**data, "misplaced": dict(data["misplaced"]), "orphans": dict(data["orphans"])}
+        return cls(files=files, **kept)
+
+
+def chunk_version(child_files: list[DoneFile], director_files: list[DoneFile]) -> str:
+    """What a child chunk's census judged: its attempts and its director chunk's."""
+    attempts = [f"c{f.attempt_id}" for f in child_files] + [f"d{f.attempt_id}" for f in director_files if not f.overlap]
+    return hashlib.sha1(",".join(sorted(attempts)).encode()).hexdigest()
+
+
+def new_census(table: TableLayout, chunk: int, overlap: bool, worker: str, files: list[DoneFile]) -> ChunkCensus:
+    return ChunkCensus(chunk, overlap, worker, chunk_table_name(table.name, chunk, overlap), files)
+
+
+def census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: TableLayout,
+                      director: TableLayout | None, chunks: list[ChunkCensus]) -> None:  # fmt: skip
+    key = table.director_key or ""
+    with (
+        connection(cluster.worker_url(worker)) as conn,
+        conn.cursor() as cursor,
+        connection(cluster.czar) as czar,  # one per worker: the director index, for a child's absent keys
+        czar.cursor() as czar_cursor,
+    ):
+        for chunk in chunks:
+            chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
+            if chunk.rows is None:
+                continue
+            _check_fingerprints(cursor, layout, table, chunk, key)
+            if director is None and not chunk.overlap:
+                chunk.duplicates = census.duplicate_keys(cursor, layout.database, chunk.table_name, key, SHOWN_KEYS)
+            if director is not None:
+                chunk.null_keys = census.null_keys(cursor, layout.database, chunk.table_name, key)
+                _absent_keys(conn, czar_cursor, layout, chunk, table, director)
+
+
+def _check_fingerprints(
+    cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus, key: str
+) -> None:
+    for item in chunk.files:
+        if item.fingerprint is None:  # loaded before fingerprints existed: rows are counted, keys not proved
+            chunk.unfingerprinted += 1
+            continue
+        if "error" in item.fingerprint:
+            chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({item.fingerprint['error']})")
+            continue
+        expected = Fingerprint.from_json(item.fingerprint)
+        found = census.partition_fingerprint(cursor, layout.database, chunk.table_name, key, item.attempt_id)
+        if found != expected:
+            chunk.bad_fingerprints.append(f"{item.path}: {_difference(expected, found)}")
+            if len(chunk.missing_keys) + len(chunk.unexpected_keys) < SHOWN_KEYS:  # a few keys name the fault
+                _name_keys(cursor, layout, table, chunk, item, key)
+
+
+def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus,
+               item: DoneFile, key: str) -> None:  # fmt: skip
+    """A file whose keys differ on the worker: which keys (the diagnosis reads that one file again)."""
+    try:
+        in_file, _ = key_column(
+            layout.root / item.path, item.format, table.column_names, key, layout.dialect_of(item.format, table)
+        )
+    except (OSError, FingerprintError):
+        return  # the file changed or went away since its load: the chunk is named, its keys are not
+    on_worker = census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id)
+    file_keys = in_file.drop_null().to_numpy(zero_copy_only=False)
+    chunk.missing_keys += np.setdiff1d(file_keys, on_worker)[:SHOWN_KEYS].tolist()
+    chunk.unexpected_keys += np.setdiff1d(on_worker, file_keys)[:SHOWN_KEYS].tolist()
+
+
+def _difference(expected: Fingerprint, found: Fingerprint) -> str:
+    if expected.rows != found.rows:
+        return f"{expected.rows} records in the file, {found.rows} rows on the worker"
+    if expected.keys != found.keys:
+        return f"{expected.keys} non-NULL keys in the file, {found.keys} on the worker"
+    return "the keys on the worker differ from those of the file (same count, other values)"
+
+
+def _absent_keys(conn: pymysql.Connection, czar_cursor: pymysql.cursors.Cursor, layout: CaseLayout,
+                 chunk: ChunkCensus, table: TableLayout, director: TableLayout) -> None:  # fmt: skip
+    """Child keys absent from the director chunk on this worker, told apart through the director index."""
+    director_table = chunk_table_name(director.name, chunk.chunk)
+    with conn.cursor() as cursor:
+        present = census.table_exists(cursor, layout.database, director_table)
+    index = census.index_table(layout.database, director.name)
+    director_key = director.director_key or ""
+    batches = census.absent_keys(
+        conn, layout.database, chunk.table_name, director_table if present else None,
+        table.director_key or "", director_key,
+    )  # fmt: skip
+    for batch in batches:
+        found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in batch])
+        for key, rows in batch:
+            if key in found:  # in the director, but in another chunk (its own would have matched here)
+                chunk.misplaced_rows += rows
+                if len(chunk.misplaced) < SHOWN_KEYS:
+                    chunk.misplaced[key] = rows
+            else:
+                chunk.orphan_rows += rows
+                if len(chunk.orphans) < SHOWN_KEYS:
+                    chunk.orphans[key] = rows
