@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, select, update
 from sqlalchemy import case as sql_case
 
 from loader_assets import settings
@@ -266,14 +266,16 @@ class Store:
         warnings: int | None = None,
         error: str | None = None,
         fingerprint: dict[str, str] | None = None,
+        claimed_file: tuple[int, float] | None = None,
         changed_on_disk: tuple[int, float] | None = None,
         now: datetime | None = None,
     ) -> str | None:
         """Record the end of an attempt (with the key fingerprint of its file) and release its notice, together.
 
         Returns the notice's status, or None when the attempt no longer holds it (its lease was taken back):
-        the caller must then discard what it wrote. A `done` whose file changed during the load (registered
-        meanwhile, or `changed_on_disk`: the size and mtime the loader found after it) ends `ready` and
+        the caller must then discard what it wrote. A `done` whose file changed during the load — registered
+        meanwhile (the notice's size and mtime are no longer `claimed_file`), or `changed_on_disk` (the size and
+        mtime the loader found after the load, when they differ from those before it) — ends `ready` and
         changed instead: the caller discards its rows, the new content loads next time.
         """
         if outcome not in FINAL_OUTCOMES:
@@ -284,7 +286,9 @@ class Store:
             if outcome == "done" and changed_on_disk is not None:
                 size, mtime = changed_on_disk
                 connection.execute(update(notices).where(held).values(size=size, mtime=mtime, changed=True))
-            stale = outcome == "done" and bool(connection.execute(select(notices.c.changed).where(held)).scalar())
+            stale = outcome == "done" and (
+                changed_on_disk is not None or _registered_anew(connection, held, claimed_file)
+            )
             status, error = ("ready", "file changed during its load: loaded again") if stale else (outcome, error)
             released = connection.execute(
                 update(notices)
@@ -471,6 +475,14 @@ def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float
             status=sql_case((notices.c.status == "running", notices.c.status), else_="ready"),
         )
     )
+
+
+def _registered_anew(connection: Connection, held: ColumnElement[bool], claimed: tuple[int, float] | None) -> bool:
+    """The held notice's file was registered again, changed, since it was claimed."""
+    if claimed is None:
+        return False
+    now = connection.execute(select(notices.c.size, notices.c.mtime).where(held)).first()
+    return now is not None and (now.size, now.mtime) != claimed
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ class Loader:
             self._give_up(claim, report, "lease lost before loading; nothing written")
             return
         started = time.monotonic()
+        before = _file_identity(layout.root / claim.path)
         try:
             results = self._load_everywhere(claim, layout, target)
         except NoticeFailed as error:
@@ -198,7 +199,7 @@ class Loader:
         status = self.store.finish(
             claim.attempt_id, "done", rows=rows, warnings=results[0].warnings, error=note,
             fingerprint=keys.to_json() if keys else ({"error": unproved} if unproved else None),
-            changed_on_disk=_changed_since_claim(layout.root / claim.path, claim),
+            claimed_file=(claim.size, claim.mtime), changed_on_disk=_changed_since(before, layout.root / claim.path),
         )  # fmt: skip
         if status is None:
             self._discard(claim, layout, target, report)
@@ -353,13 +354,18 @@ def drop_attempt_rows(
             warn(f"rows of attempts {attempts} not dropped yet from {target.table_name} on {worker}: {error}")
 
 
-def _changed_since_claim(path: Path, claim: Claim) -> tuple[int, float] | None:
-    """The file's size and mtime now, when they differ from those registered when it was claimed."""
+def _file_identity(path: Path) -> tuple[int, float] | None:
     try:
         stat = path.stat()
     except OSError:
-        return None  # gone after loading: the next registration says so
-    return None if (stat.st_size, stat.st_mtime) == (claim.size, claim.mtime) else (stat.st_size, stat.st_mtime)
+        return None  # gone: the load fails naming it, or the next registration says so
+    return stat.st_size, stat.st_mtime
+
+
+def _changed_since(before: tuple[int, float] | None, path: Path) -> tuple[int, float] | None:
+    """The file's size and mtime now, when they differ from those just before its load."""
+    after = _file_identity(path)
+    return after if after is not None and after != before else None
 
 
 def chunk_sizes(chunks_and_sizes: Iterable[tuple[int | None, int]]) -> dict[int, int]:
