@@ -31,6 +31,7 @@ nothing is in flight, and the result is checked:
 
     .venv/bin/python benchmarks/soak.py [--faults 30] [--seed 1] [--timeout 900] [--chunks 50]
                                         [--rows-per-chunk 200] [--lease 6] [--sensor-interval 2]
+                                        [--children-share 0.3]
 
 Prints every fault (kind, what it hit, survived or not, seconds), the faults injected and survived by kind, the
 seconds of each phase and `EXACT` or `NOT EXACT` with what was left; exits 1 when not exact.
@@ -191,9 +192,10 @@ class Platform:
 
 
 class Soak:
-    def __init__(self, platform: Platform, *, faults: int, seed: int, timeout: float,
+    def __init__(self, platform: Platform, *, faults: int, seed: int, timeout: float, children_share: float = 0.3,
                  out: Callable[[str], None] = print) -> None:  # fmt: skip
         self.p = platform
+        self.children_share = children_share  # of the faults hitting a level-3 load
         self.wanted = faults
         self.rng = random.Random(seed)
         self.out = out
@@ -304,9 +306,11 @@ class Soak:
             fault.detail = f"the load ended before it wrote into {worker}"
             return
         writing = self.attempts_on(worker)
+        fault.injected, injected, stopped_at = True, time.monotonic(), utcnow()
         local.stop_server(self.p.cluster_state, worker)
-        fault.injected, injected = True, time.monotonic()
-        self.wait_until(lambda: not self.running(writing), 20)  # down until its loads gave up (or 20 s)
+        # Down until the loads writing there gave up (or 20 s), and a load more was refused (or 5 s more).
+        self.wait_until(lambda: not self.running(writing), 20)
+        self.wait_until(lambda: self.refused_on(worker, stopped_at, writing), 5)
         down = time.monotonic() - injected
         local.start_server(self.p.cluster_state, worker)
         ended = self.wait_until(lambda: not self.running(writing), float(WRITE_TIMEOUT) + self.recovery_timeout())
@@ -478,10 +482,18 @@ class Soak:
     # -- loads, schedules, processes ---------------------------------------------------------------------
 
     def pick_level(self) -> int:
-        """Level 3 (children) when its director's gate is open, half the time; else level 1."""
+        """Level 3 (children) for a share of the faults, once the director's gate passed (waited for, up to
+        90 s, while the unfinished notices are scheduled); else level 1."""
+        if self.rng.random() < self.children_share and self.wait_until(self.director_ready, 90, 1):
+            return levels.LOAD_CHILDREN
+        return levels.LOAD_DIRECTOR
+
+    def director_ready(self) -> bool:
         verdict = gate(self.p.store.db, self.p.case, levels.VALIDATE_DIRECTOR, self.director)
-        passed = verdict is not None and verdict.status == "passed"
-        return levels.LOAD_CHILDREN if passed and self.rng.random() < 0.5 else levels.LOAD_DIRECTOR
+        if verdict is not None and verdict.status == "passed":
+            return True
+        self.keep_going()
+        return False
 
     def start_load(self, fault: Fault, name: str) -> Load:
         """A forced load of a whole level: a CLI subprocess, or a schedule for the run queue."""
@@ -662,6 +674,25 @@ class Soak:
     def still_held(self, held: dict[int, int]) -> list[int]:
         rows = {n.id: n for n in self.notice_rows() if n.id in held}
         return [i for i, a in held.items() if rows[i].status == "running" and rows[i].attempt_id == a]
+
+    def refused_on(self, worker: str, since: datetime, before: list[int]) -> bool:
+        """An attempt at writing into `worker` (not one of `before`) failed since `since`."""
+        a, n = attempts.c, notices.c
+        with self.p.store.db.read() as conn:
+            return bool(
+                conn.execute(
+                    select(func.count())
+                    .select_from(attempts)
+                    .join(notices, n.id == a.notice)
+                    .where(
+                        n.case == self.p.case,
+                        a.worker.in_([worker, ALL_WORKERS]),
+                        a.outcome == "failed",
+                        a.finished_at >= since,
+                        a.id.not_in(before or [0]),
+                    )
+                ).scalar_one()
+            )
 
     def attempts_on(self, worker: str) -> list[int]:
         a, n = attempts.c, notices.c
@@ -1005,6 +1036,7 @@ def main() -> int:
     parser.add_argument("--rows-per-chunk", type=int, default=200)
     parser.add_argument("--lease", type=float, default=6.0)
     parser.add_argument("--sensor-interval", type=float, default=2.0)
+    parser.add_argument("--children-share", type=float, default=0.3, help="share of faults hitting a level-3 load")
     args = parser.parse_args()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="loader-soak-") as directory:
@@ -1029,7 +1061,13 @@ def main() -> int:
                 setup = time.monotonic() - began
                 platform = Platform(case, store, instance, cluster, root / "cluster", root / "logs", daemon_pid,
                                     args.lease, args.sensor_interval)  # fmt: skip
-                result = Soak(platform, faults=args.faults, seed=args.seed, timeout=args.timeout).run()
+                result = Soak(
+                    platform,
+                    faults=args.faults,
+                    seed=args.seed,
+                    timeout=args.timeout,
+                    children_share=args.children_share,
+                ).run()
             result.timings = {"set-up": setup, **result.timings}
             for line in result.lines():
                 print(line)

@@ -329,7 +329,7 @@ def install_profile(profile: Profile) -> None:
     profile.wrap(validate, "done_files", "catalog: done files")
     profile.wrap(Cluster, "place_chunks", "czar: chunk placement")
     profile.wrap(validate, "_census_in_parallel", "census on the workers (parallel wall)")
-    profile.wrap(validate, "_census_of_worker", lambda _cluster, worker, *_: f"census thread of {worker}")
+    profile.wrap(validate, "census_of_worker", lambda _cluster, worker, *_: f"census thread of {worker}")
     for name, label in (
         ("row_count", "  row counts"),
         ("partition_fingerprint", "  fingerprints per attempt"),
