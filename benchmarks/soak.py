@@ -12,7 +12,7 @@ are running:
   statement, no open catalog transaction, no SQLite write lock), held until the stale sweeper took its notices
   back, past the lease, then SIGCONT; survived when it exited leaving no partition of its lost attempts;
 - worker_restart: a worker's mariadbd stopped while a load writes into it, started again once the attempts
-  writing there gave up; survived when those attempts all ended;
+  writing there gave up and one more was refused (or 5 s); survived when those attempts all ended;
 - forced_reload_race: some notices reset and scheduled (the run queue loads them), and once a queued run loads,
   `loader-assets load --level L --force` of the whole level; survived when both sides ended, none stuck;
 - duplicate_schedule: the same notices scheduled twice (reset first, or both forced); survived when all their
@@ -29,7 +29,7 @@ nothing is in flight, and the result is checked:
   with `count_records` in the table's dialect); no other partition or row anywhere; the czar's director index
   holds one row per director record.
 
-    .venv/bin/python benchmarks/soak.py [--faults 30] [--seed 1] [--timeout 900] [--chunks 50]
+    .venv/bin/python benchmarks/soak.py [--faults 30] [--seed 1] [--timeout 1200] [--chunks 50]
                                         [--rows-per-chunk 200] [--lease 6] [--sensor-interval 2]
                                         [--children-share 0.3]
 
@@ -93,7 +93,7 @@ FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
 WRITE_TIMEOUT = "10"  # a worker stopped under an upload is noticed in seconds
 HOLDER_TIMEOUT = 120.0  # for a load to get going: a queued run is a process, then a step process, on 2 cores
 EPISODE_TIMEOUT = 300.0  # for both sides of a race, or both schedules of a duplicate, to end
-FINISH_SHARE = 0.35  # of --timeout kept for finishing once the faults are injected
+FINISH_RESERVE = (180.0, 0.2)  # seconds, share of --timeout: the larger is kept for finishing after the faults
 PLACEMENT_LOCK = "qservMeta.chunk_placement"  # the czar's user lock around placing chunks (workers/cluster.py)
 BUSY_PG_STATES = ("active", "idle in transaction", "idle in transaction (aborted)")
 T = TypeVar("T")
@@ -230,7 +230,7 @@ class Soak:
         return SoakResult(faults, problems, timings, tables, self.notes)
 
     def inject_faults(self) -> list[Fault]:
-        budget = self.began + self.timeout * (1 - FINISH_SHARE)
+        budget = self.began + self.timeout - max(FINISH_RESERVE[0], FINISH_RESERVE[1] * self.timeout)
         faults: list[Fault] = []
         kinds: list[str] = []
         while sum(f.injected for f in faults) < self.wanted and time.monotonic() < budget:
@@ -319,8 +319,11 @@ class Soak:
         fault.seconds = time.monotonic() - injected
         fault.survived = ended is not None
         outcomes = Counter(self.outcomes(writing).values())
-        fault.detail = f"down {down:.1f} s under {len(writing)} attempts (pid {pid} among them): " + ", ".join(
-            f"{n} {o}" for o, n in sorted(outcomes.items())
+        refused = self.refused_on(worker, stopped_at, writing)
+        fault.detail = (
+            f"down {down:.1f} s; {len(writing)} attempts writing there at the stop"
+            + "".join(f", {n} {o}" for o, n in sorted(outcomes.items()))
+            + f"; {refused} more refused while down"
         )
 
     def forced_reload_race(self, fault: Fault) -> None:
@@ -675,11 +678,11 @@ class Soak:
         rows = {n.id: n for n in self.notice_rows() if n.id in held}
         return [i for i, a in held.items() if rows[i].status == "running" and rows[i].attempt_id == a]
 
-    def refused_on(self, worker: str, since: datetime, before: list[int]) -> bool:
-        """An attempt at writing into `worker` (not one of `before`) failed since `since`."""
+    def refused_on(self, worker: str, since: datetime, before: list[int]) -> int:
+        """Attempts at writing into `worker` (not one of `before`) that failed since `since`."""
         a, n = attempts.c, notices.c
         with self.p.store.db.read() as conn:
-            return bool(
+            return int(
                 conn.execute(
                     select(func.count())
                     .select_from(attempts)
@@ -1031,7 +1034,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faults", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds for faults and finishing, at most")
+    parser.add_argument(
+        "--timeout", type=float, default=1200,
+        help="seconds for faults and finishing, at most; max(180 s, 20%%) of it is kept for finishing",
+    )  # fmt: skip
     parser.add_argument("--chunks", type=int, default=50, help="50 chunks: 200 notices")
     parser.add_argument("--rows-per-chunk", type=int, default=200)
     parser.add_argument("--lease", type=float, default=6.0)

@@ -44,8 +44,17 @@ def all_finished(platform: Platform, case: str, runs: int) -> list[dg.RunRecord]
     return records if len(records) == runs and all(r.dagster_run.status in FINISHED for r in records) else None
 
 
+@pytest.fixture
+def one_queued_run_at_a_time(platform: Platform) -> None:
+    """Before the daemon starts: one queued run at a time, so while the first holds one worker's notices the
+    other worker's stay free for the CLI load — the race happens on every run, not by luck of timing."""
+    config = instance_config()
+    config["concurrency"]["runs"]["max_concurrent_runs"] = 1
+    (settings.dagster_home() / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def test_a_cli_load_racing_a_scheduled_load_of_the_same_1000_notices_loads_each_once(
-    platform: Platform, dagster_daemon, capsys: pytest.CaptureFixture[str]
+    platform: Platform, one_queued_run_at_a_time: None, dagster_daemon, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
     case = platform.sample_case(chunks=500, rows_per_chunk=2).case
     level_1 = [n.id for n in level_notices(platform, case, 1)]
@@ -53,7 +62,8 @@ def test_a_cli_load_racing_a_scheduled_load_of_the_same_1000_notices_loads_each_
 
     schedule(capsys, f"case = '{case}' AND level = 1")
     # Start the CLI load once a queued run holds notices: both sides then claim from the same notices.
-    wait_for(lambda: any(n.status == "running" for n in level_notices(platform, case, 1)), "a queued run's claim", 180)
+    held = lambda: any(n.status == "running" and is_chunk_notice(n) for n in level_notices(platform, case, 1))  # noqa: E731
+    wait_for(held, "a queued run's claim of chunk notices", 180)
     [result] = load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
                          levels=(1,), log=lambda _: None)  # fmt: skip
 

@@ -49,7 +49,7 @@ def test_a_short_soak_of_random_faults_ends_exact(
     target = soak.Platform(soak_case, platform.store, platform.instance, platform.cluster, cluster_state, logs,
                            dagster_daemon.pid, LEASE, SENSOR_INTERVAL)  # fmt: skip
     lines: list[str] = []
-    result = soak.Soak(target, faults=FAULTS, seed=7, timeout=300, children_share=0, out=lines.append).run()
+    result = soak.Soak(target, faults=FAULTS, seed=7, timeout=400, children_share=0, out=lines.append).run()
     report = "\n".join(lines + result.lines())
     print(report)  # shown with -s, or -rP
     assert result.exact, report
