@@ -45,6 +45,12 @@ def runs_per_worker() -> int:
     return int(os.environ.get("LOADER_RUNS_PER_WORKER", "2"))
 
 
+def streams_per_worker() -> int:
+    """LOAD DATA statements a run keeps going at once into each worker (`benchmarks/end_to_end.py` measured
+    the default: one stream leaves a worker idle between files, more than two gain nothing)."""
+    return int(os.environ.get("LOADER_STREAMS_PER_WORKER", "2"))
+
+
 def sensor_interval() -> int:
     """Seconds between two evaluations of the selection and sweeper sensors (tests shorten it)."""
     return int(os.environ.get("LOADER_SENSOR_INTERVAL", "30"))

@@ -128,6 +128,15 @@ class Refused(str):
         return str(self)
 
 
+def behind_closed_gates(connection: Connection, ids: Iterable[int]) -> set[int]:
+    """Of `ids`, the notices whose level waits for a gate that has not passed (a schedule holds them back)."""
+    ids = list(ids)
+    if not ids:
+        return set()
+    gate_closed = not_(_gate_open(ClaimContext(datetime.min)))
+    return set(connection.execute(select(notices.c.id).where(notices.c.id.in_(ids), gate_closed)).scalars())
+
+
 def refusals(connection: Connection, ids: Iterable[int], ctx: ClaimContext) -> dict[int, Refused]:
     """Why each of `ids` is not claimable now (a notice every rule lets through was taken by a racing claim)."""
     ids = list(ids)

@@ -66,7 +66,12 @@ def _unescape_stored_dialects(connection: Connection) -> None:
         connection.execute(update(cases).where(cases.c.case == case).values(dialect=fixed))
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2}
+def _v3(op: Operations) -> None:
+    """A schedule spanning levels hands out each level's notices once its gate opens."""
+    op.add_column("schedules", Column("submitted_ids", JSON))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3}
 
 
 def upgrade(connection: Connection, version: int) -> None:

@@ -1,9 +1,11 @@
 """Schedules: a frozen list of notices handed to the run queue, from creation to submission.
 
-    pending ──(scheduled_loads sensor: runs requested)──► submitted
+    pending ──(scheduled_loads sensor: runs requested for every notice)──► submitted
 
-`Selection.schedule()` and `loader-assets schedule` add one; the sensor reads the pending ones, plans their
-runs and marks them submitted with the run keys; `Scheduled.watch` reads the notices back.
+`Selection.schedule()` and `loader-assets schedule` add one; the sensor reads the pending ones, plans runs
+for the notices whose level may start (a child level waits for its director's gate: those notices stay in
+the schedule until it passes, so a whole case scheduled at once goes level by level) and records what it
+submitted with the run keys; `Scheduled.watch` reads the notices back.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ class Schedule:
     query: str | None
     state: str
     runs: list[str] | None
+    submitted_ids: list[int] | None
     created_at: datetime
     submitted_at: datetime | None
+
+    @property
+    def waiting_ids(self) -> list[int]:
+        """Notices not handed to a run yet."""
+        submitted = set(self.submitted_ids or ())
+        return [i for i in self.notice_ids if i not in submitted]
 
 
 def add(
@@ -72,11 +81,18 @@ def pending(db: CatalogDB, limit: int) -> list[Schedule]:
     return [Schedule(**row._mapping) for row in rows]
 
 
-def submit(db: CatalogDB, schedule_id: int, run_keys: Sequence[str]) -> None:
-    """The schedule's runs were requested: record their keys."""
+def submit(db: CatalogDB, schedule: Schedule, run_keys: Sequence[str], notice_ids: Sequence[int]) -> None:
+    """Runs were requested for `notice_ids` of the schedule: record them; submitted once none waits."""
+    submitted = [*(schedule.submitted_ids or ()), *notice_ids]
+    done = not set(schedule.notice_ids) - set(submitted)
     with db.write() as connection:
         connection.execute(
             update(schedules)
-            .where(schedules.c.id == schedule_id)
-            .values(state="submitted", submitted_at=utcnow(), runs=list(run_keys))
+            .where(schedules.c.id == schedule.id)
+            .values(
+                state="submitted" if done else "pending",
+                submitted_at=utcnow(),
+                runs=[*(schedule.runs or ()), *run_keys],
+                submitted_ids=submitted,
+            )
         )

@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 
-SCHEMA_VERSION = 2  # each step from 1 is in `migrations`
+SCHEMA_VERSION = 3  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
 CASE_STATES = ("active", "paused")
@@ -219,6 +219,7 @@ schedules = Table(
     Column("query", Text),
     Column("state", String(16), nullable=False, default="pending"),  # pending | submitted
     Column("runs", JSON),  # run keys of the submitted runs
+    Column("submitted_ids", JSON),  # notices already in runs; the others wait for their level's gate
     Column("created_at", DateTime, nullable=False),
     Column("submitted_at", DateTime),
     CheckConstraint("state IN ('pending', 'submitted')", name="schedule_state"),

@@ -12,6 +12,7 @@ import dagster as dg
 
 from loader_assets import levels, settings, tags
 from loader_assets.catalog import schedules
+from loader_assets.catalog.claims import behind_closed_gates
 from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.store import Released
@@ -31,28 +32,46 @@ from loader_assets.workers.cluster import Cluster
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 NOTICES_PER_TICK = 20_000  # what one tick may hand out; the rest waits for the next tick
 SCHEDULES_PER_TICK = 5
+PENDING_SCHEDULES_READ = 100  # schedules waiting for a gate are read again each tick
+# The daemon evaluates its sensors every 5 s at best: these two follow a level's end within a loop or two.
+SCHEDULE_INTERVAL_SECONDS = 2
+GATE_INTERVAL_SECONDS = 2
 
 
-@dg.sensor(job=load_notices_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=load_notices_job,
+    minimum_interval_seconds=SCHEDULE_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def scheduled_loads(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SensorResult:
-    """Frozen selections handed over by `Selection.schedule()` / `loader-assets schedule` become queued runs."""
+    """Frozen selections handed over by `Selection.schedule()` / `loader-assets schedule` become queued runs;
+    notices of a level behind a closed gate stay in their schedule until it passes."""
     store = catalog.store()
-    planned: dict[int, list[dg.RunRequest]] = {}
-    for row in schedules.pending(store.db, SCHEDULES_PER_TICK):
+    planned: dict[int, tuple[schedules.Schedule, list[int], list[dg.RunRequest]]] = {}
+    for row in schedules.pending(store.db, PENDING_SCHEDULES_READ):
+        if len(planned) == SCHEDULES_PER_TICK:
+            break
         try:
-            plans, attempts = plan_runs(store, cluster.cluster, row.notice_ids, priority=row.priority, force=row.force)
+            with store.db.read() as connection:
+                held = behind_closed_gates(connection, row.waiting_ids)
+            ready = [i for i in row.waiting_ids if i not in held]
+            if not ready:
+                continue
+            plans, attempts = plan_runs(store, cluster.cluster, ready, priority=row.priority, force=row.force)
         except Exception as error:  # this row waits for the next tick; the others go on
             context.log.error(f"schedule {row.id} not planned, retried next tick: {type(error).__name__}: {error}")
             continue
-        planned[row.id] = [run_request(p, f"schedule-{row.id}", attempts, {tags.SCHEDULE: str(row.id)}) for p in plans]
-        context.log.info(f"schedule {row.id}: {len(row.notice_ids)} notices in {len(planned[row.id])} runs")
+        batch = [run_request(p, f"schedule-{row.id}", attempts, {tags.SCHEDULE: str(row.id)}) for p in plans]
+        planned[row.id] = (row, ready, batch)
+        waiting = f"; {len(held)} wait for their gate" if held else ""
+        context.log.info(f"schedule {row.id}: {len(ready)} notices in {len(batch)} runs{waiting}")
     # Marked submitted only now, each with exactly the requests this evaluation returns.
-    for schedule_id, batch in planned.items():
-        schedules.submit(store.db, schedule_id, [r.run_key for r in batch])
-    requests = [request for batch in planned.values() for request in batch]
-    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule")
+    for row, ready, batch in planned.values():
+        schedules.submit(store.db, row, [r.run_key for r in batch], ready)
+    requests = [request for _row, _ready, batch in planned.values() for request in batch]
+    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule may start")
 
 
 @dg.sensor(
@@ -111,7 +130,7 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
     @dg.sensor(
         name="level_gates",
         target=dg.AssetSelection.assets(*validation_keys),
-        minimum_interval_seconds=max(1, settings.sensor_interval() // 2),
+        minimum_interval_seconds=GATE_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def level_gates(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:

@@ -12,11 +12,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loader_assets import levels
+from loader_assets import levels, settings
 from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
@@ -62,21 +62,70 @@ class Loaded:
     rows: int
     bytes: int
     seconds: float
+    started: float = 0.0  # time.monotonic() when its load began
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """What one worker took in during a run: files, rows and bytes over the seconds it was loading."""
+
+    worker: str
+    files: int
+    rows: int
+    bytes: int
+    busy_seconds: float  # union of its files' load intervals: several streams at once count once
+    wall_seconds: float  # from the first load's start to the last one's end, on any worker
+
+    @property
+    def busy_share(self) -> float:
+        return self.busy_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    def line(self) -> str:
+        seconds = self.busy_seconds or 1e-9
+        return (
+            f"{self.worker}: {self.files} files, {self.rows:,} rows, {self.bytes / 1e6:.1f} MB in {self.busy_seconds:.1f} s"
+            f" ({self.rows / seconds:,.0f} rows/s, {self.bytes / 1e6 / seconds:.1f} MB/s, busy {self.busy_share:.0%})"
+        )
 
 
 @dataclass
 class LoadReport:
-    """What a run did with the notices it was handed."""
+    """What a run did with the notices it was handed (load streams record into it concurrently)."""
 
     loaded: list[Loaded] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # notice id -> error
     skipped: dict[int, Refused] = field(default_factory=dict)  # notice id -> why it was not claimed
     lost: list[int] = field(default_factory=list)  # lease taken back while loading: discarded
     unfinished_targets: set[tuple[str, str, int | None]] = field(default_factory=set)  # (case, table, chunk)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
         return sum(item.rows for item in self.loaded)
+
+    def add_loaded(self, item: Loaded) -> None:
+        with self._lock:
+            self.loaded.append(item)
+
+    def add_unfinished(self, claim: Claim, error: str | None) -> None:
+        """A claimed notice this run did not load: failed with `error`, or lost to another holder (None)."""
+        with self._lock:
+            if error is None:
+                self.lost.append(claim.notice_id)
+            else:
+                self.failed[claim.notice_id] = error
+            self.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+
+    def throughput(self) -> list[Throughput]:
+        """Per worker (regular tables, loaded everywhere, left out), for the run's log and `load`'s summary."""
+        chunked = [item for item in self.loaded if item.worker != ALL_WORKERS]
+        if not chunked:
+            return []
+        wall = max(i.started + i.seconds for i in chunked) - min(i.started for i in chunked)
+        by_worker: dict[str, list[Loaded]] = {}
+        for item in chunked:
+            by_worker.setdefault(item.worker, []).append(item)
+        return [_throughput(worker, items, wall) for worker, items in sorted(by_worker.items())]
 
     @property
     def gate_refusals(self) -> list[Refused]:
@@ -94,21 +143,26 @@ class Heartbeat(threading.Thread):
         self.claimed = dict(claimed)  # notice id -> attempt id
         self.lost: set[int] = set()
         self._stop_event = threading.Event()
+        self._lock = threading.Lock()  # the load streams finish notices while it beats
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             self.beat()
 
     def beat(self) -> None:
+        with self._lock:
+            attempts = list(self.claimed.values())
         try:
-            held = self.store.heartbeat(list(self.claimed.values()))
+            held = self.store.heartbeat(attempts)
         except Exception:  # a catalog hiccup must not kill the load; the next beat retries
             log.exception("heartbeat of run %s failed", self.run_id)
             return
-        self.lost |= set(self.claimed) - held
+        with self._lock:
+            self.lost |= set(self.claimed) - held
 
     def done_with(self, notice_id: int) -> None:
-        self.claimed.pop(notice_id, None)
+        with self._lock:
+            self.claimed.pop(notice_id, None)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -117,14 +171,17 @@ class Heartbeat(threading.Thread):
 class Loader:
     """Loads claims into a cluster; remembers which databases and tables it already created."""
 
-    def __init__(self, store: Store, cluster: Cluster) -> None:
+    def __init__(self, store: Store, cluster: Cluster, *, streams: int | None = None) -> None:
         self.store, self.cluster = store, cluster
+        self.streams = streams or settings.streams_per_worker()
         self._layouts: dict[str, CaseLayout] = {}
-        self._created: set[tuple[str, str, str]] = set()  # (worker, database, table)
+        self._made: set[tuple[str, str, str]] = set()  # (worker, database, table) created by this process
+        self._table_locks: dict[tuple[str, str, str], threading.Lock] = {}  # streams of a chunk and its overlap
+        self._locks_guard = threading.Lock()
         # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
         # then recounts only chunks that changed since).
         self._indexing: list[Future[None]] = []
-        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-checks")
+        self._indexer = ThreadPoolExecutor(max_workers=len(cluster.workers) or 1, thread_name_prefix="chunk-checks")
 
     def layout(self, case: str) -> CaseLayout:
         if case not in self._layouts:
@@ -153,18 +210,52 @@ class Loader:
         heartbeat.start()
         try:  # from here on, whatever happens, every claimed notice is finished
             placement = self._place(claims, progress)
-            for number, claim in enumerate(claims, 1):
-                self._load_claim(claim, placement, heartbeat, report)
-                if number % 50 == 0 or number == len(claims):
-                    progress(
-                        f"{number}/{len(claims)} notices: {len(report.loaded)} loaded, {len(report.failed)} failed"
-                    )
+            self._load_in_streams(claims, placement, heartbeat, report, progress)
         finally:
             heartbeat.stop()
             self._fail_unfinished(claims, report)
             wait(self._indexing)
             self._indexing.clear()
+        for throughput in report.throughput():
+            progress(throughput.line())
         return report
+
+    def _load_in_streams(
+        self,
+        claims: list[Claim],
+        placement: dict[tuple[str, int], str],
+        beat: Heartbeat,
+        report: LoadReport,
+        progress: Callable[[str], None],
+    ) -> None:
+        """`self.streams` LOAD DATA at once into each worker, all workers at once; regular tables (loaded on
+        every worker in turn) in a stream of their own. The first error stops what has not started."""
+        lanes: dict[str, list[Claim]] = {}
+        for claim in claims:
+            lanes.setdefault(_worker_of(claim, placement), []).append(claim)
+        pools = {
+            worker: ThreadPoolExecutor(
+                1 if worker == ALL_WORKERS else self.streams, thread_name_prefix=f"load-{worker}"
+            )
+            for worker in lanes
+        }
+        futures = [
+            pools[worker].submit(self._load_claim, claim, placement, beat, report)
+            for worker, of_worker in lanes.items()
+            for claim in of_worker
+        ]
+        try:
+            for number, future in enumerate(as_completed(futures), 1):
+                future.result()
+                if number % 50 == 0 or number == len(claims):
+                    progress(
+                        f"{number}/{len(claims)} notices: {len(report.loaded)} loaded, {len(report.failed)} failed"
+                    )
+        finally:  # what has not started will not; what runs ends before the claims are finished for it
+            for future in futures:
+                future.cancel()
+            for pool in pools.values():
+                pool.shutdown(wait=True)
 
     # -- one notice -------------------------------------------------------------------------------------
 
@@ -172,7 +263,7 @@ class Loader:
         self, claim: Claim, placement: dict[tuple[str, int], str], beat: Heartbeat, report: LoadReport
     ) -> None:
         layout = self.layout(claim.case)
-        worker = ALL_WORKERS if claim.chunk is None else placement[(claim.case, claim.chunk)]
+        worker = _worker_of(claim, placement)
         target = Target(claim.table, claim.chunk, claim.overlap, worker)
         # The heartbeat may not have noticed yet (a run stopped beyond its lease, then resumed): set_worker
         # checks the lease in the same statement, so nothing is ever written under a lease already lost.
@@ -185,12 +276,9 @@ class Loader:
             results = self._load_everywhere(claim, layout, target)
         except NoticeFailed as error:
             drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
-            if self.store.finish(claim.attempt_id, "failed", error=str(error)):
-                report.failed[claim.notice_id] = str(error)
-                report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
-            else:  # the lease went first (e.g. the sweeper dropped the partition it was writing): not ours
-                report.lost.append(claim.notice_id)
-                report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+            # A falsy finish: the lease went first (e.g. the sweeper dropped the partition it was writing).
+            ours = self.store.finish(claim.attempt_id, "failed", error=str(error))
+            report.add_unfinished(claim, str(error) if ours else None)
             beat.done_with(claim.notice_id)
             return
         rows = results[0].rows  # a regular table holds the same rows on every worker
@@ -206,8 +294,7 @@ class Loader:
             return
         if status == "ready":  # the file changed while it loaded: these rows are of neither version
             drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
-            report.failed[claim.notice_id] = f"{claim.path}: changed during its load; ready to load again"
-            report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+            report.add_unfinished(claim, f"{claim.path}: changed during its load; ready to load again")
             beat.done_with(claim.notice_id)
             return
         beat.done_with(claim.notice_id)
@@ -216,11 +303,11 @@ class Loader:
             self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
         elif table.kind == levels.CHILD:
             self._indexing.append(self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker))
-        report.loaded.append(
+        report.add_loaded(
             Loaded(
                 notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
                 chunk=claim.chunk, overlap=claim.overlap, path=claim.path, worker=worker, rows=rows,
-                bytes=results[0].bytes, seconds=time.monotonic() - started,
+                bytes=results[0].bytes, started=started, seconds=time.monotonic() - started,
             )
         )  # fmt: skip
 
@@ -275,19 +362,23 @@ class Loader:
         )  # fmt: skip
 
     def _ensure_tables(self, worker: str, url: str, layout: CaseLayout, table: TableLayout, chunk: int | None) -> None:
-        """The database and the table (a chunk's table and its overlap twin), once per process."""
+        """The database and the table (a chunk's table and its overlap twin), once per process: the streams
+        loading a chunk and its overlap wait for the one creating them."""
         key = (worker, layout.database, table.name if chunk is None else chunk_table_name(table.name, chunk))
-        if key in self._created:
-            return
-        with connection(url) as conn:
-            create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
-            if chunk is None:
-                create_table(conn, layout.database, table.name, table.columns, table.indexes, layout.charset)
-            else:
-                create_chunk_tables(
-                    conn, layout.database, table.name, table.columns, table.indexes, chunk, layout.charset
-                )
-        self._created.add(key)
+        with self._locks_guard:
+            lock = self._table_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._made:
+                return
+            with connection(url) as conn:
+                create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
+                if chunk is None:
+                    create_table(conn, layout.database, table.name, table.columns, table.indexes, layout.charset)
+                else:
+                    create_chunk_tables(
+                        conn, layout.database, table.name, table.columns, table.indexes, chunk, layout.charset
+                    )
+            self._made.add(key)
 
     def _discard(self, claim: Claim, layout: CaseLayout, target: Target, report: LoadReport) -> None:
         """Our lease was taken back: drop what this attempt wrote and leave the notice to its new holder."""
@@ -297,17 +388,16 @@ class Loader:
     def _give_up(self, claim: Claim, report: LoadReport, why: str) -> None:
         """Leave a notice whose lease is gone to its new holder; `finish` records this attempt as lost."""
         self.store.finish(claim.attempt_id, "failed", error=why)
-        report.lost.append(claim.notice_id)
-        report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+        report.add_unfinished(claim, None)
 
     def _fail_unfinished(self, claims: list[Claim], report: LoadReport) -> None:
         """The run is stopping (an exception, a kill signal turned into one): release what it still holds."""
         finished = {item.notice_id for item in report.loaded} | set(report.failed) | set(report.lost)
+        why = "run stopped before this notice was loaded"
         for claim in claims:
             if claim.notice_id not in finished:
-                self.store.finish(claim.attempt_id, "failed", error="run stopped before this notice was loaded")
-                report.failed[claim.notice_id] = "run stopped before this notice was loaded"
-                report.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+                self.store.finish(claim.attempt_id, "failed", error=why)
+                report.add_unfinished(claim, why)
 
     # -- placement --------------------------------------------------------------------------------------
 
@@ -352,6 +442,25 @@ def drop_attempt_rows(
             drop_attempt_partitions(cluster.worker_url(worker), database, target.table_name, attempts)
         except (WorkerUnavailable, SchemaError) as error:  # the attempt is not done: its rows go later
             warn(f"rows of attempts {attempts} not dropped yet from {target.table_name} on {worker}: {error}")
+
+
+def _worker_of(claim: Claim, placement: dict[tuple[str, int], str]) -> str:
+    return ALL_WORKERS if claim.chunk is None else placement[(claim.case, claim.chunk)]
+
+
+def _throughput(worker: str, items: list[Loaded], wall: float) -> Throughput:
+    busy = busy_seconds([(i.started, i.started + i.seconds) for i in items])
+    return Throughput(worker, len(items), sum(i.rows for i in items), sum(i.bytes for i in items), busy, wall)
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """Length of the union of (start, end) intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _file_identity(path: Path) -> tuple[int, float] | None:

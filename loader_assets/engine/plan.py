@@ -1,7 +1,9 @@
 """Plans of runs: a frozen list of notices grouped by case, level and worker into runs of bounded size.
 
-A Dagster run costs seconds and a real case has 10^4-10^5 chunks, so one run loads many notices; grouping by
-worker lets the run queue limit the runs per worker (the `loader/worker` tag).
+A Dagster run costs seconds and a real case has 10^4-10^5 chunks, so one run loads many notices. Queued runs
+are grouped by worker so the run queue can limit the runs per worker (the `loader/worker` tag) while the
+queue runs those of different workers at once; `loader-assets load` runs bypass the queue and run one after
+another, so each of them spans all workers (`per_worker=False`) and loads into all of them at once.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ def plan_runs(
     priority: int = 0,
     force: bool = False,
     max_per_run: int = MAX_NOTICES_PER_RUN,
+    per_worker: bool = True,
 ) -> tuple[list[RunPlan], dict[int, int]]:
-    """Group notices by case, level and worker (placing new chunks) into runs of at most `max_per_run`.
+    """Group notices by case, level and worker (placing new chunks) into runs of at most `max_per_run`;
+    without `per_worker`, a run takes the notices of all workers (its `loader/worker` tag is `all`).
 
     Returns the plans and the attempt number of every notice (for run keys).
     """
@@ -66,7 +70,7 @@ def plan_runs(
         of_case = [row for row in rows if row.case == case]
         placement = place_chunks(cluster, layouts[case], chunk_sizes((row.chunk, row.size) for row in of_case))
         for row in of_case:
-            worker = ALL_WORKERS if row.chunk is None else placement[row.chunk]
+            worker = ALL_WORKERS if row.chunk is None or not per_worker else placement[row.chunk]
             groups.setdefault((case, row.level, worker), []).append((row.chunk, row.id, row.priority))
     return split_groups(groups, priority, force, max_per_run), {row.id: row.attempts for row in rows}
 

@@ -82,7 +82,8 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
         raise LevelFailed(f"case {layout.case} is {layout.state}: nothing claimed (loader-assets resume {layout.case})")
     # Running ones too: if another run holds them, the claim skips them and the report names their holder.
     statuses = None if force else ("ready", "failed", "running")
-    plans, _ = plan_runs(store, cluster, notice_ids(store.db, layout.case, level=level, statuses=statuses), force=force)
+    wanted = notice_ids(store.db, layout.case, level=level, statuses=statuses)
+    plans, _ = plan_runs(store, cluster, wanted, force=force, per_worker=False)
     skipped: dict[int, Refused] = {}
     for plan in plans:
         run_id = executor.run_load(plan)
@@ -97,7 +98,7 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
         raise LevelFailed(
             f"level {level} of case {layout.case} is not done: {describe(counts)}; {_first_problem(store, layout.case, level)}"
         )
-    message = f"{counts.get('done', 0)} notices done in {len(plans)} runs" + (
+    message = f"{counts.get('done', 0)} notices done in {len(plans)} run{'s' if len(plans) != 1 else ''}" + (
         f" ({len(skipped)} of them by other runs)" if skipped else ""
     )
     return LevelResult(level, len(plans), message, skipped)

@@ -181,6 +181,18 @@ def _overlap_objects(rng: np.random.Generator, chunker: Chunker, chunk_ids: np.n
     return _object_table(rng, OVERLAP_OBJECT_ID_BASE + np.arange(n), ra, decl, chunk, sub_chunk)
 
 
+def object_columns(width: int = 0) -> Columns:
+    """The director's columns, padded to `width` with measurement columns (a DP0.2 Object has ~200)."""
+    extra = max(0, width - len(OBJECT_COLUMNS))
+    return OBJECT_COLUMNS + tuple((f"m{i}Flux", "FLOAT") for i in range(extra))
+
+
+def _widen(rng: np.random.Generator, table: pa.Table, width: int) -> pa.Table:
+    for name, _ in object_columns(width)[len(OBJECT_COLUMNS) :]:
+        table = table.append_column(name, pa.array(_flux(rng, table.num_rows), type=pa.float32()))
+    return table
+
+
 def _with_nans(rng: np.random.Generator, table: pa.Table, column: str) -> pa.Table:
     """About 1% of a float column (and at least its first row) set to NaN: a NaN is not a NULL."""
     position = table.schema.get_field_index(column)
@@ -294,9 +306,9 @@ def _partitioning(director: str, key: str, latitude: str, longitude: str) -> dic
     return {"director_table": director, "director_key": key, "latitude_key": latitude, "longitude_key": longitude}
 
 
-def _write_table_jsons(out_dir: Path, database: str) -> None:
+def _write_table_jsons(out_dir: Path, database: str, director_columns: Columns = OBJECT_COLUMNS) -> None:
     documents = {
-        "Object.json": _table_json(database, "Object", OBJECT_COLUMNS, **_partitioning("", "objectId", "decl", "ra")),
+        "Object.json": _table_json(database, "Object", director_columns, **_partitioning("", "objectId", "decl", "ra")),
         "Source.json": _table_json(
             database, "Source", SOURCE_COLUMNS, **_partitioning("Object", "objectId", "decl", "ra")
         ),
@@ -381,8 +393,11 @@ def write_sample_case(
     fmt: SampleFormat = "csv",
     database: str | None = None,
     seed: int = 0,
+    director_columns: int = 0,
 ) -> Path:
-    """Write a case of `chunks` chunks (chosen with `seed`) into the new or empty `out_dir`; return it."""
+    """Write a case of `chunks` chunks (chosen with `seed`) into the new or empty `out_dir`; return it.
+
+    `director_columns` pads `Object` with FLOAT columns to that width (its children are unchanged)."""
     if chunks < 1 or rows_per_chunk < 1:
         raise ValueError("a sample case needs at least one chunk and one row per chunk")
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -409,8 +424,13 @@ def write_sample_case(
             files += _chunk_files(out_dir / step_directory(CHILD, task) / name, rows, batch, "", extension)
     filter_file = f"Filter.{extension}"
     files.append((out_dir / FILTER_DIRECTORY / "Filter" / filter_file, _filters()))
+    if director_columns:  # after every other draw: the narrow case's rows stay the same
+        files = [
+            (path, _widen(rng, rows, director_columns) if path.parent.name == "Object" else rows)
+            for path, rows in files
+        ]
     _write_all(files)
 
-    _write_table_jsons(out_dir, database or "sample")
+    _write_table_jsons(out_dir, database or "sample", object_columns(director_columns))
     _write_json(out_dir / METADATA_FILE, _metadata(batches, filter_file))
     return out_dir

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import case_layout
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Store
-from loader_assets.engine.load import Heartbeat, Loaded, LoadReport, chunk_sizes, place_chunks
+from loader_assets.engine.load import Heartbeat, Loaded, LoadReport, busy_seconds, chunk_sizes, place_chunks
 from loader_assets_tests.unit.fakes import FakeCluster, FakeLeaseStore
 from loader_assets_tests.unit.helpers import CASE
 
@@ -62,6 +64,23 @@ def test_a_report_counts_rows_and_picks_out_gate_refusals() -> None:
     )
     assert report.rows == 7
     assert report.gate_refusals == [gate]
+
+
+def test_busy_seconds_count_overlapping_streams_once() -> None:
+    assert busy_seconds([]) == 0.0
+    assert busy_seconds([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0), (5.5, 5.8)]) == 4.0
+
+
+def test_throughput_is_per_worker_over_the_time_its_streams_were_busy() -> None:
+    def on(worker: str, notice_id: int, started: float, seconds: float) -> Loaded:
+        return replace(loaded(notice_id, notice_id, 1000), worker=worker, bytes=2_000_000, started=started,
+                       seconds=seconds)  # fmt: skip
+
+    report = LoadReport(loaded=[on("w1", 1, 0.0, 2.0), on("w1", 2, 1.0, 2.0), on("w2", 3, 0.0, 1.0)])
+    w1, w2 = report.throughput()
+    assert (w1.worker, w1.files, w1.rows, w1.busy_seconds, w1.wall_seconds) == ("w1", 2, 2000, 3.0, 3.0)
+    assert (w2.busy_seconds, round(w2.busy_share, 2)) == (1.0, 0.33)
+    assert "2,000 rows, 4.0 MB in 3.0 s (667 rows/s, 1.3 MB/s, busy 100%)" in w1.line()
 
 
 def test_chunk_sizes_add_up_per_chunk_and_leave_out_regular_tables() -> None:
