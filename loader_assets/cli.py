@@ -56,7 +56,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     to_run = (args.level,) if args.level else levels.ALL
     store = _store()
     try:
-        load_case(
+        results = load_case(
             args.case,
             build_definitions(),
             prepare_instance(),
@@ -68,6 +68,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     except LevelFailed as failure:
         print(f"loader-assets load: {failure}", file=sys.stderr)
         return 1
+    lines = [line for result in results for line in result.summary()]
+    if lines:
+        print("\nper worker:\n  " + "\n  ".join(lines) + "\n")
     return cmd_status(argparse.Namespace(case=args.case))
 
 

@@ -5,5 +5,5 @@ LEVEL = "loader/level"
 WORKER = "loader/worker"  # the run-queue limit per worker is set on this key
 SCHEDULE = "loader/schedule"  # the `schedules` row a run was requested for
 SELECTION = "loader/selection"  # the saved selection a run was requested for
-GATE = "loader/gate"  # <case>:<table>:<generation> a validation run was requested for
+GATE = "loader/gate"  # <case>:<level>:<table>@<generation>,... a validation run was requested for
 PRIORITY = "dagster/priority"  # Dagster's own: higher runs first

@@ -82,6 +82,32 @@ def claimed_by_run(db: CatalogDB, run_id: str, ids: Iterable[int]) -> set[int]:
     return claimed
 
 
+@dataclass(frozen=True)
+class WorkerLoad:
+    """What runs loaded into one worker: files, rows and bytes of their done attempts."""
+
+    worker: str
+    files: int
+    rows: int
+    bytes: int
+
+
+def loaded_by_runs(db: CatalogDB, run_ids: Iterable[str]) -> list[WorkerLoad]:
+    """Per worker, the attempts of these runs that are done (a regular table counts on each worker as `all`)."""
+    query = (
+        select(attempts.c.worker, func.count(), func.coalesce(func.sum(attempts.c.rows), 0), func.sum(notices.c.size))
+        .join(notices, notices.c.id == attempts.c.notice)
+        .where(attempts.c.run_id.in_(list(run_ids)), attempts.c.outcome == "done")
+        .group_by(attempts.c.worker)
+        .order_by(attempts.c.worker)
+    )
+    with db.read() as connection:
+        return [
+            WorkerLoad(worker, files, int(rows), int(size or 0))
+            for worker, files, rows, size in connection.execute(query)
+        ]
+
+
 def held_under_live_lease(db: CatalogDB, case: str, level: int) -> int:
     """Notices of the level some run is loading right now."""
     with db.read() as connection:

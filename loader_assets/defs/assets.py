@@ -17,8 +17,7 @@ from loader_assets import levels, tags
 from loader_assets.catalog.gates import ValidationBusy
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import notice_ids
-from loader_assets.catalog.store import Owner
-from loader_assets.defs.events import check_results, materializations, report_load
+from loader_assets.defs.events import check_results, load_in_run
 from loader_assets.defs.instance import LOAD_POOL
 from loader_assets.defs.partitions import chunk_partitions
 from loader_assets.defs.resources import CatalogResource, ClusterResource
@@ -74,15 +73,11 @@ def _table_asset(layout: CaseLayout, table: TableLayout, partitions: dg.Partitio
     )
     def load_table(
         context: dg.AssetExecutionContext, config: LoadConfig, catalog: CatalogResource, cluster: ClusterResource
-    ) -> Iterator[dg.AssetMaterialization]:
+    ) -> None:
         store = catalog.store()
         chunks = [int(key) for key in context.partition_keys] if partitioned else None
         ids = notice_ids(store.db, layout.case, table=table.name, chunks=chunks)
-        report = Loader(store, cluster.cluster).load(
-            ids, Owner.current(context.run_id), force=config.force, progress=context.log.info
-        )
-        yield from materializations(report)
-        report_load(context, report)
+        load_in_run(context, Loader(store, cluster.cluster), ids, config.force)
 
     return load_table
 

@@ -6,32 +6,41 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from loader_assets.engine.load import Loaded, LoadReport
+from loader_assets.catalog.store import Owner
+from loader_assets.engine.load import Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
 
 SHOWN_ERRORS = 20
 
 
-def materializations(report: LoadReport) -> Iterator[dg.AssetMaterialization]:
-    """One materialization per chunk (or regular table) whose notices in this run all loaded."""
-    grouped: dict[tuple[str, str, int | None], list[Loaded]] = {}
-    for item in report.loaded:
-        grouped.setdefault((item.case, item.table, item.chunk), []).append(item)
-    for (case, table, chunk), items in sorted(grouped.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
-        if (case, table, chunk) in report.unfinished_targets:
-            continue
-        yield dg.AssetMaterialization(
-            asset_key=[case, table],
-            partition=None if chunk is None else str(chunk),
-            metadata={
-                "rows": sum(i.rows for i in items),
-                "bytes": sum(i.bytes for i in items),
-                "seconds": round(sum(i.seconds for i in items), 3),
-                "worker": items[0].worker,
-                "files": [i.path for i in items],
-                "attempt ids": [i.attempt_id for i in items],
-            },
-        )
+def materialization(items: list[Loaded]) -> dg.AssetMaterialization:
+    """The materialization of one chunk (or regular table): its notices this run loaded."""
+    first = items[0]
+    return dg.AssetMaterialization(
+        asset_key=[first.case, first.table],
+        partition=None if first.chunk is None else str(first.chunk),
+        metadata={
+            "rows": sum(i.rows for i in items),
+            "bytes": sum(i.bytes for i in items),
+            "seconds": round(sum(i.seconds for i in items), 3),
+            "worker": first.worker,
+            "files": [i.path for i in items],
+            "attempt ids": [i.attempt_id for i in items],
+        },
+    )
+
+
+def load_in_run(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext, loader: Loader, notice_ids: list[int], force: bool
+) -> LoadReport:
+    """Load the notices in this step: a materialization per chunk as soon as it is loaded, a line per worker."""
+    report = loader.load(
+        notice_ids, Owner.current(context.run_id), force=force, progress=context.log.info,
+        on_chunk=lambda items: context.log_event(materialization(items)),
+    )  # fmt: skip
+    context.log.info(f"loaded {len(report.loaded)} notices ({report.rows} rows), {len(report.failed)} failed")
+    report_load(context, report)
+    return report
 
 
 def load_failure(report: LoadReport) -> dg.Failure | None:

@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from loader_assets.catalog.store import Owner
-from loader_assets.defs.events import materializations, report_load
+from loader_assets.defs.events import load_in_run
 from loader_assets.defs.instance import LOAD_POOL
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.engine.load import Loader
@@ -31,13 +30,7 @@ def load_notices_op(
     context: dg.OpExecutionContext, config: NoticesConfig, catalog: CatalogResource, cluster: ClusterResource
 ) -> None:
     """Load exactly the notices of the config: claim, load, finish; a materialization per loaded chunk."""
-    report = Loader(catalog.store(), cluster.cluster).load(
-        config.notice_ids, Owner.current(context.run_id), force=config.force, progress=context.log.info
-    )
-    for materialization in materializations(report):
-        context.log_event(materialization)
-    context.log.info(f"loaded {len(report.loaded)} notices ({report.rows} rows), {len(report.failed)} failed")
-    report_load(context, report)
+    load_in_run(context, Loader(catalog.store(), cluster.cluster), config.notice_ids, config.force)
 
 
 @dg.job(name=LOAD_JOB, description="Load a frozen list of notices (run config: notice_ids) into the workers")

@@ -14,7 +14,7 @@ from loader_assets import levels, settings, tags
 from loader_assets.catalog import schedules
 from loader_assets.catalog.claims import behind_closed_gates
 from loader_assets.catalog.gates import Gate
-from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.layout import TableLayout, case_layouts
 from loader_assets.catalog.store import Released
 from loader_assets.catalog.time import utcnow
 from loader_assets.defs.assets import validation_key
@@ -135,7 +135,7 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
     )
     def level_gates(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
         store = catalog.store()
-        requests = []
+        due_by_level: dict[tuple[str, int], list[tuple[TableLayout, Gate]]] = {}
         alive = validation_alive(context.instance)
         for layout in case_layouts(store.db).values():
             if layout.state != "active":
@@ -145,23 +145,12 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
                 assert level is not None
                 director = layout.director_of(table).name if table.kind == levels.CHILD else None
                 due = validation_due(store.db, layout.case, table.name, level, director=director, holder_alive=alive)
-                if due is None:
-                    continue
-                # The key moves on with the data (generation), a validation that died (validations), a run that
-                # failed before validating (failed runs), and a new catalog on the same instance.
-                gate_tag = f"{layout.case}:{table.name}:{due.generation}"
-                failed = len(
-                    context.instance.get_run_records(dg.RunsFilter(tags={tags.GATE: gate_tag}, statuses=ENDED_BADLY))
-                )
-                key = validation_key(layout.case, table)
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"gate:{store.db.catalog_id}:{gate_tag}:{due.validations}:{failed}",
-                        asset_selection=[key],
-                        tags={tags.CASE: layout.case, tags.LEVEL: str(level), tags.GATE: gate_tag},
-                    )
-                )
-                context.log.info(f"validating {key.to_user_string()}")
+                if due is not None:
+                    due_by_level.setdefault((layout.case, level), []).append((table, due))
+        requests = [
+            _validation_request(context, store.db.catalog_id, case, level, due)
+            for (case, level), due in sorted(due_by_level.items())
+        ]
         return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no level ready for validation")
 
     return level_gates
@@ -202,6 +191,24 @@ def _drop_released_rows(cluster: Cluster, database: str, item: Released, log: dg
         return
     target = Target(item.table, item.chunk, item.overlap, item.worker)
     drop_attempt_rows(cluster, database, target, [item.attempt_id], log.warning)
+
+
+def _validation_request(
+    context: dg.SensorEvaluationContext, catalog_id: str, case: str, level: int, due: list[tuple[TableLayout, Gate]]
+) -> dg.RunRequest:
+    """One run validating the due tables of a level. The key moves on with the data (generations), a
+    validation that died (validations), a run that failed before validating (failed runs) and a new catalog
+    on the same instance."""
+    gate_tag = f"{case}:{level}:" + ",".join(f"{table.name}@{gate.generation}" for table, gate in due)
+    failed = len(context.instance.get_run_records(dg.RunsFilter(tags={tags.GATE: gate_tag}, statuses=ENDED_BADLY)))
+    validations = ",".join(str(gate.validations) for _table, gate in due)
+    keys = [validation_key(case, table) for table, _gate in due]
+    context.log.info(f"validating {', '.join(key.to_user_string() for key in keys)}")
+    return dg.RunRequest(
+        run_key=f"gate:{catalog_id}:{gate_tag}:{validations}:{failed}",
+        asset_selection=keys,
+        tags={tags.CASE: case, tags.LEVEL: str(level), tags.GATE: gate_tag},
+    )
 
 
 def all_sensors(validation_keys: list[dg.AssetKey]) -> list[dg.SensorDefinition]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from loader_assets.workers.schema import (
     SchemaError,
     build_director_index,
     chunk_table_name,
-    create_chunk_tables,
     create_database,
     create_table,
     index_version,
@@ -175,9 +175,10 @@ class Loader:
         self.store, self.cluster = store, cluster
         self.streams = streams or settings.streams_per_worker()
         self._layouts: dict[str, CaseLayout] = {}
-        self._made: set[tuple[str, str, str]] = set()  # (worker, database, table) created by this process
+        self._made: set[tuple[str, str, str]] = set()  # (worker, database, table or "") made by this process
         self._table_locks: dict[tuple[str, str, str], threading.Lock] = {}  # streams of a chunk and its overlap
         self._locks_guard = threading.Lock()
+        self._loading: set[tuple[str, str]] = set()  # (case, table name) this run's notices load into
         # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
         # then recounts only chunks that changed since).
         self._indexing: list[Future[None]] = []
@@ -195,8 +196,12 @@ class Loader:
         *,
         force: bool = False,
         progress: Callable[[str], None] = log.info,
+        on_chunk: Callable[[list[Loaded]], None] | None = None,
     ) -> LoadReport:
-        """Claim `notice_ids` for `owner`, load what was claimed, finish every attempt."""
+        """Claim `notice_ids` for `owner`, load what was claimed, finish every attempt.
+
+        `on_chunk` is called (in this thread, while the other loads go on) with the loaded notices of each chunk
+        (or regular table) once all of this run's notices of it loaded."""
         wanted = sorted(set(notice_ids))
         claims = self.store.claim(wanted, owner, force=force)
         report = LoadReport(
@@ -210,7 +215,7 @@ class Loader:
         heartbeat.start()
         try:  # from here on, whatever happens, every claimed notice is finished
             placement = self._place(claims, progress)
-            self._load_in_streams(claims, placement, heartbeat, report, progress)
+            self._load_in_streams(claims, placement, heartbeat, report, progress, on_chunk or (lambda _items: None))
         finally:
             heartbeat.stop()
             self._fail_unfinished(claims, report)
@@ -227,26 +232,37 @@ class Loader:
         beat: Heartbeat,
         report: LoadReport,
         progress: Callable[[str], None],
+        on_chunk: Callable[[list[Loaded]], None],
     ) -> None:
         """`self.streams` LOAD DATA at once into each worker, all workers at once; regular tables (loaded on
         every worker in turn) in a stream of their own. The first error stops what has not started."""
+        left: dict[tuple[str, str, int | None], int] = {}  # notices of each chunk not finished yet
+        for claim in claims:
+            left[_chunk_of(claim)] = left.get(_chunk_of(claim), 0) + 1
         lanes: dict[str, list[Claim]] = {}
         for claim in claims:
             lanes.setdefault(_worker_of(claim, placement), []).append(claim)
+        self._loading = {
+            (c.case, c.table if c.chunk is None else chunk_table_name(c.table, c.chunk, c.overlap)) for c in claims
+        }
         pools = {
             worker: ThreadPoolExecutor(
                 1 if worker == ALL_WORKERS else self.streams, thread_name_prefix=f"load-{worker}"
             )
             for worker in lanes
         }
-        futures = [
-            pools[worker].submit(self._load_claim, claim, placement, beat, report)
+        futures = {
+            pools[worker].submit(self._load_claim, claim, placement, beat, report): claim
             for worker, of_worker in lanes.items()
             for claim in of_worker
-        ]
+        }
         try:
             for number, future in enumerate(as_completed(futures), 1):
                 future.result()
+                chunk = _chunk_of(futures[future])
+                left[chunk] -= 1
+                if not left[chunk] and chunk not in report.unfinished_targets:
+                    on_chunk([item for item in report.loaded if (item.case, item.table, item.chunk) == chunk])
                 if number % 50 == 0 or number == len(claims):
                     progress(
                         f"{number}/{len(claims)} notices: {len(report.loaded)} loaded, {len(report.failed)} failed"
@@ -352,32 +368,49 @@ class Loader:
     def _load_on(self, worker: str, claim: Claim, layout: CaseLayout, target: Target) -> LoadResult:
         url = self.cluster.worker_url(worker)
         table = layout.tables[claim.table]
-        self._ensure_tables(worker, url, layout, table, claim.chunk)
-        if claim.discard_attempts:
+        fresh = self._prepare(worker, url, layout, claim, target)
+        if claim.discard_attempts and not fresh:
             drop_attempt_partitions(url, layout.database, target.table_name, claim.discard_attempts)
         return load_file(
             url, layout.database, target.table_name, layout.root / claim.path, claim.format,
             layout.dialect_of(claim.format, table), layout.charset, claim.attempt_id, table.column_names,
             key=table.director_key if table.kind != levels.REGULAR else None, max_warnings=layout.max_num_warnings,
+            partition_ready=fresh,
         )  # fmt: skip
 
-    def _ensure_tables(self, worker: str, url: str, layout: CaseLayout, table: TableLayout, chunk: int | None) -> None:
-        """The database and the table (a chunk's table and its overlap twin), once per process: the streams
-        loading a chunk and its overlap wait for the one creating them."""
-        key = (worker, layout.database, table.name if chunk is None else chunk_table_name(table.name, chunk))
+    def _prepare(self, worker: str, url: str, layout: CaseLayout, claim: Claim, target: Target) -> bool:
+        """The notice's table on `worker`, made with the attempt's partition when new (one DDL: under load, a
+        worker's DDL is what a stream waits for most); True when that partition is new. A chunk's FullOverlap
+        twin (Qserv wants both) is made now unless a notice of this run loads into it."""
+        table = layout.tables[claim.table]
+        spec = (layout.database, table.columns, table.indexes, layout.charset)
+        with self._made_once(worker, layout.database, None) as made:
+            if not made:
+                with connection(url) as conn:
+                    create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
+        with self._made_once(worker, layout.database, target.table_name) as made:
+            fresh = not made and self._create(url, target.table_name, *spec, attempt_id=claim.attempt_id)
+        if claim.chunk is not None:
+            twin = chunk_table_name(claim.table, claim.chunk, not claim.overlap)
+            if (claim.case, twin) not in self._loading:
+                with self._made_once(worker, layout.database, twin) as made:
+                    if not made:
+                        self._create(url, twin, *spec)
+        return fresh
+
+    @staticmethod
+    def _create(url: str, name: str, database: str, columns: list, indexes: list, charset: str, **kw: int) -> bool:
+        with connection(url) as conn:
+            return create_table(conn, database, name, columns, indexes, charset, **kw)
+
+    @contextmanager
+    def _made_once(self, worker: str, database: str, table: str | None) -> Iterator[bool]:
+        """Whether this process made it already; the streams wanting it wait for the one making it."""
+        key = (worker, database, table or "")
         with self._locks_guard:
             lock = self._table_locks.setdefault(key, threading.Lock())
         with lock:
-            if key in self._made:
-                return
-            with connection(url) as conn:
-                create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
-                if chunk is None:
-                    create_table(conn, layout.database, table.name, table.columns, table.indexes, layout.charset)
-                else:
-                    create_chunk_tables(
-                        conn, layout.database, table.name, table.columns, table.indexes, chunk, layout.charset
-                    )
+            yield key in self._made
             self._made.add(key)
 
     def _discard(self, claim: Claim, layout: CaseLayout, target: Target, report: LoadReport) -> None:
@@ -442,6 +475,10 @@ def drop_attempt_rows(
             drop_attempt_partitions(cluster.worker_url(worker), database, target.table_name, attempts)
         except (WorkerUnavailable, SchemaError) as error:  # the attempt is not done: its rows go later
             warn(f"rows of attempts {attempts} not dropped yet from {target.table_name} on {worker}: {error}")
+
+
+def _chunk_of(claim: Claim) -> tuple[str, str, int | None]:
+    return claim.case, claim.table, claim.chunk
 
 
 def _worker_of(claim: Claim, placement: dict[tuple[str, int], str]) -> str:

@@ -18,9 +18,11 @@ from loader_assets.catalog.claims import Refused
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layout
 from loader_assets.catalog.notices import (
+    WorkerLoad,
     claimed_by_run,
     first_unfinished,
     held_under_live_lease,
+    loaded_by_runs,
     notice_ids,
     status_tally,
 )
@@ -51,6 +53,17 @@ class LevelResult:
     message: str
     # Notices other runs claimed before this load's runs could (a queued run racing it): id -> holder.
     skipped: dict[int, Refused] = field(default_factory=dict)
+    seconds: float = 0.0
+    per_worker: list[WorkerLoad] = field(default_factory=list)  # what this load's runs put on each worker
+
+    def summary(self) -> list[str]:
+        """A line per worker: files, rows, MB and their rates over the level's wall time."""
+        seconds = self.seconds or 1e-9
+        return [
+            f"level {self.level} on {w.worker}: {w.files} files, {w.rows:,} rows, {w.bytes / 1e6:.1f} MB in "
+            f"{self.seconds:.1f} s ({w.rows / seconds:,.0f} rows/s, {w.bytes / 1e6 / seconds:.1f} MB/s)"
+            for w in self.per_worker
+        ]
 
 
 def load_case(
@@ -72,6 +85,8 @@ def load_case(
         else:
             result = _validate_level(layout, level, executor, store, log)
         log(f"level {level} of {case}: {result.message}")
+        for line in result.summary():
+            log(line)
         results.append(result)
     return results
 
@@ -82,12 +97,14 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
         raise LevelFailed(f"case {layout.case} is {layout.state}: nothing claimed (loader-assets resume {layout.case})")
     # Running ones too: if another run holds them, the claim skips them and the report names their holder.
     statuses = None if force else ("ready", "failed", "running")
+    started = time.monotonic()
     wanted = notice_ids(store.db, layout.case, level=level, statuses=statuses)
     plans, _ = plan_runs(store, cluster, wanted, force=force, per_worker=False)
     skipped: dict[int, Refused] = {}
+    run_ids = []
     for plan in plans:
-        run_id = executor.run_load(plan)
-        not_claimed = set(plan.notice_ids) - claimed_by_run(store.db, run_id, plan.notice_ids)
+        run_ids.append(executor.run_load(plan))
+        not_claimed = set(plan.notice_ids) - claimed_by_run(store.db, run_ids[-1], plan.notice_ids)
         skipped.update(store.why_not_claimed(not_claimed, force=force))
     if skipped:
         first = min(skipped)
@@ -101,7 +118,8 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
     message = f"{counts.get('done', 0)} notices done in {len(plans)} run{'s' if len(plans) != 1 else ''}" + (
         f" ({len(skipped)} of them by other runs)" if skipped else ""
     )
-    return LevelResult(level, len(plans), message, skipped)
+    per_worker = loaded_by_runs(store.db, run_ids)
+    return LevelResult(level, len(plans), message, skipped, time.monotonic() - started, per_worker)
 
 
 def _wait_for_other_runs(store: Store, case: str, level: int, log: Callable[[str], None]) -> None:

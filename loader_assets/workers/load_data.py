@@ -92,8 +92,10 @@ def load_file(
     *,
     key: str | None = None,
     max_warnings: int = 0,
+    partition_ready: bool = False,
 ) -> LoadResult:
-    """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition).
+    """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition, unless
+    `partition_ready`: the table was just created with it, empty).
 
     With `key`, the fingerprint of that column is computed from the file while it loads. Up to
     `max_warnings` LOAD DATA warnings are tolerated when every record loaded. Raises LoadError (nothing of
@@ -115,7 +117,8 @@ def load_file(
         fingerprinted = (
             pool.submit(fingerprint.of_file, path, fmt, columns, key, Dialect.of(fmt, dialect)) if key else None
         )
-        reset_partition(cursor, database, table_name, attempt_id)
+        if not partition_ready:
+            reset_partition(cursor, database, table_name, attempt_id)
         try:
             if fmt == "parquet":
                 loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import IO
 
 import pymysql
+from pymysql.constants import ER
 
 from loader_assets.qserv.column_types import is_column_type
 from loader_assets.workers.cluster import META_DB, Cluster
 from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
+from loader_assets.workers.partitions import partition_name
 
 TRANS_ID = "qserv_trans_id"
 INDEX_SPECS = {"DEFAULT": "", "UNIQUE": "UNIQUE ", "FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}
@@ -65,8 +67,18 @@ def create_database(conn: pymysql.Connection, db: str, charset: str, catalog_id:
         )
 
 
-def table_ddl(db: str, name: str, columns: Sequence[Mapping[str, str]], charset: str) -> str:
-    """`CREATE TABLE IF NOT EXISTS` with the JSON's MariaDB types verbatim plus the attempt-id column."""
+def table_ddl(
+    db: str,
+    name: str,
+    columns: Sequence[Mapping[str, str]],
+    charset: str,
+    *,
+    indexes: Iterable[Mapping] = (),
+    attempt_id: int | None = None,
+    if_not_exists: bool = True,
+) -> str:
+    """`CREATE TABLE` with the JSON's MariaDB types verbatim plus the attempt-id column, `indexes` inline and,
+    beside `p0`, the partition of `attempt_id`: one statement where a worker would otherwise run several."""
     if not columns:
         raise SchemaError(f"table {db}.{name} has no columns")
     for column in columns:  # registration refused these already; a DDL never trusts what it pastes
@@ -74,11 +86,15 @@ def table_ddl(db: str, name: str, columns: Sequence[Mapping[str, str]], charset:
             raise SchemaError(f"table {db}.{name}: column {column['name']!r}: {column['type']!r} is not a column type")
     lines = [f"  {quote_name(column['name'])} {column['type']}" for column in columns]
     lines.append(f"  {quote_name(TRANS_ID)} INT NOT NULL")
+    lines += [f"  {_index_clause(index)}" for index in indexes]
     body = ",\n".join(lines)
+    partitions = ["PARTITION p0 VALUES IN (0)"]
+    if attempt_id is not None:
+        partitions.append(f"PARTITION {partition_name(attempt_id)} VALUES IN ({int(attempt_id)})")
     return (
-        f"CREATE TABLE IF NOT EXISTS {quote_table(db, name)} (\n{body}\n) ENGINE=MyISAM "
+        f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{quote_table(db, name)} (\n{body}\n) ENGINE=MyISAM "
         f"DEFAULT CHARSET={charset_name(charset)}\nPARTITION BY LIST ({quote_name(TRANS_ID)}) "
-        "(PARTITION p0 VALUES IN (0))"
+        f"({', '.join(partitions)})"
     )
 
 
@@ -90,6 +106,20 @@ def chunk_table_ddl(
 
 def index_ddl(db: str, table_name: str, index: Mapping) -> str:
     """`CREATE … INDEX IF NOT EXISTS` from an index JSON document."""
+    spec, parts = _index_spec(index)
+    return (
+        f"CREATE {INDEX_SPECS[spec]}INDEX IF NOT EXISTS {quote_name(index['index'])} "
+        f"ON {quote_table(db, table_name)} ({', '.join(parts)})"
+    )
+
+
+def _index_clause(index: Mapping) -> str:
+    """The index inside a CREATE TABLE."""
+    spec, parts = _index_spec(index)
+    return f"{INDEX_SPECS[spec]}KEY {quote_name(index['index'])} ({', '.join(parts)})"
+
+
+def _index_spec(index: Mapping) -> tuple[str, list[str]]:
     spec = str(index.get("spec", "DEFAULT")).upper()
     if spec not in INDEX_SPECS:
         raise SchemaError(f"index {index.get('index')}: unknown spec {spec!r}")
@@ -99,10 +129,7 @@ def index_ddl(db: str, table_name: str, index: Mapping) -> str:
     parts = [_index_part(column) for column in index["columns"]]
     if spec == "UNIQUE":
         parts.append(quote_name(TRANS_ID))  # MariaDB: a unique key must contain the partitioning column
-    return (
-        f"CREATE {INDEX_SPECS[spec]}INDEX IF NOT EXISTS {quote_name(index['index'])} "
-        f"ON {quote_table(db, table_name)} ({', '.join(parts)})"
-    )
+    return spec, parts
 
 
 def _index_part(column: Mapping) -> str:
@@ -115,13 +142,30 @@ def _index_part(column: Mapping) -> str:
 
 
 def create_table(
-    conn: pymysql.Connection, db: str, name: str, columns: Sequence[Mapping], indexes: Iterable[Mapping], charset: str
-) -> None:
-    """Create one table and its indexes (idempotent)."""
+    conn: pymysql.Connection,
+    db: str,
+    name: str,
+    columns: Sequence[Mapping],
+    indexes: Iterable[Mapping],
+    charset: str,
+    *,
+    attempt_id: int | None = None,
+) -> bool:
+    """Create one table with its indexes (and the partition of `attempt_id`) in one statement; True when it was
+    created now. A table that existed is kept, its missing indexes added (idempotent)."""
+    indexes = list(indexes)
     with conn.cursor() as cursor:
-        cursor.execute(table_ddl(db, name, columns, charset))
-        for index in indexes:
+        try:
+            cursor.execute(
+                table_ddl(db, name, columns, charset, indexes=indexes, attempt_id=attempt_id, if_not_exists=False)
+            )
+            return True
+        except pymysql.err.MySQLError as error:
+            if error.args[0] != ER.TABLE_EXISTS_ERROR:
+                raise
+        for index in indexes:  # e.g. a table made by an earlier loader_assets, its indexes added one by one
             cursor.execute(index_ddl(db, name, index))
+        return False
 
 
 def create_chunk_tables(

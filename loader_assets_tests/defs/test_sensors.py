@@ -8,9 +8,11 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from loader_assets.catalog import schedules
+from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import notice_ids
-from loader_assets.catalog.schema import notices, schedules
+from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Owner, utcnow
 from loader_assets.defs.jobs import LOAD_JOB, execute_plan, load_notices_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
@@ -52,33 +54,38 @@ def test_scheduled_loads_turns_a_pending_schedule_into_runs_per_case_level_and_w
     case = platform.sample_case(chunks=4, rows_per_chunk=2).case
     scheduled = select_notices(f"case = '{case}'", store=platform.store).schedule(priority=3)
 
-    result = scheduled_loads(sensor_context(platform))
+    first = scheduled_loads(sensor_context(platform)).run_requests
+    assert levels_of(platform, case, scheduled.schedule_id, first) == {"1"}, "the children wait for the gate"
+    waiting = schedules.get(platform.store.db, scheduled.schedule_id)
+    assert waiting.state == "pending" and waiting.runs == [r.run_key for r in first]
+    assert not scheduled_loads(sensor_context(platform)).run_requests, "nothing new while the gate is closed"
 
-    requests = result.run_requests
+    record_gate(platform.store.db, case, 2, "Object", "passed", None)
+    second = scheduled_loads(sensor_context(platform)).run_requests
+    assert levels_of(platform, case, scheduled.schedule_id, second) == {"3"}
+    all_ids = sorted(i for request in first + second for i in requested_ids(request))
+    assert all_ids == list(scheduled.notice_ids)
+    done = schedules.get(platform.store.db, scheduled.schedule_id)
+    assert (done.state, sorted(done.runs)) == ("submitted", sorted(r.run_key for r in first + second))
+
+    again = scheduled_loads(sensor_context(platform))
+    assert not again.run_requests and again.skip_reason.skip_message == "no pending schedule may start"
+
+
+def levels_of(platform: Platform, case: str, schedule_id: int, requests: list[dg.RunRequest]) -> set[str]:
+    """The levels of the requests, checking that each is one run per level and worker with the schedule's tags."""
     placement = platform.cluster.placement(case_layouts(platform.store.db, case)[case].database)
     groups = set()
     for request in requests:
         tags = request.tags
         assert request.job_name == LOAD_JOB
-        assert (tags["loader/case"], tags["loader/schedule"], tags["dagster/priority"]) == (
-            case,
-            str(scheduled.schedule_id),
-            "3",
-        )
+        assert (tags["loader/case"], tags["loader/schedule"], tags["dagster/priority"]) == (case, str(schedule_id), "3")
         rows = notice_rows(platform, requested_ids(request))
         assert {(row.case, str(row.level)) for row in rows} == {(case, tags["loader/level"])}
         assert {ALL_WORKERS if row.chunk is None else placement[row.chunk] for row in rows} == {tags["loader/worker"]}
         groups.add((tags["loader/level"], tags["loader/worker"]))
     assert len(groups) == len(requests)  # one run per level and worker: the case is far below MAX_NOTICES_PER_RUN
-    assert {"1", "3"} == {level for level, _ in groups}
-    all_ids = sorted(i for request in requests for i in requested_ids(request))
-    assert all_ids == list(scheduled.notice_ids)
-    with platform.store.db.read() as connection:
-        row = connection.execute(select(schedules).where(schedules.c.id == scheduled.schedule_id)).one()
-    assert (row.state, sorted(row.runs)) == ("submitted", sorted(r.run_key for r in requests))
-
-    again = scheduled_loads(sensor_context(platform))
-    assert not again.run_requests and again.skip_reason.skip_message == "no pending schedule"
+    return {level for level, _ in groups}
 
 
 def test_saved_selections_keys_follow_attempts_and_wait_for_runs_in_flight(platform: Platform) -> None:

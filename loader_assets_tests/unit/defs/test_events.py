@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from loader_assets.catalog.claims import Refusal, Refused
-from loader_assets.defs.events import check_results, load_failure, materializations
+from loader_assets.defs.events import check_results, load_failure, materialization
 from loader_assets.engine.load import Loaded, LoadReport
 from loader_assets.engine.validate import CheckOutcome, Validation
 
@@ -16,25 +16,14 @@ def loaded(notice_id: int, table: str, chunk: int | None, *, overlap: bool = Fal
     return Loaded(notice_id, 100 + notice_id, "c1", table, chunk, overlap, f"n{notice_id}.txt", "w1", rows, 50, 0.25)
 
 
-def test_a_chunk_and_its_overlap_make_one_materialization_and_unfinished_chunks_none() -> None:
-    report = LoadReport(
-        loaded=[
-            loaded(1, "Object", 7),
-            loaded(2, "Object", 7, overlap=True, rows=2),
-            loaded(3, "Object", 8),
-            loaded(4, "Filter", None, rows=6),
-        ],
-        unfinished_targets={("c1", "Object", 8)},
-    )
-    events = list(materializations(report))
-    assert [(e.asset_key, e.partition) for e in events] == [
-        (dg.AssetKey(["c1", "Filter"]), None),
-        (dg.AssetKey(["c1", "Object"]), "7"),
-    ]
-    chunk = events[1].metadata
+def test_a_chunk_and_its_overlap_make_one_materialization_of_its_partition() -> None:
+    event = materialization([loaded(1, "Object", 7), loaded(2, "Object", 7, overlap=True, rows=2)])
+    assert (event.asset_key, event.partition) == (dg.AssetKey(["c1", "Object"]), "7")
+    chunk = event.metadata
     assert (chunk["rows"].value, chunk["bytes"].value, chunk["worker"].value) == (5, 100, "w1")
     assert chunk["files"].value == ["n1.txt", "n2.txt"]
     assert chunk["attempt ids"].value == [101, 102]
+    assert materialization([loaded(4, "Filter", None, rows=6)]).partition is None
 
 
 def test_a_load_refused_by_a_closed_gate_fails_saying_refused() -> None:

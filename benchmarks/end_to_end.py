@@ -1,0 +1,481 @@
+"""End to end: a whole case through the platform against a bare parallel LOAD DATA of the same files.
+
+Writes the sample case of `loader-assets sample` (default 60 chunks x 10,000 director rows: Object with
+overlaps, Source, ForcedSource, the regular Filter), starts a throwaway local cluster (czar + --workers) and a
+SQLite catalog and Dagster instance in a temp dir, then:
+
+(a) `loader-assets register` + `loader-assets load` (the four levels) as an operator runs them, each line of
+    `load` time-stamped: seconds per phase, Dagster's run overhead (run wall time outside its steps, from the
+    instance) and each worker's busy share during each load level (a LOAD DATA in its process list, sampled
+    every 20 ms, over the level's wall time);
+(b) the same files with a bare `LOAD DATA LOCAL INFILE` into pre-created tables of the same DDL and indexes
+    (no validation), all workers in parallel, 1 to 4 streams per worker (the best is the baseline); its row
+    counts must equal (a)'s. With `--format parquet` the baseline loads CSV copies of the same rows;
+(c) the queued path: a fresh cluster and catalog, `dagster-daemon` running, `loader-assets schedule` of the
+    whole case, until the last gate passes: each level's span against (a)'s.
+
+    .venv/bin/python benchmarks/end_to_end.py [--chunks 60] [--rows-per-chunk 10000] [--format csv|parquet]
+        [--workers 2] [--columns N] [--repeat 1] [--no-queued]
+
+With --repeat K, (a) and (b) run K times (fresh cluster each) and the medians are printed. The last line is
+`end-to-end/raw parallel = R.RRx` (raw seconds over platform seconds, medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from sqlalchemy import select
+
+from loader_assets import levels
+from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.gates import gate
+from loader_assets.catalog.layout import CaseLayout, case_layout
+from loader_assets.catalog.notices import status_tally
+from loader_assets.catalog.schema import notices
+from loader_assets.engine.load import ALL_WORKERS
+from loader_assets.qserv.sample import write_rows, write_sample_case
+from loader_assets.workers import local
+from loader_assets.workers.cluster import ClusterConfig
+from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
+from loader_assets.workers.load_data import dialect_clause
+from loader_assets.workers.schema import TRANS_ID, chunk_table_name, create_chunk_tables, create_database, create_table
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+CASE = "e2e"
+SAMPLE_EVERY = 0.02
+GOAL_RATIO = {"csv": 0.6, "parquet": 0.5}
+GOAL_BUSY = 0.8
+GOAL_QUEUED_EXTRA = 10.0
+TEXT_FORMAT = "txt"  # the sample's text files, and the baseline's copies of Parquet ones
+LEVEL_LINE = re.compile(rf"^level (\d) of {CASE}: ")
+
+
+# -- the environment of one run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """A state dir with its own cluster, catalog and Dagster instance; the CLI runs against it."""
+
+    root: Path
+    workers: int
+    config: ClusterConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = self.root / "state"
+        self.home = self.state / "dagster"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config = local.start_cluster(self.state, self.workers)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADER_", "DAGSTER_"))}
+        return {**env, "LOADER_STATE_DIR": str(self.state), "DAGSTER_HOME": str(self.home)}
+
+    @property
+    def catalog(self) -> CatalogDB:
+        return CatalogDB(f"sqlite:///{self.state / 'catalog.sqlite'}")
+
+    def cli(self, *args: str, lines: list[tuple[float, str]] | None = None) -> float:
+        """Run `loader-assets ARGS`; its stdout lines, time-stamped, into `lines`; returns its seconds."""
+        started = time.monotonic()
+        with open(self.root / "cli.stderr", "a") as stderr:
+            process = subprocess.Popen(
+                [str(BIN / "loader-assets"), *args], cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=stderr,
+                text=True,
+            )  # fmt: skip
+            assert process.stdout is not None
+            for line in process.stdout:
+                if lines is not None:
+                    lines.append((time.monotonic(), line.rstrip("\n")))
+        if process.wait() != 0:
+            raise RuntimeError(
+                f"loader-assets {' '.join(args)} exited {process.returncode}; see {self.root}/cli.stderr"
+            )
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        local.stop_cluster(self.state)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each local server, of this process ("client") and of its ended children ("cli")."""
+        seconds = {}
+        for name in ["czar", *self.config.workers]:
+            pid = int((self.state / "mariadb" / name / "mariadbd.pid").read_text())
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        seconds["client"] = me.ru_utime + me.ru_stime
+        seconds["cli"] = children.ru_utime + children.ru_stime
+        return seconds
+
+
+def cpu_since(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{name} {after[name] - before[name]:.1f}" for name in after if after[name] - before[name] >= 0.05)
+
+
+def open_instance(site: Site):  # a DagsterInstance (imported late: start-up is not measured)
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(site.home)))
+
+
+# -- the workers' process lists ------------------------------------------------------------------------------
+
+
+class BusySampler(threading.Thread):
+    """Every SAMPLE_EVERY s, whether each worker runs a LOAD DATA (from its process list)."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        super().__init__(daemon=True, name="busy-sampler")
+        self.config = config
+        self.samples: list[tuple[float, dict[str, bool]]] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with ExitStack() as stack:
+            opened = {name: stack.enter_context(connection(url)) for name, url in self.config.workers.items()}
+            while not self._halt.wait(SAMPLE_EVERY):
+                now, busy = time.monotonic(), {}
+                for name, conn in opened.items():
+                    with conn.cursor() as cursor:
+                        cursor.execute(
+                            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%%'"
+                        )
+                        busy[name] = cursor.fetchone()[0] > 0
+                self.samples.append((now, busy))
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    def share(self, worker: str, start: float, end: float) -> float:
+        inside = [busy[worker] for at, busy in self.samples if start <= at <= end]
+        return sum(inside) / len(inside) if inside else 0.0
+
+
+# -- (a) the platform ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlatformRun:
+    register: float
+    startup: float  # `load` process start to its first run
+    levels: dict[int, float]  # level -> seconds
+    busy: dict[int, dict[str, float]]  # load level -> worker -> share
+    overhead: dict[int, float]  # level -> Dagster run seconds outside steps
+    throughput: list[str]  # the per-worker lines of the load runs
+    cpu: str  # CPU seconds per process
+
+    @property
+    def total(self) -> float:
+        return self.register + self.startup + sum(self.levels.values())
+
+
+def run_platform(site: Site, case_dir: Path) -> PlatformRun:
+    cpu_before = site.cpu()
+    register = site.cli("register", str(case_dir))
+    sampler = BusySampler(site.config)
+    sampler.start()
+    lines: list[tuple[float, str]] = []
+    started = time.monotonic()
+    try:
+        site.cli("load", CASE, lines=lines)
+    finally:
+        sampler.stop()
+    first_run = next(at for at, line in lines if line.startswith("run: "))
+    ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
+    bounds, previous = {}, first_run
+    for level in levels.ALL:
+        bounds[level] = (previous, ends[level])
+        previous = ends[level]
+    busy = {level: {w: sampler.share(w, *bounds[level]) for w in site.config.workers} for level in levels.LOAD_LEVELS}
+    return PlatformRun(
+        register, first_run - started, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
+        dagster_overhead(site), [line for _at, line in lines if line.startswith("  level ") and "rows/s" in line], cpu_since(cpu_before, site.cpu()),
+    )  # fmt: skip
+
+
+def dagster_overhead(site: Site) -> dict[int, float]:
+    """Per level: the runs' wall time minus their steps' (start-up, event writes, tear-down)."""
+
+    overhead: dict[int, float] = {}
+    with open_instance(site) as instance:
+        for record in instance.get_run_records():
+            stats = instance.get_run_stats(record.dagster_run.run_id)
+            if stats.start_time is None or stats.end_time is None:
+                continue
+            steps = sum(
+                (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(record.dagster_run.run_id)
+            )
+            level = int(record.dagster_run.tags.get("loader/level", 0))
+            overhead[level] = overhead.get(level, 0.0) + (stats.end_time - stats.start_time - steps)
+    return overhead
+
+
+def loaded_rows(site: Site) -> dict[str, int]:
+    """Rows per table on the workers (chunk and overlap tables summed; a regular table once)."""
+    with site.catalog.read() as conn:
+        rows = conn.execute(
+            select(notices.c.table, notices.c.rows, notices.c.chunk).where(notices.c.case == CASE)
+        ).all()
+    counts: dict[str, int] = {}
+    for table, count, _chunk in rows:
+        counts[table] = counts.get(table, 0) + (count or 0)
+    return counts
+
+
+# -- (b) the raw baseline -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawFile:
+    table: str
+    chunk: int | None
+    overlap: bool
+    path: Path
+
+
+def raw_plan(site: Site, case_dir: Path, raw_dir: Path) -> tuple[CaseLayout, dict[str, list[RawFile]]]:
+    """Each worker's files as the platform placed them (regular tables on every worker), director first."""
+    layout = case_layout(site.catalog, CASE)
+    with site.catalog.read() as conn:
+        rows = conn.execute(
+            select(notices.c.table, notices.c.chunk, notices.c.overlap, notices.c.path, notices.c.worker, notices.c.level)
+            .where(notices.c.case == CASE)
+            .order_by(notices.c.level, notices.c.id)
+        ).all()  # fmt: skip
+    plan: dict[str, list[RawFile]] = {name: [] for name in site.config.workers}
+    for table, chunk, overlap, path, worker, _level in rows:
+        source = raw_dir / Path(path).with_suffix(".txt") if raw_dir != case_dir else case_dir / path
+        for name in site.config.workers if worker == ALL_WORKERS else [worker]:
+            plan[name].append(RawFile(table, chunk, overlap, source))
+    return layout, plan
+
+
+def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], streams: int) -> tuple[float, dict]:
+    """Bare LOAD DATA of every worker's files, `streams` at once per worker; (seconds, rows per table)."""
+    database = f"raw_{streams}"
+    for worker, files in plan.items():  # pre-created, not timed
+        with connection(site.config.worker_url(worker)) as conn:
+            with conn.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
+            create_database(conn, database, layout.charset)
+            for table, chunk in sorted({(f.table, f.chunk) for f in files}, key=lambda tc: (tc[0], tc[1] or -1)):
+                spec = layout.tables[table]
+                if chunk is None:
+                    create_table(conn, database, table, spec.columns, spec.indexes, layout.charset)
+                else:
+                    create_chunk_tables(conn, database, table, spec.columns, spec.indexes, chunk, layout.charset)
+    os.sync()
+    counts: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def stream(worker: str, work: queue.SimpleQueue) -> None:
+        with connection(site.config.worker_url(worker), local_infile=True) as conn, conn.cursor() as cursor:
+            while True:
+                try:
+                    item: RawFile = work.get_nowait()
+                except queue.Empty:
+                    return
+                spec = layout.tables[item.table]
+                name = item.table if item.chunk is None else chunk_table_name(item.table, item.chunk, item.overlap)
+                cursor.execute(
+                    f"LOAD DATA LOCAL INFILE {conn.escape(str(item.path))} INTO TABLE {quote_table(database, name)} "
+                    f"CHARACTER SET {charset_name(layout.charset)} {dialect_clause(conn, layout.dialect_of(TEXT_FORMAT, spec))} "
+                    f"({', '.join(quote_name(c) for c in spec.column_names)}) SET {quote_name(TRANS_ID)} = 0"
+                )
+                with lock:
+                    if item.chunk is not None or worker == min(plan):
+                        counts[item.table] = counts.get(item.table, 0) + cursor.rowcount
+
+    works = {}
+    for worker, files in plan.items():
+        works[worker] = queue.SimpleQueue()
+        for item in files:
+            works[worker].put(item)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=streams * len(plan)) as pool:
+        futures = [pool.submit(stream, w, works[w]) for w in plan for _ in range(streams)]
+        for future in futures:
+            future.result()
+    seconds = time.monotonic() - started
+    for worker in plan:
+        with connection(site.config.worker_url(worker)) as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
+    return seconds, counts
+
+
+def csv_copies(case_dir: Path, out: Path) -> Path:
+    """The Parquet files of a case as the sample's text files (same rows, the `txt` dialect)."""
+    for path in case_dir.rglob("*.parquet"):
+        write_rows(out / path.relative_to(case_dir).with_suffix(".txt"), pq.read_table(path))
+    return out
+
+
+# -- (c) the queued path -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def daemon(site: Site) -> Iterator[None]:
+
+    log = open(site.root / "daemon.log", "w")  # noqa: SIM115  # closed when the daemon is stopped
+    process = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=ROOT, env=site.env, stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        with open_instance(site) as instance:
+            deadline = time.monotonic() + 120
+            while len(instance.get_daemon_heartbeats()) < 3:  # sensors, run queue, run monitoring up
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dagster-daemon did not start; see {site.root / 'daemon.log'}")
+                time.sleep(0.5)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+def level_done(db: CatalogDB, level: int, layout: CaseLayout) -> bool:
+    if levels.is_load_level(level):
+        counts = status_tally(db, CASE, level=level)
+        return bool(counts) and set(counts) == {"done"}
+    tables = layout.tables_of_kind(levels.validated_kind(level))
+    return all((g := gate(db, CASE, level, t.name)) is not None and g.status == "passed" for t in tables)
+
+
+def run_queued(site: Site, case_dir: Path, timeout: float) -> dict[int, float]:
+    """Seconds from `schedule` to the end of each level, through the daemon's sensors and run queue."""
+    site.cli("register", str(case_dir))
+    layout = case_layout(site.catalog, CASE)
+    with daemon(site):
+        started = time.monotonic()
+        site.cli("schedule", f"case = '{CASE}'")
+        ends: dict[int, float] = {}
+        while len(ends) < len(levels.ALL):
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"queued path: levels {sorted(ends)} done after {timeout} s; see {site.root}")
+            for level in levels.ALL:
+                if level not in ends and level_done(site.catalog, level, layout):
+                    ends[level] = time.monotonic() - started
+            time.sleep(0.1)  # the benchmark's own watch, not the platform's
+    spans, previous = {}, 0.0
+    for level in levels.ALL:
+        spans[level], previous = ends[level] - previous, ends[level]
+    return spans
+
+
+# -- the report ------------------------------------------------------------------------------------------------
+
+
+def print_platform(run: PlatformRun) -> None:
+    print(f"  registration {run.register:6.2f} s   load start-up {run.startup:5.2f} s")
+    for level, seconds in run.levels.items():
+        kind = "load" if levels.is_load_level(level) else "validation"
+        busy = "  ".join(f"{w} busy {share:.2f}" for w, share in run.busy.get(level, {}).items())
+        print(
+            f"  level {level} {kind:<10} {seconds:6.2f} s   dagster run overhead {run.overhead.get(level, 0):5.2f} s  {busy}"
+        )
+    for line in run.throughput:
+        print(f"    {line.strip()}")
+    print(f"  total        {run.total:6.2f} s   CPU seconds: {run.cpu}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=60)
+    parser.add_argument("--rows-per-chunk", type=int, default=10_000)
+    parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--columns", type=int, default=0, help="director width (a DP0.2 Object: ~200)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b); medians printed")
+    parser.add_argument("--max-streams", type=int, default=4)
+    parser.add_argument("--no-queued", action="store_true", help="skip (c)")
+    parser.add_argument("--queued-only", action="store_true", help="(a) once, then (c); no raw baseline")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (its path is printed)")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+
+    root = Path(tempfile.mkdtemp(prefix="loader-e2e-"))
+    print(f"work dir {root}")
+    try:
+        case_dir = write_sample_case(
+            root / "cases" / CASE, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format,
+            database=CASE, director_columns=args.columns,
+        )  # fmt: skip
+        raw_dir = csv_copies(case_dir, root / "raw-csv") if args.format == "parquet" else case_dir
+        size = sum(p.stat().st_size for p in case_dir.rglob("*") if p.is_file())
+        print(f"case: {args.chunks} chunks x {args.rows_per_chunk} director rows, {args.format}, "
+              f"{size / 1e6:.0f} MB, {args.workers} workers")  # fmt: skip
+        platform_runs, raw_runs = [], []
+        for attempt in range(1, args.repeat + 1):
+            site = Site(root / f"run{attempt}", args.workers)
+            try:
+                print(f"(a) platform, run {attempt}")
+                run = run_platform(site, case_dir)
+                print_platform(run)
+                expected = loaded_rows(site)
+                layout, plan = raw_plan(site, case_dir, raw_dir)
+                best = None
+                for streams in range(1, 0 if args.queued_only else args.max_streams + 1):
+                    cpu_before = site.cpu()
+                    seconds, counts = raw_load(site, layout, plan, streams)
+                    if counts != expected:
+                        raise RuntimeError(f"raw rows {counts} differ from the platform's {expected}")
+                    print(f"(b) raw LOAD DATA, {streams} streams per worker: {seconds:6.2f} s (rows match)   "
+                          f"CPU seconds: {cpu_since(cpu_before, site.cpu())}")  # fmt: skip
+                    best = seconds if best is None else min(best, seconds)
+                platform_runs.append(run)
+                raw_runs.append(best)
+            finally:
+                site.stop()
+        platform = statistics.median(r.total for r in platform_runs)
+        raw = statistics.median(raw_runs) if not args.queued_only else float("nan")
+        print(f"rows: {sum(expected.values()):,} ({', '.join(f'{t} {n:,}' for t, n in sorted(expected.items()))})")
+        for level in levels.LOAD_LEVELS:
+            for worker in sorted(platform_runs[0].busy[level]):
+                share = statistics.median(r.busy[level][worker] for r in platform_runs)
+                print(f"level {level} {worker}: busy {share:.2f} (goal >= {GOAL_BUSY})")
+        if not args.no_queued:
+            site = Site(root / "queued", args.workers)
+            try:
+                spans = run_queued(site, case_dir, args.timeout)
+            finally:
+                site.stop()
+            reference = platform_runs[len(platform_runs) // 2]
+            print("(c) queued path (schedule -> daemon sensors -> run queue), per level against (a):")
+            for level, seconds in spans.items():
+                extra = seconds - reference.levels[level] - (reference.startup if level == 1 else 0)
+                print(f"  level {level}: {seconds:6.2f} s, {extra:+6.2f} s (goal <= +{GOAL_QUEUED_EXTRA:.0f} s)")
+        print(f"platform {platform:.2f} s, raw parallel {raw:.2f} s (medians of {args.repeat})")
+        print(f"end-to-end/raw parallel = {raw / platform:.2f}x (goal >= {GOAL_RATIO[args.format]})")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
