@@ -78,6 +78,7 @@ class Site:
 
     root: Path
     workers: int
+    streams: int | None = None  # LOADER_STREAMS_PER_WORKER of the platform, else its default
     config: ClusterConfig = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +90,8 @@ class Site:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADER_", "DAGSTER_"))}
-        return {**env, "LOADER_STATE_DIR": str(self.state), "DAGSTER_HOME": str(self.home)}
+        env = {**env, "LOADER_STATE_DIR": str(self.state), "DAGSTER_HOME": str(self.home)}
+        return {**env, "LOADER_STREAMS_PER_WORKER": str(self.streams)} if self.streams else env
 
     @property
     def catalog(self) -> CatalogDB:
@@ -411,7 +413,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--columns", type=int, default=0, help="director width (a DP0.2 Object: ~200)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b); medians printed")
-    parser.add_argument("--max-streams", type=int, default=4)
+    parser.add_argument("--max-streams", type=int, default=4, help="raw baseline: 1 to this many streams per worker")
+    parser.add_argument("--streams", type=int, help="the platform's streams per worker (default: its own)")
     parser.add_argument("--no-queued", action="store_true", help="skip (c)")
     parser.add_argument("--queued-only", action="store_true", help="(a) once, then (c); no raw baseline")
     parser.add_argument("--timeout", type=float, default=900)
@@ -432,7 +435,7 @@ def main() -> None:
               f"{size / 1e6:.0f} MB, {args.workers} workers")  # fmt: skip
         platform_runs, raw_runs = [], []
         for attempt in range(1, args.repeat + 1):
-            site = Site(root / f"run{attempt}", args.workers)
+            site = Site(root / f"run{attempt}", args.workers, args.streams)
             try:
                 print(f"(a) platform, run {attempt}")
                 run = run_platform(site, case_dir)
@@ -460,7 +463,7 @@ def main() -> None:
                 share = statistics.median(r.busy[level][worker] for r in platform_runs)
                 print(f"level {level} {worker}: busy {share:.2f} (goal >= {GOAL_BUSY})")
         if not args.no_queued:
-            site = Site(root / "queued", args.workers)
+            site = Site(root / "queued", args.workers, args.streams)
             try:
                 spans = run_queued(site, case_dir, args.timeout)
             finally:

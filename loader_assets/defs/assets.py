@@ -73,11 +73,14 @@ def _table_asset(layout: CaseLayout, table: TableLayout, partitions: dg.Partitio
     )
     def load_table(
         context: dg.AssetExecutionContext, config: LoadConfig, catalog: CatalogResource, cluster: ClusterResource
-    ) -> None:
+    ) -> Iterator[dg.AssetMaterialization]:
         store = catalog.store()
         chunks = [int(key) for key in context.partition_keys] if partitioned else None
         ids = notice_ids(store.db, layout.case, table=table.name, chunks=chunks)
         load_in_run(context, Loader(store, cluster.cluster), ids, config.force)
+        # A generator yielding nothing: only the chunks logged as they loaded count as materialized (a skippable
+        # output that returned None would be materialized as a whole).
+        yield from ()
 
     return load_table
 

@@ -18,8 +18,8 @@ def test_a_schedule_that_fails_to_plan_leaves_the_others_submitted_with_their_ru
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=2).case
-    good = select_notices(f"case = '{case}' AND level = 1", store=platform.store).schedule(priority=5)
-    bad = select_notices(f"case = '{case}' AND level = 3", store=platform.store).schedule(priority=1)
+    good = select_notices(f"case = '{case}' AND table = 'Object'", store=platform.store).schedule(priority=5)
+    bad = select_notices(f"case = '{case}' AND table = 'Filter'", store=platform.store).schedule(priority=1)
     plan = sensors.plan_runs
 
     def planning_fails_for_the_second(store, cluster, notice_ids, **options):  # type: ignore[no-untyped-def]

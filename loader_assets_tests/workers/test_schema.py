@@ -65,6 +65,25 @@ def test_chunk_tables_and_indexes_are_created(worker_url, database):
     )
 
 
+def test_a_new_table_is_made_in_one_statement_with_its_indexes_and_the_attempts_partition(worker_url, database):
+    index = {"index": "idx_objectId", "spec": "UNIQUE", "columns": [{"column": "objectId"}]}
+    with connection(worker_url) as conn:
+        create_database(conn, database, "latin1")
+        assert create_table(conn, database, "Object_7", OBJECT_COLUMNS, [index], "latin1", attempt_id=12) is True
+        assert create_table(conn, database, "Object_7", OBJECT_COLUMNS, [index], "latin1", attempt_id=13) is False
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s ORDER BY 1",
+                (database,),
+            )
+            partitions = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s",
+                           (database,))  # fmt: skip
+            indexes = [row[0] for row in cursor.fetchall()]
+    assert partitions == ["p0", "p12"], "a table that exists is left as it is"
+    assert indexes == ["idx_objectId"]
+
+
 def test_regular_table_exists_on_every_worker(cluster, database, tmp_path):
     columns = [{"name": "filterId", "type": "TINYINT NOT NULL"}, {"name": "filterName", "type": "CHAR(3)"}]
     for url in cluster.workers.values():  # a regular table is copied to every worker

@@ -1,0 +1,43 @@
+"""A run loads into all its workers at once: the first file of each worker waits at a barrier until the
+other worker's first file reaches it too, which one-worker-at-a-time loading never does."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from loader_assets.catalog.notices import notice_ids
+from loader_assets.catalog.store import Owner
+from loader_assets.engine.load import Loader
+from loader_assets.workers import load_data
+from loader_assets_tests.conftest import Platform
+
+pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+
+
+def test_a_run_loads_into_every_worker_at_once(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    case = platform.sample_case(chunks=4, rows_per_chunk=50).case
+    workers = sorted(platform.cluster.workers)
+    together = threading.Barrier(len(workers), timeout=30)
+    held: list[Path] = []
+    lock = threading.Lock()
+
+    def wait_for_the_other_workers(path: Path) -> Path:
+        with lock:
+            held.append(path)
+            first_ones = len(held) <= len(workers)
+        if first_ones:
+            together.wait()  # loading one worker after the other breaks the barrier: the load fails
+        return path
+
+    monkeypatch.setattr(load_data, "TRANSIT", wait_for_the_other_workers)
+    ids = notice_ids(platform.store.db, case, table="Object")
+    report = Loader(platform.store, platform.cluster, streams=1).load(ids, Owner.current("streams"), progress=print)
+
+    assert not report.failed and len(report.loaded) == len(ids)
+    placement = platform.cluster.placement(case)
+    chunk_of = {item.path.rsplit("/", 1)[-1]: item.chunk for item in report.loaded}
+    assert sorted(placement[chunk_of[path.name]] for path in held[: len(workers)]) == workers
+    assert [t.worker for t in report.throughput()] == workers
