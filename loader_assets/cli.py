@@ -8,12 +8,15 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from loader_assets import levels, settings, tags
+from loader_assets import levels, problems, settings, tags
 from loader_assets.catalog import views
 from loader_assets.catalog.register import CaseOptions, RegistrationError, register_case
 from loader_assets.catalog.store import Store
@@ -51,27 +54,72 @@ def cmd_load(args: argparse.Namespace) -> int:
     from loader_assets.definitions import build_definitions
     from loader_assets.defs.instance import prepare_instance
     from loader_assets.defs.runner import LevelFailed, load_case
+    from loader_assets.engine.level_state import start_refusal
     from loader_assets.workers.cluster import Cluster
 
     to_run = (args.level,) if args.level else levels.ALL
     store = _store()
+    cluster = Cluster.from_env()
+    _preflight(cluster.config)
+    layout = _case(store, args.case)
+    if layout.state != "active":
+        raise problems.case_paused(args.case)
+    if (why := start_refusal(store.db, layout, to_run[0])) is not None:
+        raise problems.gate_closed(to_run[0], args.case, why)
     try:
-        results = load_case(
-            args.case,
-            build_definitions(),
-            prepare_instance(),
-            store,
-            Cluster.from_env(),
-            levels=to_run,
-            force=args.force,
-        )
+        with _progress(store, args.case, to_run) as log:
+            results = load_case(
+                args.case, build_definitions(), prepare_instance(), store, cluster, levels=to_run, force=args.force,
+                log=log, console_level="DEBUG" if args.verbose else "ERROR",
+            )  # fmt: skip
     except LevelFailed as failure:
         print(f"loader-assets load: {failure}", file=sys.stderr)
-        return 1
+        return problems.Exit.FAILED
     lines = [line for result in results for line in result.summary()]
     if lines:
         print("\nper worker:\n  " + "\n  ".join(lines) + "\n")
     return cmd_status(argparse.Namespace(case=args.case))
+
+
+@contextmanager
+def _progress(store: Store, case: str, to_run: tuple[int, ...]) -> Iterator[Callable[[str], None]]:
+    """A bar per load level (files done of the level's, rows, ETA), refreshed from the catalog by a thread off
+    the load's path; the runner's lines are printed above it."""
+    import threading
+
+    from tqdm import tqdm
+
+    from loader_assets.catalog.notices import status_tally
+
+    bars: dict[int, tqdm] = {}
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.wait(0.5):
+            for level, bar in list(bars.items()):
+                bar.update(status_tally(store.db, case, level=level).get("done", 0) - bar.n)
+
+    def log(line: str) -> None:
+        level = next((lv for lv in to_run if line.startswith(f"run: case {case} level {lv} ")), None)
+        if level is not None and level not in bars:
+            total = sum(status_tally(store.db, case, level=level).values())
+            bars[level] = tqdm(total=total, desc=f"level {level}", unit=" files", leave=True, file=sys.stderr,
+                               disable=not sys.stderr.isatty())  # fmt: skip
+        done = next((lv for lv in bars if line.startswith(f"level {lv} of {case}:")), None)
+        if done is not None:
+            bar = bars.pop(done)
+            bar.update(status_tally(store.db, case, level=done).get("done", 0) - bar.n)
+            bar.close()
+        tqdm.write(line)
+
+    thread = threading.Thread(target=refresh, daemon=True, name="progress")
+    thread.start()
+    try:
+        yield log
+    finally:
+        stop.set()
+        for bar in bars.values():
+            bar.close()
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -86,7 +134,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    db = _store().db
+    store = _store()
+    if args.case is not None:
+        _case(store, args.case)
+    db = store.db
     _print_frame(views.status_counts(db, args.case), "no notices registered")
     gates = views.gates(db, args.case)
     if not gates.empty:
@@ -130,20 +181,29 @@ def cmd_locks(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
+    from loader_assets.catalog.notices import run_known
+
+    store = _store()
+    if not run_known(store.db, args.run_id):
+        raise problems.unknown("run", args.run_id, "locks")
     # Who released is part of the audit: it goes into the attempt row with the reason.
-    released = _store().release_run(args.run_id, f"{args.reason} (by {getpass.getuser()}@{socket.gethostname()})")
+    released = store.release_run(args.run_id, f"{args.reason} (by {getpass.getuser()}@{socket.gethostname()})")
     print(f"released {len(released)} notices of run {args.run_id}")
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    _print_frame(views.history(_store().db, args.notice), f"no attempt at notice {args.notice}")
+    store = _store()
+    _notices(store, [args.notice])
+    _print_frame(views.history(store.db, args.notice), f"no attempt at notice {args.notice} yet")
     return 0
 
 
 def cmd_case_state(state: str) -> Command:
     def run(args: argparse.Namespace) -> int:
-        _store().set_case_state(args.case, state)
+        store = _store()
+        _case(store, args.case)
+        store.set_case_state(args.case, state)
         print(f"case {args.case} {state}")
         return 0
 
@@ -151,8 +211,67 @@ def cmd_case_state(state: str) -> Command:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    print(f"{_store().reset(args.notices)} notices ready again")
+    from loader_assets.selection import select
+
+    store = _store()
+    _notices(store, args.notices)
+    done = select(f"id IN ({', '.join(map(str, args.notices))}) AND status = 'done'", store=store)
+    if len(done) and not args.force:
+        shown = ", ".join(map(str, sorted(done.frame.index)[:10]))
+        raise problems.Problem(
+            problems.Exit.USAGE,
+            f"notices {shown} are done: a reset loads their chunks again",
+            "add --force to reset them",
+        )
+    print(f"{store.reset(args.notices)} notices ready again")
     return 0
+
+
+def _case(store: Store, case: str):  # type: ignore[no-untyped-def]  # a CaseLayout
+    from loader_assets.catalog.layout import case_layouts
+
+    found = case_layouts(store.db, case)
+    if case not in found:
+        raise problems.unknown("case", case, "status")
+    return found[case]
+
+
+def _notices(store: Store, ids: list[int]) -> None:
+    from loader_assets.catalog.notices import known_notices
+
+    missing = sorted(set(ids) - known_notices(store.db, ids))
+    if missing:
+        raise problems.unknown("notice", ", ".join(map(str, missing[:10])), 'select "case = <case>"')
+
+
+def _preflight(config) -> None:  # type: ignore[no-untyped-def]  # a ClusterConfig
+    """Stop before anything is launched when the catalog, the czar or a worker does not answer."""
+    from loader_assets import doctor
+
+    problem = doctor.first_failure([doctor.catalog(settings.catalog_url()), *doctor.servers(config)])
+    if problem is not None:
+        raise problem
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from loader_assets import doctor
+    from loader_assets.defs.instance import daemon_check, prepare_instance, webserver_check
+    from loader_assets.defs.partitions import WEBSERVER_ENV
+    from loader_assets.workers.cluster import ClusterConfig
+
+    checks = [doctor.catalog(settings.catalog_url())]
+    try:
+        checks += doctor.servers(ClusterConfig.from_env())
+    except (OSError, ValueError) as error:
+        checks.append(doctor.Check("workers", problems.Problem(problems.Exit.WORKER_DOWN, str(error),
+                                   "`loader-assets workers up`, or set LOADER_CZAR and LOADER_WORKERS")))  # fmt: skip
+    checks.append(doctor.Check("daemon", daemon_check(prepare_instance()), "beating"))
+    address = os.environ.get(WEBSERVER_ENV, "127.0.0.1:3000")
+    web = webserver_check(address)
+    print("\n".join(check.line() for check in checks))
+    print(f"info  webserver: {web or 'answers at ' + address}")
+    failed = doctor.first_failure(checks)
+    return 0 if failed is None else failed.exit_code
 
 
 # What `select --format table` shows of a notice: the full frame is wider than any terminal.
@@ -183,6 +302,13 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    if args.query in ("list", "cancel"):
+        return _schedule_list(args) if args.query == "list" else _schedule_cancel(args)
+    if not args.dry_run and not args.no_daemon:
+        from loader_assets.defs.instance import daemon_check, prepare_instance
+
+        if (problem := daemon_check(prepare_instance())) is not None:
+            raise problem
     selection = _selected(args)
     notices = selection.notices() if args.batches else selection
     result = notices.schedule(priority=args.priority, force=args.force, dry_run=args.dry_run)
@@ -190,9 +316,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(result)
         return 0
     print(
-        f"schedule {result.schedule_id}: {len(result.notice_ids)} notices handed to the run queue.\n"
-        "The scheduler sensor of the running dagster-daemon submits the runs (by case, level and worker) at its "
-        f"next tick; they carry the tag {tags.SCHEDULE}={result.schedule_id}."
+        f"schedule {result.schedule_id}: {len(result.notice_ids)} notices handed to the run queue; the "
+        "dagster-daemon's scheduled_loads sensor requests their runs (by case, level and worker; a child level once "
+        f"its gate passes), tagged {tags.SCHEDULE}={result.schedule_id}."
     )
     if not args.watch:
         return 0
@@ -201,6 +327,33 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     final = result.watch(progress=print, runs=InstanceRuns())
     print(final.to_string())
     return 1 if final.loc["failed", "notices"] else 0
+
+
+def _schedule_list(args: argparse.Namespace) -> int:
+    from loader_assets.catalog import schedules
+
+    rows = [
+        {"id": row.id, "state": row.state, "notices": len(row.notice_ids), "waiting": len(row.waiting_ids),
+         "runs": len(row.runs or ()), "priority": row.priority, "force": row.force, "created_at": row.created_at,
+         "query": row.query}
+        for row in schedules.listing(_store().db)
+    ]  # fmt: skip
+    _print_frame(pd.DataFrame(rows).set_index("id") if rows else pd.DataFrame(), "no schedule")
+    return 0
+
+
+def _schedule_cancel(args: argparse.Namespace) -> int:
+    from loader_assets.catalog import schedules
+
+    if not args.ids:
+        raise problems.Problem(problems.Exit.USAGE, "which schedule?", "`loader-assets schedule cancel ID [ID ...]`")
+    for schedule_id in args.ids:
+        try:
+            cancelled = schedules.cancel(_store().db, schedule_id)
+        except KeyError as error:
+            raise problems.unknown("schedule", schedule_id, "schedule list") from error
+        print(f"schedule {schedule_id} cancelled: {len(cancelled.waiting_ids)} notices will not be requested")
+    return 0
 
 
 def cmd_selections_list(args: argparse.Namespace) -> int:
@@ -258,8 +411,12 @@ def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
     select.add_argument("--limit", type=int, help="at most this many rows, by id")
     select.set_defaults(run=cmd_select)
 
-    schedule = _query_command(commands, "schedule", "hand the selected notices to the run queue (scheduler sensor)")
-    schedule.add_argument("--priority", type=int, default=0)
+    schedule = _query_command(
+        commands, "schedule", "hand the selected notices to the run queue; `schedule list`, `schedule cancel ID`"
+    )
+    schedule.add_argument("ids", type=int, nargs="*", help="with `cancel`: the schedules to cancel")
+    schedule.add_argument("--priority", type=int, default=0, help="higher runs first (the run's dagster/priority)")
+    schedule.add_argument("--no-daemon", action="store_true", help="queue even when no dagster-daemon runs")
     schedule.add_argument("--force", action="store_true", help="reload notices that are already done")
     schedule.add_argument("--dry-run", action="store_true", help="show what would be requested; write nothing")
     schedule.add_argument("--watch", action="store_true", help="wait until the runs finish; exit 1 if any failed")
@@ -293,6 +450,7 @@ def _caret(text: str, position: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loader-assets", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="Dagster's log lines and tracebacks too")
     commands = parser.add_subparsers(dest="command", required=True)
 
     register = commands.add_parser("register", help="register a qserv-ingest case directory (metadata.json v12)")
@@ -321,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--level", type=int, choices=list(levels.ALL), help="run one level only")
     load.add_argument("--force", action="store_true", help="reload notices that are already done")
     load.set_defaults(run=cmd_load)
+
+    doctor = commands.add_parser("doctor", help="check catalog, czar, workers, daemon and webserver, each with its fix")
+    doctor.set_defaults(run=cmd_doctor)
 
     sample = commands.add_parser("sample", help="write a realistic sample case")
     sample.add_argument("out_dir")
@@ -361,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = commands.add_parser("reset", help="make failed (or done) notices ready again with a fresh attempt budget")
     reset.add_argument("notices", type=int, nargs="+")
+    reset.add_argument("--force", action="store_true", help="reset done notices too (their chunks load again)")
     reset.set_defaults(run=cmd_reset)
 
     _add_selection_commands(commands)
@@ -369,15 +531,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        warnings.simplefilter("ignore")  # Dagster's beta and deprecation warnings are not the operator's business
     try:
         return args.run(args)
-    except QueryError as error:
-        print(f"loader-assets {args.command}: {error}\n{_caret(args.query, error.position)}", file=sys.stderr)
-        return 2
-    except (MetadataError, RegistrationError, KeyError, ValueError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    except Exception as error:
+        if args.verbose:
+            traceback.print_exc()
+        code, message = _explained(error, args)
         print(f"loader-assets {args.command}: {message}", file=sys.stderr)
-        return 2
+        return code
+
+
+def _explained(error: Exception, args: argparse.Namespace) -> tuple[int, str]:
+    """The exit code and the one line an expected failure is told in; anything else is re-raised."""
+    from sqlalchemy.exc import OperationalError
+
+    from loader_assets.workers.connection import WorkerUnavailable
+
+    if isinstance(error, WorkerUnavailable):
+        from loader_assets import doctor
+        from loader_assets.workers.cluster import ClusterConfig
+
+        error = doctor.server_down(ClusterConfig.from_env(), error.url, str(error).split("unavailable: ", 1)[-1])
+    elif isinstance(error, OperationalError):
+        from loader_assets import doctor
+
+        error = doctor.catalog(settings.catalog_url()).problem or error
+    if isinstance(error, problems.Problem):
+        return error.exit_code, f"{error.cause}; {error.fix}"
+    if isinstance(error, QueryError):
+        return problems.Exit.USAGE, f"{error}\n{_caret(args.query, error.position)}"
+    if isinstance(error, KeyError):
+        return problems.Exit.UNKNOWN, str(error.args[0] if error.args else error)
+    if isinstance(error, MetadataError | RegistrationError | ValueError | FileExistsError):
+        return problems.Exit.USAGE, str(error)
+    raise error
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ FORBIDDEN = {
     "levels": {"dagster", "sqlalchemy"},
     "tags": {"dagster", "sqlalchemy"},
     "settings": {"dagster", "sqlalchemy"},
+    "problems": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
+                 "loader_assets.selection", "loader_assets.defs"},
+    "doctor": {"dagster", "sqlalchemy", "loader_assets.engine", "loader_assets.selection", "loader_assets.defs"},
 }  # fmt: skip
 
 

@@ -128,13 +128,23 @@ class Refused(str):
         return str(self)
 
 
+def gate_closed() -> ColumnElement[bool]:
+    """SQL on `notices`: the notice's level waits for a gate that has not passed."""
+    return not_(_gate_open(ClaimContext(datetime.min)))
+
+
+def parked(max_attempts: int) -> ColumnElement[bool]:
+    """SQL on `notices`: failed as often as automatic scheduling allows; waits for an operator's reset."""
+    return and_(notices.c.status == "failed", not_(_not_parked(ClaimContext(datetime.min, automatic=True,
+                                                                             max_attempts=max_attempts))))  # fmt: skip
+
+
 def behind_closed_gates(connection: Connection, ids: Iterable[int]) -> set[int]:
     """Of `ids`, the notices whose level waits for a gate that has not passed (a schedule holds them back)."""
     ids = list(ids)
     if not ids:
         return set()
-    gate_closed = not_(_gate_open(ClaimContext(datetime.min)))
-    return set(connection.execute(select(notices.c.id).where(notices.c.id.in_(ids), gate_closed)).scalars())
+    return set(connection.execute(select(notices.c.id).where(notices.c.id.in_(ids), gate_closed())).scalars())
 
 
 def refusals(connection: Connection, ids: Iterable[int], ctx: ClaimContext) -> dict[int, Refused]:

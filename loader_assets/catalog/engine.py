@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from loader_assets.catalog.migrations import upgrade
 from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
@@ -131,3 +132,13 @@ class CatalogDB:
 def catalog_db(url: str) -> CatalogDB:
     """One CatalogDB per URL and process, so engines and pools are shared."""
     return CatalogDB(url)
+
+
+def unreachable(url: str) -> str | None:
+    """Why the catalog at `url` cannot be used (its server's first line), or None when it answers."""
+    try:
+        with catalog_db(url).read() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return None

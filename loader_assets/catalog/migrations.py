@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from loader_assets.catalog.schema import SCHEMA_VERSION, cases, catalog_info
+from loader_assets.catalog.schema import SCHEDULE_STATES, SCHEMA_VERSION, cases, catalog_info
 from loader_assets.qserv.metadata import dialect_options
 
 
@@ -67,8 +67,11 @@ def _unescape_stored_dialects(connection: Connection) -> None:
 
 
 def _v3(op: Operations) -> None:
-    """A schedule spanning levels hands out each level's notices once its gate opens."""
-    op.add_column("schedules", Column("submitted_ids", JSON))
+    """A schedule spanning levels hands out each level's notices once its gate opens; a schedule can be cancelled."""
+    with op.batch_alter_table("schedules") as batch:  # SQLite: the table is copied with the new constraint
+        batch.add_column(Column("submitted_ids", JSON))
+        batch.drop_constraint("schedule_state", type_="check")
+        batch.create_check_constraint("schedule_state", f"state IN {SCHEDULE_STATES}")
 
 
 STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3}

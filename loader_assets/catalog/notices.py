@@ -69,6 +69,21 @@ def plan_rows(db: CatalogDB, ids: Iterable[int]) -> list[PlanRow]:
     return rows
 
 
+def known_notices(db: CatalogDB, ids: Iterable[int]) -> set[int]:
+    """Which of `ids` are notices of the catalog."""
+    known: set[int] = set()
+    with db.read() as connection:
+        for batch in id_batches(sorted(set(ids))):
+            known |= set(connection.execute(select(notices.c.id).where(notices.c.id.in_(batch))).scalars())
+    return known
+
+
+def run_known(db: CatalogDB, run_id: str) -> bool:
+    """Whether a run ever opened an attempt here."""
+    with db.read() as connection:
+        return connection.execute(select(attempts.c.id).where(attempts.c.run_id == run_id).limit(1)).first() is not None
+
+
 def claimed_by_run(db: CatalogDB, run_id: str, ids: Iterable[int]) -> set[int]:
     """Which of `ids` run `run_id` opened an attempt on."""
     claimed: set[int] = set()

@@ -1,6 +1,7 @@
 """Schedules: a frozen list of notices handed to the run queue, from creation to submission.
 
     pending ──(scheduled_loads sensor: runs requested for every notice)──► submitted
+       └──(`loader-assets schedule cancel`: what is not submitted yet stays unloaded)──► cancelled
 
 `Selection.schedule()` and `loader-assets schedule` add one; the sensor reads the pending ones, plans runs
 for the notices whose level may start (a child level waits for its director's gate: those notices stay in
@@ -96,3 +97,24 @@ def submit(db: CatalogDB, schedule: Schedule, run_keys: Sequence[str], notice_id
                 submitted_ids=submitted,
             )
         )
+
+
+def listing(db: CatalogDB, limit: int = 50) -> list[Schedule]:
+    """The newest schedules first."""
+    with db.read() as connection:
+        rows = connection.execute(select(schedules).order_by(schedules.c.id.desc()).limit(limit)).all()
+    return [Schedule(**row._mapping) for row in rows]
+
+
+def cancel(db: CatalogDB, schedule_id: int) -> Schedule:
+    """A pending schedule hands out nothing more (runs already requested go on); KeyError if there is none."""
+    with db.write() as connection:
+        changed = connection.execute(
+            update(schedules)
+            .where(schedules.c.id == schedule_id, schedules.c.state == "pending")
+            .values(state="cancelled")
+        ).rowcount
+    schedule = get(db, schedule_id)
+    if not changed and schedule.state != "cancelled":
+        raise ValueError(f"schedule {schedule_id} is {schedule.state}: its runs were all requested already")
+    return schedule

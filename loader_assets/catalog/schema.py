@@ -29,6 +29,7 @@ from sqlalchemy import (
 SCHEMA_VERSION = 3  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
+SCHEDULE_STATES = ("pending", "submitted", "cancelled")
 CASE_STATES = ("active", "paused")
 TABLE_KINDS = ("director", "child", "regular")
 GATE_STATUSES = ("pending", "passed", "failed")
@@ -217,10 +218,10 @@ schedules = Table(
     Column("force", Boolean, nullable=False, default=False),
     Column("selection", String(64)),  # the saved selection or query text it came from, for the record
     Column("query", Text),
-    Column("state", String(16), nullable=False, default="pending"),  # pending | submitted
+    Column("state", String(16), nullable=False, default="pending"),  # pending | submitted | cancelled
     Column("runs", JSON),  # run keys of the submitted runs
     Column("submitted_ids", JSON),  # notices already in runs; the others wait for their level's gate
     Column("created_at", DateTime, nullable=False),
     Column("submitted_at", DateTime),
-    CheckConstraint("state IN ('pending', 'submitted')", name="schedule_state"),
+    CheckConstraint(f"state IN {SCHEDULE_STATES}", name="schedule_state"),
 )

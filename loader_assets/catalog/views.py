@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
+from sqlalchemy import case as sql_case
 
+from loader_assets import settings
+from loader_assets.catalog.claims import gate_closed, parked
 from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.schema import NOTICE_STATUSES, attempts, level_gates, notices
+from loader_assets.catalog.schema import attempts, level_gates, notices
 from loader_assets.catalog.time import utcnow
 
 LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owner_pid", "locked_at", "heartbeat_at",
                 "lease_until")  # fmt: skip
 
 
+# Beside the statuses: ready notices a closed gate holds back, failed ones out of automatic attempts.
+SHOWN_STATUSES = ("ready", "gate-blocked", "running", "done", "failed", "parked")
+
+
 def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
-    """Notices per case / level / table and status, one column per status plus the total."""
-    query = select(notices.c.case, notices.c.level, notices.c.table, notices.c.status, func.count().label("n"))
+    """Notices per case / level / table and status, one column per shown status plus the total."""
+    shown = sql_case(
+        (and_(notices.c.status == "ready", gate_closed()), "gate-blocked"),
+        (parked(settings.max_attempts()), "parked"),
+        else_=notices.c.status,
+    ).label("status")
+    query = select(notices.c.case, notices.c.level, notices.c.table, shown, func.count().label("n"))
     if case is not None:
         query = query.where(notices.c.case == case)
-    query = query.group_by(notices.c.case, notices.c.level, notices.c.table, notices.c.status)
+    query = query.group_by(notices.c.case, notices.c.level, notices.c.table, shown)
     with db.read() as connection:
         frame = pd.DataFrame(connection.execute(query).all(), columns=["case", "level", "table", "status", "n"])
     table = frame.pivot_table(
         index=["case", "level", "table"], columns="status", values="n", fill_value=0, aggfunc="sum"
     )
-    table = table.reindex(columns=list(NOTICE_STATUSES), fill_value=0)
+    table = table.reindex(columns=list(SHOWN_STATUSES), fill_value=0)
     table["total"] = table.sum(axis=1)
     return table.astype(int)
 

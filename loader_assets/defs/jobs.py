@@ -54,9 +54,14 @@ def run_request(
 
 
 def execute_plan(
-    plan: RunPlan, job: dg.JobDefinition, instance: dg.DagsterInstance, *, log: Callable[[str], None] = print
+    plan: RunPlan,
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    *,
+    log: Callable[[str], None] = print,
+    console: dict = QUIET_CONSOLE,
 ) -> dg.ExecuteInProcessResult:
     """Run one plan in this process (`loader-assets load`): recorded in the instance, not queued."""
     log(f"run: case {plan.case} level {plan.level} worker {plan.worker}: {len(plan.notice_ids)} notices")
-    run_config_ = {**run_config(plan), **QUIET_CONSOLE}
+    run_config_ = {**run_config(plan), **console}
     return job.execute_in_process(run_config=run_config_, instance=instance, tags=plan.tags, raise_on_error=False)

@@ -11,7 +11,7 @@ from loader_assets import tags
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import validation_key
-from loader_assets.defs.jobs import LOAD_JOB, QUIET_CONSOLE, execute_plan
+from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.engine import runner
 from loader_assets.engine.plan import RunPlan
 from loader_assets.engine.runner import LevelFailed, LevelResult
@@ -22,18 +22,22 @@ __all__ = ["DagsterExecutor", "LevelFailed", "load_case"]
 
 
 class DagsterExecutor:
-    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, defs: dg.Definitions, instance: dg.DagsterInstance, log: Callable[[str], None], console_level: str
+    ) -> None:
         self.defs, self.instance, self.log = defs, instance, log
+        self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
 
     def run_load(self, plan: RunPlan) -> str:
-        return execute_plan(plan, self.defs.get_job_def(LOAD_JOB), self.instance, log=self.log).run_id
+        job = self.defs.get_job_def(LOAD_JOB)
+        return execute_plan(plan, job, self.instance, log=self.log, console=self.console).run_id
 
     def run_validation(self, layout: CaseLayout, table: TableLayout) -> None:
         key = validation_key(layout.case, table)
         self.log(f"validating {key.to_user_string()}")
         job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={key})
         run_tags = {tags.CASE: layout.case, tags.LEVEL: str(table.validation_level)}
-        job.execute_in_process(run_config=QUIET_CONSOLE, instance=self.instance, tags=run_tags, raise_on_error=False)
+        job.execute_in_process(run_config=self.console, instance=self.instance, tags=run_tags, raise_on_error=False)
 
 
 def load_case(
@@ -46,7 +50,9 @@ def load_case(
     levels: tuple[int, ...] = ALL_LEVELS,
     force: bool = False,
     log: Callable[[str], None] = print,
+    console_level: str = "INFO",
 ) -> list[LevelResult]:
-    """Run `levels` of `case` in order through Dagster; raise LevelFailed at the first that does not succeed."""
-    executor = DagsterExecutor(defs, instance, log)
+    """Run `levels` of `case` in order through Dagster; raise LevelFailed at the first that does not succeed.
+    `console_level`: what of Dagster's own events reaches the terminal (all of them stay in the instance)."""
+    executor = DagsterExecutor(defs, instance, log, console_level)
     return runner.load_case(case, executor, store, cluster, levels_to_run=levels, force=force, log=log)

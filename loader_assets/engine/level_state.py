@@ -10,7 +10,8 @@ from collections.abc import Callable
 from loader_assets import levels
 from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.gates import Gate, gate, release_validation
-from loader_assets.catalog.notices import status_tally
+from loader_assets.catalog.layout import CaseLayout
+from loader_assets.catalog.notices import first_unfinished, status_tally
 from loader_assets.catalog.store import pid_alive
 
 
@@ -70,3 +71,32 @@ def validation_due(
         release_validation(db, case, level, table, verdict.validating_run)
         verdict = gate(db, case, level, table)
     return verdict
+
+
+def start_refusal(db: CatalogDB, layout: CaseLayout, level: int) -> str | None:
+    """Why `level` cannot start now (the level before it not loaded, or its gate not passed), or None."""
+    if level == levels.LOAD_DIRECTOR:
+        return None
+    before = level - 1
+    if levels.is_load_level(before):
+        tally = status_tally(db, layout.case, level=before)
+        if not is_loaded(tally):
+            return f"level {before} is not loaded ({describe(tally, without_done=True)})"
+        return None
+    for table in layout.tables_of_kind(levels.validated_kind(before)):
+        verdict = gate(db, layout.case, before, table.name)
+        if verdict is None or verdict.status != "passed":
+            failed = f": checks {', '.join(verdict.failed_checks)} failed" if verdict and verdict.failed_checks else ""
+            why = f"level {before} of {table.name} is {verdict.status if verdict else 'not validated'}{failed}"
+            return why + _unloaded(db, layout.case, before - 1)
+    return None
+
+
+def _unloaded(db: CatalogDB, case: str, level: int) -> str:
+    """`; level 1 is not loaded (…): <first file>: <its error>`, or nothing when it is."""
+    tally = status_tally(db, case, level=level)
+    if is_loaded(tally):
+        return ""
+    first = first_unfinished(db, case, level)
+    shown = f": {first.path}: {first.error or first.status}" if first is not None else ""
+    return f"; level {level} is not loaded ({describe(tally, without_done=True)}){shown}"

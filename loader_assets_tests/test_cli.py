@@ -1,0 +1,113 @@
+"""`loader-assets` as an operator meets its expected failures: one line naming the cause and the fix, an exit
+code of its own, no traceback; unknown cases, notices, runs and schedules exit non-zero."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from loader_assets.cli import main
+from loader_assets.problems import Exit
+from loader_assets_tests.conftest import Platform
+
+pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_line(err: str, command: str, *words: str) -> None:
+    """The whole of stderr is one line naming the cause and the fix (after `;`), no traceback."""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"loader-assets {command}: ") and "; " in err and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+
+
+def dead_address() -> str:
+    """A loopback port nothing listens on: a server that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"mysql+pymysql://root@127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_servers_down_catalog_unreachable_paused_and_gated_each_say_why_and_what_to_do(
+    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    workers = dict(platform.cluster.workers)
+
+    with monkeypatch.context() as down:
+        down.setenv(
+            "LOADER_WORKERS", ",".join(f"{n}={dead_address() if n == 'worker2' else u}" for n, u in workers.items())
+        )
+        code, _, err = run(capsys, "load", case)
+    assert code == Exit.WORKER_DOWN
+    one_line(err, "load", "worker2", "does not answer", "loader-assets workers up")
+
+    with monkeypatch.context() as down:
+        down.setenv("LOADER_CZAR", dead_address())
+        code, _, err = run(capsys, "load", case)
+    assert code == Exit.CZAR_DOWN
+    one_line(err, "load", "czar", "LOADER_CZAR")
+
+    with monkeypatch.context() as down:
+        down.setenv("LOADER_CATALOG_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
+        code, _, err = run(capsys, "status")
+    assert code == Exit.CATALOG_DOWN
+    one_line(err, "status", "catalog", "LOADER_CATALOG_URL")
+
+    code, _, err = run(capsys, "load", case, "--level", "3")
+    assert code == Exit.GATE_CLOSED
+    one_line(err, "load", "level 2 of Object is pending", "level 1 is not loaded", "--level 2")
+
+    assert run(capsys, "pause", case)[0] == 0
+    code, _, err = run(capsys, "load", case)
+    assert code == Exit.CASE_PAUSED
+    one_line(err, "load", "paused", f"loader-assets resume {case}")
+    assert run(capsys, "resume", case)[0] == 0
+
+    code, _, err = run(capsys, "schedule", f"case = '{case}'")
+    assert code == Exit.NO_DAEMON
+    one_line(err, "schedule", "no dagster-daemon", "--no-daemon")
+    assert run(capsys, "schedule", "list")[1].strip() == "no schedule", "nothing was queued"
+
+
+def test_unknown_cases_notices_runs_and_schedules_exit_non_zero(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, words in [
+        (("status", "--case", "qcase1"), ("no case qcase1",)),
+        (("load", "qcase1"), ("no case qcase1",)),
+        (("pause", "qcase1"), ("no case qcase1",)),
+        (("history", "999999"), ("no notice 999999",)),
+        (("reset", "999999"), ("no notice 999999",)),
+        (("release", "--run", "not-a-run"), ("no run not-a-run",)),
+        (("schedule", "cancel", "42"), ("no schedule 42",)),
+    ]:
+        code, _, err = run(capsys, *argv)
+        assert code == Exit.UNKNOWN, (argv, err)
+        one_line(err, argv[0], *words)
+
+
+def test_a_done_notice_is_reset_only_with_force_and_schedules_are_listed_and_cancelled(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = platform.sample_case(chunks=1, rows_per_chunk=5).case
+    assert run(capsys, "load", case, "--level", "1")[0] == 0
+    code, _, err = run(capsys, "reset", "1")
+    assert code == Exit.USAGE
+    one_line(err, "reset", "notices 1 are done", "--force")
+    assert run(capsys, "reset", "1", "--force")[1].strip() == "1 notices ready again"
+
+    code, out, _ = run(capsys, "schedule", f"case = '{case}' AND level = 3", "--no-daemon")
+    assert code == 0 and out.startswith("schedule 1: ")
+    listed = run(capsys, "schedule", "list")[1]
+    assert "pending" in listed.splitlines()[2]
+    assert run(capsys, "schedule", "cancel", "1")[1].startswith("schedule 1 cancelled")
+    assert "cancelled" in run(capsys, "schedule", "list")[1].splitlines()[2]
