@@ -369,8 +369,11 @@ def cmd_selections_save(args: argparse.Namespace) -> int:
     target = "batches" if args.batches else "notices"
     saved.save(_store(), args.name, args.query, target=target, priority=args.priority, enabled=not args.disabled,
                comment=args.comment)  # fmt: skip
-    state = "disabled" if args.disabled else "enabled: the saved-selection sensor loads from it"
+    from loader_assets.defs.partitions import reload_code_location
+
+    state = "disabled" if args.disabled else f"enabled: its sensor selection_{args.name} loads from it"
     print(f"saved selection {args.name} over {target} ({state})")
+    print(reload_code_location())
     return 0
 
 

@@ -50,3 +50,16 @@ def waits_for_director_gate(level: int) -> bool:
 def step_directory(kind: str, task: int) -> str:
     """`step<N>_<task>`: the directory the partitioner writes a table's series of files to."""
     return f"step{load_level(kind)}_{task}"
+
+
+_NAMES = {
+    LOAD_DIRECTOR: "load_director",
+    VALIDATE_DIRECTOR: "gate_director",
+    LOAD_CHILDREN: "load_children",
+    VALIDATE_CHILDREN: "gate_children",
+}
+
+
+def name(level: int) -> str:
+    """`load_director`, `gate_director`, `load_children`, `gate_children`: what a level does, in UI names."""
+    return _NAMES[level]

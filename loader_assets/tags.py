@@ -7,3 +7,4 @@ SCHEDULE = "loader/schedule"  # the `schedules` row a run was requested for
 SELECTION = "loader/selection"  # the saved selection a run was requested for
 GATE = "loader/gate"  # <case>:<level>:<table>@<generation>,... a validation run was requested for
 PRIORITY = "dagster/priority"  # Dagster's own: higher runs first
+DESCRIPTION = "loader/description"  # a load run in words: case, level, worker, notices

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy import case as sql_case
@@ -9,7 +11,7 @@ from sqlalchemy import case as sql_case
 from loader_assets import settings
 from loader_assets.catalog.claims import gate_closed, parked
 from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.schema import attempts, level_gates, notices
+from loader_assets.catalog.schema import attempts, cases, level_gates, notices
 from loader_assets.catalog.time import utcnow
 
 LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owner_pid", "locked_at", "heartbeat_at",
@@ -102,3 +104,43 @@ def history(db: CatalogDB, notice_id: int) -> pd.DataFrame:
     query = select(attempts).where(attempts.c.notice == notice_id).order_by(attempts.c.id)
     with db.read() as connection:
         return pd.DataFrame(connection.execute(query).mappings().all())
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One case at a glance: what `status`, `locks` and the gates say, as the UI's overview asset shows it."""
+
+    case: str
+    state: str
+    counts: dict[str, dict[str, int]]  # "<level> <table>" -> shown status -> notices (as `status` prints them)
+    gates: list[dict[str, object]]  # level, table, status, checks
+    held_locks: int
+    stale_locks: int
+    unfinished_chunks: list[int]  # chunks with a notice not done, first ones
+
+    def markdown(self) -> str:
+        head = "| level | table | " + " | ".join(SHOWN_STATUSES) + " | total |"
+        rule = "|" + "---|" * (len(SHOWN_STATUSES) + 3)
+        rows = [
+            f"| {key.split(' ', 1)[0]} | {key.split(' ', 1)[1]} | "
+            + " | ".join(str(counts.get(s, 0)) for s in SHOWN_STATUSES) + f" | {counts.get('total', 0)} |"
+            for key, counts in self.counts.items()
+        ]  # fmt: skip
+        gates = [f"- level {g['level']} {g['table']}: **{g['status']}** {g['checks']}".rstrip() for g in self.gates]
+        return "\n".join([f"**case {self.case}: {self.state}**", "", head, rule, *rows, "", *gates])
+
+
+def overview(db: CatalogDB, case: str, *, shown_chunks: int = 20) -> Overview:
+    with db.read() as connection:
+        state = connection.execute(select(cases.c.state).where(cases.c.case == case)).scalar_one()
+        unfinished = connection.execute(
+            select(notices.c.chunk).where(notices.c.case == case, notices.c.status != "done", notices.c.chunk.is_not(None))
+            .group_by(notices.c.chunk).order_by(notices.c.chunk).limit(shown_chunks)
+        ).scalars().all()  # fmt: skip
+    frame = status_counts(db, case)
+    counts = {f"{level} {table}": {k: int(v) for k, v in row.items()} for (_c, level, table), row in frame.iterrows()}
+    gate_frame = gates(db, case)
+    gate_rows = [] if gate_frame.empty else gate_frame[["level", "table", "status", "checks"]].to_dict("records")
+    lock_frame = locks(db, case)
+    stale = 0 if lock_frame.empty else int(lock_frame["stale"].sum())
+    return Overview(case, state, counts, gate_rows, len(lock_frame), stale, list(unfinished))

@@ -1,8 +1,10 @@
-"""Per registered case, assets named after its real tables; the levels of the old loader are the asset graph.
+"""Per registered case, assets named after its real tables; the levels of the old loader are the asset graph,
+one asset group per case and level (`<case>_1_load_director`, `<case>_2_gate_director`, …).
 
-    <case>/<Director>  (level 1, partitioned by chunk) ─► <case>/<Director>_index  (level 2: blocking checks)
+    <case>/<Director>  (level 1, partitioned by chunk) ─► <case>/<Director>_gate  (level 2: blocking checks)
     <case>/<Regular>   (level 1, unpartitioned)                     │
-    <case>/<Child>     (level 3, partitioned by chunk) ◄────────────┘ ─► <case>/<Child>_validated (level 4)
+    <case>/<Child>     (level 3, partitioned by chunk) ◄────────────┘ ─► <case>/<Child>_gate (level 4)
+    <case>/overview    what `loader-assets status` shows, refreshed by the `case_overviews` sensor
 
 A load asset loads the notices of the partitions it was asked for, and logs a materialization for exactly the
 chunks whose notices it loaded (its output is skippable), so the UI never shows a chunk it did not load.
@@ -11,6 +13,9 @@ chunks whose notices it loaded (its output is skippable), so the UI never shows 
 from collections.abc import Iterator
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,  # define_asset_job's type
+)
 from pydantic import Field
 
 from loader_assets import levels, tags
@@ -35,31 +40,69 @@ def table_key(case: str, table: str) -> dg.AssetKey:
 
 
 def validation_key(case: str, table: TableLayout) -> dg.AssetKey:
-    suffix = "_index" if table.kind == levels.DIRECTOR else "_validated"
-    return dg.AssetKey([case, f"{table.name}{suffix}"])
+    """The gate of a table: its validation asset, whose blocking checks open the next level."""
+    return dg.AssetKey([case, f"{table.name}_gate"])
 
 
-def case_assets(layout: CaseLayout) -> list[dg.AssetsDefinition]:
+def overview_key(case: str) -> dg.AssetKey:
+    return dg.AssetKey([case, "overview"])
+
+
+def group(case: str, level: int) -> str:
+    return f"{case}_{level}_{levels.name(level)}"
+
+
+def gate_job_name(case: str, level: int) -> str:
+    return f"{case}_gate_level_{level}"
+
+
+def case_assets(layout: CaseLayout) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     partitions = chunk_partitions(layout.case)
     load_assets = [_table_asset(layout, table, partitions) for table in layout.tables.values()]
     validations = [_validation_asset(layout, table) for table in layout.validated_tables()]
-    return load_assets + validations
+    overview = dg.AssetSpec(
+        overview_key(layout.case),
+        group_name=f"{layout.case}_0_overview",
+        kinds={"overview"},
+        description=f"Case {layout.case}: notices per level, table and status, gates and their failing checks, "
+        "locks, paused or not. Materialized by the case_overviews sensor whenever it changes (no run).",
+    )
+    return [*load_assets, *validations, overview]
+
+
+def gate_jobs(layout: CaseLayout) -> list[UnresolvedAssetJobDefinition]:
+    """A named job per validation level of the case (the level_gates sensor and `load` run them)."""
+    jobs = []
+    for level in levels.VALIDATION_LEVELS:
+        keys = [validation_key(layout.case, t) for t in layout.tables_of_kind(levels.validated_kind(level))]
+        if keys:
+            jobs.append(dg.define_asset_job(
+                gate_job_name(layout.case, level), selection=dg.AssetSelection.assets(*keys),
+                description=f"level {level} of case {layout.case}: validate {', '.join(k.path[-1] for k in keys)}",
+                tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
+            ))  # fmt: skip
+    return jobs
 
 
 def _table_asset(layout: CaseLayout, table: TableLayout, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     partitioned = table.kind != levels.REGULAR
     deps: list[dg.AssetKey] = []
+    gated = ""
     if table.kind == levels.CHILD and table.director_table:
         director = layout.director_of(table)
         deps = [table_key(layout.case, director.name), validation_key(layout.case, director)]
+        checks = ", ".join(DIRECTOR_CHECKS)
+        gated = (f" Gated: loads only once {validation_key(layout.case, director).to_user_string()} passed "
+                 f"(level {levels.VALIDATE_DIRECTOR}, blocking checks {checks}).")  # fmt: skip
     spec = dg.AssetSpec(
         key=table_key(layout.case, table.name),
         deps=deps,
-        group_name=layout.case,
+        group_name=group(layout.case, table.level),
         partitions_def=partitions if partitioned else None,
         skippable=True,
         kinds={"mariadb"},
-        description=f"{table.kind} table {table.name} of {layout.database}, loaded into the worker nodes",
+        description=f"Level {table.level}: {table.kind} table {table.name} of {layout.database}, loaded into the "
+        f"worker nodes, a partition per chunk.{gated}",
         metadata={"level": table.level, "kind": table.kind, "database": layout.database},
         tags={tags.LEVEL: str(table.level)},
     )
@@ -92,12 +135,13 @@ def _validation_asset(layout: CaseLayout, table: TableLayout) -> dg.AssetsDefini
     spec = dg.AssetSpec(
         key=key,
         deps=[table_key(layout.case, table.name)],
-        group_name=layout.case,
-        kinds={"mariadb"},
+        group_name=group(layout.case, level),
+        kinds={"mariadb", "gate"},
         description=(
-            f"director index of {table.name} at the czar, validated (level {level})"
+            f"Level {level} gate of {table.name}: its director index at the czar, validated; level "
+            f"{levels.LOAD_CHILDREN} (the children) loads only once every blocking check passed."
             if table.kind == levels.DIRECTOR
-            else f"{table.name} validated against the director index (level {level})"
+            else f"Level {level} gate of {table.name}: validated against its director and the director index."
         ),
         metadata={"level": level},
         tags={tags.LEVEL: str(level)},

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import dagster as dg
+from dagster._core.definitions.events import (  # no public API marks a partition failed from inside a step
+    AssetMaterializationFailure,
+    AssetMaterializationFailureReason,
+    AssetMaterializationFailureType,
+)
+from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
 
+from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
 from loader_assets.engine.load import Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
@@ -44,10 +51,7 @@ def load_in_run(
 
 
 def load_failure(report: LoadReport) -> dg.Failure | None:
-    """The failure a load step ends with, or None: a closed gate (nothing loaded), failed files, lost leases."""
-    gate_refusals = sorted({refused.message for refused in report.gate_refusals})
-    if gate_refusals and not report.loaded:
-        return dg.Failure(description=f"refused: {gate_refusals[0]}", metadata={"refused": len(report.skipped)})
+    """The failure a load step ends with, or None: failed files, lost leases (a closed gate is a wait)."""
     if report.failed:
         errors = [f"notice {nid}: {error}" for nid, error in sorted(report.failed.items())]
         return dg.Failure(
@@ -62,13 +66,39 @@ def load_failure(report: LoadReport) -> dg.Failure | None:
     return None
 
 
-def report_load(context: dg.OpExecutionContext, report: LoadReport) -> None:
-    """Skipped notices are logged with their holder; failures fail the step, naming the files."""
+def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, report: LoadReport) -> None:
+    """Skipped notices are logged with their holder; each failed chunk is marked failed with its error (its
+    partition shows Failed); failures fail the step, naming the files."""
+    gate_waits = sorted({refused.message for refused in report.gate_refusals})
+    if gate_waits:
+        context.log.warning(f"{len(report.gate_refusals)} notices wait for their gate, not loaded: {gate_waits[0]}")
     for notice_id, refused in sorted(report.skipped.items()):
-        context.log.warning(f"notice {notice_id} skipped: {refused}")
+        if refused.reason is not Refusal.GATE_CLOSED:
+            context.log.warning(f"notice {notice_id} skipped: {refused}")
+    for target, error in sorted(report.failed_targets.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
+        _mark_failed(context, target, error)
     failure = load_failure(report)
     if failure is not None:
         raise failure
+
+
+def _mark_failed(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext, target: tuple[str, str, int | None], error: str
+) -> None:
+    """Dagster counts a partition failed when a run that planned it failed without materializing it: plan it
+    now (this run fails just after), and log its failure with the attempt's error for the UI's event log."""
+    case, table, chunk = target
+    key, partition = dg.AssetKey([case, table]), None if chunk is None else str(chunk)
+    step = context.op_handle.to_string()
+    planned = DagsterEvent.build_asset_materialization_planned_event(
+        context.job_name, step, AssetMaterializationPlannedData(key, partition=partition)
+    )
+    failure = AssetMaterializationFailure(
+        key, AssetMaterializationFailureType.FAILED, AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
+        description=error, metadata={"error": error}, partition=partition,
+    )  # fmt: skip
+    for event in (planned, DagsterEvent.build_asset_failed_to_materialize_event(context.job_name, step, failure)):
+        context.instance.report_dagster_event(event, run_id=context.run_id)
 
 
 def check_results(key: dg.AssetKey, validation: Validation) -> Iterator[dg.AssetCheckResult]:

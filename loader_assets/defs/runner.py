@@ -10,7 +10,7 @@ import dagster as dg
 from loader_assets import tags
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.store import Store
-from loader_assets.defs.assets import validation_key
+from loader_assets.defs.assets import gate_job_name, validation_key
 from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.engine import runner
 from loader_assets.engine.plan import RunPlan
@@ -34,10 +34,13 @@ class DagsterExecutor:
 
     def run_validation(self, layout: CaseLayout, table: TableLayout) -> None:
         key = validation_key(layout.case, table)
+        level = table.validation_level
+        assert level is not None
         self.log(f"validating {key.to_user_string()}")
-        job = self.defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={key})
-        run_tags = {tags.CASE: layout.case, tags.LEVEL: str(table.validation_level)}
-        job.execute_in_process(run_config=self.console, instance=self.instance, tags=run_tags, raise_on_error=False)
+        job = self.defs.resolve_job_def(gate_job_name(layout.case, level))
+        run_tags = {tags.CASE: layout.case, tags.LEVEL: str(level)}
+        job.execute_in_process(run_config=self.console, instance=self.instance, tags=run_tags, asset_selection=[key],
+                               raise_on_error=False)  # fmt: skip
 
 
 def load_case(

@@ -1,14 +1,21 @@
 """Sensors that launch and tidy runs. Each tick is small: a bounded number of notices, a few queries.
 
 - `scheduled_loads`: turns pending schedules (a frozen selection) into queued runs.
-- `saved_selections`: for each enabled saved selection, requests runs for what it selects that may run now.
+- `selection_<name>`: one per saved selection, requests runs for what it selects that may run now.
 - `level_gates`: once a table's load level is done, runs its validation (levels 2 and 4).
 - `stale_sweeper`: takes back locks of dead or silent runs, drops their partial rows, fails their runs.
+- `case_overviews`: each case's overview asset, re-materialized when it changed.
 """
 
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,  # define_asset_job's type
+)
 
 from loader_assets import levels, settings, tags
 from loader_assets.catalog import schedules
@@ -17,7 +24,8 @@ from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import TableLayout, case_layouts
 from loader_assets.catalog.store import Released
 from loader_assets.catalog.time import utcnow
-from loader_assets.defs.assets import validation_key
+from loader_assets.catalog.views import Overview, overview
+from loader_assets.defs.assets import gate_job_name, overview_key, validation_key
 from loader_assets.defs.jobs import load_notices_job, run_request
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.runs import IN_FLIGHT, first_in_flight
@@ -25,7 +33,7 @@ from loader_assets.engine.level_state import holder_alive_here, validation_due
 from loader_assets.engine.load import Target, drop_attempt_rows
 from loader_assets.engine.plan import plan_runs
 from loader_assets.engine.reconcile import reconcile
-from loader_assets.selection.saved import matching_schedulable
+from loader_assets.selection.saved import SavedSelection, matching_schedulable
 from loader_assets.selection.saved import saved_selections as enabled_selections
 from loader_assets.workers.cluster import Cluster
 
@@ -36,12 +44,15 @@ PENDING_SCHEDULES_READ = 100  # schedules waiting for a gate are read again each
 # The daemon evaluates its sensors every 5 s at best: these two follow a level's end within a loop or two.
 SCHEDULE_INTERVAL_SECONDS = 2
 GATE_INTERVAL_SECONDS = 2
+OVERVIEW_INTERVAL_SECONDS = 10
 
 
 @dg.sensor(
     job=load_notices_job,
     minimum_interval_seconds=SCHEDULE_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns schedules (`loader-assets schedule`, `Selection.schedule()`) into queued load runs, one "
+    "per case, level and worker; a child level once its director's gate passed.",
 )
 def scheduled_loads(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
@@ -74,40 +85,74 @@ def scheduled_loads(
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule may start")
 
 
-@dg.sensor(
-    job=load_notices_job,
-    minimum_interval_seconds=settings.sensor_interval(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def saved_selections(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
-) -> dg.SensorResult:
-    """Each enabled saved selection: what it selects that is ready, unlocked and past its gate, in runs.
+def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:
+    """The sensor of one saved selection: its own on/off switch and ticks in the UI. Each tick requests runs
+    for what it selects that is ready, unlocked and past its gate; it waits while its earlier runs are queued or
+    running, so no notice is requested twice; run keys carry the attempt numbers, so a retry is a new run."""
+    name = selection.name
 
-    A selection whose earlier runs are still queued or running waits, so no notice is requested twice;
-    run keys carry the notices' attempt numbers, so a retry after a failure is a new run.
-    """
-    store = catalog.store()
-    budget, requests, lines = NOTICES_PER_TICK, [], []
-    for row in sorted(enabled_selections(store, enabled_only=True), key=lambda s: (-s.priority, s.name)):
-        if budget <= 0:
-            break
-        in_flight = first_in_flight(context.instance, tags.SELECTION, row.name)
+    @dg.sensor(
+        name=f"selection_{name}",
+        job=load_notices_job,
+        minimum_interval_seconds=settings.sensor_interval(),
+        default_status=dg.DefaultSensorStatus.RUNNING if selection.enabled else dg.DefaultSensorStatus.STOPPED,
+        description=f"Saved selection {name} over {selection.target}: `{selection.query}` (priority "
+        f"{selection.priority}; higher first). Loads what it selects that may load now.",
+    )
+    def load_selection(
+        context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
+    ) -> dg.SensorResult:
+        store = catalog.store()
+        row = next((s for s in enabled_selections(store) if s.name == name), None)
+        if row is None or not row.enabled:
+            return dg.SensorResult(skip_reason=f"{name}: {'deleted' if row is None else 'disabled'} in the catalog")
+        in_flight = first_in_flight(context.instance, tags.SELECTION, name)
         if in_flight:
-            lines.append(f"{row.name}: waiting for run {in_flight}")
-            continue
-        ids = matching_schedulable(store, row, utcnow(), budget)
+            return dg.SensorResult(skip_reason=f"{name}: waiting for run {in_flight}")
+        ids = matching_schedulable(store, row, utcnow(), NOTICES_PER_TICK)
         if not ids:
-            lines.append(f"{row.name}: nothing to load")
-            continue
+            return dg.SensorResult(skip_reason=f"{name}: nothing to load")
         plans, attempts = plan_runs(store, cluster.cluster, ids, priority=row.priority)
-        requests += [run_request(plan, f"selection-{row.name}", attempts, {tags.SELECTION: row.name}) for plan in plans]
-        budget -= len(ids)
-        lines.append(f"{row.name}: {len(ids)} notices in {len(plans)} runs")
-    for line in lines:
-        context.log.info(line)
-    return dg.SensorResult(
-        run_requests=requests, skip_reason=None if requests else "; ".join(lines) or "no enabled selection"
+        context.log.info(f"{name}: {len(ids)} notices in {len(plans)} runs")
+        return dg.SensorResult(
+            run_requests=[run_request(plan, f"selection-{name}", attempts, {tags.SELECTION: name}) for plan in plans]
+        )
+
+    return load_selection
+
+
+@dg.sensor(
+    minimum_interval_seconds=OVERVIEW_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Materializes each case's overview asset (notices per level and status, gates, locks, paused) "
+    "whenever it changed; no run.",
+)
+def case_overviews(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
+    db = catalog.store().db
+    seen = json.loads(context.cursor) if context.cursor else {}
+    events = []
+    for case in sorted(case_layouts(db)):
+        found = overview(db, case)
+        digest = hashlib.sha1(json.dumps(asdict(found), sort_keys=True, default=str).encode()).hexdigest()
+        if seen.get(case) != digest:
+            events.append(overview_materialization(found))
+            seen[case] = digest
+    return dg.SensorResult(asset_events=events, cursor=json.dumps(seen), skip_reason=None if events else "no change")
+
+
+def overview_materialization(found: Overview) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(
+        asset_key=overview_key(found.case),
+        description=f"case {found.case}: {found.state}",
+        metadata={
+            "overview": dg.MetadataValue.md(found.markdown()),
+            "state": found.state,
+            "counts": dg.MetadataValue.json(found.counts),
+            "gates": dg.MetadataValue.json(found.gates),
+            "held locks": found.held_locks,
+            "stale locks": found.stale_locks,
+            "unfinished chunks (first)": dg.MetadataValue.json(found.unfinished_chunks),
+        },
     )
 
 
@@ -123,15 +168,17 @@ def validation_alive(instance: dg.DagsterInstance) -> Callable[[Gate], bool]:
     return alive
 
 
-def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinition:
+def level_gates_sensor(gate_jobs: list[UnresolvedAssetJobDefinition]) -> dg.SensorDefinition:
     """Runs a table's validation once all its notices are done and its gate is pending at a new generation, or
     its last validation died (the run key carries both)."""
 
     @dg.sensor(
         name="level_gates",
-        target=dg.AssetSelection.assets(*validation_keys),
+        jobs=gate_jobs,
         minimum_interval_seconds=GATE_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Validates a table (levels 2 and 4, in the case's gate_level_N job) once its load level is "
+        "done and its gate pending; a passed gate opens the next level.",
     )
     def level_gates(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
         store = catalog.store()
@@ -156,7 +203,12 @@ def level_gates_sensor(validation_keys: list[dg.AssetKey]) -> dg.SensorDefinitio
     return level_gates
 
 
-@dg.sensor(minimum_interval_seconds=settings.sensor_interval(), default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    minimum_interval_seconds=settings.sensor_interval(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Takes back the locks of dead or silent runs (their rows dropped, their runs failed) and keeps "
+    "every worker's partitions equal to the catalog's attempts.",
+)
 def stale_sweeper(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SkipReason:
@@ -206,11 +258,14 @@ def _validation_request(
     context.log.info(f"validating {', '.join(key.to_user_string() for key in keys)}")
     return dg.RunRequest(
         run_key=f"gate:{catalog_id}:{gate_tag}:{validations}:{failed}",
+        job_name=gate_job_name(case, level),
         asset_selection=keys,
         tags={tags.CASE: case, tags.LEVEL: str(level), tags.GATE: gate_tag},
     )
 
 
-def all_sensors(validation_keys: list[dg.AssetKey]) -> list[dg.SensorDefinition]:
-    sensors = [scheduled_loads, saved_selections, stale_sweeper]
-    return sensors + ([level_gates_sensor(validation_keys)] if validation_keys else [])
+def all_sensors(
+    gate_jobs: list[UnresolvedAssetJobDefinition], selections: list[SavedSelection]
+) -> list[dg.SensorDefinition]:
+    sensors = [scheduled_loads, stale_sweeper, case_overviews, *(selection_sensor(s) for s in selections)]
+    return sensors + ([level_gates_sensor(gate_jobs)] if gate_jobs else [])

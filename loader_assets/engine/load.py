@@ -97,6 +97,7 @@ class LoadReport:
     skipped: dict[int, Refused] = field(default_factory=dict)  # notice id -> why it was not claimed
     lost: list[int] = field(default_factory=list)  # lease taken back while loading: discarded
     unfinished_targets: set[tuple[str, str, int | None]] = field(default_factory=set)  # (case, table, chunk)
+    failed_targets: dict[tuple[str, str, int | None], str] = field(default_factory=dict)  # first error of each
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -110,11 +111,13 @@ class LoadReport:
     def add_unfinished(self, claim: Claim, error: str | None) -> None:
         """A claimed notice this run did not load: failed with `error`, or lost to another holder (None)."""
         with self._lock:
+            target = (claim.case, claim.table, claim.chunk)
             if error is None:
                 self.lost.append(claim.notice_id)
             else:
                 self.failed[claim.notice_id] = error
-            self.unfinished_targets.add((claim.case, claim.table, claim.chunk))
+                self.failed_targets.setdefault(target, f"{claim.path}: {error}")
+            self.unfinished_targets.add(target)
 
     def throughput(self) -> list[Throughput]:
         """Per worker (regular tables, loaded everywhere, left out), for the run's log and `load`'s summary."""

@@ -40,6 +40,8 @@ class RunPlan:
             tags.LEVEL: str(self.level),
             tags.WORKER: self.worker,
             tags.PRIORITY: str(self.priority),
+            tags.DESCRIPTION: f"load case {self.case} level {self.level} on {self.worker}: "
+            f"{len(self.notice_ids)} notices" + (" (forced)" if self.force else ""),
         }
 
     def run_key(self, prefix: str, attempts: dict[int, int]) -> str:

@@ -204,6 +204,9 @@ class RunLookup(Protocol):
         ...
 
 
+NO_RUN_WARNING_S = 60  # `watch` says so when a schedule got no run this long
+
+
 @dataclass(frozen=True)
 class Scheduled:
     """A frozen list of notices handed to the run queue as one `schedules` row."""
@@ -233,7 +236,8 @@ class Scheduled:
         until an attempt finishes after it: it keeps its old status until the sensor's run claims it.
         Returns the final count per status. Raises TimeoutError naming the notices left after `timeout` s.
         """
-        store, deadline, last_line = self._store(), time.monotonic() + timeout, None
+        store, started, last_line, warned = self._store(), time.monotonic(), None, False
+        deadline = started + timeout
         ids = list(self.notice_ids)
         schedule = schedules.get(store.db, self.schedule_id)
         made_at, forced = schedule.created_at, schedule.force
@@ -248,6 +252,10 @@ class Scheduled:
             if line != last_line:
                 progress(line)
                 last_line = line
+            if runs is not None and not run_statuses and not warned and time.monotonic() - started > NO_RUN_WARNING_S:
+                progress(f"warning: no run for schedule {self.schedule_id} after {NO_RUN_WARNING_S} s: is a "
+                         "dagster-daemon running for this instance? (`loader-assets doctor`)")  # fmt: skip
+                warned = True
             not_yet = state["status"].isin(reloaded) & ~(pd.to_datetime(state["finished_at"]) >= made_at)
             left = state[state["status"].isin(["ready", "running"]) | not_yet]
             if left.empty:

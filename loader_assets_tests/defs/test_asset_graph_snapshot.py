@@ -48,8 +48,8 @@ def _asset(defs: dg.Definitions, graph: Any, key: dg.AssetKey) -> dict[str, Any]
         "metadata": {name: _plain(value) for name, value in sorted(node.metadata.items())},
         "skippable": spec.skippable,
         "pools": sorted(node.pools or []),
-        "op": assets_def.op.name,
-        "op_tags": dict(sorted((assets_def.op.tags or {}).items())),
+        "op": assets_def.op.name if assets_def.is_executable else None,  # the overview is materialized by a sensor
+        "op_tags": dict(sorted((assets_def.op.tags or {}).items())) if assets_def.is_executable else {},
     }
 
 

@@ -17,7 +17,7 @@ from loader_assets.catalog.store import Owner, utcnow
 from loader_assets.defs.jobs import LOAD_JOB, execute_plan, load_notices_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.runner import load_case
-from loader_assets.defs.sensors import saved_selections, scheduled_loads
+from loader_assets.defs.sensors import scheduled_loads
 from loader_assets.engine.load import ALL_WORKERS
 from loader_assets.engine.plan import plan_runs
 from loader_assets.selection import saved
@@ -91,15 +91,17 @@ def levels_of(platform: Platform, case: str, schedule_id: int, requests: list[dg
 def test_saved_selections_keys_follow_attempts_and_wait_for_runs_in_flight(platform: Platform) -> None:
     case = platform.sample_case(chunks=4, rows_per_chunk=2).case
     saved.save(platform.store, "objects", f"case = '{case}' and table = 'Object'", priority=2)
+    objects = platform.definitions().resolve_sensor_def("selection_objects")  # a sensor per saved selection
+    assert "`case = " in (objects.description or "") and "priority 2" in (objects.description or "")
 
-    first = saved_selections(sensor_context(platform)).run_requests
-    same = saved_selections(sensor_context(platform)).run_requests
+    first = objects(sensor_context(platform)).run_requests
+    same = objects(sensor_context(platform)).run_requests
     assert first and [r.run_key for r in first] == [r.run_key for r in same]
     assert {r.tags["loader/selection"] for r in first} == {"objects"}
 
     failed = requested_ids(first[0])[0]
     fail_one_attempt(platform, failed)
-    retry = saved_selections(sensor_context(platform)).run_requests
+    retry = objects(sensor_context(platform)).run_requests
     assert [requested_ids(r) for r in retry] == [requested_ids(r) for r in first]  # same runs of notices …
     changed = [requested_ids(r) for r, old in zip(retry, first, strict=True) if r.run_key != old.run_key]
     assert changed == [requested_ids(first[0])]  # … but the run holding the failed notice has a new key
@@ -108,11 +110,11 @@ def test_saved_selections_keys_follow_attempts_and_wait_for_runs_in_flight(platf
     in_flight = platform.instance.create_run_for_job(
         load_notices_job, run_config=first[0].run_config, tags=first[0].tags
     )
-    waiting = saved_selections(sensor_context(platform))
+    waiting = objects(sensor_context(platform))
     assert not waiting.run_requests
     assert f"objects: waiting for run {in_flight.run_id}" in waiting.skip_reason.skip_message
     platform.instance.report_run_canceled(in_flight)
-    assert saved_selections(sensor_context(platform)).run_requests
+    assert objects(sensor_context(platform)).run_requests
 
 
 def test_level_gates_requests_a_validation_once_per_loaded_data(platform: Platform) -> None:
@@ -127,7 +129,8 @@ def test_level_gates_requests_a_validation_once_per_loaded_data(platform: Platfo
     assert evaluate() == []  # nothing loaded yet
     load_case(case, defs, levels=(1,), **run)
     [request] = evaluate()
-    assert request.asset_selection == [dg.AssetKey([case, "Object_index"])]
+    assert request.asset_selection == [dg.AssetKey([case, "Object_gate"])]
+    assert request.job_name == f"{case}_gate_level_2"
     assert (request.tags["loader/case"], request.tags["loader/level"]) == (case, "2")
     assert [r.run_key for r in evaluate()] == [request.run_key]  # same data, same key: Dagster runs it once
 

@@ -47,7 +47,7 @@ def director_gate(platform: Platform, layout: CaseLayout):  # type: ignore[no-un
 def gate_requests(platform: Platform, layout: CaseLayout) -> list[dg.RunRequest]:
     """One tick of the level_gates sensor, as the daemon would evaluate it."""
     defs = platform.definitions()
-    sensor = level_gates_sensor([dg.AssetKey([layout.case, "Object_index"])])
+    sensor = level_gates_sensor([dg.AssetKey([layout.case, "Object_gate"])])
     context = dg.build_sensor_context(
         instance=platform.instance,
         resources={"catalog": CatalogResource(), "cluster": ClusterResource()},

@@ -150,13 +150,13 @@ def test_case01_as_shipped_loads_with_qserv_counts_and_its_orphans_warn(
         "first keys (key: rows)": f"{ORPHAN_OBJECT_ID}: {ORPHAN_ROWS}",
         "severity": "warning (Qserv loads them)",
     }
-    orphans = check_evaluation(platform.instance, case, "Source_validated", "orphan_rows")
+    orphans = check_evaluation(platform.instance, case, "Source_gate", "orphan_rows")
     assert (orphans.passed, orphans.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert metadata_values(orphans) == source.details["orphan_rows"]
-    misplaced = check_evaluation(platform.instance, case, "Source_validated", "misplaced_rows")
+    misplaced = check_evaluation(platform.instance, case, "Source_gate", "misplaced_rows")
     assert (misplaced.passed, misplaced.severity) == (True, dg.AssetCheckSeverity.ERROR)
     assert metadata_values(misplaced) == {"rows": 0, "first keys (key: rows)": "none"}
-    rows = check_evaluation(platform.instance, case, "Source_validated", "rows_match_files")
+    rows = check_evaluation(platform.instance, case, "Source_gate", "rows_match_files")
     assert rows.passed and metadata_values(rows)["rows"] == 3339
 
     capsys.readouterr()
@@ -182,10 +182,10 @@ def test_case01_strict_children_fails_level_4_on_its_orphans(
     assert source.details["orphan_rows"]["rows"] == ORPHAN_ROWS
     assert str(ORPHAN_OBJECT_ID) in source.details["orphan_rows"]["first keys (key: rows)"]
     assert source.details["orphan_rows"]["severity"] == "error (strict children)"
-    orphans = check_evaluation(platform.instance, case, "Source_validated", "orphan_rows")
+    orphans = check_evaluation(platform.instance, case, "Source_gate", "orphan_rows")
     assert (orphans.passed, orphans.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert str(ORPHAN_OBJECT_ID) in metadata_values(orphans)["first keys (key: rows)"]
-    assert check_evaluation(platform.instance, case, "Source_validated", "misplaced_rows").passed
+    assert check_evaluation(platform.instance, case, "Source_gate", "misplaced_rows").passed
     with pytest.raises(LevelFailed, match="check orphan_rows"):  # validated again: the same verdict
         load(platform, case, levels=(4,))
     assert gate_of(platform, case, 4, "Source").status == "failed"

@@ -12,7 +12,6 @@ from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Owner, utcnow
 from loader_assets.cli import main
 from loader_assets.defs.jobs import LOAD_JOB
-from loader_assets.defs.sensors import saved_selections
 from loader_assets.selection import saved
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import (
@@ -60,11 +59,12 @@ def test_a_failing_notice_backs_off_is_parked_after_max_attempts_and_comes_back_
     good = path.read_bytes()
     path.write_bytes(b"1,2\n")  # too few fields: the load is refused, nothing kept
     saved.save(platform.store, "retrying", f"case = '{case}' AND level = 1")
-    job = platform.definitions().get_job_def(LOAD_JOB)
+    defs = platform.definitions()
+    job, selection = defs.get_job_def(LOAD_JOB), defs.resolve_sensor_def("selection_retrying")
 
     def tick() -> list[int]:
         """One evaluation of the saved-selection sensor; its runs executed here. Returns the notices requested."""
-        requests = saved_selections(sensor_context(platform)).run_requests
+        requests = selection(sensor_context(platform)).run_requests
         for request in requests:
             job.execute_in_process(
                 run_config=request.run_config, instance=platform.instance, tags=request.tags, raise_on_error=False

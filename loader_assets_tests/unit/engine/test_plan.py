@@ -53,7 +53,9 @@ def test_plan_runs_groups_a_case_by_level_and_worker_with_its_tags(
         (3, "w2", 2),
     ]
     assert plans[0].notice_ids == tuple(ids(store.db, "Filter"))
-    assert plans[1].tags == {tags.CASE: CASE, tags.LEVEL: "1", tags.WORKER: "w1", tags.PRIORITY: "2"}
+    described = f"load case {CASE} level 1 on w1: {len(plans[1].notice_ids)} notices"
+    assert plans[1].tags == {tags.CASE: CASE, tags.LEVEL: "1", tags.WORKER: "w1", tags.PRIORITY: "2",
+                             tags.DESCRIPTION: described}  # fmt: skip
     assert attempts == dict.fromkeys(everything, 0)
 
 
