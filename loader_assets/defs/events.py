@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import dagster as dg
-from dagster._core.definitions.events import (  # no public API marks a partition failed from inside a step
-    AssetMaterializationFailure,
-    AssetMaterializationFailureReason,
-    AssetMaterializationFailureType,
-)
-from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
+from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent  # no public API plans a partition
 
 from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
@@ -85,20 +80,19 @@ def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, repor
 def _mark_failed(
     context: dg.OpExecutionContext | dg.AssetExecutionContext, target: tuple[str, str, int | None], error: str
 ) -> None:
-    """Dagster counts a partition failed when a run that planned it failed without materializing it: plan it
-    now (this run fails just after), and log its failure with the attempt's error for the UI's event log."""
+    """Dagster counts a partition failed when a run that planned it failed without materializing it: plan it now
+    (this run fails just after). The error goes with the partition as an observation (Dagster's own failure
+    events are not stored by its open-source storages)."""
     case, table, chunk = target
     key, partition = dg.AssetKey([case, table]), None if chunk is None else str(chunk)
-    step = context.op_handle.to_string()
     planned = DagsterEvent.build_asset_materialization_planned_event(
-        context.job_name, step, AssetMaterializationPlannedData(key, partition=partition)
+        context.job_name,
+        context.get_step_execution_context().step.key,
+        AssetMaterializationPlannedData(key, partition=partition),
     )
-    failure = AssetMaterializationFailure(
-        key, AssetMaterializationFailureType.FAILED, AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
-        description=error, metadata={"error": error}, partition=partition,
-    )  # fmt: skip
-    for event in (planned, DagsterEvent.build_asset_failed_to_materialize_event(context.job_name, step, failure)):
-        context.instance.report_dagster_event(event, run_id=context.run_id)
+    context.instance.report_dagster_event(planned, run_id=context.run_id)
+    context.log_event(dg.AssetObservation(key, partition=partition, description=f"failed: {error}",
+                                          metadata={"failed": error}))  # fmt: skip
 
 
 def check_results(key: dg.AssetKey, validation: Validation) -> Iterator[dg.AssetCheckResult]:
