@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy import case as sql_case
 
 from loader_assets import settings
 from loader_assets.catalog.claims import gate_closed, parked
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.engine import CatalogDB, id_batches
 from loader_assets.catalog.schema import attempts, cases, level_gates, notices
 from loader_assets.catalog.time import utcnow
 
@@ -22,13 +22,36 @@ LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owne
 SHOWN_STATUSES = ("ready", "gate-blocked", "running", "done", "failed", "parked")
 
 
-def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
-    """Notices per case / level / table and status, one column per shown status plus the total."""
-    shown = sql_case(
+def shown_status() -> ColumnElement[str]:
+    """SQL on `notices`: the status an operator sees (gate-blocked and parked apart)."""
+    return sql_case(
         (and_(notices.c.status == "ready", gate_closed()), "gate-blocked"),
         (parked(settings.max_attempts()), "parked"),
         else_=notices.c.status,
     ).label("status")
+
+
+def shown_statuses(db: CatalogDB, ids: list[int]) -> pd.Series:
+    """Notice id -> the status an operator sees."""
+    found: dict[int, str] = {}
+    with db.read() as connection:
+        for batch in id_batches(sorted(set(ids))):
+            found.update(connection.execute(select(notices.c.id, shown_status()).where(notices.c.id.in_(batch))).all())
+    return pd.Series(found, name="status", dtype=object)
+
+
+def chunk_statuses(db: CatalogDB, case: str) -> pd.DataFrame:
+    """Table, chunk and shown status of each chunked notice of the case."""
+    query = select(notices.c.table, notices.c.chunk, shown_status()).where(
+        notices.c.case == case, notices.c.chunk.is_not(None)
+    )
+    with db.read() as connection:
+        return pd.DataFrame(connection.execute(query).all(), columns=["table", "chunk", "status"])
+
+
+def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
+    """Notices per case / level / table and status, one column per shown status plus the total."""
+    shown = shown_status()
     query = select(notices.c.case, notices.c.level, notices.c.table, shown, func.count().label("n"))
     if case is not None:
         query = query.where(notices.c.case == case)

@@ -31,6 +31,7 @@ from loader_assets.catalog.engine import id_batches
 from loader_assets.catalog.schema import NOTICE_STATUSES, batches, notices
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
+from loader_assets.catalog.views import shown_statuses
 from loader_assets.selection.language import (
     BATCH_FIELDS,
     BOOL,
@@ -331,10 +332,11 @@ class _Rows:
         ]
 
     def grid(self, **options: Any) -> None:
-        """An interactive, searchable table of the frame (itables) in a notebook."""
+        """An interactive, searchable table of the frame (itables) in a notebook: times to the second, file
+        modification times as dates, sizes in kB/MB."""
         from itables import show
 
-        show(self.frame.reset_index(), **options)
+        show(readable(self.frame.reset_index()), **options)
 
     def summary(self) -> Any:
         raise NotImplementedError
@@ -384,12 +386,13 @@ class Selection(_Rows):
         return Summary(_status_counts(state, ["case", "level"]), _locks(state, now), _refusals(state), now)
 
     def plot(self, ax: Axes | None = None) -> Axes:
-        """Bar chart of the notices per level, stacked by status."""
+        """Bar chart of the notices per level, stacked by status as the operator sees it (gate-blocked, parked)."""
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots()
-        counts = _status_counts(self.frame, ["level"]).drop(columns="total")
+        shown = self.frame[["level"]].join(shown_statuses(self.store.db, self.ids))
+        counts = shown.groupby(["level", "status"]).size().unstack(fill_value=0) if not shown.empty else shown
         if counts.empty:
             ax.set_title(f"no notices selected by {self.query!r}")
             return ax
@@ -474,6 +477,27 @@ class BatchSelection(_Rows):
         """Every notice of these batches."""
         condition = notices.c.batch.in_(self.ids) if self.ids else false()
         return _read_selection(self.store, f"notices of batches selected by {self.query!r}", condition, self.now)
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy for people: datetimes to the second, `mtime` (epoch seconds) as a date, `size` in B/kB/MB/GB."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].dt.strftime("%Y-%m-%d %H:%M:%S")
+    if "mtime" in frame:
+        frame["mtime"] = pd.to_datetime(frame["mtime"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    if "size" in frame:
+        frame["size"] = frame["size"].map(_size)
+    return frame
+
+
+def _size(value: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(value)
 
 
 # ------------------------------------------------------------------------------------------ editing helpers

@@ -6,6 +6,7 @@ the session's MariaDB workers and a running dagster-daemon; the notebook's envir
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -47,6 +48,19 @@ def errors_of(notebook: nbformat.NotebookNode) -> list[str]:
         for output in cell.get("outputs", [])
         if output.get("output_type") == "error"
     ]
+
+
+def test_the_notebook_imports_nothing_but_the_facade_and_pandas() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    imported = set()
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+    assert "loader_assets.notebook" in imported and imported <= {"pandas", "loader_assets.notebook"}
 
 
 def test_the_committed_notebook_has_no_outputs() -> None:
