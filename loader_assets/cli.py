@@ -253,6 +253,32 @@ def _preflight(config) -> None:  # type: ignore[no-untyped-def]  # a ClusterConf
         raise problem
 
 
+def cmd_drop(args: argparse.Namespace) -> int:
+    from loader_assets.catalog.retire import CaseHeld
+    from loader_assets.defs.instance import prepare_instance
+    from loader_assets.defs.partitions import reload_code_location, remove_chunk_partitions
+    from loader_assets.engine.retire import retire_case
+    from loader_assets.workers.cluster import Cluster
+
+    store = _store()
+    _case(store, args.case)
+    if not args.force:
+        raise problems.Problem(
+            problems.Exit.USAGE, f"drop retires case {args.case}: its tables on every worker, its placement and "
+            "index at the czar, its catalog rows and Dagster partitions", "add --force to do it",
+        )  # fmt: skip
+    cluster = Cluster.from_env()
+    _preflight(cluster.config)
+    try:
+        retire_case(store, cluster, args.case)
+    except CaseHeld as held:
+        raise problems.Problem(problems.Exit.FAILED, f"{held}: nothing retired",
+                               "wait for the run, or `loader-assets release --run <run>`") from held  # fmt: skip
+    print(f"Dagster: {remove_chunk_partitions(prepare_instance(), args.case)} chunk partitions removed")
+    print(reload_code_location())
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from loader_assets import doctor
     from loader_assets.defs.instance import daemon_check, prepare_instance, webserver_check
@@ -482,6 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--level", type=int, choices=list(levels.ALL), help="run one level only")
     load.add_argument("--force", action="store_true", help="reload notices that are already done")
     load.set_defaults(run=cmd_load)
+
+    drop = commands.add_parser("drop", help="retire a case: worker tables, czar placement, catalog rows, partitions")
+    drop.add_argument("case")
+    drop.add_argument("--force", action="store_true", help="really do it (refused while a notice is held)")
+    drop.set_defaults(run=cmd_drop)
 
     doctor = commands.add_parser("doctor", help="check catalog, czar, workers, daemon and webserver, each with its fix")
     doctor.set_defaults(run=cmd_doctor)

@@ -111,3 +111,56 @@ def test_a_done_notice_is_reset_only_with_force_and_schedules_are_listed_and_can
     assert "pending" in listed.splitlines()[2]
     assert run(capsys, "schedule", "cancel", "1")[1].startswith("schedule 1 cancelled")
     assert "cancelled" in run(capsys, "schedule", "list")[1].splitlines()[2]
+
+
+def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loader_assets.catalog.store import Owner
+    from loader_assets.defs.partitions import chunk_partitions
+    from loader_assets.workers.cluster import META_DB
+    from loader_assets.workers.connection import connection
+
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    other = platform.sample_case(chunks=1, rows_per_chunk=5).case
+    assert run(capsys, "load", case, "--level", "1")[0] == 0
+
+    code, _, err = run(capsys, "drop", case)
+    assert code == Exit.USAGE
+    one_line(err, "drop", "--force")
+
+    [claim] = platform.store.claim([_a_director_notice(platform, case)], Owner.current("holder"), force=True)
+    code, _, err = run(capsys, "drop", case, "--force")
+    assert code == Exit.FAILED
+    one_line(err, "drop", "held by run holder", "nothing retired")
+    assert _databases(platform, case) == set(platform.cluster.workers), "nothing was dropped"
+    platform.store.finish(claim.attempt_id, "failed", error="given up")
+
+    code, out, _ = run(capsys, "drop", case, "--force")
+    assert code == 0, out
+    assert _databases(platform, case) == set()
+    with connection(platform.cluster.czar) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE `database` = %s", (case,))
+        assert cursor.fetchone()[0] == 0
+    assert run(capsys, "status", "--case", case)[0] == Exit.UNKNOWN
+    assert platform.instance.get_dynamic_partitions(chunk_partitions(case).name) == []
+    assert run(capsys, "status", "--case", other)[0] == 0, "the case beside it is untouched"
+
+
+def _a_director_notice(platform: Platform, case: str) -> int:
+    from loader_assets.catalog.notices import notice_ids
+
+    return notice_ids(platform.store.db, case, level=1)[0]
+
+
+def _databases(platform: Platform, case: str) -> set[str]:
+    """The workers holding the case's database."""
+    from loader_assets.workers.connection import connection
+
+    found = set()
+    for name, url in platform.cluster.workers.items():
+        with connection(url) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (case,))
+            if cursor.fetchone():
+                found.add(name)
+    return found

@@ -24,6 +24,16 @@ def add_chunk_partitions(instance: dg.DagsterInstance, case: str, chunks: Iterab
     return len(new)
 
 
+def remove_chunk_partitions(instance: dg.DagsterInstance, case: str) -> int:
+    """Every chunk partition of a retired case; returns how many there were."""
+    name = chunk_partitions(case).name
+    assert name is not None
+    known = instance.get_dynamic_partitions(name)
+    for key in known:
+        instance.delete_dynamic_partition(name, key)
+    return len(known)
+
+
 def reload_code_location() -> str:
     """Ask a running webserver to reload the code location; otherwise say how to make a new case appear."""
     from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError

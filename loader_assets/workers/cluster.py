@@ -21,7 +21,7 @@ from pathlib import Path
 import pymysql
 
 from loader_assets import settings
-from loader_assets.workers.connection import connection, parse_url
+from loader_assets.workers.connection import connection, parse_url, quote_name
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,24 @@ class Cluster:
             finally:
                 cursor.execute("SELECT RELEASE_LOCK(%s)", (_PLACEMENT_LOCK,))
         return {c: existing[c] for c in chunks}
+
+    def unregister_database(self, database: str, index_tables: Iterable[str]) -> None:
+        """Forget a retired database at the czar: its director index tables, its family record, and its
+        family's placement once no other database shares it (placement is per family)."""
+        with connection(self.czar) as conn, conn.cursor() as cursor:
+            for table in index_tables:
+                cursor.execute(f"DROP TABLE IF EXISTS {META_DB}.{quote_name(table)}")
+            cursor.execute(f"SHOW TABLES FROM {META_DB} LIKE 'database_family'")
+            if cursor.fetchone() is None:
+                return
+            cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
+            row = cursor.fetchone()
+            if row is None:
+                return
+            cursor.execute(f"DELETE FROM {META_DB}.database_family WHERE `database` = %s", (database,))
+            cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE family = %s", (row[0],))
+            if cursor.fetchone()[0] == 0:
+                cursor.execute(f"DELETE FROM {META_DB}.chunk_placement WHERE family = %s", (row[0],))
 
     def placement(self, database: str) -> dict[int, str]:
         """Every placed chunk of the database's family."""

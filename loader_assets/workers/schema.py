@@ -67,6 +67,26 @@ def create_database(conn: pymysql.Connection, db: str, charset: str, catalog_id:
         )
 
 
+def drop_database(conn: pymysql.Connection, db: str, catalog_id: str) -> bool:
+    """Drop a database this catalog created (its stamp says so); another catalog's is refused. False: none."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,))
+        if cursor.fetchone() is None:
+            return False
+        cursor.execute(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, STAMP_TABLE)
+        )
+        owners = []
+        if cursor.fetchone() is not None:
+            cursor.execute(f"SELECT catalog_id FROM {quote_table(db, STAMP_TABLE)}")
+            owners = [row[0] for row in cursor.fetchall()]
+        if owners != [catalog_id]:
+            raise SchemaError(f"database {db} on {conn.host}:{conn.port} is not this catalog's ({catalog_id}): "
+                              "left as it is")  # fmt: skip
+        cursor.execute(f"DROP DATABASE {quote_name(db)}")
+    return True
+
+
 def table_ddl(
     db: str,
     name: str,

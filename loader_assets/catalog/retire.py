@@ -1,0 +1,36 @@
+"""Retiring a case: every catalog row of it goes, once none of its notices is held (the inverse of `register`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.schema import attempts, batches, cases, chunk_checks, level_gates, notices, tables
+from loader_assets.catalog.time import utcnow
+
+
+class CaseHeld(RuntimeError):
+    """A notice of the case is held by a run under a live lease: nothing was retired."""
+
+
+def pause_unless_held(db: CatalogDB, case: str) -> None:
+    """Pause the case (no new claim) in the same transaction that finds none of its notices held."""
+    with db.write() as connection:
+        held = connection.execute(
+            select(notices.c.id, notices.c.locked_by)
+            .where(notices.c.case == case, notices.c.status == "running", notices.c.lease_until >= utcnow())
+            .limit(1)
+        ).first()
+        if held is not None:
+            raise CaseHeld(f"notice {held.id} of case {case} is held by run {held.locked_by}")
+        connection.execute(cases.update().where(cases.c.case == case).values(state="paused"))
+
+
+def delete_case(db: CatalogDB, case: str) -> None:
+    """Every row of the case: attempts, notices, batches, gates, chunk censuses, tables, the case."""
+    with db.write() as connection:
+        ids = select(notices.c.id).where(notices.c.case == case).scalar_subquery()
+        connection.execute(delete(attempts).where(attempts.c.notice.in_(ids)))
+        for table in (notices, batches, level_gates, chunk_checks, tables):
+            connection.execute(delete(table).where(table.c.case == case))
+        connection.execute(delete(cases).where(cases.c.case == case))
