@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(LOADER_STATE_DIR)/dagster
 # Qserv's integration inputs, when they sit beside the checkout (.ci/run requires them; elsewhere their tests skip)
 export LOADER_QSERV_ITEST ?= $(abspath $(wildcard $(CURDIR)/../shared/qserv-itest))
 
-.PHONY: demo test lint servers venv clean
+.PHONY: demo test lint servers venv clean screenshots
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ test: venv servers lint
 
 demo: venv servers
 	bash scripts/demo.sh
+
+# After `make demo`: the README's screenshots of the operator's view (docs/images/).
+screenshots: venv servers
+	$(BIN)/pip install -q -e ".[ui]"
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	-$(BIN)/loader-assets workers down
