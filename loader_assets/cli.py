@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     register = commands.add_parser("register", help="register a qserv-ingest case directory (metadata.json v12)")
-    register.add_argument("case_dir")
+    register.add_argument("case_dir", help="the directory holding metadata.json")
     register.add_argument("--case", help="case id ([A-Za-z0-9_]+); default: the directory's name")
     register.add_argument("--comment", help="free text, e.g. the dataset name")
     register.add_argument(
@@ -504,8 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     register.set_defaults(run=cmd_register)
 
     load = commands.add_parser("load", help="load a registered case through Dagster, level by level, gates included")
-    load.add_argument("case")
-    load.add_argument("--level", type=int, choices=list(levels.ALL), help="run one level only")
+    load.add_argument("case", help="a registered case (`loader-assets status` lists them)")
+    load.add_argument("--level", type=int, choices=list(levels.ALL),
+                      help="run one level only: 1 director, 2 its gate, 3 children, 4 their gates")  # fmt: skip
     load.add_argument("--force", action="store_true", help="reload notices that are already done")
     load.set_defaults(run=cmd_load)
 
@@ -518,33 +519,33 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(run=cmd_doctor)
 
     sample = commands.add_parser("sample", help="write a realistic sample case")
-    sample.add_argument("out_dir")
-    sample.add_argument("--chunks", type=int, default=10)
-    sample.add_argument("--rows-per-chunk", type=int, default=1000)
-    sample.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("out_dir", help="a new or empty directory; its name is the case's database")
+    sample.add_argument("--chunks", type=int, default=10, help="chunks of the sky (default 10)")
+    sample.add_argument("--rows-per-chunk", type=int, default=1000, help="director rows per chunk (default 1000)")
+    sample.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same case")
     sample.set_defaults(run=cmd_sample)
 
     status = commands.add_parser("status", help="notices per case / level / table / status, and level gates")
-    status.add_argument("--case")
+    status.add_argument("--case", help="one case (default: all)")
     status.set_defaults(run=cmd_status)
 
     workers = commands.add_parser("workers", help="local MariaDB cluster: up, down, list")
-    workers.add_argument("action", choices=["up", "down", "list"])
-    workers.add_argument("--count", type=int, default=2)
+    workers.add_argument("action", choices=["up", "down", "list"], help="start, stop or list the servers")
+    workers.add_argument("--count", type=int, default=2, help="workers to start with `up` (default 2)")
     workers.set_defaults(run=cmd_workers)
 
     locks = commands.add_parser("locks", help="held locks: owner, age, lease left; stale ones marked")
-    locks.add_argument("--case")
+    locks.add_argument("--case", help="one case (default: all)")
     locks.set_defaults(run=cmd_locks)
 
     release = commands.add_parser("release", help="release by hand every lock of a run (recorded as an attempt)")
     release.add_argument("--run", dest="run_id", required=True)  # `run` is the command's function
-    release.add_argument("--reason", default="operator")
+    release.add_argument("--reason", default="operator", help="recorded in each released attempt")
     release.set_defaults(run=cmd_release)
 
     history = commands.add_parser("history", help="every attempt at a notice")
-    history.add_argument("notice", type=int)
+    history.add_argument("notice", type=int, help="a notice id (`loader-assets select` shows them)")
     history.set_defaults(run=cmd_history)
 
     for state, verb in (("paused", "pause"), ("active", "resume")):
@@ -555,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=cmd_case_state(state))
 
     reset = commands.add_parser("reset", help="make failed (or done) notices ready again with a fresh attempt budget")
-    reset.add_argument("notices", type=int, nargs="+")
+    reset.add_argument("notices", type=int, nargs="+", help="notice ids")
     reset.add_argument("--force", action="store_true", help="reset done notices too (their chunks load again)")
     reset.set_defaults(run=cmd_reset)
 

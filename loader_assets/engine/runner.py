@@ -28,6 +28,7 @@ from loader_assets.catalog.notices import (
 )
 from loader_assets.catalog.store import Store
 from loader_assets.engine.level_state import describe, is_loaded
+from loader_assets.engine.load import ALL_WORKERS
 from loader_assets.engine.plan import RunPlan, plan_runs
 from loader_assets.workers.cluster import Cluster
 
@@ -60,10 +61,14 @@ class LevelResult:
         """A line per worker: files, rows, MB and their rates over the level's wall time."""
         seconds = self.seconds or 1e-9
         return [
-            f"level {self.level} on {w.worker}: {w.files} files, {w.rows:,} rows, {w.bytes / 1e6:.1f} MB in "
+            f"level {self.level} on {_where(w.worker)}: {w.files} files, {w.rows:,} rows, {w.bytes / 1e6:.1f} MB in "
             f"{self.seconds:.1f} s ({w.rows / seconds:,.0f} rows/s, {w.bytes / 1e6 / seconds:.1f} MB/s)"
             for w in self.per_worker
         ]
+
+
+def _where(worker: str) -> str:
+    return "every worker (regular tables)" if worker == ALL_WORKERS else worker
 
 
 def load_case(
