@@ -516,7 +516,7 @@ class Soak:
             pid = self.holder(load, done_first, worker)
             return pid if pid is not None else (-1 if self.ended(load) else 0)
 
-        pid = self.wait_until(caught, HOLDER_TIMEOUT)
+        pid = self.wait_until(caught, HOLDER_TIMEOUT, poll=0.05)  # a small case loads in a second or two
         return pid if pid is not None and pid > 0 else None
 
     def ended(self, load: Load) -> bool:
@@ -989,8 +989,10 @@ def local_cluster(state: Path) -> Iterator[None]:
 
 
 def soak_environment(lease: float, sensor_interval: float) -> dict[str, str]:
-    """What every process of the soak reads: short leases and sensor intervals, worker outages seen fast."""
+    """What every process of the soak reads: short leases and sensor intervals, worker outages seen fast, and
+    one LOAD DATA at a time per worker, so a small case's loads last long enough for a fault to meet them."""
     return {
+        "LOADER_STREAMS_PER_WORKER": "1",
         "LOADER_LEASE_SECONDS": str(lease),
         "LOADER_SENSOR_INTERVAL": str(int(sensor_interval)),
         WRITE_TIMEOUT_ENV: WRITE_TIMEOUT,

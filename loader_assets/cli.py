@@ -330,10 +330,12 @@ def cmd_select(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     if args.query in ("list", "cancel"):
         return _schedule_list(args) if args.query == "list" else _schedule_cancel(args)
-    if not args.dry_run and not args.no_daemon:
+    if not args.dry_run:
         from loader_assets.defs.instance import daemon_check, prepare_instance
+        from loader_assets.workers.cluster import ClusterConfig
 
-        if (problem := daemon_check(prepare_instance())) is not None:
+        _preflight(ClusterConfig.from_env())  # its runs will plan chunks at the czar and load the workers
+        if not args.no_daemon and (problem := daemon_check(prepare_instance())) is not None:
             raise problem
     selection = _selected(args)
     notices = selection.notices() if args.batches else selection

@@ -40,6 +40,7 @@ __all__ = [
     "register",
     "restore",
     "sample",
+    "save_selection",
     "schedule",
     "select",
     "setup",
@@ -165,6 +166,16 @@ def plot(case: str):  # type: ignore[no-untyped-def]  # a matplotlib Axes
     ax.legend(handles, order, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(f"case {case}")
     return ax
+
+
+def save_selection(name: str, query: str, priority: int = 0, enabled: bool = True) -> None:
+    """Save a query under a name: it becomes the sensor `selection_<name>` (on if `enabled`), loading what it
+    selects whenever it may load; the UI shows it once the code location reloads (done here when it runs)."""
+    from loader_assets.defs.partitions import reload_code_location
+    from loader_assets.selection import saved
+
+    saved.save(_store(), name, query, priority=priority, enabled=enabled)
+    print(f"saved selection {name}; {reload_code_location()}")
 
 
 def schedule(selection: Selection, priority: int = 0):  # type: ignore[no-untyped-def]  # a Scheduled

@@ -185,7 +185,7 @@ class Loader:
         # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
         # then recounts only chunks that changed since).
         self._indexing: list[Future[None]] = []
-        self._indexer = ThreadPoolExecutor(max_workers=len(cluster.workers) or 1, thread_name_prefix="chunk-checks")
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-checks")  # one czar index writer
 
     def layout(self, case: str) -> CaseLayout:
         if case not in self._layouts:

@@ -31,7 +31,7 @@ from loader_assets.catalog.engine import id_batches
 from loader_assets.catalog.schema import NOTICE_STATUSES, batches, notices
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
-from loader_assets.catalog.views import shown_statuses
+from loader_assets.catalog.views import SHOWN_STATUSES, shown_statuses
 from loader_assets.selection.language import (
     BATCH_FIELDS,
     BOOL,
@@ -393,6 +393,7 @@ class Selection(_Rows):
             _, ax = plt.subplots()
         shown = self.frame[["level"]].join(shown_statuses(self.store.db, self.ids))
         counts = shown.groupby(["level", "status"]).size().unstack(fill_value=0) if not shown.empty else shown
+        counts = counts.reindex(columns=list(SHOWN_STATUSES), fill_value=0)  # the same colours in every plot
         if counts.empty:
             ax.set_title(f"no notices selected by {self.query!r}")
             return ax

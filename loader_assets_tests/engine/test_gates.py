@@ -20,7 +20,6 @@ from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.runner import load_case
-from loader_assets.defs.sensors import level_gates_sensor
 from loader_assets.engine.load import Loader
 from loader_assets.engine.validate import validate_table
 from loader_assets.workers.cluster import Cluster
@@ -47,7 +46,7 @@ def director_gate(platform: Platform, layout: CaseLayout):  # type: ignore[no-un
 def gate_requests(platform: Platform, layout: CaseLayout) -> list[dg.RunRequest]:
     """One tick of the level_gates sensor, as the daemon would evaluate it."""
     defs = platform.definitions()
-    sensor = level_gates_sensor([dg.AssetKey([layout.case, "Object_gate"])])
+    sensor = defs.resolve_sensor_def("level_gates")
     context = dg.build_sensor_context(
         instance=platform.instance,
         resources={"catalog": CatalogResource(), "cluster": ClusterResource()},

@@ -44,12 +44,13 @@ def test_locks_release_history_pause_and_resume(platform: Platform, capsys: pyte
     assert audit.error.startswith("released by hand: operator (by ") and audit.finished_at is not None
     code, out, _ = run(capsys, "history", str(level_1[2]))
     assert code == 0 and "run-silent" in out and "lost" in out and "released by hand" in out
-    assert run(capsys, "history", "999999999")[1].strip() == "no attempt at notice 999999999"
+    code, _, err = run(capsys, "history", "999999999")
+    assert code == 3 and "no notice 999999999" in err
 
     assert run(capsys, "pause", case)[1].strip() == f"case {case} paused"
     claimed_before = len(attempt_rows(platform, level_1))
     code, _, err = run(capsys, "load", case, "--level", "1")
-    assert code == 1 and f"case {case} is paused: nothing claimed" in err
+    assert code == 7 and f"case {case} is paused: nothing is claimed; `loader-assets resume {case}`" in err
     assert len(attempt_rows(platform, level_1)) == claimed_before
     assert not platform.store.claim(level_1, Owner.current("sneaky"))
 

@@ -34,11 +34,11 @@ soak = _soak_module()
 
 @pytest.fixture
 def soak_case(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A case of 12 chunks (48 notices), registered before the daemon starts (so it has the case's gates
+    """A case of 12 chunks (48 notices, 2000 objects each), registered before the daemon starts (so it has the case's gates
     sensor), with the soak's short leases and sensor intervals in the environment the daemon inherits."""
     for name, value in soak.soak_environment(LEASE, SENSOR_INTERVAL).items():
         monkeypatch.setenv(name, value)
-    return platform.sample_case(chunks=12, rows_per_chunk=50, seed=11).case
+    return platform.sample_case(chunks=12, rows_per_chunk=2000, seed=11).case
 
 
 def test_a_short_soak_of_random_faults_ends_exact(

@@ -17,6 +17,7 @@ from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.schema import notices, schedules, selections
 from loader_assets.catalog.store import Owner, Store, utcnow
+from loader_assets.catalog.views import SHOWN_STATUSES
 from loader_assets.cli import main
 from loader_assets.defs.runs import InstanceRuns
 from loader_assets.selection import QueryError, saved, select_batches
@@ -104,7 +105,7 @@ def test_repr_plot_and_grid_show_the_selection(store: Store, capsys: pytest.Capt
     assert repr(selection).startswith("17 notices selected by 'level = 1', first 10 shown")
     assert "<table" in selection._repr_html_()
     ax = selection.plot()
-    assert len(ax.patches) == 4, "one bar per status for the one level"
+    assert len(ax.patches) == len(SHOWN_STATUSES), "one bar per status (gate-blocked, parked apart) for the level"
     assert sel(store, "id = 99").plot().get_title().startswith("no notices")
     selection.grid()
     assert capsys.readouterr().out, "itables shows something even outside a notebook"
@@ -331,13 +332,14 @@ def test_cli_select_help_lists_the_fields(capsys: pytest.CaptureFixture[str]) ->
 def test_cli_schedule_and_dry_run(cli, store: Store) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("schedule", "case = dc2 AND status = ready", "--dry-run")
     assert code == 0 and out.startswith("dry run: would schedule 5 notices") and count_rows(store, schedules) == 0
-    code, out, _ = cli("schedule", "status = failed AND level = 1", "--batches", "--priority", "4", "--force")
+    code, out, _ = cli("schedule", "status = failed AND level = 1", "--batches", "--priority", "4", "--force",
+                       "--no-daemon")  # fmt: skip
     assert code == 0 and out.startswith("schedule 1: 8 notices handed to the run queue")
-    assert "scheduler sensor of the running dagster-daemon" in out
+    assert "the dagster-daemon's scheduled_loads sensor requests their runs" in out
     with store.db.read() as connection:
         row = connection.execute(select(schedules)).one()
     assert (row.notice_ids, row.priority, row.force) == ([9, 10, 11, 12, 13, 27, 28, 29], 4, True)
-    code, _, err = cli("schedule", "id = 99")
+    code, _, err = cli("schedule", "id = 99", "--no-daemon")
     assert code == 2 and "nothing to schedule" in err
 
 
@@ -352,7 +354,7 @@ def test_cli_saved_selections(cli, store: Store) -> None:  # type: ignore[no-unt
     assert cli("selections", "delete", "dc2_src")[0] == 0
     assert [s.name for s in saved.saved_selections(store)] == ["bad_batches"]
     code, _, err = cli("selections", "enable", "nope")
-    assert code == 2 and "no saved selection named 'nope'" in err
+    assert code == 3 and "no saved selection named 'nope'" in err
     code, _, err = cli("selections", "save", "x", "table ==")
     assert code == 2 and err.splitlines()[-1] == "  " + " " * 8 + "^"
 
