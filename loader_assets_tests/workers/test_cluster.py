@@ -55,16 +55,23 @@ def family() -> tuple[int, int, float]:
     return (int(uuid.uuid4().int % 100_000) + 1000, 3, 0.01667)
 
 
+BIG = 10**12  # bytes
+
+
 def test_placement_is_balanced_stored_and_stable(cluster, database, family):
     cluster.register_database(database, *family)
-    placement = cluster.place_chunks(database, range(100, 110), 1000)
-    counts = {worker: list(placement.values()).count(worker) for worker in cluster.workers}
-    assert counts == {"worker1": 5, "worker2": 5}
-    assert cluster.placement(database) == placement
+    try:
+        # Chunks far larger than what the session's other tests placed, so their load does not tip the balance
+        placement = cluster.place_chunks(database, range(100, 110), BIG)
+        counts = {worker: list(placement.values()).count(worker) for worker in cluster.workers}
+        assert counts == {"worker1": 5, "worker2": 5}
+        assert cluster.placement(database) == placement
 
-    again = cluster.place_chunks(database, [*range(100, 110), 200, 201], {200: 5000, 201: 1})
-    assert {c: again[c] for c in placement} == placement  # existing chunks never move
-    assert again[200] != again[201]  # the big one and the small one go to different workers
+        again = cluster.place_chunks(database, [*range(100, 110), 200, 201], {200: BIG, 201: 1})
+        assert {c: again[c] for c in placement} == placement  # existing chunks never move
+        assert again[200] != again[201]  # the big one and the small one go to different workers
+    finally:  # the family's placement goes with it: the tests after this one see the load they made
+        cluster.unregister_database(database, [])
 
 
 def test_databases_of_one_family_share_chunk_placement(cluster, database, family):
