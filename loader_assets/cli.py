@@ -601,7 +601,7 @@ def _explained(error: Exception, args: argparse.Namespace) -> tuple[int, str]:
         return problems.Exit.USAGE, f"{error}\n{_caret(args.query, error.position)}"
     if isinstance(error, KeyError):
         return problems.Exit.UNKNOWN, str(error.args[0] if error.args else error)
-    if isinstance(error, MetadataError | RegistrationError | ValueError | FileExistsError):
+    if isinstance(error, MetadataError | RegistrationError | ValueError | FileExistsError | FileNotFoundError):
         return problems.Exit.USAGE, str(error)
     raise error
 
