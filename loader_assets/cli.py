@@ -330,12 +330,12 @@ def cmd_select(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     if args.query in ("list", "cancel"):
         return _schedule_list(args) if args.query == "list" else _schedule_cancel(args)
-    if not args.dry_run:
+    if not args.dry_run and not args.no_daemon:  # what its runs will need: servers, and a daemon to start them
         from loader_assets.defs.instance import daemon_check, prepare_instance
         from loader_assets.workers.cluster import ClusterConfig
 
-        _preflight(ClusterConfig.from_env())  # its runs will plan chunks at the czar and load the workers
-        if not args.no_daemon and (problem := daemon_check(prepare_instance())) is not None:
+        _preflight(ClusterConfig.from_env())
+        if (problem := daemon_check(prepare_instance())) is not None:
             raise problem
     selection = _selected(args)
     notices = selection.notices() if args.batches else selection
@@ -447,7 +447,8 @@ def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
     )
     schedule.add_argument("ids", type=int, nargs="*", help="with `cancel`: the schedules to cancel")
     schedule.add_argument("--priority", type=int, default=0, help="higher runs first (the run's dagster/priority)")
-    schedule.add_argument("--no-daemon", action="store_true", help="queue even when no dagster-daemon runs")
+    schedule.add_argument("--no-daemon", action="store_true",
+                          help="queue for later: no check of the daemon and the servers")  # fmt: skip
     schedule.add_argument("--force", action="store_true", help="reload notices that are already done")
     schedule.add_argument("--dry-run", action="store_true", help="show what would be requested; write nothing")
     schedule.add_argument("--watch", action="store_true", help="wait until the runs finish; exit 1 if any failed")
