@@ -30,6 +30,8 @@ from loader_assets.engine.level_state import LevelNotLoaded
 from loader_assets.engine.load import Loader
 from loader_assets.engine.validate import CHILD_CHECKS, DIRECTOR_CHECKS, validate_table
 
+CHUNKS_PER_BACKFILL_RUN = 500
+
 
 class LoadConfig(dg.Config):
     force: bool = Field(default=False, description="reload notices that are already done (their rows are replaced)")
@@ -111,6 +113,8 @@ def _table_asset(layout: CaseLayout, table: TableLayout, partitions: dg.Partitio
         name=f"{layout.case}__load_{table.name}",
         specs=[spec],
         partitions_def=partitions if partitioned else None,
+        # A UI backfill of many chunks: runs of up to this many chunks each, not a run per chunk.
+        backfill_policy=dg.BackfillPolicy.multi_run(CHUNKS_PER_BACKFILL_RUN) if partitioned else None,
         pool=LOAD_POOL,
         op_tags={tags.CASE: layout.case, tags.LEVEL: str(table.level)},
     )

@@ -47,6 +47,7 @@ def _asset(defs: dg.Definitions, graph: Any, key: dg.AssetKey) -> dict[str, Any]
         "tags": dict(sorted(node.tags.items())),
         "metadata": {name: _plain(value) for name, value in sorted(node.metadata.items())},
         "skippable": spec.skippable,
+        "backfill_policy": str(assets_def.backfill_policy) if assets_def.backfill_policy else None,
         "pools": sorted(node.pools or []),
         "op": assets_def.op.name if assets_def.is_executable else None,  # the overview is materialized by a sensor
         "op_tags": dict(sorted((assets_def.op.tags or {}).items())) if assets_def.is_executable else {},
