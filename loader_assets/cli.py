@@ -211,13 +211,11 @@ def cmd_case_state(state: str) -> Command:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from loader_assets.selection import select
-
     store = _store()
     _notices(store, args.notices)
-    done = select(f"id IN ({', '.join(map(str, args.notices))}) AND status = 'done'", store=store)
-    if len(done) and not args.force:
-        shown = ", ".join(map(str, sorted(done.frame.index)[:10]))
+    done = sorted(i for i, status in views.shown_statuses(store.db, args.notices).items() if status == "done")
+    if done and not args.force:
+        shown = ", ".join(map(str, done[:10]))
         raise problems.Problem(
             problems.Exit.USAGE,
             f"notices {shown} are done: a reset loads their chunks again",
@@ -591,7 +589,7 @@ def _explained(error: Exception, args: argparse.Namespace) -> tuple[int, str]:
         from loader_assets import doctor
         from loader_assets.workers.cluster import ClusterConfig
 
-        error = doctor.server_down(ClusterConfig.from_env(), error.url, str(error).split("unavailable: ", 1)[-1])
+        error = doctor.server_down(ClusterConfig.from_env(), error.url, error.reason)
     elif isinstance(error, OperationalError):
         from loader_assets import doctor
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loader_assets import problems
-from loader_assets.catalog.engine import unreachable
+from loader_assets.catalog.engine import shown_url, unreachable
 from loader_assets.workers.cluster import ClusterConfig
 from loader_assets.workers.connection import WorkerUnavailable, open_connection, parse_url
 
@@ -28,7 +28,7 @@ class Check:
 
 def catalog(url: str) -> Check:
     why = unreachable(url)
-    return Check("catalog", None if why is None else problems.catalog_down(_safe(url), why), _safe(url))
+    return Check("catalog", None if why is None else problems.catalog_down(shown_url(url), why), shown_url(url))
 
 
 def servers(config: ClusterConfig) -> list[Check]:
@@ -39,8 +39,7 @@ def servers(config: ClusterConfig) -> list[Check]:
         try:
             open_connection(url, connect_timeout=CONNECT_TIMEOUT).close()
         except WorkerUnavailable as error:
-            reason = str(error).split("unavailable: ", 1)[-1]
-            checks.append(Check(name, server_down(config, url, reason)))
+            checks.append(Check(name, server_down(config, url, error.reason)))
             continue
         checks.append(Check(name, None, f"{address.host}:{address.port}"))
     return checks
@@ -56,12 +55,3 @@ def server_down(config: ClusterConfig, url: str, reason: str) -> problems.Proble
 
 def first_failure(checks: list[Check]) -> problems.Problem | None:
     return next((check.problem for check in checks if check.problem is not None), None)
-
-
-def _safe(url: str) -> str:
-    """The URL without a password."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, user_password = head.partition("//")
-    return f"{scheme}//{user_password.split(':', 1)[0]}:***@{tail}"

@@ -57,13 +57,12 @@ def setup() -> None:
     if "LOADER_STATE_DIR" not in os.environ:
         repository = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "Makefile").exists()), Path.cwd())
         os.environ["LOADER_STATE_DIR"] = str(repository / ".state")
-    from sqlalchemy import make_url
-
+    from loader_assets.catalog.engine import shown_url
     from loader_assets.workers.cluster import ClusterConfig
 
     pd.set_option("display.max_colwidth", None)  # whole error messages
     pd.set_option("display.width", 200)
-    print("catalog:      ", make_url(settings.catalog_url()).render_as_string(hide_password=True))
+    print("catalog:      ", shown_url(settings.catalog_url()))
     print("Dagster home: ", settings.dagster_home())
     print("workers:      ", ", ".join(ClusterConfig.from_env().workers))
     daemon = _daemon_problem()

@@ -64,7 +64,7 @@ def test_servers_down_catalog_unreachable_paused_and_gated_each_say_why_and_what
 
     code, _, err = run(capsys, "load", case, "--level", "3")
     assert code == Exit.GATE_CLOSED
-    one_line(err, "load", "level 2 of Object is pending", "level 1 is not loaded", "--level 2")
+    one_line(err, "load", f"level 2 of case {case} (Object) is pending", "level 1 is not loaded", "--level 2")
 
     assert run(capsys, "pause", case)[0] == 0
     code, _, err = run(capsys, "load", case)

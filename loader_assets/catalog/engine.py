@@ -122,7 +122,7 @@ class CatalogDB:
                 upgrade(connection, int(version))
             elif version != str(SCHEMA_VERSION):
                 raise CatalogVersionError(
-                    f"catalog {make_url(self.url).render_as_string()} has schema version {version or 'unknown'}, "
+                    f"catalog {shown_url(self.url)} has schema version {version or 'unknown'}, "
                     f"this loader_assets uses version {SCHEMA_VERSION}: no upgrade path is known; "
                     "point LOADER_CATALOG_URL at a new catalog and register the cases again"
                 )
@@ -132,6 +132,11 @@ class CatalogDB:
 def catalog_db(url: str) -> CatalogDB:
     """One CatalogDB per URL and process, so engines and pools are shared."""
     return CatalogDB(url)
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be printed: its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def unreachable(url: str) -> str | None:

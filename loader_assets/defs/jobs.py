@@ -14,8 +14,13 @@ from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.engine.load import Loader
 from loader_assets.engine.plan import RunPlan
 
-# In-process runs print their events to the terminal: INFO and up (every event stays in the instance).
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+def console_config(level: str) -> dict:
+    """Run config: what of a run's events an in-process run prints to the terminal (all stay in the instance)."""
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
+QUIET_CONSOLE = console_config("INFO")
 LOAD_JOB = "load_notices"
 LOAD_OP = "load_notices_op"
 

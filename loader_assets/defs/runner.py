@@ -11,7 +11,7 @@ from loader_assets import tags
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import gate_job_name, validation_key
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan
+from loader_assets.defs.jobs import LOAD_JOB, console_config, execute_plan
 from loader_assets.engine import runner
 from loader_assets.engine.plan import RunPlan
 from loader_assets.engine.runner import LevelFailed, LevelResult
@@ -26,7 +26,7 @@ class DagsterExecutor:
         self, defs: dg.Definitions, instance: dg.DagsterInstance, log: Callable[[str], None], console_level: str
     ) -> None:
         self.defs, self.instance, self.log = defs, instance, log
-        self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
+        self.console = console_config(console_level)
 
     def run_load(self, plan: RunPlan) -> str:
         job = self.defs.get_job_def(LOAD_JOB)

@@ -33,8 +33,7 @@ from loader_assets.engine.level_state import holder_alive_here, validation_due
 from loader_assets.engine.load import Target, drop_attempt_rows
 from loader_assets.engine.plan import plan_runs
 from loader_assets.engine.reconcile import reconcile
-from loader_assets.selection.saved import SavedSelection, matching_schedulable
-from loader_assets.selection.saved import saved_selections as enabled_selections
+from loader_assets.selection.saved import SavedSelection, matching_schedulable, saved_selections
 from loader_assets.workers.cluster import Cluster
 
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -103,7 +102,7 @@ def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
     ) -> dg.SensorResult:
         store = catalog.store()
-        row = next((s for s in enabled_selections(store) if s.name == name), None)
+        row = next((s for s in saved_selections(store) if s.name == name), None)
         if row is None or not row.enabled:
             return dg.SensorResult(skip_reason=f"{name}: {'deleted' if row is None else 'disabled'} in the catalog")
         in_flight = first_in_flight(context.instance, tags.SELECTION, name)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from loader_assets import levels
 from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.gates import Gate, gate, release_validation
+from loader_assets.catalog.gates import Gate, closed_gate_reason, gate, release_validation
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.notices import first_unfinished, status_tally
 from loader_assets.catalog.store import pid_alive
@@ -74,22 +74,18 @@ def validation_due(
 
 
 def start_refusal(db: CatalogDB, layout: CaseLayout, level: int) -> str | None:
-    """Why `level` cannot start now (the level before it not loaded, or its gate not passed), or None."""
-    if level == levels.LOAD_DIRECTOR:
+    """Why `level` cannot start now (the load level before it not finished, or the director's gate not passed,
+    in the words the claim refusals use), or None."""
+    if levels.waits_for_director_gate(level):
+        with db.read() as connection:
+            for child in layout.tables_of_kind(levels.CHILD):
+                if (why := closed_gate_reason(connection, layout.case, child.name)) is not None:
+                    return why + _unloaded(db, layout.case, levels.load_level(levels.DIRECTOR))
         return None
-    before = level - 1
-    if levels.is_load_level(before):
-        tally = status_tally(db, layout.case, level=before)
-        if not is_loaded(tally):
-            return f"level {before} is not loaded ({describe(tally, without_done=True)})"
+    if levels.is_load_level(level):
         return None
-    for table in layout.tables_of_kind(levels.validated_kind(before)):
-        verdict = gate(db, layout.case, before, table.name)
-        if verdict is None or verdict.status != "passed":
-            failed = f": checks {', '.join(verdict.failed_checks)} failed" if verdict and verdict.failed_checks else ""
-            why = f"level {before} of {table.name} is {verdict.status if verdict else 'not validated'}{failed}"
-            return why + _unloaded(db, layout.case, before - 1)
-    return None
+    tally = status_tally(db, layout.case, level=level - 1)  # a validation level: its tables' load level
+    return None if is_loaded(tally) else f"level {level - 1} is not loaded ({describe(tally, without_done=True)})"
 
 
 def _unloaded(db: CatalogDB, case: str, level: int) -> str:

@@ -240,6 +240,7 @@ class Loader:
         """`self.streams` LOAD DATA at once into each worker, all workers at once; regular tables (loaded on
         every worker in turn) in a stream of their own. The first error stops what has not started."""
         left: dict[tuple[str, str, int | None], int] = {}  # notices of each chunk not finished yet
+        loaded_of: dict[tuple[str, str, int | None], list[Loaded]] = {}  # and those of them loaded
         for claim in claims:
             left[_chunk_of(claim)] = left.get(_chunk_of(claim), 0) + 1
         lanes: dict[str, list[Claim]] = {}
@@ -261,11 +262,12 @@ class Loader:
         }
         try:
             for number, future in enumerate(as_completed(futures), 1):
-                future.result()
                 chunk = _chunk_of(futures[future])
+                if (item := future.result()) is not None:
+                    loaded_of.setdefault(chunk, []).append(item)
                 left[chunk] -= 1
                 if not left[chunk] and chunk not in report.unfinished_targets:
-                    on_chunk([item for item in report.loaded if (item.case, item.table, item.chunk) == chunk])
+                    on_chunk(loaded_of.pop(chunk))
                 if number % 50 == 0 or number == len(claims):
                     progress(
                         f"{number}/{len(claims)} notices: {len(report.loaded)} loaded, {len(report.failed)} failed"
@@ -280,7 +282,8 @@ class Loader:
 
     def _load_claim(
         self, claim: Claim, placement: dict[tuple[str, int], str], beat: Heartbeat, report: LoadReport
-    ) -> None:
+    ) -> Loaded | None:
+        """Load one claimed notice; what it loaded, or None when it did not (recorded in `report` either way)."""
         layout = self.layout(claim.case)
         worker = _worker_of(claim, placement)
         target = Target(claim.table, claim.chunk, claim.overlap, worker)
@@ -322,13 +325,13 @@ class Loader:
             self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
         elif table.kind == levels.CHILD:
             self._indexing.append(self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker))
-        report.add_loaded(
-            Loaded(
-                notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
-                chunk=claim.chunk, overlap=claim.overlap, path=claim.path, worker=worker, rows=rows,
-                bytes=results[0].bytes, started=started, seconds=time.monotonic() - started,
-            )
+        loaded = Loaded(
+            notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
+            chunk=claim.chunk, overlap=claim.overlap, path=claim.path, worker=worker, rows=rows,
+            bytes=results[0].bytes, started=started, seconds=time.monotonic() - started,
         )  # fmt: skip
+        report.add_loaded(loaded)
+        return loaded
 
     def _index_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
         """The director chunk's keys into the czar's director index now, so level 2 mostly verifies it. Level 2

@@ -33,7 +33,7 @@ class WorkerUnavailable(RuntimeError):
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"worker {url} is unavailable: {reason}")
-        self.url = url
+        self.url, self.reason = url, reason
 
 
 @dataclass(frozen=True)
