@@ -13,8 +13,9 @@ are running:
   back, past the lease, then SIGCONT; survived when it exited leaving no partition of its lost attempts;
 - worker_restart: a worker's mariadbd stopped while a load writes into it, started again once the attempts
   writing there gave up and one more was refused (or 5 s); survived when those attempts all ended;
-- forced_reload_race: some notices reset and scheduled (the run queue loads them), and once a queued run loads,
-  `loader-assets load --level L --force` of the whole level; survived when both sides ended, none stuck;
+- forced_reload_race: some notices reset and scheduled (the run queue loads them) and, once a queued run holds
+  some, `loader-assets load --level L --force` of the whole level, both held at their first worker write by a
+  read lock on every worker until both hold notices; survived when both sides ended, none stuck;
 - duplicate_schedule: the same notices scheduled twice (reset first, or both forced); survived when all their
   runs ended and, not forced, no notice was loaded twice by them.
 
@@ -331,12 +332,16 @@ class Soak:
         fault.variant = f"level {level}"
         ids = self.ids_of(level)
         subset = sorted(self.rng.sample(ids, max(2, int(len(ids) * self.rng.uniform(0.3, 0.8)))))
-        reset = self.p.store.reset(subset)
-        queued = Load(None, self.schedule(subset, force=False), utcnow())
-        if self.catch(queued, 0) is None:
-            fault.detail = f"{reset} reset and queued: loaded before a race could start"
-            return
-        process = self.cli(["load", self.p.case, "--level", str(level), "--force"], f"{fault.number:02d}-race")
+        reset, began = self.p.store.reset(subset), time.monotonic()
+        with self.writes_held():  # both sides claim and place, then wait at their first write: they overlap
+            queued = Load(None, self.schedule(subset, force=False), utcnow())
+            if self.catch(queued, 0) is None:
+                fault.detail = f"{reset} reset and queued: the queued run never got going"
+                return
+            queued_at = time.monotonic()
+            process = self.cli(["load", self.p.case, "--level", str(level), "--force"], f"{fault.number:02d}-race")
+            self.catch(Load(process, None, queued.since), 0)  # None: the CLI found nothing to claim, still a race
+            waits = f"queued run caught {queued_at - began:.1f} s, CLI {time.monotonic() - queued_at:.1f} s later; "
         fault.injected, injected = True, time.monotonic()
         ended = self.wait_until(lambda: process.poll() is not None and self.ended(queued), EPISODE_TIMEOUT)
         fault.seconds = time.monotonic() - injected
@@ -345,7 +350,7 @@ class Soak:
         by_queue = self.loaded_by(runs=runs, since=queued.since)
         stuck = self.still_running(runs=runs, pids=[process.pid])
         fault.survived = bool(ended) and not stuck and not self.doubly_done()
-        fault.detail = (
+        fault.detail = waits + (
             f"{reset} reset + queued; forced CLI (exit {process.returncode}) loaded {sum(by_cli.values())}, "
             f"queued runs loaded {sum(by_queue.values())}"
             + ("" if ended else "; did not end")
@@ -507,6 +512,18 @@ class Soak:
             command = ["load", self.p.case, "--level", str(level), "--force"]
             return Load(self.cli(command, f"{fault.number:02d}-{name}"), None, since)
         return Load(None, self.schedule(self.ids_of(level), force=True), since)
+
+    @contextlib.contextmanager
+    def writes_held(self) -> Iterator[None]:
+        """A barrier on every worker (FLUSH TABLES WITH READ LOCK): a load claims its notices and records their
+        worker in the catalog, then waits at its first write on a worker until the barrier is lifted."""
+        with contextlib.ExitStack() as stack:
+            for worker in sorted(self.p.cluster.workers):
+                conn = stack.enter_context(connection(self.p.cluster.worker_url(worker)))
+                cursor = stack.enter_context(conn.cursor())
+                cursor.execute("FLUSH TABLES WITH READ LOCK")
+                stack.callback(cursor.execute, "UNLOCK TABLES")
+            yield
 
     def catch(self, load: Load, done_first: int, worker: str | None = None) -> int | None:
         """Pid of the load's process once it writes a notice (into `worker`) after `done_first` done; None when
