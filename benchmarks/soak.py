@@ -93,6 +93,7 @@ LOAD_LEVELS = (levels.LOAD_DIRECTOR, levels.LOAD_CHILDREN)
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 WRITE_TIMEOUT = "10"  # a worker stopped under an upload is noticed in seconds
 HOLDER_TIMEOUT = 120.0  # for a load to get going: a queued run is a process, then a step process, on 2 cores
+RETRIES = 3  # draws of a kind in a row when it could not be injected (its load ended first)
 EPISODE_TIMEOUT = 300.0  # for both sides of a race, or both schedules of a duplicate, to end
 FINISH_RESERVE = (180.0, 0.2)  # seconds, share of --timeout: the larger is kept for finishing after the faults
 PLACEMENT_LOCK = "qservMeta.chunk_placement"  # the czar's user lock around placing chunks (workers/cluster.py)
@@ -245,6 +246,8 @@ class Soak:
                 self.notes.append(f"fault {fault.number} ({fault.kind}): {traceback.format_exc(limit=3)}")
             faults.append(fault)
             self.out(fault.line())
+            if not fault.injected and sum(f.kind == fault.kind for f in faults[-RETRIES:]) < RETRIES:
+                kinds.insert(0, fault.kind)  # the load ended before it was hit: the same kind again, soon
             self.keep_going()
         return faults
 
