@@ -298,6 +298,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if failed is None else failed.exit_code
 
 
+def cmd_celery_worker(args: argparse.Namespace) -> int:
+    """A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`): replaces this process."""
+    from loader_assets.defs.celery import worker_command
+    from loader_assets.defs.instance import prepare_instance
+
+    prepare_instance()  # the same instance (dagster.yaml) as the runs it executes steps of
+    command = worker_command(args.name)
+    executable = Path(sys.executable).parent / command[0]
+    os.execv(executable, [str(executable), *command[1:]])
+
+
 # What `select --format table` shows of a notice: the full frame is wider than any terminal.
 NOTICE_TABLE_COLUMNS = ["case", "table", "level", "chunk", "overlap", "status", "attempts", "priority", "worker",
                         "locked_by", "path", "error"]  # fmt: skip
@@ -515,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     drop.add_argument("case")
     drop.add_argument("--force", action="store_true", help="really do it (refused while a notice is held)")
     drop.set_defaults(run=cmd_drop)
+
+    worker = commands.add_parser("celery-worker", help="a Celery worker executing run steps (LOADER_EXECUTOR=celery)")
+    worker.add_argument("--name", help="the worker's name (default: Celery's own), shown with each step it runs")
+    worker.set_defaults(run=cmd_celery_worker)
 
     doctor = commands.add_parser("doctor", help="check catalog, czar, workers, daemon and webserver, each with its fix")
     doctor.set_defaults(run=cmd_doctor)

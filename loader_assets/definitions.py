@@ -14,6 +14,7 @@ from loader_assets.catalog.engine import catalog_db
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import case_assets, gate_jobs
+from loader_assets.defs.celery import executor
 from loader_assets.defs.jobs import load_notices_job
 from loader_assets.defs.resources import default_resources
 from loader_assets.defs.sensors import all_sensors
@@ -30,9 +31,7 @@ def build_definitions(catalog_url: str | None = None) -> dg.Definitions:
         jobs=[load_notices_job, *gates],
         sensors=all_sensors(gates, selections),
         resources=default_resources(url),
-        # A step's loads already run in parallel (threads, every worker at once): a process per step would
-        # only add its start-up (seconds) to every run.
-        executor=dg.in_process_executor,
+        executor=executor(),
     )
 
 

@@ -54,3 +54,20 @@ def streams_per_worker() -> int:
 def sensor_interval() -> int:
     """Seconds between two evaluations of the selection and sweeper sensors (tests shorten it)."""
     return int(os.environ.get("LOADER_SENSOR_INTERVAL", "30"))
+
+
+EXECUTORS = ("in_process", "celery")
+
+
+def executor() -> str:
+    """Where a run's steps execute: `in_process` (default: in the run's own process) or `celery` (on the Celery
+    workers listening on the broker; `loader-assets celery-worker` starts one)."""
+    name = os.environ.get("LOADER_EXECUTOR", "in_process")
+    if name not in EXECUTORS:
+        raise ValueError(f"LOADER_EXECUTOR={name!r}: expected one of {', '.join(EXECUTORS)}")
+    return name
+
+
+def celery_broker() -> str:
+    """The Celery broker (RabbitMQ): `LOADER_CELERY_BROKER`, else RabbitMQ's guest account on this host."""
+    return os.environ.get("LOADER_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
