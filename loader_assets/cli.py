@@ -39,12 +39,13 @@ def cmd_register(args: argparse.Namespace) -> int:
     from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
 
     options = CaseOptions(strict_children=args.strict_children, max_num_warnings=args.max_num_warnings)
+    instance = prepare_instance()  # before the catalog commits anything: an unusable instance fails first
     result = register_case(
         _store(), Path(args.case_dir), args.case, comment=args.comment, options=options,
         allow_links_out=args.allow_links_out,
     )  # fmt: skip
     print(f"registered {result.summary()}")
-    added = add_chunk_partitions(prepare_instance(), result.case, result.chunks)
+    added = add_chunk_partitions(instance, result.case, result.chunks)
     print(f"{added} new chunk partitions in the Dagster instance at {settings.dagster_home()}")
     print(reload_code_location())
     return 0

@@ -6,6 +6,7 @@ Credentials come from the environment only; nothing here is read from a file com
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -71,3 +72,9 @@ def executor() -> str:
 def celery_broker() -> str:
     """The Celery broker (RabbitMQ): `LOADER_CELERY_BROKER`, else RabbitMQ's guest account on this host."""
     return os.environ.get("LOADER_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
+
+
+def psycopg2_url(url: str) -> str:
+    """A PostgreSQL URL with the driver the project ships: SQLAlchemy 2.1 reads `postgresql://` (and Dagster's
+    `postgres://`) as psycopg 3. Any other URL is returned as it is."""
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)

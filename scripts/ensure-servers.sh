@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure what the tests and the demo need is here: MariaDB server binaries (the project starts its own
-# mariadbd processes), a PostgreSQL server on 127.0.0.1:5432 and Chromium (the UI's real-browser check and
-# scripts/screenshots.sh). Installs and starts them on Debian when missing; fails loudly when one cannot be had.
+# mariadbd processes), a PostgreSQL server on 127.0.0.1:5432, RabbitMQ on 127.0.0.1:5672 (the Celery broker) and
+# Chromium (the UI's real-browser check and scripts/screenshots.sh). Installs and starts them on Debian when missing; fails loudly when one cannot be had.
 set -euo pipefail
 
 PG_HOST=127.0.0.1 PG_PORT=5432
@@ -36,8 +36,16 @@ if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -tAc 'select 1' >/dev/null 2>&
   echo "ensure-servers: cannot log in to PostgreSQL as postgres on $PG_HOST:$PG_PORT (trust auth expected)" >&2
   exit 1
 fi
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbit_up; then
+  [ -x /usr/sbin/rabbitmq-server ] || apt_install rabbitmq-server
+  echo "ensure-servers: starting RabbitMQ"
+  as_root /usr/sbin/rabbitmq-server -detached || true
+  for _ in $(seq 60); do rabbit_up && break; sleep 1; done
+fi
+rabbit_up || { echo "ensure-servers: RabbitMQ is not answering on 127.0.0.1:5672" >&2; exit 1; }
 if ! command -v chromium >/dev/null; then
   apt_install chromium
 fi
 command -v chromium >/dev/null || { echo "ensure-servers: no chromium after install" >&2; exit 1; }
-echo "ensure-servers: mariadbd $(mariadbd --version | awk '{print $3}'), PostgreSQL on $PG_HOST:$PG_PORT: ready"
+echo "ensure-servers: mariadbd $(mariadbd --version | awk '{print $3}'), PostgreSQL on $PG_HOST:$PG_PORT, RabbitMQ on 127.0.0.1:5672: ready"

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from loader_assets import settings
 from loader_assets.catalog.migrations import upgrade
 from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
 
@@ -53,19 +54,11 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
-def _normalise(url: str) -> str:
-    """SQLAlchemy 2.1 reads `postgresql://` as psycopg 3; the project ships psycopg2."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    return parsed.render_as_string(hide_password=False)
-
-
 class CatalogDB:
     """Engines of one catalog: `write()` and `read()` give a connection inside a transaction."""
 
     def __init__(self, url: str) -> None:
-        self.url = _normalise(url)
+        self.url = settings.psycopg2_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
             database = make_url(self.url).database

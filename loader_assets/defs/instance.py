@@ -12,6 +12,7 @@ import os
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from dagster import DagsterInstance
@@ -28,9 +29,31 @@ def instance_config() -> dict:
     for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]:
         if limit["key"] == tags.WORKER:
             limit["limit"] = settings.runs_per_worker()
-    if os.environ.get(PG_URL_ENV):
-        config["storage"] = {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
+    storage = _postgres_storage()
+    if storage:
+        config["storage"] = storage
     return config
+
+
+def _postgres_storage() -> dict | None:
+    """dagster-postgres storage for `LOADER_DAGSTER_PG_URL`, its driver normalised like the catalog's.
+
+    A URL without a password is written out in parts (with the psycopg2 scheme), so a daemon or webserver started
+    by hand reads the same; one with a password stays in the environment, normalised here for this process and
+    the processes it starts (a daemon started apart needs the `postgresql+psycopg2://` form)."""
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        return None
+    url = os.environ[PG_URL_ENV] = settings.psycopg2_url(url)
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
+    scheme, db_name = parts.scheme, parts.path.lstrip("/")
+    postgres_db = {"username": parts.username or "postgres", "hostname": parts.hostname or "127.0.0.1",
+                   "port": parts.port or 5432, "db_name": db_name or "postgres", "scheme": scheme}  # fmt: skip
+    if parts.query:
+        postgres_db["params"] = dict(parse_qsl(parts.query))
+    return {"postgres": {"postgres_db": postgres_db}}
 
 
 def prepare_instance() -> DagsterInstance:

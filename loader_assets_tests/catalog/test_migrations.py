@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
+from loader_assets import settings
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB, _normalise
+from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store
@@ -18,7 +19,7 @@ from loader_assets_tests.catalog import schema_v1
 
 def write_version_1_catalog(url: str) -> list[int]:
     """What loader_assets 0.1 left: a case, its director with a pending gate, 3 notices, one loaded."""
-    engine = create_engine(_normalise(url))
+    engine = create_engine(settings.psycopg2_url(url))
     now = utcnow()
     with engine.begin() as connection:
         schema_v1.metadata.create_all(connection)
