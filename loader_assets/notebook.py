@@ -28,11 +28,12 @@ import pandas as pd
 from loader_assets import levels, settings
 from loader_assets.catalog import views
 from loader_assets.catalog.store import Store
-from loader_assets.selection import select
-from loader_assets.selection.selection import Selection
+from loader_assets.selection import selection as _selection
+from loader_assets.selection.selection import Selection, counts
 
 __all__ = [
     "cases",
+    "counts",
     "gates",
     "history",
     "load",
@@ -167,6 +168,19 @@ def plot(case: str):  # type: ignore[no-untyped-def]  # a matplotlib Axes
     return ax
 
 
+PREVIEW_ROWS = 10_000  # a notebook holds this many rows of a selection; the rest are counted, not read
+
+
+def select(query: str, limit: int = PREVIEW_ROWS) -> Selection:
+    """The notices `query` selects as a DataFrame (`.frame`, `.grid()`, `.drop()`, `.edit()`, …). Beyond `limit`
+    rows it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a preview
+    schedules everything the query selects. `counts(query)` counts by case, level, table and status."""
+    chosen = _selection.select(query, store=_store(), limit=limit)
+    if len(chosen) == limit:
+        chosen.total = _selection.count(query, store=chosen.store)
+    return chosen
+
+
 def save_selection(name: str, query: str, priority: int = 0, enabled: bool = True) -> None:
     """Save a query under a name: it becomes the sensor `selection_<name>` (on if `enabled`), loading what it
     selects whenever it may load; the UI shows it once the code location reloads (done here when it runs)."""
@@ -220,7 +234,7 @@ def verify(case: str) -> pd.DataFrame:
     layout = case_layout(store.db, case)
     placement = cluster.placement(layout.database)
     rows = []
-    for _id, notice in select(f"case = '{case}'", store=store).frame.iterrows():
+    for _id, notice in _selection.select(f"case = '{case}'", store=store).frame.iterrows():
         if pd.isna(notice["chunk"]):  # a regular table: a full copy on every worker
             where = {worker: notice["table"] for worker in cluster.workers}
         else:

@@ -6,13 +6,16 @@ processes racing for the same notices queue up instead of failing on a lock upgr
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +31,28 @@ def id_batches(ids: Sequence[int]) -> Iterator[list[int]]:
     """`ids` in slices small enough for one `IN (…)`."""
     for start in range(0, len(ids), ID_BATCH):
         yield list(ids[start : start + ID_BATCH])
+
+
+def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows, each with every column it needs (no Python-side defaults are applied): COPY on
+    PostgreSQL (several times faster than multi-row INSERTs), executemany elsewhere."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), list(rows))
+        return
+    columns = list(rows[0])
+    data = io.StringIO()
+    writer = csv.writer(data, lineterminator="\n")
+    for row in rows:  # csv: None is an empty unquoted field, which COPY reads as NULL
+        writer.writerow([row[name] for name in columns])
+    data.seek(0)
+    names = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in columns)
+    cursor = connection.connection.driver_connection.cursor()  # the same transaction
+    try:
+        cursor.copy_expert(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)", data)
+    finally:
+        cursor.close()
 
 
 class CatalogVersionError(RuntimeError):

@@ -74,7 +74,12 @@ def _v3(op: Operations) -> None:
         batch.create_check_constraint("schedule_state", f"state IN {SCHEDULE_STATES}")
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3}
+def _v4(op: Operations) -> None:
+    """Registration streams a batch at a time: nothing of a case is claimed while it is `registering`."""
+    op.add_column("cases", Column("registering", Boolean, nullable=False, server_default=false()))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4}
 
 
 def upgrade(connection: Connection, version: int) -> None:

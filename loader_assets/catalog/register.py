@@ -1,7 +1,10 @@
 """Register a qserv-ingest case directory in the catalog: its case, tables, batches and notices.
 
-All or nothing: the case is parsed and checked first (`qserv.metadata.read_case`), then written in one
-transaction. Registering again is idempotent; a file whose size or mtime changed is flagged and made
+A case of millions of files never sits in memory: it is checked first, every file looked for
+(`qserv.metadata.CaseReader`: nothing is written when one is refused), then written a batch per transaction
+while the case is `registering` — nothing of it is claimed — and only then opened (an operator's pause is
+kept apart, in its state). Interrupted anywhere, registering again finishes the job: every step is idempotent,
+the Dagster partitions (`on_chunks`) included. A file whose size or mtime changed is flagged and made
 loadable again, never kept silently.
 """
 
@@ -9,16 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection, and_, select, update
 
 from loader_assets import levels
+from loader_assets.catalog.engine import bulk_insert
 from loader_assets.catalog.gates import bump, open_gate
 from loader_assets.catalog.schema import batches, cases, notices, tables
 from loader_assets.catalog.store import Store, mark_changed, utcnow
-from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, TableSpec, read_case
+from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, CaseReader, TableSpec
 
 CASE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -71,33 +76,44 @@ def register_case(
     comment: str | None = None,
     options: CaseOptions = CaseOptions(),
     allow_links_out: bool = False,
+    on_chunks: Callable[[list[int]], object] | None = None,
 ) -> Registration:
-    """Register (or register again) the case at `root`; `case` defaults to the directory's name.
+    """Register (or register again) the case at `root`; `case` defaults to the directory's name. `on_chunks`
+    gets every chunk id of the case before the case leaves `registering` (the CLI adds them to Dagster).
 
     Every file stays under `root`; a symlink leading out of it is followed only with `allow_links_out`."""
     root = root.resolve()
     case = check_case_name(case or root.name)
-    metadata = read_case(root, allow_links_out=allow_links_out)
+    reader = CaseReader(root, allow_links_out=allow_links_out)
+    reader.check()
+    metadata = reader.metadata
     result = Registration(case=case, database=metadata.database)
     with store.db.write() as connection:
-        _write_case(connection, case, metadata, comment, options)
+        resumed = _write_case(connection, case, metadata, comment, options)
         for table in metadata.tables:
             _write_table(connection, case, table)
             result.tables += 1
-            for batch in table.batches:
-                batch_id = _write_batch(connection, case, table, batch)
-                result.batches += 1
-                _write_notices(connection, case, table, batch, batch_id, result)
-        bump(connection, case, sorted(result.changed_tables), utcnow())  # once per table: new data, new verdicts
-        result.chunks = sorted(
-            {f.chunk for t in metadata.tables for b in t.batches for f in b.files if f.chunk is not None}
-        )
+    chunks: set[int] = set()
+    for table, batch in reader.batches():
+        with store.db.write() as connection:
+            _write_notices(connection, case, table, batch, _write_batch(connection, case, table, batch), result)
+        result.batches += 1
+        chunks.update(file.chunk for file in batch.files if file.chunk is not None)
+    result.chunks = sorted(chunks)
+    if on_chunks is not None:
+        on_chunks(result.chunks)
+    # An interrupted registration wrote batches this one found unchanged: every table's verdict is redone.
+    changed = {table.name for table in metadata.tables} if resumed else result.changed_tables
+    with store.db.write() as connection:
+        bump(connection, case, sorted(changed), utcnow())  # once per table: new data, new verdicts
+        connection.execute(update(cases).where(cases.c.case == case).values(registering=False))
     return result
 
 
 def _write_case(
     connection: Connection, case: str, metadata: CaseMetadata, comment: str | None, options: CaseOptions
-) -> None:
+) -> bool:
+    """The case row, now `registering`; True when an earlier registration of it was interrupted."""
     if options.max_num_warnings is not None and options.max_num_warnings < 0:
         raise RegistrationError(f"max_num_warnings must be 0 or more, got {options.max_num_warnings}")
     chosen = {name: value for name, value in dataclasses.asdict(options).items() if value is not None}
@@ -115,8 +131,9 @@ def _write_case(
         "root": str(metadata.root),
     }
     if existing is None:
-        connection.execute(cases.insert().values(case=case, comment=comment, created_at=utcnow(), **values, **chosen))
-        return
+        connection.execute(cases.insert().values(case=case, comment=comment, created_at=utcnow(), registering=True,
+                                                 **values, **chosen))  # fmt: skip
+        return False
     if existing.root != values["root"] or existing.database != values["database"]:
         raise RegistrationError(
             f"case {case!r} is registered from {existing.root} (database {existing.database}); "
@@ -126,7 +143,10 @@ def _write_case(
         children = select(tables.c.name).where(tables.c.case == case, tables.c.kind == levels.CHILD)
         bump(connection, case, connection.execute(children).scalars(), utcnow())  # their verdicts change meaning
     changes = {"dialect": values["dialect"], **chosen, **({"comment": comment} if comment is not None else {})}
+    resumed = existing.registering
+    changes["registering"] = True  # claims of the case stop until every batch is written
     connection.execute(update(cases).where(cases.c.case == case).values(**changes))
+    return resumed
 
 
 def _write_table(connection: Connection, case: str, table: TableSpec) -> None:
@@ -185,21 +205,11 @@ def _write_notices(
         row = known.get(spec.path)
         if row is None:
             new_rows.append(
-                {
-                    "case": case,
-                    "batch": batch_id,
-                    "table": table.name,
-                    "level": table.level,
-                    "chunk": spec.chunk,
-                    "overlap": spec.overlap,
-                    "path": spec.path,
-                    "format": spec.format,
-                    "size": spec.size,
-                    "mtime": spec.mtime,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+                {"case": case, "batch": batch_id, "table": table.name, "level": table.level, "chunk": spec.chunk,
+                 "overlap": spec.overlap, "path": spec.path, "format": spec.format, "size": spec.size,
+                 "mtime": spec.mtime, "changed": False, "status": "ready", "priority": 0, "attempts": 0,
+                 "created_at": now, "updated_at": now}
+            )  # fmt: skip
         elif (row.size, row.mtime) != (spec.size, spec.mtime):
             mark_changed(connection, row.id, spec.size, spec.mtime, now)
             result.changed_tables.add(table.name)
@@ -207,6 +217,6 @@ def _write_notices(
         else:
             result.unchanged_notices += 1
     if new_rows:
-        connection.execute(notices.insert(), new_rows)
+        bulk_insert(connection, notices, new_rows)
         result.changed_tables.add(table.name)
     result.new_notices += len(new_rows)

@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 
-SCHEMA_VERSION = 3  # each step from 1 is in `migrations`
+SCHEMA_VERSION = 4  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
 SCHEDULE_STATES = ("pending", "submitted", "cancelled")
@@ -63,7 +63,9 @@ cases = Table(
     # Orphan child rows (key absent from the director) fail level 4 instead of warning (Qserv loads them).
     Column("strict_children", Boolean, nullable=False, default=False, server_default=false()),
     Column("max_num_warnings", Integer, nullable=False, default=0, server_default=text("0")),  # per file
-    CheckConstraint("state IN ('active', 'paused')", name="case_state"),
+    # Batches still being written: nothing of the case is claimed (it shows as `registering`).
+    Column("registering", Boolean, nullable=False, default=False, server_default=false()),
+    CheckConstraint(f"state IN {CASE_STATES}", name="case_state"),
 )
 
 tables = Table(

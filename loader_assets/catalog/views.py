@@ -155,7 +155,8 @@ class Overview:
 
 def overview(db: CatalogDB, case: str, *, shown_chunks: int = 20) -> Overview:
     with db.read() as connection:
-        state = connection.execute(select(cases.c.state).where(cases.c.case == case)).scalar_one()
+        row = connection.execute(select(cases.c.state, cases.c.registering).where(cases.c.case == case)).one()
+        state = "registering" if row.registering else row.state
         unfinished = connection.execute(
             select(notices.c.chunk).where(notices.c.case == case, notices.c.status != "done", notices.c.chunk.is_not(None))
             .group_by(notices.c.chunk).order_by(notices.c.chunk).limit(shown_chunks)

@@ -20,9 +20,12 @@ import os
 import posixpath
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from loader_assets.levels import load_level
 from loader_assets.qserv.column_types import is_column_type
@@ -257,22 +260,33 @@ def _step_and_task(directory: str) -> tuple[int | None, int | None]:
 
 
 class _Listings:
-    """Directory listings of the case, read once each: name -> stat of regular files."""
+    """Directory listings of the case, read once each: name -> stat of regular files (and which are links)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._cache: dict[str, dict[str, os.stat_result]] = {}
+        self.links: dict[str, set[str]] = {}
 
     def __call__(self, directory: str) -> dict[str, os.stat_result]:
         directory = directory.strip("/")
         if directory not in self._cache:
+            listing, links = {}, set()
             try:
                 with os.scandir(self.root / directory) as entries:
-                    listing = {e.name: e.stat() for e in entries if e.is_file()}
+                    for entry in entries:
+                        if entry.is_file():
+                            listing[entry.name] = entry.stat()
+                            if entry.is_symlink():
+                                links.add(entry.name)
             except (FileNotFoundError, NotADirectoryError):
-                listing = {}
-            self._cache[directory] = listing
+                pass
+            self._cache[directory], self.links[directory] = listing, links
         return self._cache[directory]
+
+    def forget(self, directory: str) -> None:
+        """A directory all of whose batches were read: its listing goes (a case of millions of files)."""
+        self._cache.pop(directory.strip("/"), None)
+        self.links.pop(directory.strip("/"), None)
 
 
 def _file_spec(directory: str, name: str, stat: os.stat_result, chunk: int | None, overlap: bool) -> FileSpec:
@@ -327,51 +341,94 @@ def _inside(root: Path, path: str, where: str, allow_links_out: bool) -> str:
     return "" if canonical == "." else canonical
 
 
-def _batch(
-    entry: JsonObject, kind: str, where: str, listings: _Listings, default_extension: str, allow_links_out: bool
-) -> BatchSpec:
+@dataclass(frozen=True)
+class BatchEntry:
+    """One `data[]` entry of a table, checked, its files not looked for yet."""
+
+    table: str
+    kind: str
+    where: str
+    directory: str  # canonical, relative to the case root
+    chunks: tuple[int, ...] = ()
+    overlaps: tuple[int, ...] = ()  # a director's chunks with an overlap file
+    names: tuple[str, ...] = ()  # a regular table's files, canonical paths relative to the root
+
+
+def _batch_entry(entry: JsonObject, table: str, kind: str, where: str, root: Path, allow_links_out: bool) -> BatchEntry:
     _require_keys(entry, ("directory",), where)
     if not isinstance(entry["directory"], str):
         raise MetadataError(f"{where}: 'directory' must be a string")
-    directory = _inside(listings.root, entry["directory"], f"{where}: 'directory'", allow_links_out)
-    listing = listings(directory)
+    directory = _inside(root, entry["directory"], f"{where}: 'directory'", allow_links_out)
     if kind == "regular":
         _require_keys(entry, ("files",), where)
         names = _require_list_of(entry["files"], str, where, "files")
-        names = [_inside(listings.root, _join(directory, name), f"{where}: 'files'", allow_links_out) for name in names]
-        files = [_regular_file("", name, listings) for name in names]
+        names = [_inside(root, _join(directory, name), f"{where}: 'files'", allow_links_out) for name in names]
+        return BatchEntry(table, kind, where, directory, names=tuple(names))
+    _require_keys(entry, ("chunks",), where)
+    chunks = tuple(_require_list_of(entry["chunks"], int, where, "chunks"))
+    overlaps: tuple[int, ...] = ()
+    if kind == "director":
+        # qserv-ingest: an absent or empty `overlaps` means every listed chunk has an overlap file
+        overlaps = (
+            tuple(_require_list_of(entry["overlaps"], int, where, "overlaps")) if entry.get("overlaps") else chunks
+        )
+    return BatchEntry(table, kind, where, directory, chunks, overlaps)
+
+
+def _batch(entry: BatchEntry, listings: _Listings, default_extension: str) -> BatchSpec:
+    """The entry with its files found on disk (a listed one absent is refused)."""
+    if entry.kind == "regular":
+        files = [_regular_file("", name, listings) for name in entry.names]
     else:
-        _require_keys(entry, ("chunks",), where)
-        chunks = _require_list_of(entry["chunks"], int, where, "chunks")
-        files = [_chunk_file(directory, chunk, False, listing, default_extension) for chunk in chunks]
-        if kind == "director":
-            # qserv-ingest: an absent or empty `overlaps` means every listed chunk has an overlap file
-            overlaps = _require_list_of(entry["overlaps"], int, where, "overlaps") if entry.get("overlaps") else chunks
-            files += [_chunk_file(directory, chunk, True, listing, default_extension) for chunk in overlaps]
-    return BatchSpec(directory, *_step_and_task(directory), files)
+        listing = listings(entry.directory)
+        files = [_chunk_file(entry.directory, chunk, False, listing, default_extension) for chunk in entry.chunks]
+        files += [_chunk_file(entry.directory, chunk, True, listing, default_extension) for chunk in entry.overlaps]
+    return BatchSpec(entry.directory, *_step_and_task(entry.directory), files)
 
 
-def _refuse_duplicates(root: Path, tables: list[TableSpec]) -> None:
-    """A file listed twice (or through two spellings of its path, or two links to it) would load twice."""
-    paths = Counter(
-        (root / file.path).resolve().as_posix() for table in tables for batch in table.batches for file in batch.files
-    )
-    twice = sorted(path for path, count in paths.items() if count > 1)
-    if twice:
-        raise MetadataError(f"{METADATA_FILE}: listed more than once: {Path(twice[0]).relative_to(root.resolve())}")
+class _Identities:
+    """Which file each listed path really is, compactly (a case lists millions): a chunk file is known by its
+    directory (resolved once) and chunk id, a link or a regular file by its resolved path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._resolved: dict[str, str] = {}  # directory as listed -> resolved
+        self._directories: dict[str, int] = {}  # resolved directory -> its number
+        self._paths: dict[str, int] = {}  # resolved path of a link or regular file -> its number
+        self._keys: list[np.ndarray] = []
+
+    def add(self, batch: BatchSpec, links: set[str]) -> None:
+        keys = np.fromiter((self._key(file, links) for file in batch.files), dtype=np.int64, count=len(batch.files))
+        self._keys.append(keys)
+
+    def _key(self, file: FileSpec, links: set[str]) -> int:
+        directory, _, name = file.path.rpartition("/")
+        if file.chunk is None or name in links:
+            resolved = (self.root / file.path).resolve().as_posix()
+            match = CHUNK_FILE.match(resolved.rsplit("/", 1)[-1])
+            if match is None:  # not a chunk file: a number of its own, negative (apart from chunk keys)
+                return -1 - self._paths.setdefault(resolved, len(self._paths))
+            return self._chunk_key(resolved.rsplit("/", 1)[0], int(match[1]), match[2] is not None)
+        if directory not in self._resolved:
+            self._resolved[directory] = (self.root / directory).resolve().as_posix()
+        return self._chunk_key(self._resolved[directory], file.chunk, file.overlap)
+
+    def _chunk_key(self, resolved_directory: str, chunk: int, overlap: bool) -> int:
+        number = self._directories.setdefault(resolved_directory, len(self._directories))
+        return (number << 41) | (chunk << 1) | int(overlap)
+
+    def twice(self) -> bool:
+        keys = np.concatenate(self._keys) if self._keys else np.empty(0, dtype=np.int64)
+        return len(np.unique(keys)) != len(keys)
 
 
-def _refuse_unlisted_chunk_files(tables: list[TableSpec], listings: _Listings) -> None:
+def _refuse_unlisted_chunk_files(directory: str, listed: set[str], with_overlaps: bool, listings: _Listings) -> None:
     """A `chunk_<id>[_overlap].<ext>` file next to listed ones but not listed would silently not be loaded."""
-    listed = {file.path for table in tables for batch in table.batches for file in batch.files}
-    directories = {batch.directory.strip("/") for table in tables for batch in table.batches}
-    with_overlaps = {b.directory.strip("/") for t in tables if t.kind == "director" for b in t.batches}
-    for directory in sorted(directories):
-        for name in sorted(listings(directory)):
-            match = CHUNK_FILE.match(name)
-            ignored = match is None or (match[2] is not None and directory not in with_overlaps)
-            if not ignored and _join(directory, name) not in listed:
-                raise MetadataError(f"present but not listed in {METADATA_FILE}: {_join(directory, name)}")
+    for name in sorted(listings(directory)):
+        match = CHUNK_FILE.match(name)
+        ignored = match is None or (match[2] is not None and not with_overlaps)
+        if not ignored and _join(directory, name) not in listed:
+            raise MetadataError(f"present but not listed in {METADATA_FILE}: {_join(directory, name)}")
 
 
 # --- entry point ----------------------------------------------------------------------------------------------
@@ -416,16 +473,9 @@ def _check_directors(listed: dict[str, _ListedTable]) -> None:
             raise MetadataError(f"{table.schema_file}: director_table '{director}' is not a director table of the case")
 
 
-def _table_spec(
-    root: Path,
-    table: _ListedTable,
-    listings: _Listings,
-    default_extension: str,
-    dialects: dict[str, Dialect],
-    allow_links_out: bool,
-) -> TableSpec:
+def _table_spec(root: Path, table: _ListedTable, dialects: dict[str, Dialect]) -> TableSpec:
+    """The table without its batches (`CaseReader.batches` streams them)."""
     index_files = _require_list_of(table.entry.get("indexes", []), str, table.where, "indexes")
-    data = _require_list_of(table.entry["data"], dict, table.where, "data")
     document = table.document
     return TableSpec(
         name=table.name,
@@ -437,39 +487,99 @@ def _table_spec(
         longitude_key=document.get("longitude_key") or None,
         columns=document["schema"],
         indexes=[_read_index_json(root, name) for name in index_files],
-        batches=[
-            _batch(item, table.kind, f"{table.where}.data[{n}]", listings, default_extension, allow_links_out)
-            for n, item in enumerate(data)
-        ],
+        batches=[],
         dialects=table_dialects(document, table.schema_file, dialects),
     )
 
 
-def read_case(root: Path, *, allow_links_out: bool = False) -> CaseMetadata:
-    """Parse and check the case at `root`; raise `MetadataError` naming the file at fault.
+class CaseReader:
+    """A case read in two passes, so that millions of files never sit in memory at once: `check()` looks for
+    every listed file and refuses a case with an absent, doubly listed or unlisted one; `batches()` then
+    yields each batch with its files, one at a time, in the order of metadata.json.
 
-    Every data file is kept under `root` (a symlink leading out of it only with `allow_links_out`)."""
-    root = Path(root).resolve()
-    metadata = _read_metadata(root)
-    database = _read_database(root, metadata["database"])
-    formats = metadata.get("formats", {})
-    dialects = parse_formats(formats)
-    listed = _read_listed_tables(root, metadata["tables"])
-    _check_directors(listed)
-    listings = _Listings(root)
-    default_extension = next(iter(formats), "txt")
-    tables = [
-        _table_spec(root, table, listings, default_extension, dialects, allow_links_out) for table in listed.values()
-    ]
-    _refuse_duplicates(root, tables)
-    _refuse_unlisted_chunk_files(tables, listings)
-    return CaseMetadata(
-        root=root,
-        database=database["database"],
-        num_stripes=int(database["num_stripes"]),
-        num_sub_stripes=int(database["num_sub_stripes"]),
-        overlap=float(database["overlap"]),
-        charset=metadata.get("charset_name") or "latin1",
-        dialects=dialects,
-        tables=tables,
-    )
+    `metadata` holds the case and its tables (their `batches` empty); every data file is kept under the root (a
+    symlink leading out of it only with `allow_links_out`)."""
+
+    def __init__(self, root: Path, *, allow_links_out: bool = False) -> None:
+        root = Path(root).resolve()
+        document = _read_metadata(root)
+        database = _read_database(root, document["database"])
+        formats = document.get("formats", {})
+        dialects = parse_formats(formats)
+        listed = _read_listed_tables(root, document["tables"])
+        _check_directors(listed)
+        self.root = root
+        self.default_extension = next(iter(formats), "txt")
+        self.entries: list[BatchEntry] = []
+        tables = []
+        for table in listed.values():
+            tables.append(_table_spec(root, table, dialects))
+            data = _require_list_of(table.entry["data"], dict, table.where, "data")
+            self.entries += [
+                _batch_entry(item, table.name, table.kind, f"{table.where}.data[{n}]", root, allow_links_out)
+                for n, item in enumerate(data)
+            ]
+        self.metadata = CaseMetadata(
+            root=root,
+            database=database["database"],
+            num_stripes=int(database["num_stripes"]),
+            num_sub_stripes=int(database["num_sub_stripes"]),
+            overlap=float(database["overlap"]),
+            charset=document.get("charset_name") or "latin1",
+            dialects=dialects,
+            tables=tables,
+        )
+
+    def check(self) -> int:
+        """Every listed file there once, every chunk file of a data directory listed; the number of files."""
+        identities, files = _Identities(self.root), 0
+        for entry, batch, listings in self._read():
+            identities.add(batch, listings.links.get(entry.directory, set()))
+            files += len(batch.files)
+        if identities.twice():
+            raise MetadataError(f"{METADATA_FILE}: listed more than once: {self._first_listed_twice()}")
+        return files
+
+    def batches(self) -> Iterator[tuple[TableSpec, BatchSpec]]:
+        tables = {table.name: table for table in self.metadata.tables}
+        for entry, batch, _listings in self._read():
+            yield tables[entry.table], batch
+
+    def _read(self) -> Iterator[tuple[BatchEntry, BatchSpec, _Listings]]:
+        """Each entry with its files; a directory's unlisted chunk files refused once its last batch is read."""
+        listings = _Listings(self.root)
+        remaining = Counter(entry.directory for entry in self.entries)
+        listed: dict[str, set[str]] = {}
+        with_overlaps = {entry.directory for entry in self.entries if entry.kind == "director"}
+        regular = {name for entry in self.entries for name in entry.names}
+        for entry in self.entries:
+            batch = _batch(entry, listings, self.default_extension)
+            yield entry, batch, listings
+            listed.setdefault(entry.directory, set()).update(file.path for file in batch.files)
+            remaining[entry.directory] -= 1
+            if not remaining[entry.directory]:
+                paths = listed.pop(entry.directory) | regular
+                _refuse_unlisted_chunk_files(entry.directory, paths, entry.directory in with_overlaps, listings)
+                listings.forget(entry.directory)
+
+    def _first_listed_twice(self) -> str:
+        """The path of the first file listed again (looked for again: only on the way to an error)."""
+        seen: set[str] = set()
+        for _entry, batch, _listings in self._read():
+            for file in batch.files:
+                resolved = (self.root / file.path).resolve().as_posix()
+                if resolved in seen:
+                    return Path(resolved).relative_to(self.root).as_posix()
+                seen.add(resolved)
+        raise AssertionError("no file listed twice")
+
+
+def read_case(root: Path, *, allow_links_out: bool = False) -> CaseMetadata:
+    """Parse and check the case at `root`, its files in memory (a small case); raise `MetadataError` naming the
+    file at fault. A big case is read by `CaseReader`, a batch at a time."""
+    reader = CaseReader(root, allow_links_out=allow_links_out)
+    reader.check()
+    tables = {table.name: dataclasses.replace(table, batches=[]) for table in reader.metadata.tables}
+    for table, batch in reader.batches():
+        tables[table.name].batches.append(batch)
+    return dataclasses.replace(reader.metadata, tables=list(tables.values()))

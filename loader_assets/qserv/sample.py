@@ -434,3 +434,39 @@ def write_sample_case(
     _write_table_jsons(out_dir, database or "sample", object_columns(director_columns))
     _write_json(out_dir / METADATA_FILE, _metadata(batches, filter_file))
     return out_dir
+
+
+def write_empty_case(out_dir: Path, *, children: int = 1, tasks: int = 34, chunks: int | None = None,
+                     database: str = "dp02") -> Path:  # fmt: skip
+    """A DP0.2-shaped case of empty files, for measuring what does not depend on rows (registration, planning,
+    the sensors): every chunk of the sky (146,332; or the first `chunks`) in `tasks` batches per table, an
+    Object chunk and overlap file each, a file of each of `children` child tables (Source, Source2, …) and a
+    Filter file."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty")
+    chunk_ids = Chunker(NUM_STRIPES, NUM_SUB_STRIPES, OVERLAP).all_chunks()[:chunks]
+    batches = [batch for batch in np.array_split(chunk_ids, tasks) if len(batch)]
+    names = ["Source", *(f"Source{n}" for n in range(2, children + 1))]
+    for task, batch in enumerate(batches, start=1):
+        for table, kind, stems in [("Object", DIRECTOR, ("", "_overlap")), *((n, CHILD, ("",)) for n in names)]:
+            directory = out_dir / step_directory(kind, task) / table
+            directory.mkdir(parents=True)
+            for chunk in batch.tolist():
+                for stem in stems:
+                    (directory / f"chunk_{chunk}{stem}.txt").touch()
+    (out_dir / FILTER_DIRECTORY / "Filter").mkdir(parents=True)
+    (out_dir / FILTER_DIRECTORY / "Filter" / "Filter.txt").touch()
+    _write_table_jsons(out_dir, database)
+    for name in names[1:]:
+        _write_json(out_dir / f"{name}.json", _table_json(database, name, SOURCE_COLUMNS,
+                                                         **_partitioning("Object", "objectId", "decl", "ra")))  # fmt: skip
+    metadata = _metadata(batches, "Filter.txt")
+    metadata["tables"] = [t for t in metadata["tables"] if t["schema"] != "ForcedSource.json"] + [
+        {"schema": f"{name}.json", "indexes": [], "data": _chunk_entries(name, CHILD, batches, overlaps=False)}
+        for name in names[1:]
+    ]
+    for table in metadata["tables"]:  # every chunk has an overlap file: qserv-ingest's default, no list
+        for entry in table["data"]:
+            entry.pop("overlaps", None)
+    _write_json(out_dir / METADATA_FILE, metadata)
+    return out_dir

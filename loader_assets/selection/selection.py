@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, bindparam, false, update
+from sqlalchemy import ColumnElement, Connection, bindparam, false, func, update
 from sqlalchemy import case as sql_case
 from sqlalchemy import select as sql_select
 
@@ -292,6 +292,7 @@ class _Rows:
         self.query = query
         self.frame = frame
         self.now = now  # None: the live clock wherever "now" matters
+        self.total: int | None = None  # set on a preview: how many the query selects, of which `frame` is the first
 
     def _with_frame(self, frame: pd.DataFrame) -> Self:
         return type(self)(self.store, self.query, frame, self.now)
@@ -344,8 +345,15 @@ class _Rows:
     def _head(self) -> pd.DataFrame:
         return self.frame.head(HEAD_ROWS)
 
+    @property
+    def is_preview(self) -> bool:
+        """The frame holds only the first rows of what the query selects (`notebook.select` of a big query)."""
+        return self.total is not None and self.total > len(self)
+
     def _title(self) -> str:
         more = f", first {HEAD_ROWS} shown" if len(self) > HEAD_ROWS else ""
+        if self.is_preview:
+            return f"{self.total} {self.target} selected by {self.query!r}: a preview of the first {len(self)}{more}"
         return f"{len(self)} {self.target} selected by {self.query!r}{more}"
 
     def __repr__(self) -> str:
@@ -445,9 +453,9 @@ class Selection(_Rows):
         """Hand the frozen ids to the run queue: one `schedules` row the scheduler sensor turns into runs.
 
         `force` also reloads done notices. With `dry_run`, nothing is written: the preview counts per case
-        and level what would be requested.
+        and level what would be requested. A preview schedules everything its query selects.
         """
-        ids = self.freeze()
+        ids = tuple(selected_ids(self.query, store=self.store, now=self.now)) if self.is_preview else self.freeze()
         if dry_run:
             return SchedulePreview(ids, self._preview_counts(force), priority, force)
         if not ids:
@@ -590,6 +598,41 @@ def select(
     """Notices selected by `query` (see `describe_fields()`); `now` fixes the clock of `age()` and `now()`."""
     store = store or Store.from_url()
     return _read_selection(store, query, compile_notice_query(query, now), now, limit)
+
+
+def count(query: str, *, store: Store | None = None, now: datetime | None = None) -> int:
+    """How many notices `query` selects, counted by the catalog (nothing read into memory)."""
+    store = store or Store.from_url()
+    statement = sql_select(func.count()).select_from(notices).where(compile_notice_query(query, now))
+    with store.db.read() as connection:
+        return int(connection.execute(statement).scalar_one())
+
+
+COUNTED_BY = ("case", "level", "table", "status")
+
+
+def counts(query: str, *, by: Iterable[str] = COUNTED_BY, store: Store | None = None,
+           now: datetime | None = None) -> pd.DataFrame:  # fmt: skip
+    """Notices `query` selects, counted by the catalog per `by` (fields of the catalog's notices)."""
+    store = store or Store.from_url()
+    columns = [notices.c[name] for name in by]
+    statement = (
+        sql_select(*columns, func.count().label("notices"))
+        .where(compile_notice_query(query, now))
+        .group_by(*columns)
+        .order_by(*columns)
+    )
+    with store.db.read() as connection:
+        rows = connection.execute(statement).all()
+    return pd.DataFrame(rows, columns=[*by, "notices"]).set_index(list(by))
+
+
+def selected_ids(query: str, *, store: Store | None = None, now: datetime | None = None) -> list[int]:
+    """The ids `query` selects, only those: what a schedule of millions of notices needs."""
+    store = store or Store.from_url()
+    statement = sql_select(notices.c.id).where(compile_notice_query(query, now)).order_by(notices.c.id)
+    with store.db.read() as connection:
+        return list(connection.execute(statement).scalars())
 
 
 def select_batches(

@@ -13,7 +13,7 @@ from loader_assets.catalog import schema
 from loader_assets.catalog.engine import CatalogDB
 from loader_assets.catalog.register import RegistrationError, register_case
 from loader_assets.catalog.store import Store
-from loader_assets.qserv.metadata import MetadataError
+from loader_assets.qserv.metadata import CaseReader, MetadataError
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets_tests.handmade import HandMadeCase
 
@@ -155,3 +155,42 @@ def test_schema_change_on_registering_again_is_refused_and_rolled_back(store: St
     assert (
         rows(store, select(func.count()).select_from(schema.batches).where(b.directory == "step3_2/Source"))[0][0] == 0
     )
+
+
+def test_an_interrupted_registration_leaves_the_case_unclaimable_until_registered_again(
+    store: Store, tmp_path: Path
+) -> None:
+    from loader_assets.catalog.layout import case_layout
+    from loader_assets.catalog.store import Owner
+
+    root = write_sample_case(tmp_path / "big", chunks=6, rows_per_chunk=5, database="big")
+    seen: list[list[int]] = []
+
+    def partitions_fail(chunks: list[int]) -> None:  # the Dagster step dies after every batch was written
+        seen.append(chunks)
+        raise ConnectionError("instance unreachable")
+
+    with pytest.raises(ConnectionError):
+        register_case(store, root, on_chunks=partitions_fail)
+    ids = [row.id for row in rows(store, select(schema.notices.c.id).where(schema.notices.c.case == "big"))]
+    assert len(ids) == CaseReader(root).check()  # every batch written, one notice per file
+    assert case_layout(store.db, "big").state == "registering"
+    assert store.claim(ids, Owner("run-1", "host", 1)) == []
+    assert {r.message for r in store.why_not_claimed(ids).values()} == {"case big is registering"}
+
+    again = register_case(store, root, on_chunks=seen.append)  # finishes the job, nothing twice
+    assert (again.new_notices, again.unchanged_notices) == (0, len(ids))
+    assert seen[0] == seen[1] == again.chunks and len(again.chunks) == 6
+    assert case_layout(store.db, "big").state == "active"
+    claimed = store.claim(ids, Owner("run-1", "host", 1))  # level 1; the children wait for their gate
+    assert claimed and {c.level for c in claimed} == {1}
+
+
+def test_a_paused_case_registered_again_stays_paused(store: Store, tmp_path: Path) -> None:
+    from loader_assets.catalog.layout import case_layout
+
+    root = write_sample_case(tmp_path / "paused", chunks=2, rows_per_chunk=5, database="paused")
+    register_case(store, root)
+    store.set_case_state("paused", "paused")
+    register_case(store, root)
+    assert case_layout(store.db, "paused").state == "paused"

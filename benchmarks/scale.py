@@ -1,0 +1,254 @@
+"""Scale: a DP0.2-shaped case of empty files — registration, partitions, planning, the schedule sensor,
+notebook selections and Dagster's event cost — on PostgreSQL (catalog and instance) or SQLite.
+
+    .venv/bin/python benchmarks/scale.py [--children 1] [--catalog postgresql|sqlite] [--chunks N]
+                                         [--tasks 34] [--layout DIR] [--workers 5]
+
+Writes (or reuses, with --layout) every chunk of the 340-stripe sky (146,332; or the first --chunks) as empty
+files: an Object chunk and overlap file and a file of each of --children child tables per chunk, in --tasks
+batches per table, plus a Filter file. Against a throwaway local czar with --workers workers (placement only:
+nothing is loaded) it prints one line per figure with its target:
+
+- register: seconds and peak memory of `register_case` (its own process), notices per second; again: seconds
+  (idempotent: nothing new); Dagster partitions added (and again);
+- plan: seconds to plan every level-1 notice into runs (czar placement included), and the runs;
+- scheduled_loads: seconds and run requests of each tick serving one schedule of every level-1 notice, ticks;
+- select: seconds and peak memory of a notebook preview of level 1 and of its counts;
+- events: milliseconds per chunk materialization on the instance, one at a time and in one batch;
+- backfill: runs a UI backfill of every partition of a load asset plans (its backfill policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = "dp02"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TARGETS = {"register_seconds": 60.0, "register_peak_mb": 300.0, "plan_seconds": 2.0, "tick_seconds": 30.0,
+           "backfill_runs": 300}  # fmt: skip
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    name = f"loader_scale_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_child(phase: str, env: dict[str, str], *args: str) -> dict:
+    """Run one phase in its own process (its peak memory is its own); its JSON answer."""
+    command = [sys.executable, __file__, "--phase", phase, *args]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"phase {phase} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- phases, each in its own process ------------------------------------------------------------------------------
+
+
+def phase_register(layout: str) -> dict:
+    from loader_assets.catalog.register import register_case
+    from loader_assets.catalog.store import Store
+
+    started = time.monotonic()
+    result = register_case(Store.from_url(), Path(layout), CASE)
+    return {"seconds": time.monotonic() - started, "peak_mb": peak_mb(), "new": result.new_notices,
+            "unchanged": result.unchanged_notices, "chunks": len(result.chunks)}  # fmt: skip
+
+
+def phase_partitions() -> dict:
+    from loader_assets.catalog.layout import case_layout
+    from loader_assets.catalog.notices import case_chunks
+    from loader_assets.catalog.store import Store
+    from loader_assets.defs.instance import prepare_instance
+    from loader_assets.defs.partitions import add_chunk_partitions
+
+    store = Store.from_url()
+    case_layout(store.db, CASE)
+    chunks = case_chunks(store.db, CASE)
+    instance = prepare_instance()
+    started = time.monotonic()
+    added = add_chunk_partitions(instance, CASE, chunks)
+    return {"seconds": time.monotonic() - started, "added": added, "peak_mb": peak_mb()}
+
+
+def phase_select() -> dict:
+    from loader_assets import notebook
+
+    query = f"case = '{CASE}' AND level = 1"
+    started = time.monotonic()
+    preview = notebook.select(query)
+    first = time.monotonic() - started
+    started = time.monotonic()
+    counts = notebook.counts(query)
+    return {"seconds": first, "rows_shown": len(preview.frame), "total": int(preview.total or len(preview)),
+            "counts_seconds": time.monotonic() - started, "counts": int(counts["notices"].sum()),
+            "peak_mb": peak_mb()}  # fmt: skip
+
+
+PHASES = {"register": phase_register, "partitions": phase_partitions, "select": phase_select}
+
+
+# -- the parent: layout, servers, the phases in order -------------------------------------------------------------
+
+
+def plan_and_tick(workers: int) -> list[str]:
+    import dagster as dg
+
+    from loader_assets.catalog import schedules
+    from loader_assets.catalog.notices import notice_ids
+    from loader_assets.catalog.store import Store
+    from loader_assets.defs.instance import prepare_instance
+    from loader_assets.defs.resources import CatalogResource, ClusterResource
+    from loader_assets.defs.sensors import scheduled_loads
+    from loader_assets.engine.plan import plan_runs
+    from loader_assets.workers.cluster import Cluster
+
+    lines = []
+    store, cluster = Store.from_url(), Cluster.from_env()
+    ids = notice_ids(store.db, CASE, level=1)
+    started = time.monotonic()
+    plans, _ = plan_runs(store, cluster, ids)
+    seconds = time.monotonic() - started
+    lines.append(figure("plan level 1", seconds, "plan_seconds", f"{len(ids):,} notices, {len(plans)} runs "
+                        f"on {workers} workers (chunks placed now)"))  # fmt: skip
+    started = time.monotonic()
+    plan_runs(store, cluster, ids)
+    lines.append(figure("plan level 1 again", time.monotonic() - started, "plan_seconds", "placement known"))
+
+    schedule_id = schedules.add(store.db, ids)
+    instance = prepare_instance()
+    context = dg.build_sensor_context(instance=instance, resources={"catalog": CatalogResource(),
+                                                                    "cluster": ClusterResource()})  # fmt: skip
+    ticks, slowest, requests = 0, 0.0, 0
+    while schedules.get(store.db, schedule_id).state == "pending" and ticks < 1000:
+        started = time.monotonic()
+        result = scheduled_loads(context)
+        slowest = max(slowest, time.monotonic() - started)
+        requests += len(result.run_requests or [])
+        ticks += 1
+    lines.append(figure("scheduled_loads slowest tick", slowest, "tick_seconds",
+                        f"{ticks} ticks, {requests} run requests for one schedule of {len(ids):,} notices"))  # fmt: skip
+    return lines
+
+
+def event_cost(count: int = 500) -> list[str]:
+    import dagster as dg
+
+    from loader_assets.defs.instance import prepare_instance
+
+    instance = prepare_instance()
+    key = dg.AssetKey([CASE, "Object"])
+    started = time.monotonic()
+    for chunk in range(count):
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=str(chunk), metadata={"rows": 1}))
+    single = (time.monotonic() - started) / count * 1000
+    return [f"events: {single:.1f} ms per chunk materialization ({count} reported one at a time)"]
+
+
+def backfill_runs(partitions: int) -> str:
+    from loader_assets.defs.assets import CHUNKS_PER_BACKFILL_RUN
+
+    runs = math.ceil(partitions / CHUNKS_PER_BACKFILL_RUN)
+    verdict = "ok" if runs <= TARGETS["backfill_runs"] else "OVER"
+    return (f"backfill of all {partitions:,} partitions of a load asset: {runs} runs "
+            f"(multi_run, {CHUNKS_PER_BACKFILL_RUN} per run; target <= {TARGETS['backfill_runs']}) {verdict}")  # fmt: skip
+
+
+def figure(name: str, value: float, target: str, detail: str = "", unit: str = "s") -> str:
+    goal = TARGETS[target]
+    verdict = "ok" if value <= goal else "OVER"
+    return f"{name}: {value:.2f} {unit} (target <= {goal:g} {unit}) {verdict}; {detail}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--children", type=int, default=1)
+    parser.add_argument("--catalog", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--chunks", type=int, default=None)
+    parser.add_argument("--tasks", type=int, default=34)
+    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--layout", type=Path, help="reuse (or write once into) this directory")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("phase_args", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(PHASES[args.phase](*args.phase_args)))
+        return
+
+    from loader_assets.qserv.sample import write_empty_case
+    from loader_assets.workers import local
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scale-")))
+        layout = args.layout or tmp / "layout"
+        if not (layout / "metadata.json").exists():
+            started = time.monotonic()
+            write_empty_case(layout, children=args.children, tasks=args.tasks, chunks=args.chunks)
+            print(f"layout: {layout} written in {time.monotonic() - started:.1f} s")
+        state = tmp / "state"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADER_", "DAGSTER_"))}
+        env.update(LOADER_STATE_DIR=str(state), DAGSTER_HOME=str(state / "dagster"))
+        if args.catalog == "postgresql":
+            env["LOADER_CATALOG_URL"] = stack.enter_context(postgres_database())
+            env["LOADER_DAGSTER_PG_URL"] = stack.enter_context(postgres_database())
+        config = local.start_cluster(state, args.workers)
+        stack.callback(local.stop_cluster, state)
+        env["LOADER_CZAR"] = config.czar_url
+        env["LOADER_WORKERS"] = ",".join(f"{name}={url}" for name, url in config.workers.items())
+        os.environ.update(env)
+
+        first = in_child("register", env, str(layout))
+        notices = first["new"]
+        print(figure("register", first["seconds"], "register_seconds",
+                     f"{notices:,} notices ({notices / first['seconds']:,.0f}/s), {first['chunks']:,} chunks, "
+                     f"{args.catalog}"))  # fmt: skip
+        print(figure("register peak memory", first["peak_mb"], "register_peak_mb", "", "MB"))
+        again = in_child("register", env, str(layout))
+        print(figure("register again", again["seconds"], "register_seconds",
+                     f"{again['new']} new, {again['unchanged']:,} unchanged"))  # fmt: skip
+        partitions = in_child("partitions", env)
+        print(f"partitions: {partitions['added']:,} added in {partitions['seconds']:.1f} s")
+        partitions = in_child("partitions", env)
+        print(f"partitions again: {partitions['added']:,} added in {partitions['seconds']:.1f} s")
+        for line in plan_and_tick(args.workers):
+            print(line)
+        shown = in_child("select", env)
+        print(f"select level 1: preview of {shown['rows_shown']:,} of {shown['total']:,} notices in "
+              f"{shown['seconds']:.2f} s, counts in {shown['counts_seconds']:.2f} s, peak {shown['peak_mb']:.0f} MB")  # fmt: skip
+        for line in event_cost():
+            print(line)
+        print(backfill_runs(first["chunks"]))
+
+
+if __name__ == "__main__":
+    main()
