@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -76,29 +77,24 @@ def in_child(phase: str, env: dict[str, str], *args: str) -> dict:
 
 
 def phase_register(layout: str) -> dict:
-    from loader_assets.catalog.register import register_case
-    from loader_assets.catalog.store import Store
+    """What `loader-assets register` does: the catalog, then the Dagster partitions, before the case opens."""
+    import contextlib
+    import io
 
-    started = time.monotonic()
-    result = register_case(Store.from_url(), Path(layout), CASE)
-    return {"seconds": time.monotonic() - started, "peak_mb": peak_mb(), "new": result.new_notices,
-            "unchanged": result.unchanged_notices, "chunks": len(result.chunks)}  # fmt: skip
+    from loader_assets.cli import main
 
-
-def phase_partitions() -> dict:
-    from loader_assets.catalog.layout import case_layout
-    from loader_assets.catalog.notices import case_chunks
-    from loader_assets.catalog.store import Store
-    from loader_assets.defs.instance import prepare_instance
-    from loader_assets.defs.partitions import add_chunk_partitions
-
-    store = Store.from_url()
-    case_layout(store.db, CASE)
-    chunks = case_chunks(store.db, CASE)
-    instance = prepare_instance()
-    started = time.monotonic()
-    added = add_chunk_partitions(instance, CASE, chunks)
-    return {"seconds": time.monotonic() - started, "added": added, "peak_mb": peak_mb()}
+    started, printed = time.monotonic(), io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["register", layout, "--case", CASE])
+    seconds = time.monotonic() - started
+    if code != 0:
+        raise RuntimeError(printed.getvalue())
+    summary = printed.getvalue()
+    new, unchanged, chunks = (int(re.search(pattern, summary)[1]) for pattern in  # type: ignore[index]
+                              (r"(\d+) new notices", r"(\d+) unchanged", r"(\d+) chunks"))  # fmt: skip
+    partitions = int(re.search(r"(\d+) new chunk partitions", summary)[1])  # type: ignore[index]
+    return {"seconds": seconds, "peak_mb": peak_mb(), "new": new, "unchanged": unchanged, "chunks": chunks,
+            "partitions": partitions}  # fmt: skip
 
 
 def phase_select() -> dict:
@@ -115,7 +111,7 @@ def phase_select() -> dict:
             "peak_mb": peak_mb()}  # fmt: skip
 
 
-PHASES = {"register": phase_register, "partitions": phase_partitions, "select": phase_select}
+PHASES = {"register": phase_register, "select": phase_select}
 
 
 # -- the parent: layout, servers, the phases in order -------------------------------------------------------------
@@ -231,15 +227,11 @@ def main() -> None:
         notices = first["new"]
         print(figure("register", first["seconds"], "register_seconds",
                      f"{notices:,} notices ({notices / first['seconds']:,.0f}/s), {first['chunks']:,} chunks, "
-                     f"{args.catalog}"))  # fmt: skip
+                     f"{first['partitions']:,} Dagster partitions, {args.catalog}"))  # fmt: skip
         print(figure("register peak memory", first["peak_mb"], "register_peak_mb", "", "MB"))
         again = in_child("register", env, str(layout))
         print(figure("register again", again["seconds"], "register_seconds",
-                     f"{again['new']} new, {again['unchanged']:,} unchanged"))  # fmt: skip
-        partitions = in_child("partitions", env)
-        print(f"partitions: {partitions['added']:,} added in {partitions['seconds']:.1f} s")
-        partitions = in_child("partitions", env)
-        print(f"partitions again: {partitions['added']:,} added in {partitions['seconds']:.1f} s")
+                     f"{again['new']} new, {again['unchanged']:,} unchanged, {again['partitions']} partitions"))  # fmt: skip
         for line in plan_and_tick(args.workers):
             print(line)
         shown = in_child("select", env)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, text
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, Engine, Table, create_engine, event, inspect, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -53,6 +54,25 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
         cursor.copy_expert(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)", data)
     finally:
         cursor.close()
+
+
+RANGES_PER_STATEMENT = 200  # runs of consecutive ids OR-ed in one condition
+
+
+def id_filters(column: ColumnElement[int], ids: Iterable[int]) -> Iterator[ColumnElement[bool]]:
+    """Conditions that together select exactly `ids`, each small enough for one statement: runs of consecutive
+    ids (a level, a batch: notices are registered in runs) as BETWEEN, scattered ones in IN lists."""
+    ordered = np.unique(np.fromiter(ids, dtype=np.int64))
+    if not len(ordered):
+        return
+    breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+    starts, ends = ordered[np.r_[0, breaks]], ordered[np.r_[breaks - 1, len(ordered) - 1]]
+    runs = [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a >= 2]
+    singles = [int(i) for a, b in zip(starts, ends, strict=True) if b - a < 2 for i in range(a, b + 1)]
+    for start in range(0, len(runs), RANGES_PER_STATEMENT):
+        yield or_(*(column.between(a, b) for a, b in runs[start : start + RANGES_PER_STATEMENT]))
+    for batch in id_batches(singles):
+        yield column.in_(batch)
 
 
 class CatalogVersionError(RuntimeError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from loader_assets.catalog.engine import CatalogDB, id_batches
+from loader_assets.catalog.engine import CatalogDB, id_batches, id_filters
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.time import utcnow
 
@@ -63,9 +63,9 @@ def plan_rows(db: CatalogDB, ids: Iterable[int]) -> list[PlanRow]:
     n = notices.c
     rows: list[PlanRow] = []
     with db.read() as connection:
-        for batch in id_batches(sorted(set(ids))):
-            query = select(n.id, n.case, n.level, n.chunk, n.size, n.priority, n.attempts).where(n.id.in_(batch))
-            rows += [PlanRow(**row._mapping) for row in connection.execute(query)]
+        for condition in id_filters(n.id, ids):
+            query = select(n.id, n.case, n.level, n.chunk, n.size, n.priority, n.attempts).where(condition)
+            rows += [PlanRow(*row) for row in connection.execute(query).all()]
     return rows
 
 

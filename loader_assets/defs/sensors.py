@@ -22,7 +22,7 @@ from loader_assets.catalog import schedules
 from loader_assets.catalog.claims import behind_closed_gates
 from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import TableLayout, case_layouts
-from loader_assets.catalog.store import Released
+from loader_assets.catalog.store import Released, Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import Overview, overview
 from loader_assets.defs.assets import gate_job_name, overview_key, validation_key
@@ -38,6 +38,7 @@ from loader_assets.workers.cluster import Cluster
 
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 NOTICES_PER_TICK = 20_000  # what one tick may hand out; the rest waits for the next tick
+SCANNED_PER_TICK = 200_000  # waiting notices a tick looks at for an open gate
 SCHEDULES_PER_TICK = 5
 PENDING_SCHEDULES_READ = 100  # schedules waiting for a gate are read again each tick
 # The daemon evaluates its sensors every 5 s at best: these two follow a level's end within a loop or two.
@@ -60,15 +61,15 @@ def scheduled_loads(
     notices of a level behind a closed gate stay in their schedule until it passes."""
     store = catalog.store()
     planned: dict[int, tuple[schedules.Schedule, list[int], list[dg.RunRequest]]] = {}
+    budget = NOTICES_PER_TICK  # a schedule of millions is served over many ticks, each well under the timeout
     for row in schedules.pending(store.db, PENDING_SCHEDULES_READ):
-        if len(planned) == SCHEDULES_PER_TICK:
+        if len(planned) == SCHEDULES_PER_TICK or budget <= 0:
             break
         try:
-            with store.db.read() as connection:
-                held = behind_closed_gates(connection, row.waiting_ids)
-            ready = [i for i in row.waiting_ids if i not in held]
+            ready, held = _ready_part(store, row.waiting_ids, budget)
             if not ready:
                 continue
+            budget -= len(ready)
             plans, attempts = plan_runs(store, cluster.cluster, ready, priority=row.priority, force=row.force)
         except Exception as error:  # this row waits for the next tick; the others go on
             context.log.error(f"schedule {row.id} not planned, retried next tick: {type(error).__name__}: {error}")
@@ -82,6 +83,22 @@ def scheduled_loads(
         schedules.submit(store.db, row, [r.run_key for r in batch], ready)
     requests = [request for _row, _ready, batch in planned.values() for request in batch]
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule may start")
+
+
+def _ready_part(store: Store, waiting: list[int], budget: int) -> tuple[list[int], set[int]]:
+    """Up to `budget` of the waiting notices whose gate is open, in schedule order, and the ones seen held
+    behind a closed gate (read in slices: a held level of a million is not read whole each tick)."""
+    ready: list[int] = []
+    held: set[int] = set()
+    for start in range(0, min(len(waiting), SCANNED_PER_TICK), budget):
+        part = waiting[start : start + budget]
+        with store.db.read() as connection:
+            closed = behind_closed_gates(connection, part)
+        held |= closed
+        ready += [i for i in part if i not in closed][: budget - len(ready)]
+        if len(ready) >= budget:
+            break
+    return ready, held
 
 
 def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:

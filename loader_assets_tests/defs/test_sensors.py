@@ -72,6 +72,25 @@ def test_scheduled_loads_turns_a_pending_schedule_into_runs_per_case_level_and_w
     assert not again.run_requests and again.skip_reason.skip_message == "no pending schedule may start"
 
 
+def test_a_schedule_bigger_than_a_tick_is_served_over_several_ticks_each_marking_what_it_emitted(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loader_assets.defs import sensors
+
+    case = platform.sample_case(chunks=6, rows_per_chunk=2).case
+    level_1 = notice_ids(platform.store.db, case, level=1)
+    schedule_id = select_notices(f"case = '{case}' AND level = 1", store=platform.store).schedule().schedule_id
+    monkeypatch.setattr(sensors, "NOTICES_PER_TICK", 5)
+    emitted: list[int] = []
+    while schedules.get(platform.store.db, schedule_id).state == "pending":
+        requests = scheduled_loads(sensor_context(platform)).run_requests
+        tick = [i for request in requests for i in requested_ids(request)]
+        assert 0 < len(tick) <= 5
+        emitted += tick
+        assert sorted(schedules.get(platform.store.db, schedule_id).submitted_ids) == sorted(emitted)
+    assert sorted(emitted) == sorted(level_1)  # each notice handed out once, none lost
+
+
 def levels_of(platform: Platform, case: str, schedule_id: int, requests: list[dg.RunRequest]) -> set[str]:
     """The levels of the requests, checking that each is one run per level and worker with the schedule's tags."""
     placement = platform.cluster.placement(case_layouts(platform.store.db, case)[case].database)
