@@ -7,6 +7,7 @@ import dagster as dg
 
 WEBSERVER_ENV = "LOADER_DAGSTER_WEBSERVER"  # host:port of a running `dagster dev` / dagster-webserver
 CODE_LOCATION = "loader_assets"
+PARTITIONS_PER_CALL = 10_000
 
 
 def chunk_partitions(case: str) -> dg.DynamicPartitionsDefinition:
@@ -19,8 +20,8 @@ def add_chunk_partitions(instance: dg.DagsterInstance, case: str, chunks: Iterab
     assert name is not None
     known = set(instance.get_dynamic_partitions(name))
     new = [str(chunk) for chunk in sorted(set(chunks)) if str(chunk) not in known]
-    if new:
-        instance.add_dynamic_partitions(name, new)
+    for start in range(0, len(new), PARTITIONS_PER_CALL):  # one call of 10^5 keys costs hundreds of MB
+        instance.add_dynamic_partitions(name, new[start : start + PARTITIONS_PER_CALL])
     return len(new)
 
 
