@@ -231,3 +231,10 @@ def load_runs(platform: Platform, case: str) -> list[dg.RunRecord]:
     """Records of the case's load runs (not its validation runs), oldest first."""
     records = platform.instance.get_run_records(dg.RunsFilter(job_name=LOAD_JOB, tags={"loader/case": case}))
     return sorted(records, key=lambda record: record.create_timestamp)
+
+
+def holds_sqlite_write_lock(pid: int) -> bool:
+    """The process holds a POSIX write lock: a SQLite write (the Dagster instance's) under way."""
+    with open("/proc/locks") as lines:
+        return any(fields[1] == "POSIX" and fields[3] == "WRITE" and fields[4] == str(pid)
+                   for fields in (line.split() for line in lines) if len(fields) > 4)  # fmt: skip

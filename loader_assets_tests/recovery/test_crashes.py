@@ -31,6 +31,7 @@ from loader_assets_tests.recovery.helpers import (
     assert_exact,
     attempt_rows,
     cli_load,
+    holds_sqlite_write_lock,
     inflate_object_file,
     level_notices,
     outcomes,
@@ -147,14 +148,17 @@ def test_a_worker_stopped_mid_run_fails_its_notices_by_name_and_a_reload_after_r
 
 
 def stopped_between_statements(process, platform: Platform, database: str) -> bool:  # type: ignore[no-untyped-def]
-    """SIGSTOP the process at a moment it holds no LOAD DATA on a worker and no catalog transaction.
+    """SIGSTOP the process at a moment it holds no LOAD DATA on a worker, no catalog transaction and no write
+    lock on the Dagster instance's SQLite files.
 
     A client frozen inside a LOAD DATA keeps the table locked until the server's read timeout, and one frozen
-    inside a catalog transaction keeps its rows locked: both would only slow this test, not change it.
+    inside a catalog transaction keeps its rows locked: both would only slow this test, not change it. One
+    frozen inside an instance write would leave the sweeper's run-failure report "database is locked".
     """
     process.send_signal(signal.SIGSTOP)
     time.sleep(0.1)
-    if not running_statements(platform, database) and not open_catalog_transactions(platform):
+    if (not running_statements(platform, database) and not open_catalog_transactions(platform)
+            and not holds_sqlite_write_lock(process.pid)):  # fmt: skip
         return True
     process.send_signal(signal.SIGCONT)
     time.sleep(0.05)
