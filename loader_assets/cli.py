@@ -40,14 +40,13 @@ def cmd_register(args: argparse.Namespace) -> int:
 
     options = CaseOptions(strict_children=args.strict_children, max_num_warnings=args.max_num_warnings)
     instance = prepare_instance()  # before the catalog commits anything: an unusable instance fails first
-    case = args.case or Path(args.case_dir).resolve().name
     added: list[int] = []
 
-    def partitions(chunks: list[int]) -> None:  # before the case opens: a new chunk is never loaded unseen
+    def partitions(case: str, chunks: list[int]) -> None:  # before the case opens: no chunk is loaded unseen
         added.append(add_chunk_partitions(instance, case, chunks))
 
     result = register_case(
-        _store(), Path(args.case_dir), case, comment=args.comment, options=options,
+        _store(), Path(args.case_dir), args.case, comment=args.comment, options=options,
         allow_links_out=args.allow_links_out, on_chunks=partitions,
     )  # fmt: skip
     print(f"registered {result.summary()}")

@@ -211,10 +211,3 @@ def partition_owners(db: CatalogDB, case: str, tables: set[str]) -> list[Partiti
             )
         ).all()
     return [PartitionOwner(*row) for row in rows]
-
-
-def case_chunks(db: CatalogDB, case: str) -> list[int]:
-    """Every chunk id of the case, ascending."""
-    query = select(notices.c.chunk).where(notices.c.case == case, notices.c.chunk.is_not(None)).distinct()
-    with db.read() as connection:
-        return sorted(connection.execute(query).scalars())

@@ -76,10 +76,10 @@ def register_case(
     comment: str | None = None,
     options: CaseOptions = CaseOptions(),
     allow_links_out: bool = False,
-    on_chunks: Callable[[list[int]], object] | None = None,
+    on_chunks: Callable[[str, list[int]], object] | None = None,
 ) -> Registration:
     """Register (or register again) the case at `root`; `case` defaults to the directory's name. `on_chunks`
-    gets every chunk id of the case before the case leaves `registering` (the CLI adds them to Dagster).
+    gets the case and every chunk id of it before it leaves `registering` (the CLI adds them to Dagster).
 
     Every file stays under `root`; a symlink leading out of it is followed only with `allow_links_out`."""
     root = root.resolve()
@@ -101,7 +101,7 @@ def register_case(
         chunks.update(file.chunk for file in batch.files if file.chunk is not None)
     result.chunks = sorted(chunks)
     if on_chunks is not None:
-        on_chunks(result.chunks)
+        on_chunks(case, result.chunks)
     # An interrupted registration wrote batches this one found unchanged: every table's verdict is redone.
     changed = {table.name for table in metadata.tables} if resumed else result.changed_tables
     with store.db.write() as connection:

@@ -25,6 +25,7 @@ from loader_assets import settings
 
 BROKER_ENV = "LOADER_CELERY_BROKER"
 QUEUE = "dagster"  # dagster-celery's default queue: steps carry no queue tag
+BACKEND = "rpc://"  # a step's events come back to the run's process through the broker
 # Both sides must agree on these (the executor publishes, the workers consume).
 CONFIG_SOURCE = {
     "task_acks_late": True,  # a worker that dies in a step leaves its message to be delivered again
@@ -39,19 +40,20 @@ def executor() -> dg.ExecutorDefinition:
     if settings.executor() == "celery":
         # The broker by reference to the environment: a password in it is never written into a definition.
         broker = {"env": BROKER_ENV} if os.environ.get(BROKER_ENV) else settings.celery_broker()
-        return celery_executor.configured({"broker": broker, "backend": "rpc://", "config_source": CONFIG_SOURCE})
+        return celery_executor.configured({"broker": broker, "backend": BACKEND, "config_source": CONFIG_SOURCE})
     # A step's loads already run in parallel (threads, every worker at once): a process per step would only
     # add its start-up (seconds) to every run.
     return dg.in_process_executor
 
 
-def worker_command(name: str | None = None, concurrency: int = 1) -> list[str]:
-    """The command of one Celery worker: `solo` pool, so a step runs in the worker's own process."""
-    return ["celery", "-A", __name__, "worker", "-Q", QUEUE, "--pool", "solo", "--concurrency", str(concurrency),
-            "--loglevel", "INFO", *(["-n", f"{name}@%h"] if name else [])]  # fmt: skip
+def worker_command(name: str | None = None) -> list[str]:
+    """The command of one Celery worker: `solo` pool, so a step runs in the worker's own process, one at a time."""
+    return ["celery", "-A", __name__, "worker", "-Q", QUEUE, "--pool", "solo", "--loglevel", "INFO",
+            *(["-n", f"{name}@%h"] if name else [])]  # fmt: skip
 
 
-# The executor's own app is built the same way (dagster_celery's defaults, then these).
-app = make_app({"broker": settings.celery_broker(), "backend": "rpc://",
-                "config_source": dict_wrapper({**DEFAULT_CONFIG, **CONFIG_SOURCE})})  # fmt: skip  # `celery -A loader_assets.defs.celery worker` finds it here
+# What `celery -A loader_assets.defs.celery worker` runs: configured as dagster-celery builds the executor's own
+# app (its defaults, then CONFIG_SOURCE), so both sides agree.
+app = make_app({"broker": settings.celery_broker(), "backend": BACKEND,
+                "config_source": dict_wrapper({**DEFAULT_CONFIG, **CONFIG_SOURCE})})  # fmt: skip
 execute_plan = create_task(app)

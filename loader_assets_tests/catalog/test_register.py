@@ -166,7 +166,7 @@ def test_an_interrupted_registration_leaves_the_case_unclaimable_until_registere
     root = write_sample_case(tmp_path / "big", chunks=6, rows_per_chunk=5, database="big")
     seen: list[list[int]] = []
 
-    def partitions_fail(chunks: list[int]) -> None:  # the Dagster step dies after every batch was written
+    def partitions_fail(case: str, chunks: list[int]) -> None:  # the Dagster step dies after every batch
         seen.append(chunks)
         raise ConnectionError("instance unreachable")
 
@@ -178,7 +178,7 @@ def test_an_interrupted_registration_leaves_the_case_unclaimable_until_registere
     assert store.claim(ids, Owner("run-1", "host", 1)) == []
     assert {r.message for r in store.why_not_claimed(ids).values()} == {"case big is registering"}
 
-    again = register_case(store, root, on_chunks=seen.append)  # finishes the job, nothing twice
+    again = register_case(store, root, on_chunks=lambda _case, chunks: seen.append(chunks))  # nothing twice
     assert (again.new_notices, again.unchanged_notices) == (0, len(ids))
     assert seen[0] == seen[1] == again.chunks and len(again.chunks) == 6
     assert case_layout(store.db, "big").state == "active"
