@@ -180,6 +180,20 @@ def cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from loader_assets import capacity
+    from loader_assets.catalog.notices import level_files
+    from loader_assets.workers.cluster import ClusterConfig
+
+    store = _store()
+    _case(store, args.case)
+    rates = capacity.Rates.load(Path(args.rates) if args.rates else None)
+    workers = args.workers or [len(ClusterConfig.from_env().workers)]
+    sizes = capacity.sizes_by_level(level_files(store.db, args.case))
+    print("\n".join(capacity.report(args.case, sizes, rates, workers)))
+    return 0
+
+
 def cmd_locks(args: argparse.Namespace) -> int:
     _print_frame(views.locks(_store().db, args.case), "no locks held")
     return 0
@@ -526,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run one level only: 1 director, 2 its gate, 3 children, 4 their gates")  # fmt: skip
     load.add_argument("--force", action="store_true", help="reload notices that are already done")
     load.set_defaults(run=cmd_load)
+
+    plan = commands.add_parser("plan", help="predict a registered case's wall time per level on N workers")
+    plan.add_argument("case")
+    plan.add_argument("--workers", type=int, nargs="+", help="worker counts (default: the configured workers)")
+    plan.add_argument("--rates", help="a rates file of benchmarks/capacity.py (default: the one shipped)")
+    plan.set_defaults(run=cmd_plan)
 
     drop = commands.add_parser("drop", help="retire a case: worker tables, czar placement, catalog rows, partitions")
     drop.add_argument("case")

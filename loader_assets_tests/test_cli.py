@@ -4,9 +4,12 @@ code of its own, no traceback; unknown cases, notices, runs and schedules exit n
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
+from loader_assets import capacity, levels
+from loader_assets.capacity import PhaseRate, Rates
 from loader_assets.cli import main
 from loader_assets.problems import Exit
 from loader_assets_tests.conftest import Platform
@@ -84,6 +87,7 @@ def test_unknown_cases_notices_runs_and_schedules_exit_non_zero(
     for argv, words in [
         (("status", "--case", "qcase1"), ("no case qcase1",)),
         (("load", "qcase1"), ("no case qcase1",)),
+        (("plan", "qcase1", "--workers", "2"), ("no case qcase1",)),
         (("pause", "qcase1"), ("no case qcase1",)),
         (("history", "999999"), ("no notice 999999",)),
         (("reset", "999999"), ("no notice 999999",)),
@@ -93,6 +97,27 @@ def test_unknown_cases_notices_runs_and_schedules_exit_non_zero(
         code, _, err = run(capsys, *argv)
         assert code == Exit.UNKNOWN, (argv, err)
         one_line(err, argv[0], *words)
+
+
+def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(
+    platform: Platform, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    code, out, _ = run(capsys, "plan", case, "--workers", "1", "10")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(
+        f"case {case}: 9 notices"
+    )  # Object, overlap, Source, ForcedSource x2, Filter
+    assert "1 workers" in lines[2] and "10 workers" in lines[2]
+    assert [line.split()[0:2] for line in lines[3:9]] == [["register", "9"], ["start", "0"], *(
+        ["level", str(level)] for level in levels.ALL)]  # fmt: skip
+    assert lines[9].startswith("total") and lines[10].startswith("catalog ~")
+
+    rates = Rates({phase: PhaseRate(2.0, 0.0, 0.0) for phase in capacity.PHASES}, 1e6, 2e6, measured="by hand")
+    rates.save(tmp_path / "rates.json")
+    out = run(capsys, "plan", case, "--workers", "3", "--rates", str(tmp_path / "rates.json"))[1]
+    assert "rates: by hand" in out and out.splitlines()[9].split() == ["total", "12.0", "s"]
+    assert out.splitlines()[10] == "catalog ~9 MB, Dagster instance ~18 MB"
 
 
 def test_a_done_notice_is_reset_only_with_force_and_schedules_are_listed_and_cancelled(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 
-from loader_assets.catalog.engine import CatalogDB, id_batches, id_filters
+from loader_assets.catalog.engine import CatalogDB, driver_rows, id_batches, id_filters
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.time import utcnow
 
@@ -46,8 +47,7 @@ def notice_ids(
         return list(connection.execute(query).scalars())
 
 
-@dataclass(frozen=True)
-class PlanRow:
+class PlanRow(NamedTuple):
     """What planning runs needs of a notice."""
 
     id: int
@@ -65,8 +65,31 @@ def plan_rows(db: CatalogDB, ids: Iterable[int]) -> list[PlanRow]:
     with db.read() as connection:
         for condition in id_filters(n.id, ids):
             query = select(n.id, n.case, n.level, n.chunk, n.size, n.priority, n.attempts).where(condition)
-            rows += [PlanRow(*row) for row in connection.execute(query).all()]
+            rows += map(PlanRow._make, driver_rows(connection, query))
     return rows
+
+
+@dataclass(frozen=True)
+class LevelFiles:
+    """A load level's notices and bytes, chunked tables apart from regular ones (those go to every worker)."""
+
+    level: int
+    chunked: bool
+    notices: int
+    bytes: int
+
+
+def level_files(db: CatalogDB, case: str) -> list[LevelFiles]:
+    n = notices.c
+    chunked = n.chunk.is_not(None)
+    query = (
+        select(n.level, chunked, func.count(), func.coalesce(func.sum(n.size), 0))
+        .where(n.case == case)
+        .group_by(n.level, chunked)
+    )
+    with db.read() as connection:
+        rows = connection.execute(query).all()
+    return [LevelFiles(level, bool(is_chunked), count, int(size)) for level, is_chunked, count, size in rows]
 
 
 def known_notices(db: CatalogDB, ids: Iterable[int]) -> set[int]:

@@ -295,11 +295,14 @@ def _placed(cursor: pymysql.cursors.Cursor, family: str, chunks: list[int] | Non
         cursor.execute(f"SELECT chunk, worker FROM {META_DB}.chunk_placement WHERE family = %s AND chunk IN "
                        f"({','.join(['%s'] * len(chunks))})", [family, *chunks])  # fmt: skip
         return {chunk: worker for chunk, worker in cursor.fetchall()}
-    # The whole family, a string of chunk ids per worker: 10^5 rows parsed by pymysql take seconds.
+    # The whole family as one string of `chunk:worker` lines: 10^5 rows parsed by pymysql take seconds, and a
+    # GROUP BY worker sorts them (0.4 s for 146k), where this is one scan of the primary key (0.05 s).
     cursor.execute("SET SESSION group_concat_max_len = 1073741824")
-    cursor.execute(f"SELECT worker, GROUP_CONCAT(chunk) FROM {META_DB}.chunk_placement WHERE family = %s "
-                   "GROUP BY worker", (family,))  # fmt: skip
-    placed = {int(chunk): worker for worker, ids in cursor.fetchall() for chunk in ids.split(",")}
+    cursor.execute(f"SELECT GROUP_CONCAT(chunk, ':', worker SEPARATOR '\\n') FROM {META_DB}.chunk_placement "
+                   "WHERE family = %s", (family,))  # fmt: skip
+    (lines,) = cursor.fetchone()
+    pairs = (line.partition(":") for line in lines.split("\n")) if lines else ()
+    placed = {int(chunk): worker for chunk, _, worker in pairs}
     return placed if chunks is None else {chunk: placed[chunk] for chunk in chunks if chunk in placed}
 
 

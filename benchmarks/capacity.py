@@ -1,0 +1,155 @@
+"""Capacity: fit the rates of `loader-assets plan` on a calibration case, check them on another, size DP0.2.
+
+    .venv/bin/python benchmarks/capacity.py calibrate [--chunks 120] [--rows-per-chunk 4000] [--columns 40]
+                                                      [--workers 2] [--repeat 1] [--save]
+    .venv/bin/python benchmarks/capacity.py check [--chunks 60] [--rows-per-chunk 10000] [--workers 2]
+    .venv/bin/python benchmarks/capacity.py dp02 [--object-gb 1000] [--source-gb 3000] [--workers 5 10 30]
+
+calibrate: `register` + `load` (timed per phase, as benchmarks/end_to_end.py does) of three sample cases on a
+fresh local cluster and SQLite catalog each — a quarter of --chunks with one row per chunk, --chunks with one
+row, --chunks with --rows-per-chunk rows and a director --columns wide — then fits each phase's fixed, per-notice
+and per-MB cost (`capacity.fit`) and the catalog's and instance's bytes per notice; --save stores them in
+`loader_assets/capacity_rates.json` (what `plan` reads). check: the sample case of end_to_end.py (another row
+width) registered and loaded, each phase against `loader-assets plan`'s prediction; the last line is the total's
+error. dp02: the prediction for a DP0.2-shaped case (146,332 chunks; Object chunk and overlap files, one Source
+file per chunk) of the given sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from end_to_end import CASE, PlatformRun, Site, run_platform
+
+from loader_assets import capacity, levels
+from loader_assets.catalog.notices import level_files
+from loader_assets.qserv.geometry import Chunker
+from loader_assets.qserv.sample import NUM_STRIPES, NUM_SUB_STRIPES, OVERLAP, write_sample_case
+
+GOAL_ERROR = 0.30
+
+
+def measure(root: Path, workers: int, *, chunks: int, rows: int, columns: int = 0) -> tuple[dict, PlatformRun, Site]:
+    """One sample case registered and loaded on a fresh site: (its sizes by level, the run, the stopped site)."""
+    case_dir = write_sample_case(root / CASE, chunks=chunks, rows_per_chunk=rows, database=CASE,
+                                 director_columns=columns)  # fmt: skip
+    site = Site(root / "site", workers)
+    try:
+        run = run_platform(site, case_dir)
+    finally:
+        site.stop()
+    return capacity.sizes_by_level(level_files(site.catalog, CASE)), run, site
+
+
+def phase_seconds(run: PlatformRun) -> dict[str, float]:
+    return {
+        capacity.REGISTER: run.register,
+        capacity.START: run.startup,
+        **{capacity.phase_name(level): seconds for level, seconds in run.levels.items()},
+    }
+
+
+def disk_bytes(path: Path) -> int:
+    """A file's size, or a directory's files' (SQLite's journals included)."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def calibrate(args: argparse.Namespace, root: Path) -> None:
+    cases = [(max(1, args.chunks // 4), 1, 0), (args.chunks, 1, 0), (args.chunks, args.rows_per_chunk, args.columns)]
+    samples, per_notice = [], (0.0, 0.0)
+    for number, (chunks, rows, columns) in enumerate(cases):
+        runs = []
+        for attempt in range(args.repeat):
+            sizes, run, site = measure(root / f"c{number}-{attempt}", args.workers, chunks=chunks, rows=rows,
+                                       columns=columns)  # fmt: skip
+            runs.append(phase_seconds(run))
+            notices = sum(s.notices for s in sizes.values())
+            per_notice = (disk_bytes(site.state / "catalog.sqlite") / notices,
+                          disk_bytes(site.home) / notices)  # fmt: skip
+        seconds = {phase: statistics.median(r[phase] for r in runs) for phase in capacity.PHASES}
+        samples.append((capacity.case_sizes(sizes, args.workers), seconds))
+        mb = sum(s.chunked_bytes + s.regular_bytes for s in sizes.values()) / capacity.MB
+        print(f"calibration case {number + 1}: {chunks} chunks x {rows} rows, director +{columns} columns, "
+              f"{mb:.0f} MB: " + ", ".join(f"{p} {s:.2f} s" for p, s in seconds.items()))  # fmt: skip
+    rates = capacity.Rates(
+        capacity.fit(samples), *per_notice,
+        measured=f"benchmarks/capacity.py, {args.workers} local workers on this {os.cpu_count()}-core machine, "
+                 f"{args.chunks} chunks x {args.rows_per_chunk} rows (+{args.columns} director columns), "
+                 f"SQLite catalog and instance, {date.today()}",
+    )  # fmt: skip
+    for phase, rate in rates.phases.items():
+        mb_s = f"{1 / rate.per_mb_s:7.1f} MB/s" if rate.per_mb_s else "    no MB cost"
+        print(f"  {phase:<9} fixed {rate.fixed_s:6.2f} s   per notice {rate.per_notice_s * 1000:6.2f} ms   {mb_s}")
+    print(f"  catalog {rates.catalog_bytes_per_notice:.0f} B/notice, instance {rates.instance_bytes_per_notice:.0f} "
+          "B/notice")  # fmt: skip
+    if args.save:
+        rates.save()
+        print(f"saved {capacity.RATES_FILE}")
+
+
+def check(args: argparse.Namespace, root: Path) -> None:
+    rates = capacity.Rates.load()
+    print(f"rates: {rates.measured}")
+    sizes, run, _site = measure(root / "check", args.workers, chunks=args.chunks, rows=args.rows_per_chunk)
+    predicted = capacity.predict(sizes, rates, args.workers)
+    measured = phase_seconds(run)
+    for phase in capacity.PHASES:
+        print(f"  {phase:<9} measured {measured[phase]:6.2f} s   predicted {predicted.seconds[phase]:6.2f} s")
+    total = sum(measured.values())
+    error = predicted.total / total - 1
+    print(f"case: {args.chunks} chunks x {args.rows_per_chunk} rows, {args.workers} workers")
+    print(f"total: measured {total:.2f} s, predicted {predicted.total:.2f} s, error {error:+.0%} "
+          f"(goal within {GOAL_ERROR:.0%})")  # fmt: skip
+
+
+def dp02(args: argparse.Namespace) -> None:
+    chunks = len(Chunker(NUM_STRIPES, NUM_SUB_STRIPES, OVERLAP).all_chunks())
+    gb = 1e9
+    sizes = {
+        levels.LOAD_DIRECTOR: capacity.LevelSize(2 * chunks + 1, int(args.object_gb * gb), 2 * chunks, 10_000),
+        levels.LOAD_CHILDREN: capacity.LevelSize(chunks, int(args.source_gb * gb), chunks),
+    }
+    print(f"DP0.2-shaped: {chunks:,} chunks, Object {args.object_gb:,.0f} GB (overlaps included), "
+          f"Source {args.source_gb:,.0f} GB (assumed sizes)")  # fmt: skip
+    print("\n".join(capacity.report("dp02", sizes, capacity.Rates.load(), args.workers)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", required=True)
+    fit = actions.add_parser("calibrate")
+    fit.add_argument("--chunks", type=int, default=120)
+    fit.add_argument("--rows-per-chunk", type=int, default=4000)
+    fit.add_argument("--columns", type=int, default=40, help="director FLOAT columns added")
+    fit.add_argument("--workers", type=int, default=2)
+    fit.add_argument("--repeat", type=int, default=1, help="runs per calibration case; medians fitted")
+    fit.add_argument("--save", action="store_true", help="store the rates for `loader-assets plan`")
+    test = actions.add_parser("check")
+    test.add_argument("--chunks", type=int, default=60)
+    test.add_argument("--rows-per-chunk", type=int, default=10_000)
+    test.add_argument("--workers", type=int, default=2)
+    size = actions.add_parser("dp02")
+    size.add_argument("--object-gb", type=float, default=1000)
+    size.add_argument("--source-gb", type=float, default=3000)
+    size.add_argument("--workers", type=int, nargs="+", default=[5, 10, 30])
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    if args.action == "dp02":
+        dp02(args)
+        return
+    root = Path(tempfile.mkdtemp(prefix="loader-capacity-"))
+    try:
+        calibrate(args, root) if args.action == "calibrate" else check(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The capacity model: a case's wall time per phase on N workers, from its registered sizes and measured rates.
+
+Each phase of `register` + `load` costs
+
+    fixed + notices x per_notice + MB x per_mb
+
+where MB is the whole case's for `register` (one process lists and fingerprints every file) and the busiest
+worker's share for a level (the workers load and check their own chunks at the same time; a regular table goes
+to every worker). Notices are counted for the whole level: in process, one run's step orchestrates them all.
+A validation level is sized by the chunked notices it validates. `benchmarks/capacity.py` fits the three
+rates per phase from loads of a calibration case and stores them in `capacity_rates.json` beside this module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from loader_assets import levels
+
+RATES_FILE = Path(__file__).with_name("capacity_rates.json")
+REGISTER, START = "register", "start"  # START: the `load` process up to its first run
+PHASES = (REGISTER, START, *(f"level {level}" for level in levels.ALL))
+MB = 1e6
+
+
+def phase_name(level: int) -> str:
+    return f"level {level}"
+
+
+@dataclass(frozen=True)
+class LevelSize:
+    """What the model needs of one load level."""
+
+    notices: int = 0
+    chunked_bytes: int = 0
+    chunked_notices: int = 0
+    regular_bytes: int = 0
+
+
+class Files(Protocol):  # the catalog's `notices.LevelFiles`
+    level: int
+    chunked: bool
+    notices: int
+    bytes: int
+
+
+def sizes_by_level(files: Iterable[Files]) -> dict[int, LevelSize]:
+    sizes: dict[int, LevelSize] = {}
+    for part in files:
+        size = sizes.get(part.level, LevelSize())
+        if part.chunked:
+            chunked = size.chunked_notices + part.notices
+            size = replace(size, chunked_bytes=size.chunked_bytes + part.bytes, chunked_notices=chunked)
+        else:
+            size = replace(size, regular_bytes=size.regular_bytes + part.bytes)
+        sizes[part.level] = replace(size, notices=size.notices + part.notices)
+    return sizes
+
+
+@dataclass(frozen=True)
+class PhaseSize:
+    notices: int
+    mb: float  # the busiest worker's share (the whole case for `register`)
+
+
+def case_sizes(levels_: dict[int, LevelSize], workers: int) -> dict[str, PhaseSize]:
+    """Each phase's size on `workers` workers, the chunks spread evenly."""
+    sizes = {
+        REGISTER: PhaseSize(
+            sum(s.notices for s in levels_.values()),
+            sum(s.chunked_bytes + s.regular_bytes for s in levels_.values()) / MB,
+        ),
+        START: PhaseSize(0, 0.0),
+    }
+    for level in levels.LOAD_LEVELS:
+        size = levels_.get(level, LevelSize())
+        sizes[phase_name(level)] = PhaseSize(size.notices, (size.chunked_bytes / workers + size.regular_bytes) / MB)
+        validated = PhaseSize(size.chunked_notices, size.chunked_bytes / workers / MB)
+        sizes[phase_name(level + 1)] = validated  # the validation level after each load level
+    return sizes
+
+
+@dataclass(frozen=True)
+class PhaseRate:
+    fixed_s: float
+    per_notice_s: float
+    per_mb_s: float
+
+    def seconds(self, size: PhaseSize) -> float:
+        return self.fixed_s + size.notices * self.per_notice_s + size.mb * self.per_mb_s
+
+
+@dataclass(frozen=True)
+class Rates:
+    phases: dict[str, PhaseRate]
+    catalog_bytes_per_notice: float
+    instance_bytes_per_notice: float
+    measured: str  # how, where and when
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Rates:
+        data = json.loads((path or RATES_FILE).read_text())
+        phases = {name: PhaseRate(**rate) for name, rate in data.pop("phases").items()}
+        return cls(phases=phases, **data)
+
+    def save(self, path: Path | None = None) -> None:
+        (path or RATES_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def fit(samples: Sequence[tuple[dict[str, PhaseSize], dict[str, float]]]) -> dict[str, PhaseRate]:
+    """Each phase's rates from measured runs (their sizes and seconds), by non-negative least squares."""
+    rates = {}
+    for phase in PHASES:
+        design = np.array([[1.0, sizes[phase].notices, sizes[phase].mb] for sizes, _ in samples])
+        measured = np.array([seconds[phase] for _, seconds in samples])
+        rates[phase] = PhaseRate(*_non_negative_lstsq(design, measured))
+    return rates
+
+
+def _non_negative_lstsq(design: np.ndarray, measured: np.ndarray) -> list[float]:
+    """Least squares with every coefficient >= 0: the best over the subsets of free coefficients (three here)."""
+    columns = range(design.shape[1])
+    best: tuple[float, list[float]] = (float("inf"), [0.0] * design.shape[1])
+    for count in range(1, design.shape[1] + 1):
+        for free in itertools.combinations(columns, count):
+            solution, *_ = np.linalg.lstsq(design[:, free], measured, rcond=None)
+            if (solution < 0).any():
+                continue
+            coefficients = [0.0] * design.shape[1]
+            for column, value in zip(free, solution, strict=True):
+                coefficients[column] = float(value)
+            residual = float(np.sum((design @ np.array(coefficients) - measured) ** 2))
+            best = min(best, (residual, coefficients))
+    return best[1]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    workers: int
+    seconds: dict[str, float]
+    catalog_bytes: float
+    instance_bytes: float
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def predict(levels_: dict[int, LevelSize], rates: Rates, workers: int) -> Prediction:
+    sizes = case_sizes(levels_, workers)
+    notices = sizes[REGISTER].notices
+    return Prediction(
+        workers,
+        {phase: rates.phases[phase].seconds(sizes[phase]) for phase in PHASES},
+        notices * rates.catalog_bytes_per_notice,
+        notices * rates.instance_bytes_per_notice,
+    )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def report(case: str, levels_: dict[int, LevelSize], rates: Rates, workers: Iterable[int]) -> list[str]:
+    """The table `loader-assets plan` prints: one column per worker count."""
+    predictions = [predict(levels_, rates, n) for n in workers]
+    notices = sum(s.notices for s in levels_.values())
+    total_mb = sum(s.chunked_bytes + s.regular_bytes for s in levels_.values()) / MB
+    lines = [
+        f"case {case}: {notices:,} notices, {total_mb:,.0f} MB",
+        f"rates: {rates.measured}",
+        f"{'phase':<10}{'notices':>12}" + "".join(f"{f'{p.workers} workers':>14}" for p in predictions),
+    ]
+    one_worker = case_sizes(levels_, 1)
+    for phase in PHASES:
+        cells = "".join(f"{duration(p.seconds[phase]):>14}" for p in predictions)
+        lines.append(f"{phase:<10}{one_worker[phase].notices:>12,}{cells}")
+    lines.append(f"{'total':<22}" + "".join(f"{duration(p.total):>14}" for p in predictions))
+    first = predictions[0]
+    lines.append(f"catalog ~{first.catalog_bytes / MB:,.0f} MB, Dagster instance ~{first.instance_bytes / MB:,.0f} MB")
+    return lines
