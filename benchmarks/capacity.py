@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/capacity.py calibrate [--chunks 120] [--rows-per-chunk 4000] [--columns 40]
                                                       [--workers 2] [--repeat 1] [--save]
     .venv/bin/python benchmarks/capacity.py check [--chunks 60] [--rows-per-chunk 10000] [--workers 2]
-    .venv/bin/python benchmarks/capacity.py dp02 [--object-gb 1000] [--source-gb 3000] [--workers 5 10 30]
+    .venv/bin/python benchmarks/capacity.py dp02 [--object-gb 1000] [--source-gb 3000] [--object-row-bytes 4000]
+                                                 [--source-row-bytes 500] [--workers 5 10 30]
 
-calibrate: `register` + `load` (timed per phase, as benchmarks/end_to_end.py does) of three sample cases on a
+calibrate: `register` + `load` (timed per phase, as benchmarks/end_to_end.py does) of four sample cases on a
 fresh local cluster and SQLite catalog each — a quarter of --chunks with one row per chunk, --chunks with one
-row, --chunks with --rows-per-chunk rows and a director --columns wide — then fits each phase's fixed, per-notice
-and per-MB cost (`capacity.fit`) and the catalog's and instance's bytes per notice; --save stores them in
+row, --chunks with --rows-per-chunk rows and --columns more director columns, --chunks with twice the rows and a
+quarter of the columns — then fits each phase's fixed, per-notice, per-MB and per-row cost (`capacity.fit`) and
+the catalog's and instance's bytes per notice; --save stores them in
 `loader_assets/capacity_rates.json` (what `plan` reads). check: the sample case of end_to_end.py (another row
 width) registered and loaded, each phase against `loader-assets plan`'s prediction; the last line is the total's
 error. dp02: the prediction for a DP0.2-shaped case (146,332 chunks; Object chunk and overlap files, one Source
@@ -29,7 +31,8 @@ from pathlib import Path
 from end_to_end import CASE, PlatformRun, Site, run_platform
 
 from loader_assets import capacity, levels
-from loader_assets.catalog.notices import level_files
+from loader_assets.catalog.store import Store
+from loader_assets.engine.sizing import case_sizes
 from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.sample import NUM_STRIPES, NUM_SUB_STRIPES, OVERLAP, write_sample_case
 
@@ -45,7 +48,7 @@ def measure(root: Path, workers: int, *, chunks: int, rows: int, columns: int = 
         run = run_platform(site, case_dir)
     finally:
         site.stop()
-    return capacity.sizes_by_level(level_files(site.catalog, CASE)), run, site
+    return case_sizes(Store(site.catalog), CASE), run, site
 
 
 def phase_seconds(run: PlatformRun) -> dict[str, float]:
@@ -62,8 +65,14 @@ def disk_bytes(path: Path) -> int:
 
 
 def calibrate(args: argparse.Namespace, root: Path) -> None:
-    cases = [(max(1, args.chunks // 4), 1, 0), (args.chunks, 1, 0), (args.chunks, args.rows_per_chunk, args.columns)]
+    cases = [
+        (max(1, args.chunks // 4), 1, 0),
+        (args.chunks, 1, 0),
+        (args.chunks, args.rows_per_chunk, args.columns),
+        (args.chunks, 2 * args.rows_per_chunk, args.columns // 4),
+    ]  # two row widths: bytes apart from rows
     samples, per_notice = [], (0.0, 0.0)
+    measure(root / "warm-up", args.workers, chunks=1, rows=1)  # the first run of a machine pays for its caches
     for number, (chunks, rows, columns) in enumerate(cases):
         runs = []
         for attempt in range(args.repeat):
@@ -76,17 +85,20 @@ def calibrate(args: argparse.Namespace, root: Path) -> None:
         seconds = {phase: statistics.median(r[phase] for r in runs) for phase in capacity.PHASES}
         samples.append((capacity.case_sizes(sizes, args.workers), seconds))
         mb = sum(s.chunked_bytes + s.regular_bytes for s in sizes.values()) / capacity.MB
-        print(f"calibration case {number + 1}: {chunks} chunks x {rows} rows, director +{columns} columns, "
+        print(f"calibration case {number + 1}: {chunks} chunks x {rows} director rows, +{columns} columns, "
               f"{mb:.0f} MB: " + ", ".join(f"{p} {s:.2f} s" for p, s in seconds.items()))  # fmt: skip
     rates = capacity.Rates(
         capacity.fit(samples), *per_notice,
         measured=f"benchmarks/capacity.py, {args.workers} local workers on this {os.cpu_count()}-core machine, "
-                 f"{args.chunks} chunks x {args.rows_per_chunk} rows (+{args.columns} director columns), "
+                 f"{args.chunks} chunks x {args.rows_per_chunk} rows (+{args.columns} director columns) and "
+                 f"x {2 * args.rows_per_chunk} (+{args.columns // 4}), "
                  f"SQLite catalog and instance, {date.today()}",
     )  # fmt: skip
     for phase, rate in rates.phases.items():
         mb_s = f"{1 / rate.per_mb_s:7.1f} MB/s" if rate.per_mb_s else "    no MB cost"
-        print(f"  {phase:<9} fixed {rate.fixed_s:6.2f} s   per notice {rate.per_notice_s * 1000:6.2f} ms   {mb_s}")
+        rows_s = f"{1 / rate.per_row_s:10,.0f} rows/s" if rate.per_row_s else "    no row cost"
+        print(f"  {phase:<9} fixed {rate.fixed_s:6.2f} s   per notice {rate.per_notice_s * 1000:6.2f} ms   {mb_s}   "
+              f"{rows_s}")  # fmt: skip
     print(f"  catalog {rates.catalog_bytes_per_notice:.0f} B/notice, instance {rates.instance_bytes_per_notice:.0f} "
           "B/notice")  # fmt: skip
     if args.save:
@@ -112,12 +124,16 @@ def check(args: argparse.Namespace, root: Path) -> None:
 def dp02(args: argparse.Namespace) -> None:
     chunks = len(Chunker(NUM_STRIPES, NUM_SUB_STRIPES, OVERLAP).all_chunks())
     gb = 1e9
+    objects, sources = int(args.object_gb * gb), int(args.source_gb * gb)
     sizes = {
-        levels.LOAD_DIRECTOR: capacity.LevelSize(2 * chunks + 1, int(args.object_gb * gb), 2 * chunks, 10_000),
-        levels.LOAD_CHILDREN: capacity.LevelSize(chunks, int(args.source_gb * gb), chunks),
+        levels.LOAD_DIRECTOR: capacity.LevelSize(
+            2 * chunks + 1, objects, 2 * chunks, 10_000, objects // args.object_row_bytes, 10
+        ),
+        levels.LOAD_CHILDREN: capacity.LevelSize(chunks, sources, chunks, 0, sources // args.source_row_bytes),
     }
-    print(f"DP0.2-shaped: {chunks:,} chunks, Object {args.object_gb:,.0f} GB (overlaps included), "
-          f"Source {args.source_gb:,.0f} GB (assumed sizes)")  # fmt: skip
+    print(f"DP0.2-shaped: {chunks:,} chunks, Object {args.object_gb:,.0f} GB (overlaps included) at "
+          f"{args.object_row_bytes:,} B/row, Source {args.source_gb:,.0f} GB at {args.source_row_bytes:,} B/row "
+          "(assumed sizes)")  # fmt: skip
     print("\n".join(capacity.report("dp02", sizes, capacity.Rates.load(), args.workers)))
 
 
@@ -127,7 +143,7 @@ def main() -> None:
     fit = actions.add_parser("calibrate")
     fit.add_argument("--chunks", type=int, default=120)
     fit.add_argument("--rows-per-chunk", type=int, default=4000)
-    fit.add_argument("--columns", type=int, default=40, help="director FLOAT columns added")
+    fit.add_argument("--columns", type=int, default=40, help="director FLOAT columns added (the 4th case: a quarter)")
     fit.add_argument("--workers", type=int, default=2)
     fit.add_argument("--repeat", type=int, default=1, help="runs per calibration case; medians fitted")
     fit.add_argument("--save", action="store_true", help="store the rates for `loader-assets plan`")
@@ -138,6 +154,8 @@ def main() -> None:
     size = actions.add_parser("dp02")
     size.add_argument("--object-gb", type=float, default=1000)
     size.add_argument("--source-gb", type=float, default=3000)
+    size.add_argument("--object-row-bytes", type=int, default=4000)
+    size.add_argument("--source-row-bytes", type=int, default=500)
     size.add_argument("--workers", type=int, nargs="+", default=[5, 10, 30])
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]

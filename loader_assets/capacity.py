@@ -2,13 +2,15 @@
 
 Each phase of `register` + `load` costs
 
-    fixed + notices x per_notice + MB x per_mb
+    fixed + notices x per_notice + MB x per_mb + rows x per_row
 
-where MB is the whole case's for `register` (one process lists and fingerprints every file) and the busiest
-worker's share for a level (the workers load and check their own chunks at the same time; a regular table goes
-to every worker). Notices are counted for the whole level: in process, one run's step orchestrates them all.
-A validation level is sized by the chunked notices it validates. `benchmarks/capacity.py` fits the three
-rates per phase from loads of a calibration case and stores them in `capacity_rates.json` beside this module.
+where MB and rows are the whole case's for `register` (one process lists and fingerprints every file) and the
+busiest worker's share for a level (the workers load and check their own chunks at the same time; a regular
+table goes to every worker). Notices are counted for the whole level: in process, one run's step orchestrates
+them all. A validation level is sized by the chunked files it validates. Bytes and rows are apart because
+LOAD DATA costs per byte, the director index and the child census per row: wide rows and narrow rows differ.
+`benchmarks/capacity.py` fits the four rates per phase from loads of calibration cases of two row widths and
+stores them in `capacity_rates.json` beside this module.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ class LevelSize:
     chunked_bytes: int = 0
     chunked_notices: int = 0
     regular_bytes: int = 0
+    chunked_rows: int = 0
+    regular_rows: int = 0
 
 
-class Files(Protocol):  # the catalog's `notices.LevelFiles`
+class Files(Protocol):  # `engine.sizing.TableFiles`
     level: int
     chunked: bool
     notices: int
     bytes: int
+    rows: int  # estimated
 
 
 def sizes_by_level(files: Iterable[Files]) -> dict[int, LevelSize]:
@@ -56,10 +61,12 @@ def sizes_by_level(files: Iterable[Files]) -> dict[int, LevelSize]:
     for part in files:
         size = sizes.get(part.level, LevelSize())
         if part.chunked:
-            chunked = size.chunked_notices + part.notices
-            size = replace(size, chunked_bytes=size.chunked_bytes + part.bytes, chunked_notices=chunked)
+            size = replace(size, chunked_bytes=size.chunked_bytes + part.bytes,
+                           chunked_notices=size.chunked_notices + part.notices, chunked_rows=size.chunked_rows + part.rows)  # fmt: skip
         else:
-            size = replace(size, regular_bytes=size.regular_bytes + part.bytes)
+            size = replace(
+                size, regular_bytes=size.regular_bytes + part.bytes, regular_rows=size.regular_rows + part.rows
+            )
         sizes[part.level] = replace(size, notices=size.notices + part.notices)
     return sizes
 
@@ -68,6 +75,7 @@ def sizes_by_level(files: Iterable[Files]) -> dict[int, LevelSize]:
 class PhaseSize:
     notices: int
     mb: float  # the busiest worker's share (the whole case for `register`)
+    rows: float = 0.0  # as mb
 
 
 def case_sizes(levels_: dict[int, LevelSize], workers: int) -> dict[str, PhaseSize]:
@@ -76,13 +84,15 @@ def case_sizes(levels_: dict[int, LevelSize], workers: int) -> dict[str, PhaseSi
         REGISTER: PhaseSize(
             sum(s.notices for s in levels_.values()),
             sum(s.chunked_bytes + s.regular_bytes for s in levels_.values()) / MB,
+            sum(s.chunked_rows + s.regular_rows for s in levels_.values()),
         ),
         START: PhaseSize(0, 0.0),
     }
     for level in levels.LOAD_LEVELS:
         size = levels_.get(level, LevelSize())
-        sizes[phase_name(level)] = PhaseSize(size.notices, (size.chunked_bytes / workers + size.regular_bytes) / MB)
-        validated = PhaseSize(size.chunked_notices, size.chunked_bytes / workers / MB)
+        mb, rows = size.chunked_bytes / workers + size.regular_bytes, size.chunked_rows / workers + size.regular_rows
+        sizes[phase_name(level)] = PhaseSize(size.notices, mb / MB, rows)
+        validated = PhaseSize(size.chunked_notices, size.chunked_bytes / workers / MB, size.chunked_rows / workers)
         sizes[phase_name(level + 1)] = validated  # the validation level after each load level
     return sizes
 
@@ -92,9 +102,10 @@ class PhaseRate:
     fixed_s: float
     per_notice_s: float
     per_mb_s: float
+    per_row_s: float
 
     def seconds(self, size: PhaseSize) -> float:
-        return self.fixed_s + size.notices * self.per_notice_s + size.mb * self.per_mb_s
+        return self.fixed_s + size.notices * self.per_notice_s + size.mb * self.per_mb_s + size.rows * self.per_row_s
 
 
 @dataclass(frozen=True)
@@ -114,18 +125,26 @@ class Rates:
         (path or RATES_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
+# The terms each phase can have (fixed, notices, MB, rows): registration stats files and writes rows of the
+# catalog, it never reads a file; the `load` process starts the same whatever the case.
+TERMS = {REGISTER: (0, 1), START: (0,)}
+ALL_TERMS = (0, 1, 2, 3)
+
+
 def fit(samples: Sequence[tuple[dict[str, PhaseSize], dict[str, float]]]) -> dict[str, PhaseRate]:
     """Each phase's rates from measured runs (their sizes and seconds), by non-negative least squares."""
     rates = {}
     for phase in PHASES:
-        design = np.array([[1.0, sizes[phase].notices, sizes[phase].mb] for sizes, _ in samples])
+        design = np.array([[1.0, s[phase].notices, s[phase].mb, s[phase].rows / 1e6] for s, _ in samples])
+        design[:, [t for t in ALL_TERMS if t not in TERMS.get(phase, ALL_TERMS)]] = 0.0
         measured = np.array([seconds[phase] for _, seconds in samples])
-        rates[phase] = PhaseRate(*_non_negative_lstsq(design, measured))
+        fixed, per_notice, per_mb, per_million_rows = _non_negative_lstsq(design, measured)
+        rates[phase] = PhaseRate(fixed, per_notice, per_mb, per_million_rows / 1e6)
     return rates
 
 
 def _non_negative_lstsq(design: np.ndarray, measured: np.ndarray) -> list[float]:
-    """Least squares with every coefficient >= 0: the best over the subsets of free coefficients (three here)."""
+    """Least squares with every coefficient >= 0: the best over the subsets of free coefficients (four here)."""
     columns = range(design.shape[1])
     best: tuple[float, list[float]] = (float("inf"), [0.0] * design.shape[1])
     for count in range(1, design.shape[1] + 1):
@@ -177,8 +196,9 @@ def report(case: str, levels_: dict[int, LevelSize], rates: Rates, workers: Iter
     predictions = [predict(levels_, rates, n) for n in workers]
     notices = sum(s.notices for s in levels_.values())
     total_mb = sum(s.chunked_bytes + s.regular_bytes for s in levels_.values()) / MB
+    rows = sum(s.chunked_rows + s.regular_rows for s in levels_.values())
     lines = [
-        f"case {case}: {notices:,} notices, {total_mb:,.0f} MB",
+        f"case {case}: {notices:,} notices, {total_mb:,.0f} MB, ~{rows:,} rows",
         f"rates: {rates.measured}",
         f"{'phase':<10}{'notices':>12}" + "".join(f"{f'{p.workers} workers':>14}" for p in predictions),
     ]

@@ -182,14 +182,14 @@ def cmd_workers(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from loader_assets import capacity
-    from loader_assets.catalog.notices import level_files
+    from loader_assets.engine.sizing import case_sizes
     from loader_assets.workers.cluster import ClusterConfig
 
     store = _store()
     _case(store, args.case)
     rates = capacity.Rates.load(Path(args.rates) if args.rates else None)
     workers = args.workers or [len(ClusterConfig.from_env().workers)]
-    sizes = capacity.sizes_by_level(level_files(store.db, args.case))
+    sizes = case_sizes(store, args.case)
     print("\n".join(capacity.report(args.case, sizes, rates, workers)))
     return 0
 

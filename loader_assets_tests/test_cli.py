@@ -113,7 +113,7 @@ def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(
         ["level", str(level)] for level in levels.ALL)]  # fmt: skip
     assert lines[9].startswith("total") and lines[10].startswith("catalog ~")
 
-    rates = Rates({phase: PhaseRate(2.0, 0.0, 0.0) for phase in capacity.PHASES}, 1e6, 2e6, measured="by hand")
+    rates = Rates({phase: PhaseRate(2.0, 0.0, 0.0, 0.0) for phase in capacity.PHASES}, 1e6, 2e6, measured="by hand")
     rates.save(tmp_path / "rates.json")
     out = run(capsys, "plan", case, "--workers", "3", "--rates", str(tmp_path / "rates.json"))[1]
     assert "rates: by hand" in out and out.splitlines()[9].split() == ["total", "12.0", "s"]

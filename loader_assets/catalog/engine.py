@@ -63,7 +63,8 @@ RANGES_PER_STATEMENT = 200  # runs of consecutive ids OR-ed in one condition
 def id_filters(column: ColumnElement[int], ids: Iterable[int]) -> Iterator[ColumnElement[bool]]:
     """Conditions that together select exactly `ids`, each small enough for one statement: runs of consecutive
     ids (a level, a batch: notices are registered in runs) as BETWEEN, scattered ones in IN lists."""
-    ordered = np.unique(np.fromiter(ids, dtype=np.int64))
+    ordered = np.sort(np.fromiter(ids, dtype=np.int64))
+    ordered = ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered  # sorted, unique
     if not len(ordered):
         return
     breaks = np.flatnonzero(np.diff(ordered) != 1) + 1

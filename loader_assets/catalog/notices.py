@@ -71,10 +71,11 @@ def plan_rows(db: CatalogDB, ids: Iterable[int]) -> list[PlanRow]:
 
 @dataclass(frozen=True)
 class LevelFiles:
-    """A load level's notices and bytes, chunked tables apart from regular ones (those go to every worker)."""
+    """A table's notices and bytes in one load level, chunked files apart from regular ones."""
 
     level: int
     chunked: bool
+    table: str
     notices: int
     bytes: int
 
@@ -83,13 +84,28 @@ def level_files(db: CatalogDB, case: str) -> list[LevelFiles]:
     n = notices.c
     chunked = n.chunk.is_not(None)
     query = (
-        select(n.level, chunked, func.count(), func.coalesce(func.sum(n.size), 0))
+        select(n.level, chunked, n.table, func.count(), func.coalesce(func.sum(n.size), 0))
         .where(n.case == case)
-        .group_by(n.level, chunked)
+        .group_by(n.level, chunked, n.table)
     )
     with db.read() as connection:
         rows = connection.execute(query).all()
-    return [LevelFiles(level, bool(is_chunked), count, int(size)) for level, is_chunked, count, size in rows]
+    return [
+        LevelFiles(level, bool(is_chunked), table, count, int(size)) for level, is_chunked, table, count, size in rows
+    ]
+
+
+def sample_files(db: CatalogDB, case: str, per_table: int) -> dict[str, list[tuple[str, str, int]]]:
+    """The first `per_table` non-empty files of each table: (path, format, size)."""
+    n = notices.c
+    rank = func.row_number().over(partition_by=n.table, order_by=n.id).label("rank")
+    ranked = select(n.table, n.path, n.format, n.size, rank).where(n.case == case, n.size > 0).subquery()
+    query = select(ranked.c.table, ranked.c.path, ranked.c.format, ranked.c.size).where(ranked.c.rank <= per_table)
+    samples: dict[str, list[tuple[str, str, int]]] = {}
+    with db.read() as connection:
+        for table, path, fmt, size in connection.execute(query):
+            samples.setdefault(table, []).append((path, fmt, size))
+    return samples
 
 
 def known_notices(db: CatalogDB, ids: Iterable[int]) -> set[int]:

@@ -108,9 +108,11 @@ def _read_json_object(root: Path, name: Any, object_hook: Callable[[dict], Any] 
     if not isinstance(name, str) or not name:
         raise MetadataError(f"{METADATA_FILE}: {name!r} is not a file name")  # every other name comes from it
     try:
-        content = (root / name).read_bytes()
+        content = (root / name).read_text(encoding="utf-8")  # not bytes and str at once: metadata.json is 10s of MB
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise MetadataError(f"{name}: not found in {root}") from None
+    except UnicodeDecodeError as error:
+        raise MetadataError(f"{name}: not valid JSON ({error})") from None
     try:
         document = json.loads(content, object_hook=object_hook)
     except ValueError as error:  # JSONDecodeError or UnicodeDecodeError
@@ -128,8 +130,6 @@ def _require_keys(document: JsonObject, keys: tuple[str, ...], where: str) -> No
 
 def _require_list_of(value: Any, kind: type, where: str, key: str) -> list[Any]:
     # bool is an int to Python, never a chunk id nor a file name
-    if kind is int and isinstance(value, np.ndarray):  # chunk ids, checked when parsed
-        return value
     if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, kind) for v in value):
         raise MetadataError(f"{where}: '{key}' must be a list of {kind.__name__}")
     return value
@@ -379,15 +379,22 @@ def _batch_entry(entry: JsonObject, table: str, kind: str, where: str, root: Pat
         names = [_inside(root, _join(directory, name), f"{where}: 'files'", allow_links_out) for name in names]
         return BatchEntry(table, kind, where, directory, names=tuple(names))
     _require_keys(entry, ("chunks",), where)
-    chunks = np.asarray(_require_list_of(entry["chunks"], int, where, "chunks"), dtype=np.int64)
+    chunks = _chunk_ids(entry["chunks"], where, "chunks")
     overlaps = np.empty(0, dtype=np.int64)
     if kind == "director":
         # qserv-ingest: an absent or empty `overlaps` means every listed chunk has an overlap file
         listed = entry.get("overlaps")
-        overlaps = chunks if listed is None or len(listed) == 0 else np.asarray(
-            _require_list_of(listed, int, where, "overlaps"), dtype=np.int64
-        )  # fmt: skip
+        overlaps = chunks if listed is None or len(listed) == 0 else _chunk_ids(listed, where, "overlaps")
     return BatchEntry(table, kind, where, directory, chunks, overlaps)
+
+
+def _chunk_ids(value: Any, where: str, key: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):  # made by `_compact_chunk_ids` of a list of ints
+        return value
+    try:
+        return np.array(_require_list_of(value, int, where, key), dtype=np.int64)
+    except OverflowError:
+        raise MetadataError(f"{where}: '{key}' must be a list of int") from None
 
 
 def _batch(entry: BatchEntry, listings: _Listings, default_extension: str) -> BatchSpec:
@@ -435,7 +442,9 @@ class _Identities:
 
     def twice(self) -> bool:
         keys = np.concatenate(self._keys) if self._keys else np.empty(0, dtype=np.int64)
-        return len(np.unique(keys)) != len(keys)
+        self._keys = [keys]
+        keys.sort()  # in place: np.unique's hash table would take 8x the keys' memory (120 MB for 1.76 M)
+        return bool(np.any(keys[1:] == keys[:-1]))
 
 
 def _refuse_unlisted_chunk_files(directory: str, listed: set[str], with_overlaps: bool, listings: _Listings) -> None:

@@ -250,6 +250,14 @@ REFUSALS: dict[str, tuple[Callable[[HandMadeCase], None], str]] = {
         metadata_set("tables", 0, "data", 0, "chunks", value=["6630"]),
         "metadata.json tables[0].data[0]: 'chunks' must be a list of int",
     ),
+    "chunk id beyond 64 bits": (  # chunk ids are parsed into int64 arrays
+        metadata_set("tables", 0, "data", 0, "chunks", value=[6630, 2**70]),
+        "metadata.json tables[0].data[0]: 'chunks' must be a list of int",
+    ),
+    "overlaps with a bool": (
+        metadata_set("tables", 0, "data", 0, "overlaps", value=[6630, True]),
+        "metadata.json tables[0].data[0]: 'overlaps' must be a list of int",
+    ),
     "directory not a string": (
         metadata_set("tables", 1, "data", 0, "directory", value=None),
         "metadata.json tables[1].data[0]: 'directory' must be a string",

@@ -12,13 +12,18 @@ from loader_assets import capacity, levels
 from loader_assets.capacity import LevelSize, PhaseRate, PhaseSize, Rates
 
 DIRECTOR_MB, CHILD_MB, REGULAR_MB = 400e6, 900e6, 2e6
+DIRECTOR_ROWS, CHILD_ROWS = 2_000_000, 9_000_000
 
 
-def a_case(chunks: int, scale: float = 1.0) -> dict[int, LevelSize]:
-    """A sample-shaped case: Object chunk + overlap per chunk and a regular table; a child file per chunk."""
+def a_case(chunks: int, scale: float = 1.0, wide: float = 1.0) -> dict[int, LevelSize]:
+    """A sample-shaped case: Object chunk + overlap per chunk and a regular table; a child file per chunk;
+    `wide` times the bytes per row."""
+    objects, children = int(DIRECTOR_ROWS * scale), int(CHILD_ROWS * scale)
     return {
-        levels.LOAD_DIRECTOR: LevelSize(2 * chunks + 1, int(DIRECTOR_MB * scale), 2 * chunks, int(REGULAR_MB)),
-        levels.LOAD_CHILDREN: LevelSize(chunks, int(CHILD_MB * scale), chunks),
+        levels.LOAD_DIRECTOR: LevelSize(
+            2 * chunks + 1, int(DIRECTOR_MB * scale * wide), 2 * chunks, int(REGULAR_MB), objects, 100
+        ),
+        levels.LOAD_CHILDREN: LevelSize(chunks, int(CHILD_MB * scale * wide), chunks, 0, children),
     }
 
 
@@ -28,19 +33,20 @@ def rates_of(rate: PhaseRate) -> Rates:
 
 def test_each_phase_is_sized_for_the_busiest_worker_and_register_for_the_whole_case() -> None:
     sizes = capacity.case_sizes(a_case(60), workers=4)
-    assert sizes[capacity.REGISTER] == PhaseSize(2 * 60 + 1 + 60, (DIRECTOR_MB + CHILD_MB + REGULAR_MB) / 1e6)
-    assert sizes["level 1"] == PhaseSize(121, 100 + 2)  # the regular table goes to every worker
-    assert sizes["level 2"] == PhaseSize(120, 100)  # validates the director's chunked files only
-    assert sizes["level 3"] == sizes["level 4"] == PhaseSize(60, 225)
+    whole = PhaseSize(2 * 60 + 1 + 60, (DIRECTOR_MB + CHILD_MB + REGULAR_MB) / 1e6, 11_000_100)
+    assert sizes[capacity.REGISTER] == whole
+    assert sizes["level 1"] == PhaseSize(121, 100 + 2, 500_000 + 100)  # the regular table goes to every worker
+    assert sizes["level 2"] == PhaseSize(120, 100, 500_000)  # validates the director's chunked files only
+    assert sizes["level 3"] == sizes["level 4"] == PhaseSize(60, 225, 2_250_000)
     assert sizes[capacity.START] == PhaseSize(0, 0)
 
 
 def test_rates_are_fitted_back_from_the_runs_they_give() -> None:
-    truth = {phase: PhaseRate(1.0 + i, 0.01 * i, 0.002 * i) for i, phase in enumerate(capacity.PHASES)}
-    truth[capacity.START] = PhaseRate(2.0, 0.0, 0.0)  # no notices, no bytes: only its fixed cost is seen
+    truth = {phase: PhaseRate(1.0 + i, 0.01 * i, 0.002 * i, 1e-7 * i) for i, phase in enumerate(capacity.PHASES)}
+    truth[capacity.START] = PhaseRate(2.0, 0.0, 0.0, 0.0)  # no notices, no bytes: only its fixed cost is seen
     samples = []
-    for chunks, scale in [(30, 0.0), (120, 0.0), (120, 1.0)]:
-        sizes = capacity.case_sizes(a_case(chunks, scale), workers=2)
+    for chunks, scale, wide in [(30, 0.0, 1.0), (120, 0.0, 1.0), (120, 1.0, 1.0), (120, 1.0, 3.0)]:
+        sizes = capacity.case_sizes(a_case(chunks, scale, wide), workers=2)
         samples.append((sizes, {phase: truth[phase].seconds(sizes[phase]) for phase in capacity.PHASES}))
     fitted = capacity.fit(samples)
     for phase in capacity.PHASES:
@@ -52,12 +58,12 @@ def test_no_rate_is_fitted_negative() -> None:
     sizes = [capacity.case_sizes(a_case(chunks, scale), workers=2) for chunks, scale in [(30, 0.0), (120, 1.0)]]
     samples = [(sizes[0], dict.fromkeys(capacity.PHASES, 5.0)), (sizes[1], dict.fromkeys(capacity.PHASES, 4.0))]
     for rate in capacity.fit(samples).values():
-        assert min(rate.fixed_s, rate.per_notice_s, rate.per_mb_s) >= 0
+        assert min(rate.fixed_s, rate.per_notice_s, rate.per_mb_s, rate.per_row_s) >= 0
         assert rate.fixed_s == pytest.approx(4.5)
 
 
 def test_more_workers_shorten_the_levels_not_registration() -> None:
-    rates = rates_of(PhaseRate(1.0, 0.0, 0.01))
+    rates = rates_of(PhaseRate(1.0, 0.0, 0.01, 0.0))
     one, ten = (capacity.predict(a_case(60), rates, workers) for workers in (1, 10))
     assert one.seconds[capacity.REGISTER] == ten.seconds[capacity.REGISTER]
     assert ten.seconds["level 3"] == pytest.approx(1.0 + (one.seconds["level 3"] - 1.0) / 10)
@@ -65,7 +71,7 @@ def test_more_workers_shorten_the_levels_not_registration() -> None:
 
 
 def test_rates_survive_their_file_and_the_shipped_ones_cover_every_phase(tmp_path: Path) -> None:
-    rates = rates_of(PhaseRate(1.5, 0.002, 0.03))
+    rates = rates_of(PhaseRate(1.5, 0.002, 0.03, 1e-6))
     rates.save(tmp_path / "rates.json")
     assert Rates.load(tmp_path / "rates.json") == rates
     shipped = Rates.load()

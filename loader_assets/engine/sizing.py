@@ -1,0 +1,54 @@
+"""A registered case's sizes for the capacity model: notices and bytes from the catalog, rows estimated from a
+few files of each table (the catalog knows a file's rows only once it is loaded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from loader_assets import capacity
+from loader_assets.catalog.layout import CaseLayout, case_layout
+from loader_assets.catalog.notices import level_files, sample_files
+from loader_assets.catalog.store import Store
+from loader_assets.workers.formats import count_records
+
+SAMPLED_FILES = 3  # per table: the first non-empty ones
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    level: int
+    chunked: bool
+    notices: int
+    bytes: int
+    rows: int  # estimated
+
+
+def case_sizes(store: Store, case: str) -> dict[int, capacity.LevelSize]:
+    layout = case_layout(store.db, case)
+    samples = sample_files(store.db, case, SAMPLED_FILES)
+    files = [
+        TableFiles(part.level, part.chunked, part.notices, part.bytes,
+                   round(part.bytes * _rows_per_byte(layout, part.table, samples.get(part.table, []))))
+        for part in level_files(store.db, case)
+    ]  # fmt: skip
+    return capacity.sizes_by_level(files)
+
+
+def _rows_per_byte(layout: CaseLayout, table: str, files: list[tuple[str, str, int]]) -> float:
+    rows = size = 0
+    for path, fmt, nbytes in files:
+        try:
+            rows += _records(layout.root / path, fmt, layout, table)
+        except FileNotFoundError:  # moved since registration: the other samples tell
+            continue
+        size += nbytes
+    return rows / size if size else 0.0
+
+
+def _records(path: Path, fmt: str, layout: CaseLayout, table: str) -> int:
+    if fmt == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    return count_records(path, layout.dialect_of(fmt, layout.tables[table]))
