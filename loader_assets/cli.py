@@ -365,8 +365,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         _preflight(ClusterConfig.from_env())
         if (problem := daemon_check(prepare_instance())) is not None:
             raise problem
-    selection = _selected(args)
-    notices = selection.notices() if args.batches else selection
+    if args.batches or args.dry_run:  # a dry run counts what each selected notice's state would request
+        selection = _selected(args)
+        notices = selection.notices() if args.batches else selection
+    else:  # millions of notices: their ids only
+        from loader_assets.selection.selection import preview
+
+        notices = preview(args.query, store=_store())
     result = notices.schedule(priority=args.priority, force=args.force, dry_run=args.dry_run)
     if args.dry_run:
         print(result)

@@ -168,17 +168,11 @@ def plot(case: str):  # type: ignore[no-untyped-def]  # a matplotlib Axes
     return ax
 
 
-PREVIEW_ROWS = 10_000  # a notebook holds this many rows of a selection; the rest are counted, not read
-
-
-def select(query: str, limit: int = PREVIEW_ROWS) -> Selection:
+def select(query: str, limit: int | None = None) -> Selection:
     """The notices `query` selects as a DataFrame (`.frame`, `.grid()`, `.drop()`, `.edit()`, …). Beyond `limit`
-    rows it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a preview
+    (10,000) rows it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a preview
     schedules everything the query selects. `counts(query)` counts by case, level, table and status."""
-    chosen = _selection.select(query, store=_store(), limit=limit)
-    if len(chosen) == limit:
-        chosen.total = _selection.count(query, store=chosen.store)
-    return chosen
+    return _selection.preview(query, store=_store(), limit=limit)
 
 
 def save_selection(name: str, query: str, priority: int = 0, enabled: bool = True) -> None:

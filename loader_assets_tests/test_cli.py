@@ -12,6 +12,7 @@ from loader_assets import capacity, levels
 from loader_assets.capacity import PhaseRate, Rates
 from loader_assets.cli import main
 from loader_assets.problems import Exit
+from loader_assets.selection import selection as selection_module
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -118,6 +119,17 @@ def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(
     out = run(capsys, "plan", case, "--workers", "3", "--rates", str(tmp_path / "rates.json"))[1]
     assert "rates: by hand" in out and out.splitlines()[9].split() == ["total", "12.0", "s"]
     assert out.splitlines()[10] == "catalog ~9 MB, Dagster instance ~18 MB"
+
+
+def test_schedule_of_a_big_selection_reads_a_preview_and_hands_over_every_notice(
+    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    monkeypatch.setattr(selection_module, "PREVIEW_ROWS", 2)  # the frame read holds 2 of the 9 notices
+    code, out, _ = run(capsys, "schedule", f"case = '{case}'", "--no-daemon")
+    assert code == 0 and out.startswith("schedule 1: 9 notices handed to the run queue")
+    listed = run(capsys, "schedule", "list")[1].splitlines()[2].split()
+    assert listed[:3] == ["1", "pending", "9"]
 
 
 def test_a_done_notice_is_reset_only_with_force_and_schedules_are_listed_and_cancelled(

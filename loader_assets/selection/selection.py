@@ -600,6 +600,21 @@ def select(
     return _read_selection(store, query, compile_notice_query(query, now), now, limit)
 
 
+PREVIEW_ROWS = 10_000  # a preview holds this many rows of a selection; the rest are counted, not read
+
+
+def preview(
+    query: str, *, store: Store | None = None, now: datetime | None = None, limit: int | None = None
+) -> Selection:
+    """The first `limit` (PREVIEW_ROWS) notices `query` selects, with `.total` counted by the catalog when there
+    are more: a selection of millions stays a bounded frame, and its `schedule()` takes every notice selected."""
+    limit = limit or PREVIEW_ROWS
+    chosen = select(query, store=store, now=now, limit=limit)
+    if len(chosen) == limit:
+        chosen.total = count(query, store=chosen.store, now=now)
+    return chosen
+
+
 def count(query: str, *, store: Store | None = None, now: datetime | None = None) -> int:
     """How many notices `query` selects, counted by the catalog (nothing read into memory)."""
     store = store or Store.from_url()
