@@ -208,5 +208,9 @@ def report(case: str, levels_: dict[int, LevelSize], rates: Rates, workers: Iter
         lines.append(f"{phase:<10}{one_worker[phase].notices:>12,}{cells}")
     lines.append(f"{'total':<22}" + "".join(f"{duration(p.total):>14}" for p in predictions))
     first = predictions[0]
-    lines.append(f"catalog ~{first.catalog_bytes / MB:,.0f} MB, Dagster instance ~{first.instance_bytes / MB:,.0f} MB")
+    lines.append(f"catalog ~{_mb(first.catalog_bytes)}, Dagster instance ~{_mb(first.instance_bytes)}")
     return lines
+
+
+def _mb(size: float) -> str:
+    return f"{size / MB:,.1f} MB" if size < 10 * MB else f"{size / MB:,.0f} MB"

@@ -118,7 +118,7 @@ def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(
     rates.save(tmp_path / "rates.json")
     out = run(capsys, "plan", case, "--workers", "3", "--rates", str(tmp_path / "rates.json"))[1]
     assert "rates: by hand" in out and out.splitlines()[9].split() == ["total", "12.0", "s"]
-    assert out.splitlines()[10] == "catalog ~9 MB, Dagster instance ~18 MB"
+    assert out.splitlines()[10] == "catalog ~9.0 MB, Dagster instance ~18 MB"
 
 
 def test_schedule_of_a_big_selection_reads_a_preview_and_hands_over_every_notice(
