@@ -10,7 +10,7 @@ calibrate: `register` + `load` (timed per phase, as benchmarks/end_to_end.py doe
 fresh local cluster and SQLite catalog each — a quarter of --chunks with one row per chunk, --chunks with one
 row, --chunks with --rows-per-chunk rows and --columns more director columns, --chunks with twice the rows and a
 quarter of the columns — then fits each phase's fixed, per-notice, per-MB and per-row cost (`capacity.fit`) and
-the catalog's and instance's bytes per notice; --save stores them in
+measures the catalog's and instance's bytes per notice (of the last case); --save stores them in
 `loader_assets/capacity_rates.json` (what `plan` reads). check: the sample case of end_to_end.py (another row
 width) registered and loaded, each phase against `loader-assets plan`'s prediction; the last line is the total's
 error. dp02: the prediction for a DP0.2-shaped case (146,332 chunks; Object chunk and overlap files, one Source
@@ -83,7 +83,7 @@ def calibrate(args: argparse.Namespace, root: Path) -> None:
             per_notice = (disk_bytes(site.state / "catalog.sqlite") / notices,
                           disk_bytes(site.home) / notices)  # fmt: skip
         seconds = {phase: statistics.median(r[phase] for r in runs) for phase in capacity.PHASES}
-        samples.append((capacity.case_sizes(sizes, args.workers), seconds))
+        samples.append((capacity.phase_sizes(sizes, args.workers), seconds))
         mb = sum(s.chunked_bytes + s.regular_bytes for s in sizes.values()) / capacity.MB
         print(f"calibration case {number + 1}: {chunks} chunks x {rows} director rows, +{columns} columns, "
               f"{mb:.0f} MB: " + ", ".join(f"{p} {s:.2f} s" for p, s in seconds.items()))  # fmt: skip

@@ -172,16 +172,18 @@ def event_cost(count: int = 500) -> list[str]:
     # Dagster batches a step's own output events of a partition range when DAGSTER_EVENT_BATCH_SIZE is set;
     # measured here through the same instance call, to know what the per-chunk events of a run could save.
     os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(count)
-    started = time.monotonic()
-    for chunk in range(count):
-        event = DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, job_name="",
-                             event_specific_data=StepMaterializationData(
-                                 dg.AssetMaterialization(key, partition=str(count + chunk), metadata={"rows": 1})))  # fmt: skip
-        instance.report_dagster_event(
-            event, run_id="", batch_metadata=DagsterEventBatchMetadata("bench", chunk == count - 1)
-        )
-    batched = (time.monotonic() - started) / count * 1000
-    del os.environ["DAGSTER_EVENT_BATCH_SIZE"]
+    try:
+        started = time.monotonic()
+        for chunk in range(count):
+            event = DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, job_name="",
+                                 event_specific_data=StepMaterializationData(
+                                     dg.AssetMaterialization(key, partition=str(count + chunk), metadata={"rows": 1})))  # fmt: skip
+            instance.report_dagster_event(
+                event, run_id="", batch_metadata=DagsterEventBatchMetadata("bench", chunk == count - 1)
+            )
+        batched = (time.monotonic() - started) / count * 1000
+    finally:
+        del os.environ["DAGSTER_EVENT_BATCH_SIZE"]
     return [
         f"events: {single:.1f} ms per chunk materialization ({count} reported one at a time), "
         f"{batched:.2f} ms in one batch of {count} (DAGSTER_EVENT_BATCH_SIZE)"

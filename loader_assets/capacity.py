@@ -49,11 +49,16 @@ class LevelSize:
 
 
 class Files(Protocol):  # `engine.sizing.TableFiles`
-    level: int
-    chunked: bool
-    notices: int
-    bytes: int
-    rows: int  # estimated
+    @property
+    def level(self) -> int: ...
+    @property
+    def chunked(self) -> bool: ...
+    @property
+    def notices(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def rows(self) -> int: ...  # estimated
 
 
 def sizes_by_level(files: Iterable[Files]) -> dict[int, LevelSize]:
@@ -78,7 +83,7 @@ class PhaseSize:
     rows: float = 0.0  # as mb
 
 
-def case_sizes(levels_: dict[int, LevelSize], workers: int) -> dict[str, PhaseSize]:
+def phase_sizes(levels_: dict[int, LevelSize], workers: int) -> dict[str, PhaseSize]:
     """Each phase's size on `workers` workers, the chunks spread evenly."""
     sizes = {
         REGISTER: PhaseSize(
@@ -88,12 +93,12 @@ def case_sizes(levels_: dict[int, LevelSize], workers: int) -> dict[str, PhaseSi
         ),
         START: PhaseSize(0, 0.0),
     }
-    for level in levels.LOAD_LEVELS:
+    for level, validation in zip(levels.LOAD_LEVELS, levels.VALIDATION_LEVELS, strict=True):
         size = levels_.get(level, LevelSize())
         mb, rows = size.chunked_bytes / workers + size.regular_bytes, size.chunked_rows / workers + size.regular_rows
         sizes[phase_name(level)] = PhaseSize(size.notices, mb / MB, rows)
         validated = PhaseSize(size.chunked_notices, size.chunked_bytes / workers / MB, size.chunked_rows / workers)
-        sizes[phase_name(level + 1)] = validated  # the validation level after each load level
+        sizes[phase_name(validation)] = validated
     return sizes
 
 
@@ -173,7 +178,7 @@ class Prediction:
 
 
 def predict(levels_: dict[int, LevelSize], rates: Rates, workers: int) -> Prediction:
-    sizes = case_sizes(levels_, workers)
+    sizes = phase_sizes(levels_, workers)
     notices = sizes[REGISTER].notices
     return Prediction(
         workers,
@@ -202,7 +207,7 @@ def report(case: str, levels_: dict[int, LevelSize], rates: Rates, workers: Iter
         f"rates: {rates.measured}",
         f"{'phase':<10}{'notices':>12}" + "".join(f"{f'{p.workers} workers':>14}" for p in predictions),
     ]
-    one_worker = case_sizes(levels_, 1)
+    one_worker = phase_sizes(levels_, 1)
     for phase in PHASES:
         cells = "".join(f"{duration(p.seconds[phase]):>14}" for p in predictions)
         lines.append(f"{phase:<10}{one_worker[phase].notices:>12,}{cells}")

@@ -180,6 +180,12 @@ def cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers, 1 or more")
+    return int(text)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from loader_assets import capacity
     from loader_assets.engine.sizing import case_sizes
@@ -369,9 +375,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         selection = _selected(args)
         notices = selection.notices() if args.batches else selection
     else:  # millions of notices: their ids only
-        from loader_assets.selection.selection import preview
+        from loader_assets.selection import selection
 
-        notices = preview(args.query, store=_store())
+        notices = selection.preview(args.query, store=_store(), limit=selection.PREVIEW_ROWS)
     result = notices.schedule(priority=args.priority, force=args.force, dry_run=args.dry_run)
     if args.dry_run:
         print(result)
@@ -548,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="predict a registered case's wall time per level on N workers")
     plan.add_argument("case")
-    plan.add_argument("--workers", type=int, nargs="+", help="worker counts (default: the configured workers)")
+    plan.add_argument("--workers", type=_positive, nargs="+", help="worker counts (default: the configured workers)")
     plan.add_argument("--rates", help="a rates file of benchmarks/capacity.py (default: the one shipped)")
     plan.set_defaults(run=cmd_plan)
 

@@ -168,9 +168,9 @@ def plot(case: str):  # type: ignore[no-untyped-def]  # a matplotlib Axes
     return ax
 
 
-def select(query: str, limit: int | None = None) -> Selection:
+def select(query: str, limit: int | None = _selection.PREVIEW_ROWS) -> Selection:
     """The notices `query` selects as a DataFrame (`.frame`, `.grid()`, `.drop()`, `.edit()`, …). Beyond `limit`
-    (10,000) rows it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a preview
+    rows (None: no limit) it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a preview
     schedules everything the query selects. `counts(query)` counts by case, level, table and status."""
     return _selection.preview(query, store=_store(), limit=limit)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loader_assets import capacity
@@ -42,7 +43,7 @@ def _rows_per_byte(layout: CaseLayout, table: str, files: list[tuple[str, str, i
     for path, fmt, nbytes in files:
         try:
             rows += _records(layout.root / path, fmt, layout, table)
-        except FileNotFoundError:  # moved since registration: the other samples tell
+        except (OSError, pa.ArrowInvalid):  # moved or unreadable since registration: the other samples tell
             continue
         size += nbytes
     return rows / size if size else 0.0

@@ -604,13 +604,12 @@ PREVIEW_ROWS = 10_000  # a preview holds this many rows of a selection; the rest
 
 
 def preview(
-    query: str, *, store: Store | None = None, now: datetime | None = None, limit: int | None = None
+    query: str, *, store: Store | None = None, now: datetime | None = None, limit: int | None = PREVIEW_ROWS
 ) -> Selection:
-    """The first `limit` (PREVIEW_ROWS) notices `query` selects, with `.total` counted by the catalog when there
+    """The first `limit` notices `query` selects (all with None), with `.total` counted by the catalog when there
     are more: a selection of millions stays a bounded frame, and its `schedule()` takes every notice selected."""
-    limit = limit or PREVIEW_ROWS
     chosen = select(query, store=store, now=now, limit=limit)
-    if len(chosen) == limit:
+    if limit is not None and len(chosen) == limit:
         chosen.total = count(query, store=chosen.store, now=now)
     return chosen
 

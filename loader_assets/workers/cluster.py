@@ -296,23 +296,29 @@ def _placed(cursor: pymysql.cursors.Cursor, family: str, chunks: list[int] | Non
     # The whole family as one string of `chunk:worker` lines: 10^5 rows parsed by pymysql take seconds, and a
     # GROUP BY worker sorts them (0.4 s for 146k), where this is one scan of the primary key (0.05 s).
     cursor.execute("SET SESSION group_concat_max_len = 1073741824")
-    cursor.execute(f"SELECT GROUP_CONCAT(chunk, ':', worker SEPARATOR '\\n') FROM {META_DB}.chunk_placement "
+    # `,` between pairs: a worker's name has none (LOADER_WORKERS is `name=url,…`); a chunk id has no `:`.
+    cursor.execute(f"SELECT GROUP_CONCAT(chunk, ':', worker SEPARATOR ',') FROM {META_DB}.chunk_placement "
                    "WHERE family = %s", (family,))  # fmt: skip
     (lines,) = cursor.fetchone()
-    pairs = (line.partition(":") for line in lines.split("\n")) if lines else ()
+    pairs = (line.partition(":") for line in lines.split(",")) if lines else ()
     placed = {int(chunk): worker for chunk, _, worker in pairs}
     return placed if chunks is None else {chunk: placed[chunk] for chunk in chunks if chunk in placed}
 
 
+PLACEMENT_ROWS_PER_INSERT = 20_000  # ~1 MB of JSON a statement, well under max_allowed_packet
+
+
 def _insert_placement(cursor: pymysql.cursors.Cursor, family: str, rows: list[tuple[int, str, int]]) -> None:
-    """(chunk, worker, bytes) rows as one JSON parameter (MariaDB >= 10.6): the 146k chunks of a sky in 1.0 s,
+    """(chunk, worker, bytes) rows as JSON parameters (MariaDB >= 10.6): the 146k chunks of a sky in 1.0 s,
     where pymysql's executemany escapes every value (1.7 s)."""
-    cursor.execute(
-        f"INSERT INTO {META_DB}.chunk_placement (family, chunk, worker, bytes) SELECT %s, j.chunk, j.worker, j.bytes "
-        "FROM JSON_TABLE(%s, '$[*]' COLUMNS (chunk INT PATH '$[0]', worker VARCHAR(255) PATH '$[1]', "
-        "bytes BIGINT PATH '$[2]')) AS j",
-        (family, json.dumps(rows)),
-    )
+    for start in range(0, len(rows), PLACEMENT_ROWS_PER_INSERT):
+        part = [(int(c), w, int(b)) for c, w, b in rows[start : start + PLACEMENT_ROWS_PER_INSERT]]
+        cursor.execute(
+            f"INSERT INTO {META_DB}.chunk_placement (family, chunk, worker, bytes) SELECT %s, j.chunk, j.worker, "
+            "j.bytes FROM JSON_TABLE(%s, '$[*]' COLUMNS (chunk INT PATH '$[0]', worker VARCHAR(255) PATH '$[1]', "
+            "bytes BIGINT PATH '$[2]')) AS j",
+            (family, json.dumps(part)),
+        )
 
 
 def _worker_load(cursor: pymysql.cursors.Cursor) -> dict[str, tuple[int, int]]:

@@ -254,6 +254,10 @@ REFUSALS: dict[str, tuple[Callable[[HandMadeCase], None], str]] = {
         metadata_set("tables", 0, "data", 0, "chunks", value=[6630, 2**70]),
         "metadata.json tables[0].data[0]: 'chunks' must be a list of int",
     ),
+    "overlaps a number": (
+        metadata_set("tables", 0, "data", 0, "overlaps", value=5),
+        "metadata.json tables[0].data[0]: 'overlaps' must be a list of int",
+    ),
     "overlaps with a bool": (
         metadata_set("tables", 0, "data", 0, "overlaps", value=[6630, True]),
         "metadata.json tables[0].data[0]: 'overlaps' must be a list of int",

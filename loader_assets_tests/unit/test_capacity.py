@@ -32,7 +32,7 @@ def rates_of(rate: PhaseRate) -> Rates:
 
 
 def test_each_phase_is_sized_for_the_busiest_worker_and_register_for_the_whole_case() -> None:
-    sizes = capacity.case_sizes(a_case(60), workers=4)
+    sizes = capacity.phase_sizes(a_case(60), workers=4)
     whole = PhaseSize(2 * 60 + 1 + 60, (DIRECTOR_MB + CHILD_MB + REGULAR_MB) / 1e6, 11_000_100)
     assert sizes[capacity.REGISTER] == whole
     assert sizes["level 1"] == PhaseSize(121, 100 + 2, 500_000 + 100)  # the regular table goes to every worker
@@ -46,7 +46,7 @@ def test_rates_are_fitted_back_from_the_runs_they_give() -> None:
     truth[capacity.START] = PhaseRate(2.0, 0.0, 0.0, 0.0)  # no notices, no bytes: only its fixed cost is seen
     samples = []
     for chunks, scale, wide in [(30, 0.0, 1.0), (120, 0.0, 1.0), (120, 1.0, 1.0), (120, 1.0, 3.0)]:
-        sizes = capacity.case_sizes(a_case(chunks, scale, wide), workers=2)
+        sizes = capacity.phase_sizes(a_case(chunks, scale, wide), workers=2)
         samples.append((sizes, {phase: truth[phase].seconds(sizes[phase]) for phase in capacity.PHASES}))
     fitted = capacity.fit(samples)
     for phase in capacity.PHASES:
@@ -55,7 +55,7 @@ def test_rates_are_fitted_back_from_the_runs_they_give() -> None:
 
 def test_no_rate_is_fitted_negative() -> None:
     """A phase that got faster with more bytes (noise) costs nothing per MB, not less than nothing."""
-    sizes = [capacity.case_sizes(a_case(chunks, scale), workers=2) for chunks, scale in [(30, 0.0), (120, 1.0)]]
+    sizes = [capacity.phase_sizes(a_case(chunks, scale), workers=2) for chunks, scale in [(30, 0.0), (120, 1.0)]]
     samples = [(sizes[0], dict.fromkeys(capacity.PHASES, 5.0)), (sizes[1], dict.fromkeys(capacity.PHASES, 4.0))]
     for rate in capacity.fit(samples).values():
         assert min(rate.fixed_s, rate.per_notice_s, rate.per_mb_s, rate.per_row_s) >= 0
