@@ -20,7 +20,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -28,12 +27,14 @@ from loader_assets import levels
 
 RATES_FILE = Path(__file__).with_name("capacity_rates.json")
 REGISTER, START = "register", "start"  # START: the `load` process up to its first run
-PHASES = (REGISTER, START, *(f"level {level}" for level in levels.ALL))
 MB = 1e6
 
 
 def phase_name(level: int) -> str:
     return f"level {level}"
+
+
+PHASES = (REGISTER, START, *map(phase_name, levels.ALL))
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,18 @@ class LevelSize:
     regular_rows: int = 0
 
 
-class Files(Protocol):  # `engine.sizing.TableFiles`
-    @property
-    def level(self) -> int: ...
-    @property
-    def chunked(self) -> bool: ...
-    @property
-    def notices(self) -> int: ...
-    @property
-    def bytes(self) -> int: ...
-    @property
-    def rows(self) -> int: ...  # estimated
+@dataclass(frozen=True)
+class TableFiles:
+    """One table's files in one load level (`engine.sizing` reads them from the catalog)."""
+
+    level: int
+    chunked: bool
+    notices: int
+    bytes: int
+    rows: int  # estimated
 
 
-def sizes_by_level(files: Iterable[Files]) -> dict[int, LevelSize]:
+def sizes_by_level(files: Iterable[TableFiles]) -> dict[int, LevelSize]:
     sizes: dict[int, LevelSize] = {}
     for part in files:
         size = sizes.get(part.level, LevelSize())
@@ -199,15 +198,13 @@ def duration(seconds: float) -> str:
 def report(case: str, levels_: dict[int, LevelSize], rates: Rates, workers: Iterable[int]) -> list[str]:
     """The table `loader-assets plan` prints: one column per worker count."""
     predictions = [predict(levels_, rates, n) for n in workers]
-    notices = sum(s.notices for s in levels_.values())
-    total_mb = sum(s.chunked_bytes + s.regular_bytes for s in levels_.values()) / MB
-    rows = sum(s.chunked_rows + s.regular_rows for s in levels_.values())
+    one_worker = phase_sizes(levels_, 1)
+    whole = one_worker[REGISTER]  # the whole case
     lines = [
-        f"case {case}: {notices:,} notices, {total_mb:,.0f} MB, ~{rows:,} rows",
+        f"case {case}: {whole.notices:,} notices, {whole.mb:,.0f} MB, ~{whole.rows:,.0f} rows",
         f"rates: {rates.measured}",
         f"{'phase':<10}{'notices':>12}" + "".join(f"{f'{p.workers} workers':>14}" for p in predictions),
     ]
-    one_worker = phase_sizes(levels_, 1)
     for phase in PHASES:
         cells = "".join(f"{duration(p.seconds[phase]):>14}" for p in predictions)
         lines.append(f"{phase:<10}{one_worker[phase].notices:>12,}{cells}")

@@ -372,8 +372,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         if (problem := daemon_check(prepare_instance())) is not None:
             raise problem
     if args.batches or args.dry_run:  # a dry run counts what each selected notice's state would request
-        selection = _selected(args)
-        notices = selection.notices() if args.batches else selection
+        selected = _selected(args)
+        notices = selected.notices() if args.batches else selected
     else:  # millions of notices: their ids only
         from loader_assets.selection import selection
 

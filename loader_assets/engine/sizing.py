@@ -3,7 +3,6 @@ few files of each table (the catalog knows a file's rows only once it is loaded)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,20 +17,11 @@ from loader_assets.workers.formats import count_records
 SAMPLED_FILES = 3  # per table: the first non-empty ones
 
 
-@dataclass(frozen=True)
-class TableFiles:
-    level: int
-    chunked: bool
-    notices: int
-    bytes: int
-    rows: int  # estimated
-
-
 def case_sizes(store: Store, case: str) -> dict[int, capacity.LevelSize]:
     layout = case_layout(store.db, case)
     samples = sample_files(store.db, case, SAMPLED_FILES)
     files = [
-        TableFiles(part.level, part.chunked, part.notices, part.bytes,
+        capacity.TableFiles(part.level, part.chunked, part.notices, part.bytes,
                    round(part.bytes * _rows_per_byte(layout, part.table, samples.get(part.table, []))))
         for part in level_files(store.db, case)
     ]  # fmt: skip

@@ -443,7 +443,7 @@ class _Identities:
 
     def twice(self) -> bool:
         keys = np.concatenate(self._keys) if self._keys else np.empty(0, dtype=np.int64)
-        self._keys = [keys]
+        self._keys = [keys]  # the batches' arrays go: one copy of the keys is enough
         keys.sort()  # in place: np.unique's hash table would take 8x the keys' memory (120 MB for 1.76 M)
         return bool(np.any(keys[1:] == keys[:-1]))
 
