@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from loader_assets import levels
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import status_tally
@@ -55,8 +55,8 @@ from loader_assets.qserv.sample import write_rows, write_sample_case
 from loader_assets.workers import local
 from loader_assets.workers.cluster import ClusterConfig
 from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
+from loader_assets.workers.ddl import TRANS_ID, chunk_table_name, create_chunk_tables, create_database, create_table
 from loader_assets.workers.load_data import dialect_clause
-from loader_assets.workers.schema import TRANS_ID, chunk_table_name, create_chunk_tables, create_database, create_table
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -279,7 +279,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
     """Bare LOAD DATA of every worker's files, `streams` at once per worker; (seconds, rows per table)."""
     database = f"raw_{streams}"
     for worker, files in plan.items():  # pre-created, not timed
-        with connection(site.config.worker_url(worker)) as conn:
+        with site.config.worker(worker).connect() as conn:
             with conn.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
             create_database(conn, database, layout.charset)
@@ -294,7 +294,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
     lock = threading.Lock()
 
     def stream(worker: str, work: queue.SimpleQueue) -> None:
-        with connection(site.config.worker_url(worker), local_infile=True) as conn, conn.cursor() as cursor:
+        with connection(site.config.worker(worker), local_infile=True) as conn, conn.cursor() as cursor:
             while True:
                 try:
                     item: RawFile = work.get_nowait()
@@ -323,7 +323,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
             future.result()
     seconds = time.monotonic() - started
     for worker in plan:
-        with connection(site.config.worker_url(worker)) as conn, conn.cursor() as cursor:
+        with site.config.worker(worker).connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
     return seconds, counts
 

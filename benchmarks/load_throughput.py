@@ -32,8 +32,8 @@ import sqlalchemy
 from loader_assets.workers import local
 from loader_assets.workers.cluster import CONFIG_FILE, ClusterConfig
 from loader_assets.workers.connection import connection, parse_url
+from loader_assets.workers.ddl import TRANS_ID, chunk_table_ddl, chunk_table_name, create_database
 from loader_assets.workers.load_data import load_file
-from loader_assets.workers.schema import TRANS_ID, chunk_table_ddl, chunk_table_name, create_database
 
 DATABASE = "bench_throughput"
 TABLE = "Object"
@@ -187,7 +187,7 @@ def main() -> None:
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="loader-bench-"))
     try:
         config = local.start_cluster(state_dir, _worker_count(state_dir))
-        run_benchmark(config.worker_url("worker1"), args)
+        run_benchmark(config.worker("worker1"), args)
     finally:
         if not args.keep:
             local.stop_cluster(state_dir)  # also the servers of a start that failed half-way

@@ -38,16 +38,16 @@ from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Store
+from loader_assets.defs.chunk_partitions import add_chunk_partitions
 from loader_assets.defs.instance import prepare_instance
 from loader_assets.defs.jobs import LOAD_JOB, execute_plan
-from loader_assets.defs.partitions import add_chunk_partitions
 from loader_assets.engine.plan import MAX_NOTICES_PER_RUN, plan_runs
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import connection
+from loader_assets.workers.ddl import chunk_table_name, create_chunk_tables, create_database, create_table
 from loader_assets.workers.load_data import load_file
-from loader_assets.workers.schema import chunk_table_name, create_chunk_tables, create_database, create_table
 
 GOAL_MS_PER_CHUNK = 20.0
 DAGSTER_MS_PER_PARTITION = 30.0  # Dagster's own cost of one more partition in a multi-partition run
@@ -165,7 +165,7 @@ def load_directly(layout: CaseLayout, store: Store, cluster: Cluster) -> float:
         table = layout.tables[row.table]
         workers = list(cluster.workers) if row.chunk is None else [row.worker]
         for worker in workers:
-            url = cluster.worker_url(worker)
+            url = cluster.worker(worker)
             name = table.name if row.chunk is None else chunk_table_name(table.name, row.chunk)
             if (worker, name) not in created:
                 with connection(url) as conn:
@@ -243,7 +243,7 @@ def catalog(root: Path, kind: str):  # type: ignore[no-untyped-def]
 
 
 def run_benchmark(root: Path, args: argparse.Namespace) -> None:
-    store, cluster, instance = Store.from_url(), Cluster.from_env(), prepare_instance()
+    store, cluster, instance = Store.of(Settings.from_env()), Cluster.of(Settings.from_env()), prepare_instance()
     layout = new_case(root / "cases", store, instance, args.chunks, seed=1)
     batched = load_level_1(layout, store, cluster, instance)
     loaded = batched.phases["  of which recorded per-notice load"]

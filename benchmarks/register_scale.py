@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Store
 from loader_assets.qserv.sample import write_sample_case

@@ -130,7 +130,7 @@ def plan_and_tick(workers: int) -> list[str]:
     from loader_assets.workers.cluster import Cluster
 
     lines = []
-    store, cluster = Store.from_url(), Cluster.from_env()
+    store, cluster = Store.of(Settings.from_env()), Cluster.of(Settings.from_env())
     ids = notice_ids(store.db, CASE, level=1)
     started = time.monotonic()
     plans, _ = plan_runs(store, cluster, ids)

@@ -29,7 +29,7 @@ import pandas as pd
 from sqlalchemy import Select, create_engine, select, text
 
 from loader_assets import settings
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import batches, cases, level_gates, notices, tables
 from loader_assets.catalog.store import Store
 from loader_assets.definitions import build_definitions

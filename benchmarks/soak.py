@@ -61,6 +61,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import pyarrow.parquet as pq
+from loader_assets.defs.runs import IN_FLIGHT
 from sqlalchemy import case as sql_case
 from sqlalchemy import create_engine, func, select, text
 
@@ -72,17 +73,16 @@ from loader_assets.catalog.register import register_case
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Store, pid_alive
 from loader_assets.catalog.time import utcnow
+from loader_assets.defs.chunk_partitions import add_chunk_partitions
 from loader_assets.defs.instance import prepare_instance
-from loader_assets.defs.partitions import add_chunk_partitions
-from loader_assets.defs.runs import IN_FLIGHT
 from loader_assets.engine.load import ALL_WORKERS
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.selection import select as select_notices
 from loader_assets.workers import local
 from loader_assets.workers.cluster import META_DB, Cluster
 from loader_assets.workers.connection import WRITE_TIMEOUT_ENV, connection
+from loader_assets.workers.ddl import STAMP_TABLE, TRANS_ID, chunk_table_name, director_index_table
 from loader_assets.workers.formats import count_records
-from loader_assets.workers.schema import STAMP_TABLE, TRANS_ID, chunk_table_name, director_index_table
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -318,7 +318,7 @@ class Soak:
         down = time.monotonic() - injected
         local.start_server(self.p.cluster_state, worker)
         ended = self.wait_until(lambda: not self.running(writing), float(WRITE_TIMEOUT) + self.recovery_timeout())
-        with connection(self.p.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        with self.p.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT 1")
         fault.seconds = time.monotonic() - injected
         fault.survived = ended is not None
@@ -522,7 +522,7 @@ class Soak:
         worker in the catalog, then waits at its first write on a worker until the barrier is lifted."""
         with contextlib.ExitStack() as stack:
             for worker in sorted(self.p.cluster.workers):
-                conn = stack.enter_context(connection(self.p.cluster.worker_url(worker)))
+                conn = stack.enter_context(self.p.cluster.worker(worker).connect())
                 cursor = stack.enter_context(conn.cursor())
                 cursor.execute("FLUSH TABLES WITH READ LOCK")
                 stack.callback(cursor.execute, "UNLOCK TABLES")
@@ -900,7 +900,7 @@ class Soak:
 
     def director_index_rows(self) -> int:
         index = director_index_table(self.layout.database, self.director)
-        with connection(self.p.cluster.czar) as conn, conn.cursor() as cursor:
+        with self.p.cluster.czar.connect() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                            (META_DB, index))  # fmt: skip
             if not cursor.fetchone()[0]:
@@ -1081,7 +1081,7 @@ def main() -> int:
                 **soak_environment(args.lease, args.sensor_interval),
             )
             instance = prepare_instance()
-            store, cluster = Store.from_url(), Cluster.from_env()
+            store, cluster = Store.of(Settings.from_env()), Cluster.of(Settings.from_env())
             case = register(store, instance, root / "cases", args.chunks, args.rows_per_chunk, args.seed)
             print(f"case {case}: {args.chunks} chunks, {_notice_count(store, case)} notices, {args.rows_per_chunk} rows per chunk; "
                   f"lease {args.lease} s, sensors every {args.sensor_interval} s; seed {args.seed}")  # fmt: skip

@@ -61,14 +61,14 @@ from loader_assets.qserv.metadata import METADATA_FILE, SUPPORTED_VERSION
 from loader_assets.workers import local
 from loader_assets.workers.cluster import META_DB, Cluster, ClusterConfig
 from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
-from loader_assets.workers.load_data import dialect_clause
-from loader_assets.workers.schema import (
+from loader_assets.workers.ddl import (
     TRANS_ID,
     chunk_table_name,
     create_chunk_tables,
     create_database,
     director_index_table,
 )
+from loader_assets.workers.load_data import dialect_clause
 
 GOAL_RATIO = 0.25
 GOAL_RSS_GROWTH_MB = 50.0
@@ -208,7 +208,7 @@ def raw_load(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLay
         by_worker.setdefault(placement[item.chunk], []).append(item)
     database = raw_database(layout)
     for worker, items in by_worker.items():  # pre-created, not timed
-        with connection(cluster.worker_url(worker)) as conn:
+        with cluster.worker(worker).connect() as conn:
             create_database(conn, database, layout.charset)
             for chunk in sorted({f.chunk for f in items}):
                 create_chunk_tables(conn, database, table.name, table.columns, table.indexes, chunk, layout.charset)
@@ -216,7 +216,7 @@ def raw_load(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLay
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(by_worker), thread_name_prefix="raw-load") as pool:
         futures = {
-            worker: pool.submit(_load_stream, cluster.worker_url(worker), database, layout, table, items)
+            worker: pool.submit(_load_stream, cluster.worker(worker), database, layout, table, items)
             for worker, items in sorted(by_worker.items())
         }
         loaded = {worker: future.result() for worker, future in futures.items()}
@@ -455,7 +455,7 @@ def explain_anti_join(store: Store, cluster: Cluster, layout: CaseLayout) -> Non
     worker = cluster.place_chunks(layout.database, [chunk])[chunk]
     sql = anti_join_sql(layout.database, chunk_table_name(CHILD, chunk), chunk_table_name(DIRECTOR, chunk), KEY, KEY)
     print(f"  anti-join of chunk {chunk} on {worker}, after SET SESSION join_cache_level = 4:\n    {sql}")
-    with connection(cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
         cursor.execute("SET SESSION join_cache_level = 4")
         for statement in ("EXPLAIN", "ANALYZE"):
             started = time.perf_counter()
@@ -540,11 +540,11 @@ def run_scale(args: argparse.Namespace, root: Path, state_dir: Path, catalog_url
 def drop_case_data(cluster: Cluster, layout: CaseLayout) -> None:
     """The case's and the baseline's databases on the workers and the director index at the czar."""
     for worker in cluster.workers:
-        with connection(cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        with cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
             for database in (layout.database, raw_database(layout)):
                 cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
     index = director_index_table(layout.database, DIRECTOR)
-    with connection(cluster.czar) as conn, conn.cursor() as cursor:
+    with cluster.czar.connect() as conn, conn.cursor() as cursor:
         for name in (index, f"{index}__chunks"):
             cursor.execute(f"DROP TABLE IF EXISTS {META_DB}.{quote_name(name)}")
 

@@ -1,337 +1,197 @@
-"""`loader-assets`: the operator's command line. Thin: it parses arguments and calls the modules."""
+"""`loader-assets`: the operator's command line. A presenter over `operations`: it parses arguments, calls one
+action, prints its result, and tells an expected failure in one line with its exit code (`problems.Exit`).
+
+Without `-v` no Dagster log line and no traceback reaches the terminal for an expected failure; SIGINT and SIGTERM
+end a command cleanly (a load gives back its notices first) with exit 130 and 143. Anything that is not a
+`Problem` is a bug: its traceback is shown.
+"""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
+import logging
 import os
-import socket
+import signal
 import sys
-import traceback
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import pandas as pd
 
-from loader_assets import levels, problems, settings, tags
-from loader_assets.catalog import views
-from loader_assets.catalog.register import CaseOptions, RegistrationError, register_case
-from loader_assets.catalog.store import Store
-from loader_assets.qserv.metadata import MetadataError
+from loader_assets import levels, tags
+from loader_assets.catalog.register import CaseOptions
+from loader_assets.engine.interruption import INTERRUPTION
+from loader_assets.engine.runner import LevelResult
+from loader_assets.operations import cases, doctor, loading, local, notices, planning, scheduling
+from loader_assets.operations.context import Context
+from loader_assets.problems import Problem
 from loader_assets.selection.language import QueryError, describe_fields
 
-Command = Callable[[argparse.Namespace], int]
-
-
-def _store() -> Store:
-    return Store.from_url()
+Command = Callable[[Context, argparse.Namespace], int]
 
 
 def _print_frame(frame: pd.DataFrame, empty: str) -> None:
     print(empty if frame.empty else frame.to_string())
 
 
-def cmd_register(args: argparse.Namespace) -> int:
-    from loader_assets.defs.instance import prepare_instance
-    from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
+# -- cases ---------------------------------------------------------------------------------------------------
 
+
+def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
+    print(f"Dagster instance written to {cases.init(ctx)}")
+    return 0
+
+
+def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
     options = CaseOptions(strict_children=args.strict_children, max_num_warnings=args.max_num_warnings)
-    instance = prepare_instance()  # before the catalog commits anything: an unusable instance fails first
-    added: list[int] = []
-
-    def partitions(case: str, chunks: list[int]) -> None:  # before the case opens: no chunk is loaded unseen
-        added.append(add_chunk_partitions(instance, case, chunks))
-
-    result = register_case(
-        _store(), Path(args.case_dir), args.case, comment=args.comment, options=options,
-        allow_links_out=args.allow_links_out, on_chunks=partitions,
-    )  # fmt: skip
-    print(f"registered {result.summary()}")
-    print(f"{added[0]} new chunk partitions in the Dagster instance at {settings.dagster_home()}")
-    print(reload_code_location())
-    return 0
-
-
-def cmd_load(args: argparse.Namespace) -> int:
-    from loader_assets.definitions import build_definitions
-    from loader_assets.defs.instance import prepare_instance
-    from loader_assets.defs.runner import LevelFailed, load_case
-    from loader_assets.engine.level_state import start_refusal
-    from loader_assets.workers.cluster import Cluster
-
-    to_run = (args.level,) if args.level else levels.ALL
-    store = _store()
-    cluster = Cluster.from_env()
-    _preflight(cluster.config)
-    layout = _case(store, args.case)
-    if layout.state != "active":
-        raise problems.case_paused(args.case)
-    if (why := start_refusal(store.db, layout, to_run[0])) is not None:
-        raise problems.gate_closed(to_run[0], args.case, why)
-    try:
-        with _progress(store, args.case, to_run) as log:
-            results = load_case(
-                args.case, build_definitions(), prepare_instance(), store, cluster, levels=to_run, force=args.force,
-                log=log, console_level="DEBUG" if args.verbose else "ERROR",
-            )  # fmt: skip
-    except LevelFailed as failure:
-        print(f"loader-assets load: {failure}", file=sys.stderr)
-        return problems.Exit.FAILED
-    lines = [line for result in results for line in result.summary()]
-    if lines:
-        print("\nper worker:\n  " + "\n  ".join(lines) + "\n")
-    return cmd_status(argparse.Namespace(case=args.case))
-
-
-@contextmanager
-def _progress(store: Store, case: str, to_run: tuple[int, ...]) -> Iterator[Callable[[str], None]]:
-    """A bar per load level (files done of the level's, rows, ETA), refreshed from the catalog by a thread off
-    the load's path; the runner's lines are printed above it."""
-    import threading
-
-    from tqdm import tqdm
-
-    from loader_assets.catalog.notices import status_tally
-
-    bars: dict[int, tqdm] = {}
-    stop = threading.Event()
-
-    def refresh() -> None:
-        while not stop.wait(0.5):
-            for level, bar in list(bars.items()):
-                bar.update(status_tally(store.db, case, level=level).get("done", 0) - bar.n)
-
-    def log(line: str) -> None:
-        level = next((lv for lv in to_run if line.startswith(f"run: case {case} level {lv} ")), None)
-        if level is not None and level not in bars:
-            total = sum(status_tally(store.db, case, level=level).values())
-            bars[level] = tqdm(total=total, desc=f"level {level}", unit=" files", leave=True, file=sys.stderr,
-                               disable=not sys.stderr.isatty())  # fmt: skip
-        done = next((lv for lv in bars if line.startswith(f"level {lv} of {case}:")), None)
-        if done is not None:
-            bar = bars.pop(done)
-            bar.update(status_tally(store.db, case, level=done).get("done", 0) - bar.n)
-            bar.close()
-        tqdm.write(line)
-
-    thread = threading.Thread(target=refresh, daemon=True, name="progress")
-    thread.start()
-    try:
-        yield log
-    finally:
-        stop.set()
-        for bar in bars.values():
-            bar.close()
-
-
-def cmd_sample(args: argparse.Namespace) -> int:
-    from loader_assets.qserv.sample import write_sample_case
-
-    out = Path(args.out_dir)
-    root = write_sample_case(
-        out, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format, seed=args.seed, database=out.name
-    )
-    print(f"sample case written to {root}")
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    store = _store()
-    if args.case is not None:
-        _case(store, args.case)
-    db = store.db
-    _print_frame(views.status_counts(db, args.case), "no notices registered")
-    gates = views.gates(db, args.case)
-    if not gates.empty:
-        print()
-        print(gates.to_string(index=False))
-    return 0
-
-
-def cmd_workers(args: argparse.Namespace) -> int:
-    from loader_assets.workers import local
-    from loader_assets.workers.cluster import ClusterConfig
-
-    if args.action == "up":
-        config = local.start_cluster(settings.state_dir(), args.count)
-        print(f"{len(config.workers)} workers and a czar are up; config in {settings.state_dir() / 'workers.json'}")
-    elif args.action == "down":
-        local.stop_cluster(settings.state_dir())
-        print("local workers stopped")
-    else:
-        config = ClusterConfig.from_env()
-        configured = os.environ.get("LOADER_CZAR") and os.environ.get("LOADER_WORKERS")
-        local_servers = {} if configured else local.cluster_status(settings.state_dir())
-
-        def state(name: str) -> str:
-            server = local_servers.get(name)
-            return (
-                ""
-                if server is None
-                else f"  ({'running, pid ' + str(server['pid']) if server['running'] else 'stopped'})"
-            )
-
-        print(f"{config.czar_url}  czar{state('czar')}")
-        for name, url in config.workers.items():
-            print(f"{url}  {name}{state(name)}")
-    return 0
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers, 1 or more")
-    return int(text)
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    from loader_assets import capacity
-    from loader_assets.engine.sizing import case_sizes
-    from loader_assets.workers.cluster import ClusterConfig
-
-    store = _store()
-    _case(store, args.case)
-    rates = capacity.Rates.load(Path(args.rates) if args.rates else None)
-    workers = args.workers or [len(ClusterConfig.from_env().workers)]
-    sizes = case_sizes(store, args.case)
-    print("\n".join(capacity.report(args.case, sizes, rates, workers)))
-    return 0
-
-
-def cmd_locks(args: argparse.Namespace) -> int:
-    _print_frame(views.locks(_store().db, args.case), "no locks held")
-    return 0
-
-
-def cmd_release(args: argparse.Namespace) -> int:
-    from loader_assets.catalog.notices import run_known
-
-    store = _store()
-    if not run_known(store.db, args.run_id):
-        raise problems.unknown("run", args.run_id, "locks")
-    # Who released is part of the audit: it goes into the attempt row with the reason.
-    released = store.release_run(args.run_id, f"{args.reason} (by {getpass.getuser()}@{socket.gethostname()})")
-    print(f"released {len(released)} notices of run {args.run_id}")
-    return 0
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    store = _store()
-    _notices(store, [args.notice])
-    _print_frame(views.history(store.db, args.notice), f"no attempt at notice {args.notice} yet")
+    done = cases.register(ctx, Path(args.case_dir), args.case, comment=args.comment, options=options,
+                          allow_links_out=args.allow_links_out)  # fmt: skip
+    print(f"registered {done.registration.summary()}")
+    print(f"{done.new_partitions} new chunk partitions in the Dagster instance at {ctx.settings.dagster_home}")
+    print(done.reload)
     return 0
 
 
 def cmd_case_state(state: str) -> Command:
-    def run(args: argparse.Namespace) -> int:
-        store = _store()
-        _case(store, args.case)
-        store.set_case_state(args.case, state)
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        (cases.pause if state == "paused" else cases.resume)(ctx, args.case)
         print(f"case {args.case} {state}")
         return 0
 
     return run
 
 
-def cmd_reset(args: argparse.Namespace) -> int:
-    store = _store()
-    _notices(store, args.notices)
-    done = sorted(i for i, status in views.shown_statuses(store.db, args.notices).items() if status == "done")
-    if done and not args.force:
-        shown = ", ".join(map(str, done[:10]))
-        raise problems.Problem(
-            problems.Exit.USAGE,
-            f"notices {shown} are done: a reset loads their chunks again",
-            "add --force to reset them",
-        )
-    print(f"{store.reset(args.notices)} notices ready again")
+def cmd_drop(ctx: Context, args: argparse.Namespace) -> int:
+    cases.drop(ctx, args.case, force=args.force, log=print)
     return 0
 
 
-def _case(store: Store, case: str):  # type: ignore[no-untyped-def]  # a CaseLayout
-    from loader_assets.catalog.layout import case_layouts
-
-    found = case_layouts(store.db, case)
-    if case not in found:
-        raise problems.unknown("case", case, "status")
-    return found[case]
+# -- loading -------------------------------------------------------------------------------------------------
 
 
-def _notices(store: Store, ids: list[int]) -> None:
-    from loader_assets.catalog.notices import known_notices
+class Bars:
+    """The CLI's `Progress`: a bar per level (files done of the level's, ETA), refreshed from the catalog by a
+    thread off the load's path; the level's result and per-worker lines printed above the bars."""
 
-    missing = sorted(set(ids) - known_notices(store.db, ids))
-    if missing:
-        raise problems.unknown("notice", ", ".join(map(str, missing[:10])), 'select "case = <case>"')
+    def __init__(self, ctx: Context, case: str) -> None:
+        from tqdm import tqdm
+
+        self.ctx, self.case, self.tqdm = ctx, case, tqdm
+        self.bars: dict[int, object] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh, daemon=True, name="progress")
+
+    def __enter__(self) -> Bars:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for bar in self.bars.values():
+            bar.close()  # type: ignore[attr-defined]
+
+    def level_started(self, level: int, notices: int) -> None:
+        if levels.is_load_level(level):
+            self.bars[level] = self.tqdm(total=notices, desc=f"level {level}", unit=" files", leave=True,
+                                         file=sys.stderr, disable=not sys.stderr.isatty())  # fmt: skip
+
+    def level_ended(self, result: LevelResult) -> None:
+        bar = self.bars.pop(result.level, None)
+        if bar is not None:
+            self._advance(result.level, bar)
+            bar.close()  # type: ignore[attr-defined]
+        for line in [f"level {result.level} of {self.case}: {result.message}", *result.summary()]:
+            self.note(line)
+
+    def note(self, line: str) -> None:
+        self.tqdm.write(line)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(0.5):
+            for level, bar in list(self.bars.items()):
+                self._advance(level, bar)
+
+    def _advance(self, level: int, bar: object) -> None:
+        from loader_assets.catalog.notices import status_tally
+
+        done = status_tally(self.ctx.store.db, self.case, level=level).get("done", 0)
+        bar.update(done - bar.n)  # type: ignore[attr-defined]
 
 
-def _preflight(config) -> None:  # type: ignore[no-untyped-def]  # a ClusterConfig
-    """Stop before anything is launched when the catalog, the czar or a worker does not answer."""
-    from loader_assets import doctor
+def cmd_load(ctx: Context, args: argparse.Namespace) -> int:
+    with Bars(ctx, args.case) as bars:
+        results = loading.load(ctx, args.case, level=args.level, force=args.force, progress=bars)
+    lines = [line for result in results for line in result.summary()]
+    if lines:
+        print("\nper worker:\n  " + "\n  ".join(lines) + "\n")
+    return cmd_status(ctx, argparse.Namespace(case=args.case))
 
-    problem = doctor.first_failure([doctor.catalog(settings.catalog_url()), *doctor.servers(config)])
-    if problem is not None:
-        raise problem
 
-
-def cmd_drop(args: argparse.Namespace) -> int:
-    from loader_assets.catalog.retire import CaseHeld
-    from loader_assets.defs.instance import prepare_instance
-    from loader_assets.defs.partitions import reload_code_location, remove_chunk_partitions
-    from loader_assets.engine.retire import retire_case
-    from loader_assets.workers.cluster import Cluster
-
-    store = _store()
-    _case(store, args.case)
-    if not args.force:
-        raise problems.Problem(
-            problems.Exit.USAGE, f"drop retires case {args.case}: its tables on every worker, its placement and "
-            "index at the czar, its catalog rows and Dagster partitions", "add --force to do it",
-        )  # fmt: skip
-    cluster = Cluster.from_env()
-    _preflight(cluster.config)
-    try:
-        retire_case(store, cluster, args.case)
-    except CaseHeld as held:
-        raise problems.Problem(problems.Exit.FAILED, f"{held}: nothing retired",
-                               "wait for the run, or `loader-assets release --run <run>`") from held  # fmt: skip
-    print(f"Dagster: {remove_chunk_partitions(prepare_instance(), args.case)} chunk partitions removed")
-    print(reload_code_location())
+def cmd_plan(ctx: Context, args: argparse.Namespace) -> int:
+    print("\n".join(planning.plan(ctx, args.case, args.workers, Path(args.rates) if args.rates else None)))
     return 0
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from loader_assets import doctor
-    from loader_assets.defs.instance import daemon_check, prepare_instance, webserver_check
-    from loader_assets.defs.partitions import WEBSERVER_ENV
-    from loader_assets.workers.cluster import ClusterConfig
+# -- inspecting ----------------------------------------------------------------------------------------------
 
-    checks = [doctor.catalog(settings.catalog_url())]
-    try:
-        checks += doctor.servers(ClusterConfig.from_env())
-    except (OSError, ValueError) as error:
-        checks.append(doctor.Check("workers", problems.Problem(problems.Exit.WORKER_DOWN, str(error),
-                                   "`loader-assets workers up`, or set LOADER_CZAR and LOADER_WORKERS")))  # fmt: skip
-    checks.append(doctor.Check("daemon", daemon_check(prepare_instance()), "beating"))
-    address = os.environ.get(WEBSERVER_ENV, "127.0.0.1:3000")
-    web = webserver_check(address)
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    found = notices.status(ctx, args.case)
+    _print_frame(found.counts, "no notices registered")
+    if not found.gates.empty:
+        print()
+        print(found.gates.to_string(index=False))
+    return 0
+
+
+def cmd_locks(ctx: Context, args: argparse.Namespace) -> int:
+    _print_frame(notices.locks(ctx, args.case), "no locks held")
+    return 0
+
+
+def cmd_history(ctx: Context, args: argparse.Namespace) -> int:
+    _print_frame(notices.history(ctx, args.notice), f"no attempt at notice {args.notice} yet")
+    return 0
+
+
+def cmd_doctor(ctx: Context, args: argparse.Namespace) -> int:
+    checks, web = doctor.doctor(ctx)
     print("\n".join(check.line() for check in checks))
-    print(f"info  webserver: {web or 'answers at ' + address}")
+    print(f"info  webserver: {web}")
     failed = doctor.first_failure(checks)
     return 0 if failed is None else failed.exit_code
 
 
-def cmd_celery_worker(args: argparse.Namespace) -> int:
-    """A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`): replaces this process."""
-    from loader_assets.defs.celery import worker_command
-    from loader_assets.defs.instance import prepare_instance
+def cmd_workers(ctx: Context, args: argparse.Namespace) -> int:
+    if args.action == "up":
+        config = local.up(ctx, args.count)
+        print(f"{len(config.workers)} workers and a czar are up; config in {ctx.settings.state_dir / 'workers.json'}")
+    elif args.action == "down":
+        local.down(ctx)
+        print("local workers stopped")
+    else:
+        for server in local.listing(ctx):
+            print(f"{server.url}  {server.name}" + (f"  ({server.state})" if server.state else ""))
+    return 0
 
-    prepare_instance()  # the same instance (dagster.yaml) as the runs it executes steps of
-    command = worker_command(args.name)
-    executable = Path(sys.executable).parent / command[0]
-    os.execv(executable, [str(executable), *command[1:]])
+
+# -- acting on notices ---------------------------------------------------------------------------------------
+
+
+def cmd_release(ctx: Context, args: argparse.Namespace) -> int:
+    released = notices.release(ctx, args.run_id, args.reason)
+    print(f"released {len(released)} notices of run {args.run_id}")
+    return 0
+
+
+def cmd_reset(ctx: Context, args: argparse.Namespace) -> int:
+    print(f"{notices.reset(ctx, args.notices, force=args.force)} notices ready again")
+    return 0
 
 
 # What `select --format table` shows of a notice: the full frame is wider than any terminal.
@@ -339,14 +199,8 @@ NOTICE_TABLE_COLUMNS = ["case", "table", "level", "chunk", "overlap", "status", 
                         "locked_by", "path", "error"]  # fmt: skip
 
 
-def _selected(args: argparse.Namespace, limit: int | None = None):  # type: ignore[no-untyped-def]
-    from loader_assets.selection import select, select_batches
-
-    return (select_batches if args.batches else select)(args.query, store=_store(), limit=limit)
-
-
-def cmd_select(args: argparse.Namespace) -> int:
-    selection = _selected(args, args.limit)
+def cmd_select(ctx: Context, args: argparse.Namespace) -> int:
+    selection = scheduling.select(ctx, args.query, batches=args.batches, limit=args.limit)
     if args.format == "json":
         print(json.dumps(selection.records(), indent=2))
     elif args.format == "csv":
@@ -361,27 +215,17 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_schedule(args: argparse.Namespace) -> int:
+def cmd_schedule(ctx: Context, args: argparse.Namespace) -> int:
     if args.query in ("list", "cancel"):
-        return _schedule_list(args) if args.query == "list" else _schedule_cancel(args)
-    if not args.dry_run and not args.no_daemon:  # what its runs will need: servers, and a daemon to start them
-        from loader_assets.defs.instance import daemon_check, prepare_instance
-        from loader_assets.workers.cluster import ClusterConfig
-
-        _preflight(ClusterConfig.from_env())
-        if (problem := daemon_check(prepare_instance())) is not None:
-            raise problem
-    if args.batches or args.dry_run:  # a dry run counts what each selected notice's state would request
-        selected = _selected(args)
-        notices = selected.notices() if args.batches else selected
-    else:  # millions of notices: their ids only
-        from loader_assets.selection import selection
-
-        notices = selection.preview(args.query, store=_store(), limit=selection.PREVIEW_ROWS)
-    result = notices.schedule(priority=args.priority, force=args.force, dry_run=args.dry_run)
+        return _schedule_list(ctx) if args.query == "list" else _schedule_cancel(ctx, args)
+    if args.batches:
+        chosen = scheduling.select(ctx, args.query, batches=True, limit=None).notices()  # type: ignore[union-attr]
+    else:
+        chosen = scheduling.select(ctx, args.query)
     if args.dry_run:
-        print(result)
+        print(scheduling.dry_run(chosen, priority=args.priority, force=args.force))  # type: ignore[arg-type]
         return 0
+    result = scheduling.schedule(ctx, chosen, priority=args.priority, force=args.force, check=not args.no_daemon)  # type: ignore[arg-type]
     print(
         f"schedule {result.schedule_id}: {len(result.notice_ids)} notices handed to the run queue; the "
         "dagster-daemon's scheduled_loads sensor requests their runs (by case, level and worker; a child level once "
@@ -389,78 +233,86 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     )
     if not args.watch:
         return 0
-    from loader_assets.defs.runs import InstanceRuns
-
-    final = result.watch(progress=print, runs=InstanceRuns())
+    final = scheduling.watch(ctx, result, progress=print)
     print(final.to_string())
     return 1 if final.loc["failed", "notices"] else 0
 
 
-def _schedule_list(args: argparse.Namespace) -> int:
-    from loader_assets.catalog import schedules
-
+def _schedule_list(ctx: Context) -> int:
     rows = [
         {"id": row.id, "state": row.state, "notices": len(row.notice_ids), "waiting": len(row.waiting_ids),
          "runs": len(row.runs or ()), "priority": row.priority, "force": row.force, "created_at": row.created_at,
          "query": row.query}
-        for row in schedules.listing(_store().db)
+        for row in scheduling.listing(ctx)
     ]  # fmt: skip
     _print_frame(pd.DataFrame(rows).set_index("id") if rows else pd.DataFrame(), "no schedule")
     return 0
 
 
-def _schedule_cancel(args: argparse.Namespace) -> int:
-    from loader_assets.catalog import schedules
-
-    if not args.ids:
-        raise problems.Problem(problems.Exit.USAGE, "which schedule?", "`loader-assets schedule cancel ID [ID ...]`")
-    for schedule_id in args.ids:
-        try:
-            cancelled = schedules.cancel(_store().db, schedule_id)
-        except KeyError as error:
-            raise problems.unknown("schedule", schedule_id, "schedule list") from error
-        print(f"schedule {schedule_id} cancelled: {len(cancelled.waiting_ids)} notices will not be requested")
+def _schedule_cancel(ctx: Context, args: argparse.Namespace) -> int:
+    for cancelled in scheduling.cancel(ctx, args.ids):
+        print(f"schedule {cancelled.id} cancelled: {len(cancelled.waiting_ids)} notices will not be requested")
     return 0
 
 
-def cmd_selections_list(args: argparse.Namespace) -> int:
-    from loader_assets.selection import saved
-
-    _print_frame(saved.list_saved(_store()).set_index("name"), "no saved selection")
+def cmd_selections_list(ctx: Context, args: argparse.Namespace) -> int:
+    _print_frame(scheduling.saved_selections(ctx).set_index("name"), "no saved selection")
     return 0
 
 
-def cmd_selections_save(args: argparse.Namespace) -> int:
-    from loader_assets.selection import saved
-
-    target = "batches" if args.batches else "notices"
-    saved.save(_store(), args.name, args.query, target=target, priority=args.priority, enabled=not args.disabled,
-               comment=args.comment)  # fmt: skip
-    from loader_assets.defs.partitions import reload_code_location
-
+def cmd_selections_save(ctx: Context, args: argparse.Namespace) -> int:
+    reload = scheduling.save_selection(ctx, args.name, args.query, batches=args.batches, priority=args.priority,
+                                       enabled=not args.disabled, comment=args.comment)  # fmt: skip
     state = "disabled" if args.disabled else f"enabled: its sensor selection_{args.name} loads from it"
-    print(f"saved selection {args.name} over {target} ({state})")
-    print(reload_code_location())
+    print(f"saved selection {args.name} over {'batches' if args.batches else 'notices'} ({state})")
+    print(reload)
     return 0
 
 
 def cmd_selections_enabled(enabled: bool) -> Command:
-    def run(args: argparse.Namespace) -> int:
-        from loader_assets.selection import saved
-
-        saved.set_enabled(_store(), args.name, enabled)
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        scheduling.enable_selection(ctx, args.name, enabled)
         print(f"saved selection {args.name} {'enabled' if enabled else 'disabled'}")
         return 0
 
     return run
 
 
-def cmd_selections_delete(args: argparse.Namespace) -> int:
-    from loader_assets.selection import saved
-
-    saved.delete(_store(), args.name)
+def cmd_selections_delete(ctx: Context, args: argparse.Namespace) -> int:
+    scheduling.delete_selection(ctx, args.name)
     print(f"saved selection {args.name} deleted")
     return 0
+
+
+# -- programs this command becomes ----------------------------------------------------------------------------
+
+
+def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
+    from loader_assets.qserv.sample import write_sample_case
+
+    out = Path(args.out_dir)
+    root = write_sample_case(
+        out, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format, seed=args.seed, database=out.name
+    )
+    print(f"sample case written to {root}")
+    return 0
+
+
+def cmd_celery_worker(ctx: Context, args: argparse.Namespace) -> int:
+    """A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`): replaces this process."""
+    from loader_assets.operations.celery import worker_command
+
+    command, environment = worker_command(ctx, args.name)
+    os.execve(command[0], command, environment)
+
+
+# -- the parser ------------------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers, 1 or more")
+    return int(text)
 
 
 def _query_command(commands, name: str, purpose: str, *, named: bool = False) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
@@ -511,18 +363,14 @@ def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
         action.set_defaults(run=run)
 
 
-def _caret(text: str, position: int) -> str:
-    """The query line holding `position`, and a caret under that position."""
-    start = text.rfind("\n", 0, position) + 1
-    end = text.find("\n", position)
-    line = text[start : end if end >= 0 else len(text)]
-    return f"  {line}\n  {' ' * (position - start)}^"
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loader-assets", description=__doc__)
+    parser = argparse.ArgumentParser(prog="loader-assets", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="Dagster's log lines and tracebacks too")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("init", help="write the Dagster instance's dagster.yaml from the settings").set_defaults(
+        run=cmd_init
+    )
 
     register = commands.add_parser("register", help="register a qserv-ingest case directory (metadata.json v12)")
     register.add_argument("case_dir", help="the directory holding metadata.json")
@@ -567,8 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", help="the worker's name (default: Celery's own), shown with each step it runs")
     worker.set_defaults(run=cmd_celery_worker)
 
-    doctor = commands.add_parser("doctor", help="check catalog, czar, workers, daemon and webserver, each with its fix")
-    doctor.set_defaults(run=cmd_doctor)
+    doctor_ = commands.add_parser("doctor", help="check catalog, czar, workers, instance, daemon and webserver")
+    doctor_.set_defaults(run=cmd_doctor)
 
     sample = commands.add_parser("sample", help="write a realistic sample case")
     sample.add_argument("out_dir", help="a new or empty directory; its name is the case's database")
@@ -618,42 +466,75 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:
-        warnings.simplefilter("ignore")  # Dagster's beta and deprecation warnings are not the operator's business
+    _quiet_unless(args.verbose)
+    INTERRUPTION.reset()
+    ctx: Context | None = None
     try:
-        return args.run(args)
-    except Exception as error:
-        if args.verbose:
-            traceback.print_exc()
-        code, message = _explained(error, args)
-        print(f"loader-assets {args.command}: {message}", file=sys.stderr)
-        return code
+        # A load (and a watch) stops by itself once interrupted, a load giving back what it holds first; any other
+        # command is stopped where it stands: it holds nothing a rerun would not finish.
+        with _signals(cooperative=args.command == "load" or getattr(args, "watch", False)):
+            ctx = Context.from_env(verbose=args.verbose)
+            return args.run(ctx, args)
+    except KeyboardInterrupt:  # a signal where the command stood (it held nothing a rerun would not finish)
+        return _tell(args, INTERRUPTION.problem("nothing is held"))
+    except BrokenPipeError:  # the reader of the output went away (`| head`): nothing left to tell
+        sys.stderr.close()
+        return 141
+    except Problem as problem:
+        return _tell(args, problem)
+    finally:
+        if ctx is not None:
+            ctx.close()
 
 
-def _explained(error: Exception, args: argparse.Namespace) -> tuple[int, str]:
-    """The exit code and the one line an expected failure is told in; anything else is re-raised."""
-    from sqlalchemy.exc import OperationalError
+def _tell(args: argparse.Namespace, problem: Problem) -> int:
+    """The one line of an expected failure (a query's with a caret under the mistake); its exit code."""
+    if args.verbose:
+        logging.getLogger(__name__).error("traceback of the failure", exc_info=problem)
+    line = problem.line()
+    if isinstance(problem, QueryError):
+        line = f"{problem.cause}\n{_caret(args.query, problem.position)}"
+    print(f"loader-assets {args.command}: {line}", file=sys.stderr)
+    return int(problem.exit_code)
 
-    from loader_assets.workers.connection import WorkerUnavailable
 
-    if isinstance(error, WorkerUnavailable):
-        from loader_assets import doctor
-        from loader_assets.workers.cluster import ClusterConfig
+@contextmanager
+def _signals(*, cooperative: bool) -> Iterator[None]:
+    """SIGINT and SIGTERM interrupt the process's loads (`INTERRUPTION`); a cooperative command then ends by itself,
+    any other is stopped where it stands."""
 
-        error = doctor.server_down(ClusterConfig.from_env(), error.url, error.reason)
-    elif isinstance(error, OperationalError):
-        from loader_assets import doctor
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        INTERRUPTION.interrupt(signum)
+        if not cooperative:
+            raise KeyboardInterrupt
 
-        error = doctor.catalog(settings.catalog_url()).problem or error
-    if isinstance(error, problems.Problem):
-        return error.exit_code, f"{error.cause}; {error.fix}"
-    if isinstance(error, QueryError):
-        return problems.Exit.USAGE, f"{error}\n{_caret(args.query, error.position)}"
-    if isinstance(error, KeyError):
-        return problems.Exit.UNKNOWN, str(error.args[0] if error.args else error)
-    if isinstance(error, MetadataError | RegistrationError | ValueError | FileExistsError | FileNotFoundError):
-        return problems.Exit.USAGE, str(error)
-    raise error
+    if threading.current_thread() is not threading.main_thread():  # e.g. a test calling main() in a thread
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _quiet_unless(verbose: bool) -> None:
+    """Without -v: no warning, no Dagster or loader log line on the terminal (they stay in the instance)."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        return
+    warnings.simplefilter("ignore")  # Dagster's beta and deprecation warnings are not the operator's business
+    for name in ("dagster", "loader_assets", "alembic"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _caret(text: str, position: int) -> str:
+    """The query line holding `position`, and a caret under that position."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    line = text[start : end if end >= 0 else len(text)]
+    return f"  {line}\n  {' ' * (position - start)}^"
 
 
 if __name__ == "__main__":

@@ -13,23 +13,26 @@ nb.verify(case)                          # rows in the files = rows in the catal
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
 import pandas as pd
 
-from loader_assets import levels, settings
+from loader_assets import levels
 from loader_assets.catalog import views
-from loader_assets.catalog.store import Store
-from loader_assets.selection import selection as _selection
-from loader_assets.selection.selection import Selection, counts
+from loader_assets.catalog.layout import case_layout
+from loader_assets.engine.runner import LevelResult
+from loader_assets.operations import cases as case_actions
+from loader_assets.operations import loading, notices, scheduling
+from loader_assets.operations.context import Context
+from loader_assets.problems import Failed, Problem
+from loader_assets.selection.selection import Scheduled, Selection, counts
+from loader_assets.settings import Settings
 
 __all__ = [
     "cases",
@@ -52,27 +55,37 @@ __all__ = [
     "watch",
 ]
 
+_context: Context | None = None
 
-def setup() -> None:
+
+def setup(state_dir: str | Path | None = None) -> None:
     """Say where everything is. With nothing set, the repository's `.state` (where `make demo` put it all)."""
-    if "LOADER_STATE_DIR" not in os.environ:
-        repository = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "Makefile").exists()), Path.cwd())
-        os.environ["LOADER_STATE_DIR"] = str(repository / ".state")
-    from loader_assets.catalog.engine import shown_url
-    from loader_assets.workers.cluster import ClusterConfig
+    global _context
+    repository = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "Makefile").exists()), Path.cwd())
+    settings = Settings.from_env(state_dir=Path(state_dir) if state_dir else None,
+                                 default_state_dir=repository / ".state")  # fmt: skip
+    _context = Context(settings)
+    from loader_assets.catalog.database import shown_url
 
     pd.set_option("display.max_colwidth", None)  # whole error messages
     pd.set_option("display.width", 200)
-    print("catalog:      ", shown_url(settings.catalog_url()))
-    print("Dagster home: ", settings.dagster_home())
-    print("workers:      ", ", ".join(ClusterConfig.from_env().workers))
+    print("catalog:      ", shown_url(settings.catalog_url))
+    print("Dagster home: ", settings.dagster_home)
+    print("workers:      ", ", ".join(_ctx().cluster.workers))
     daemon = _daemon_problem()
     print("daemon:       ", "running" if daemon is None else f"NOT RUNNING: {daemon.fix}")
 
 
+def _ctx() -> Context:
+    if _context is None:
+        setup()
+    assert _context is not None
+    return _context
+
+
 def cases() -> pd.DataFrame:
     """Every registered case with its state and notice counts."""
-    frame = views.status_counts(_store().db)
+    frame = views.status_counts(_ctx().store)
     if frame.empty:
         return frame
     return frame.groupby(level="case").sum()
@@ -83,21 +96,16 @@ def sample(chunks: int = 6, rows_per_chunk: int = 200) -> Path:
     from loader_assets.qserv.sample import write_sample_case
 
     name = f"demo_{uuid.uuid4().hex[:8]}"
-    return write_sample_case(settings.state_dir() / "cases" / name, chunks=chunks, rows_per_chunk=rows_per_chunk,
-                             database=name)  # fmt: skip
+    return write_sample_case(_ctx().settings.state_dir / "cases" / name, chunks=chunks,
+                             rows_per_chunk=rows_per_chunk, database=name)  # fmt: skip
 
 
 def register(path: str | Path, case: str | None = None, comment: str | None = None) -> str:
     """Register a case directory (metadata.json v12): its files become notices; returns the case's name."""
-    from loader_assets.catalog.register import register_case
-    from loader_assets.defs.instance import prepare_instance
-    from loader_assets.defs.partitions import add_chunk_partitions, reload_code_location
-
-    registration = register_case(_store(), Path(path), case or Path(path).name, comment=comment)
-    add_chunk_partitions(prepare_instance(), registration.case, registration.chunks)
-    print(registration.summary())
-    print(reload_code_location())
-    return registration.case
+    done = case_actions.register(_ctx(), Path(path), case or Path(path).name, comment=comment)
+    print(done.registration.summary())
+    print(done.reload)
+    return done.registration.case
 
 
 @dataclass(frozen=True)
@@ -111,37 +119,47 @@ class Loaded:
         return f"{'OK' if self.ok else 'FAILED'}: {self.message}"
 
 
+class _Lines:
+    """A Progress collecting the level lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def level_started(self, level: int, notices: int) -> None:
+        pass
+
+    def level_ended(self, result: LevelResult) -> None:
+        self.lines.append(f"level {result.level}: {result.message}")
+
+    def note(self, line: str) -> None:
+        pass
+
+
 def load(case: str, level: int | None = None) -> Loaded:
     """Load the case in this process, level by level (or one level), as `loader-assets load` does."""
-    from loader_assets.definitions import build_definitions
-    from loader_assets.defs.instance import prepare_instance
-    from loader_assets.defs.runner import LevelFailed, load_case
-    from loader_assets.workers.cluster import Cluster
-
-    said: list[str] = []
+    said = _Lines()
     with redirect_stderr(StringIO()):  # Dagster's own event log: in the UI, under Runs
         try:
-            load_case(case, build_definitions(), prepare_instance(), _store(), Cluster.from_env(),
-                      levels=(level,) if level else levels.ALL, log=said.append, console_level="ERROR")  # fmt: skip
-        except LevelFailed as failure:
-            return Loaded(False, str(failure))
-    return Loaded(True, "; ".join(line for line in said if line.startswith("level ")))
+            loading.load(_ctx(), case, level=level, progress=said)
+        except Problem as problem:
+            return Loaded(False, problem.line())
+    return Loaded(True, "; ".join(said.lines))
 
 
 def status(case: str) -> pd.DataFrame:
     """Notices per level, table and status (gate-blocked and parked apart), as `loader-assets status` shows."""
-    return views.status_counts(_store().db, case)
+    return notices.status(_ctx(), case).counts
 
 
 def gates(case: str) -> pd.DataFrame:
     """The case's validation gates: status and failing checks."""
-    frame = views.gates(_store().db, case)
+    frame = notices.status(_ctx(), case).gates
     return frame if frame.empty else frame[["level", "table", "status", "checks", "updated_at"]]
 
 
 def history(notice_id: int) -> pd.DataFrame:
     """Every attempt at a notice: run, worker, times, outcome, rows, error."""
-    frame = views.history(_store().db, notice_id)
+    frame = notices.history(_ctx(), notice_id)
     return frame if frame.empty else frame[["id", "run_id", "worker", "started_at", "outcome", "rows", "error"]]
 
 
@@ -150,7 +168,7 @@ def plot(case: str):  # type: ignore[no-untyped-def]  # a matplotlib Axes
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
-    shown = views.chunk_statuses(_store().db, case)
+    shown = views.chunk_statuses(_ctx().store, case)
     colours = {"done": "#2e7d32", "ready": "#9e9e9e", "gate-blocked": "#90caf9", "running": "#ffb300",
                "failed": "#c62828", "parked": "#6a1b9a"}  # fmt: skip
     order = list(colours)
@@ -168,40 +186,35 @@ def plot(case: str):  # type: ignore[no-untyped-def]  # a matplotlib Axes
     return ax
 
 
-def select(query: str, limit: int | None = _selection.PREVIEW_ROWS) -> Selection:
+def select(query: str, limit: int | None = 10_000) -> Selection:
     """The notices `query` selects as a DataFrame (`.frame`, `.grid()`, `.drop()`, `.edit()`, …). Beyond `limit`
-    rows (None: no limit) it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a preview
-    schedules everything the query selects. `counts(query)` counts by case, level, table and status."""
-    return _selection.preview(query, store=_store(), limit=limit)
+    rows (None: no limit) it is a preview of the first ones, with `.total` counted by the catalog; `schedule()` of a
+    preview schedules everything the query selects. `counts(query)` counts by case, level, table and status."""
+    found = scheduling.select(_ctx(), query, limit=limit)
+    assert isinstance(found, Selection)
+    return found
 
 
 def save_selection(name: str, query: str, priority: int = 0, enabled: bool = True) -> None:
     """Save a query under a name: it becomes the sensor `selection_<name>` (on if `enabled`), loading what it
     selects whenever it may load; the UI shows it once the code location reloads (done here when it runs)."""
-    from loader_assets.defs.partitions import reload_code_location
-    from loader_assets.selection import saved
-
-    saved.save(_store(), name, query, priority=priority, enabled=enabled)
-    print(f"saved selection {name}; {reload_code_location()}")
+    reload = scheduling.save_selection(_ctx(), name, query, priority=priority, enabled=enabled)
+    print(f"saved selection {name}; {reload}")
 
 
-def schedule(selection: Selection, priority: int = 0):  # type: ignore[no-untyped-def]  # a Scheduled
+def schedule(selection: Selection, priority: int = 0) -> Scheduled:
     """Hand a selection to the run queue (refused when no dagster-daemon runs: nothing would start)."""
-    problem = _daemon_problem()
-    if problem is not None:
-        raise RuntimeError(f"{problem.cause}; {problem.fix}")
-    return selection.schedule(priority=priority)
+    return scheduling.schedule(_ctx(), selection, priority=priority)
 
 
-def watch(scheduled, timeout: float = 600) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def watch(scheduled: Scheduled, timeout: float = 600) -> pd.DataFrame:
     """Until none of the schedule's notices is ready or running: a line per change; the final counts."""
-    from loader_assets.defs.runs import InstanceRuns
-
-    return scheduled.watch(timeout=timeout, interval=2, runs=InstanceRuns())
+    return scheduling.watch(_ctx(), scheduled, timeout=timeout)
 
 
 def wait_for_gate(case: str, level: int, timeout: float = 300) -> pd.DataFrame:
     """Until every gate of a validation level (2 or 4) has passed; its gates. A failed gate raises."""
+    assert level in levels.VALIDATION_LEVELS, f"level {level} has no gate"
     deadline = time.monotonic() + timeout
     while True:
         found = gates(case)
@@ -209,39 +222,15 @@ def wait_for_gate(case: str, level: int, timeout: float = 300) -> pd.DataFrame:
         if not found.empty and (found["status"] == "passed").all():
             return found
         if not found.empty and (found["status"] == "failed").any():
-            raise RuntimeError(f"a level-{level} gate failed:\n{found.to_string()}")
+            raise Failed(f"a level-{level} gate failed:\n{found.to_string()}", f"see nb.gates({case!r})")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"level-{level} gates not passed after {timeout} s")
+            raise Failed(f"level-{level} gates not passed after {timeout} s", f"see nb.gates({case!r})")
         time.sleep(2)
 
 
 def verify(case: str) -> pd.DataFrame:
     """Per table: records in its files, rows the catalog recorded, rows on the workers; `exact` when equal."""
-    from loader_assets.catalog.layout import case_layout
-    from loader_assets.qserv.metadata import Dialect
-    from loader_assets.workers.census import row_counts
-    from loader_assets.workers.cluster import Cluster
-    from loader_assets.workers.formats import count_records
-    from loader_assets.workers.schema import chunk_table_name
-
-    store, cluster = _store(), Cluster.from_env()
-    layout = case_layout(store.db, case)
-    placement = cluster.placement(layout.database)
-    rows = []
-    for _id, notice in _selection.select(f"case = '{case}'", store=store).frame.iterrows():
-        if pd.isna(notice["chunk"]):  # a regular table: a full copy on every worker
-            where = {worker: notice["table"] for worker in cluster.workers}
-        else:
-            chunk = int(notice["chunk"])
-            where = {placement[chunk]: chunk_table_name(notice["table"], chunk, bool(notice["overlap"]))}
-        for worker, table_name in where.items():
-            on_worker = row_counts(cluster.worker_url(worker), layout.database, [table_name])[table_name] or 0
-            file_rows = count_records(layout.root / notice["path"], Dialect.of(notice["format"]))
-            rows.append({"table": notice["table"], "file": file_rows, "catalog": int(notice["rows"] or 0),
-                         "workers": on_worker})  # fmt: skip
-    per_table = pd.DataFrame(rows).groupby("table").sum()
-    per_table["exact"] = (per_table["file"] == per_table["catalog"]) & (per_table["catalog"] == per_table["workers"])
-    return per_table
+    return loading.verify(_ctx(), case).frame
 
 
 @dataclass(frozen=True)
@@ -256,10 +245,8 @@ class Spoiled:
 
 def spoil(case: str, notice_id: int, line: int, field: int, value: str) -> Spoiled:
     """Break a file on purpose (a demonstration): field `field` of line `line` (both from 1) becomes `value`."""
-    from loader_assets.catalog.layout import case_layout
-
-    path = case_layout(_store().db, case).root / select(f"id = {notice_id}").frame.loc[notice_id, "path"]
-    copy = settings.state_dir() / "spoiled" / f"{uuid.uuid4().hex}-{path.name}"  # outside the case: not a notice
+    path = case_layout(_ctx().store.db, case).root / select(f"id = {notice_id}").frame.loc[notice_id, "path"]
+    copy = _ctx().settings.state_dir / "spoiled" / f"{uuid.uuid4().hex}-{path.name}"  # outside the case: no notice
     copy.parent.mkdir(exist_ok=True)
     shutil.copy2(path, copy)  # bytes and modification time
     lines = path.read_bytes().decode("latin1").splitlines(keepends=True)
@@ -276,18 +263,9 @@ def restore(spoiled: Spoiled) -> None:
     spoiled.copy.unlink()
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
+def _daemon_problem() -> Problem | None:
     with redirect_stderr(StringIO()):
-        yield
-
-
-def _store() -> Store:
-    return Store.from_url()
-
-
-def _daemon_problem():  # type: ignore[no-untyped-def]  # a problems.Problem or None
-    from loader_assets.defs.instance import daemon_check, prepare_instance
-
-    with _quiet():
-        return daemon_check(prepare_instance())
+        try:
+            return _ctx().dagster.daemon_problem()
+        except Problem as problem:
+            return problem

@@ -1,71 +1,167 @@
-"""Expected failures an operator can fix: each says its cause and its fix in one line, with an exit code of its
-own, so scripts tell them apart and nobody reads a traceback to learn that a server is down."""
+"""Expected failures an operator can fix. Every domain error is a `Problem`: its cause and its fix in one line and
+an exit code of its own, so scripts tell them apart and nobody reads a traceback to learn that a server is down.
+Anything that is not a `Problem` is a bug, and shows its traceback.
+
+The kinds here are the exit codes; each room raises its own subclasses (`MetadataError` is a `BadInput`, a lost
+worker connection a `WorkerDown`), classified where the failure is caught, which is where its server is known.
+"""
 
 from __future__ import annotations
 
 import enum
+import signal
+from typing import ClassVar
 
 
 class Exit(enum.IntEnum):
     """`loader-assets` exit codes (0: success)."""
 
     FAILED = 1  # a level failed: a notice's error or a check, named in the message
-    USAGE = 2  # a malformed query, file, metadata or option
+    USAGE = 2  # a malformed query, file, metadata, option or setting
     UNKNOWN = 3  # no such case, notice, run or schedule
-    WORKER_DOWN = 4
+    WORKER_DOWN = 4  # a worker does not answer, refuses the login, or stalled
     CZAR_DOWN = 5
     CATALOG_DOWN = 6
     CASE_PAUSED = 7
     GATE_CLOSED = 8
     NO_DAEMON = 9
+    INSTANCE_DOWN = 10  # the Dagster instance (its storage) cannot be used
+    INTERRUPTED = 130  # SIGINT: 128 + 2
+    TERMINATED = 143  # SIGTERM: 128 + 15
 
 
 class Problem(Exception):
     """An expected failure: `cause` (what is wrong) and `fix` (what to do about it)."""
 
-    def __init__(self, exit_code: Exit, cause: str, fix: str) -> None:
+    exit_code: ClassVar[Exit] = Exit.FAILED
+
+    def __init__(self, cause: str, fix: str) -> None:
         super().__init__(f"{cause}; {fix}")
-        self.exit_code, self.cause, self.fix = exit_code, cause, fix
+        self.cause, self.fix = cause, fix
+
+    def line(self) -> str:
+        """The one line an operator reads."""
+        return f"{self.cause}; {self.fix}"
+
+    def __str__(self) -> str:
+        return self.line()
 
 
-def unknown(what: str, name: object, listing: str) -> Problem:
-    return Problem(Exit.UNKNOWN, f"no {what} {name}", f"`loader-assets {listing}` lists them")
+class Failed(Problem):
+    """A level, a check or a command's work did not succeed; the cause names what."""
 
 
-def server_down(name: str, address: str, error: str, *, czar: bool) -> Problem:
-    local = "`loader-assets workers up` starts the local cluster"
-    configured = "LOADER_CZAR" if czar else "LOADER_WORKERS"
-    return Problem(
-        Exit.CZAR_DOWN if czar else Exit.WORKER_DOWN,
-        f"{name} at {address} does not answer ({error})",
-        f"start it ({local}) or correct {configured}",
-    )
+class BadInput(Problem):
+    exit_code = Exit.USAGE
 
 
-def catalog_down(url: str, error: str) -> Problem:
-    return Problem(
-        Exit.CATALOG_DOWN,
-        f"the catalog at {url} cannot be reached ({error})",
-        "start its server or correct LOADER_CATALOG_URL",
-    )
+class Unknown(Problem):
+    exit_code = Exit.UNKNOWN
+
+    @classmethod
+    def named(cls, what: str, name: object, listing: str) -> Unknown:
+        return cls(f"no {what} {name}", f"`loader-assets {listing}` lists them")
 
 
-def case_paused(case: str) -> Problem:
-    return Problem(Exit.CASE_PAUSED, f"case {case} is paused: nothing is claimed", f"`loader-assets resume {case}`")
+class ServerDown(Problem):
+    """A MariaDB server of the cluster does not answer, refused the login, went away or stalled; `server` names
+    it as the configuration does (a worker's name, or `czar`)."""
+
+    def __init__(self, cause: str, fix: str, server: str | None = None) -> None:
+        super().__init__(cause, fix)
+        self.server = server
 
 
-def gate_closed(level: int, case: str, why: str) -> Problem:
-    return Problem(
-        Exit.GATE_CLOSED,
-        f"level {level} of case {case} cannot start: {why}",
-        f"load and validate the level before it (`loader-assets load {case} --level {level - 1}`), "
-        f"or see `loader-assets status --case {case}`",
-    )
+class WorkerDown(ServerDown):
+    exit_code = Exit.WORKER_DOWN
 
 
-def no_daemon(home: str) -> Problem:
-    return Problem(
-        Exit.NO_DAEMON,
-        f"no dagster-daemon is running for the instance at {home}: queued runs would wait",
-        "start one (`dagster-daemon run -w workspace.yaml`, or `dagster dev`), or add --no-daemon to queue anyway",
-    )
+class CzarDown(ServerDown):
+    exit_code = Exit.CZAR_DOWN
+
+
+class CatalogDown(Problem):
+    exit_code = Exit.CATALOG_DOWN
+
+
+class CasePaused(Problem):
+    exit_code = Exit.CASE_PAUSED
+
+    @classmethod
+    def of(cls, case: str) -> CasePaused:
+        return cls(f"case {case} is paused: nothing is claimed", f"`loader-assets resume {case}`")
+
+
+class GateClosed(Problem):
+    exit_code = Exit.GATE_CLOSED
+
+    @classmethod
+    def at(cls, level: int, case: str, why: str) -> GateClosed:
+        return cls(
+            f"level {level} of case {case} cannot start: {why}",
+            f"load and validate the level before it (`loader-assets load {case} --level {level - 1}`), "
+            f"or see `loader-assets status --case {case}`",
+        )
+
+
+class NoDaemon(Problem):
+    exit_code = Exit.NO_DAEMON
+
+    @classmethod
+    def at(cls, home: str) -> NoDaemon:
+        return cls(
+            f"no dagster-daemon is running for the instance at {home}: queued runs would wait",
+            "start one (`dagster-daemon run -w workspace.yaml`, or `dagster dev`), or add --no-daemon to queue anyway",
+        )
+
+
+class InstanceDown(Problem):
+    exit_code = Exit.INSTANCE_DOWN
+
+
+class Interrupted(Problem):
+    """A command stopped by a signal, after releasing what it held."""
+
+    def __init__(self, signum: int, cause: str, fix: str) -> None:
+        super().__init__(cause, fix)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> Exit:  # type: ignore[override]  # the signal decides
+        return Exit.TERMINATED if self.signum == signal.SIGTERM else Exit.INTERRUPTED
+
+
+# The kinds a run's failure can carry back to the command that ran it (a Dagster step failure's metadata).
+_KINDS: dict[str, type[Problem]] = {
+    kind.__name__: kind
+    for kind in (Failed, BadInput, Unknown, WorkerDown, CzarDown, CatalogDown, CasePaused, GateClosed, InstanceDown)
+}
+
+
+def as_record(problem: Problem) -> dict[str, str | int]:
+    """What a run's failure carries of a problem: its kind (the nearest exit-code kind), cause, fix, server."""
+    record: dict[str, str | int] = {"problem": _kind_of(problem), "cause": problem.cause, "fix": problem.fix}
+    if isinstance(problem, ServerDown) and problem.server:
+        record["server"] = problem.server
+    if isinstance(problem, Interrupted):
+        record["signal"] = problem.signum
+    return record
+
+
+def from_record(record: dict[str, object]) -> Problem | None:
+    """The problem `as_record` wrote, as its kind (None when the record is not one)."""
+    kind, cause, fix = record.get("problem"), str(record.get("cause", "")), str(record.get("fix", ""))
+    if kind == "Interrupted":
+        return Interrupted(int(str(record.get("signal", signal.SIGINT))), cause, fix)
+    found = _KINDS.get(str(kind))
+    if found is None:
+        return None
+    if issubclass(found, ServerDown):
+        return found(cause, fix, str(record["server"]) if "server" in record else None)
+    return found(cause, fix)
+
+
+def _kind_of(problem: Problem) -> str:
+    if isinstance(problem, Interrupted):
+        return "Interrupted"
+    return next((kind.__name__ for kind in type(problem).__mro__ if kind.__name__ in _KINDS), "Failed")

@@ -8,3 +8,4 @@ SELECTION = "loader/selection"  # the saved selection a run was requested for
 GATE = "loader/gate"  # <case>:<level>:<table>@<generation>,... a validation run was requested for
 PRIORITY = "dagster/priority"  # Dagster's own: higher runs first
 DESCRIPTION = "loader/description"  # a load run in words: case, level, worker, notices
+SWEEP = "loader/sweep"  # a run of the sweep job (one at a time)

@@ -1,58 +1,66 @@
 """Fixtures that start or reach the real servers: PostgreSQL and SQLite catalogs, a local MariaDB cluster,
-a persistent Dagster instance and its daemon."""
+a persistent Dagster instance and its daemon. Tests that use none of them are the `unit` tier (`make unit`)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from sqlalchemy import create_engine, text
 
-from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.register import Registration, register_case
+from loader_assets import levels
+from loader_assets.catalog.database import CatalogDB
+from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Store
-from loader_assets.defs.instance import prepare_instance
-from loader_assets.defs.partitions import add_chunk_partitions
+from loader_assets.engine.interruption import INTERRUPTION
+from loader_assets.engine.plan import RunPlan
+from loader_assets.engine.runner import LevelResult, RunOutcome
+from loader_assets.operations import cases, loading
+from loader_assets.operations.context import Context
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster, ClusterConfig
+from loader_assets_tests.servers import REPOSITORY, postgres_database
+from loader_assets_tests.servers import dagster_daemon as dagster_daemon_process
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+__all__ = ["REPOSITORY", "Platform"]
+
+# Fixtures that reach a server: a test using any of them (directly or through another) is not a unit test.
+SERVER_FIXTURES = {"postgres_url", "cluster_state", "cluster_config", "cluster", "platform", "dagster_daemon"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is `unit` (no server) or `servers`, told from the fixtures it uses, so `make unit` runs the first
+    tier alone; a catalog fixture counts as a server on PostgreSQL only."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        on_postgres = getattr(getattr(item, "callspec", None), "params", {}).get("catalog_url") == "postgresql"
+        in_unit = "unit" in item.path.relative_to(Path(__file__).parent).parts  # fakes there, never a server
+        servers = not in_unit and (bool(names & SERVER_FIXTURES) or on_postgres)
+        item.add_marker(pytest.mark.servers if servers else pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test leaves no interrupt and no DAGSTER_HOME of its own (an entry point exports one) to the next."""
+    if "DAGSTER_HOME" in os.environ:
+        monkeypatch.setenv("DAGSTER_HOME", os.environ["DAGSTER_HOME"])
+    else:
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    yield
+    INTERRUPTION.reset()
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
-    with fresh_postgres_database() as url:
+    with postgres_database() as url:
         yield url
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    name = f"loader_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -93,10 +101,22 @@ def cluster(cluster_config: ClusterConfig) -> Cluster:
 
 @dataclass
 class Platform:
+    """What a test drives, as an operator would: the operations' context over the session's servers."""
+
     root: Path
-    store: Store
-    instance: dg.DagsterInstance
-    cluster: Cluster
+    ctx: Context
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        return self.ctx.dagster.instance
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.ctx.cluster
 
     def sample_case(
         self, *, chunks: int = 4, rows_per_chunk: int = 100, fmt: str = "csv", seed: int = 0
@@ -105,14 +125,30 @@ class Platform:
         case = f"c{uuid.uuid4().hex[:8]}"
         root = write_sample_case(self.root / "cases" / case, chunks=chunks, rows_per_chunk=rows_per_chunk, fmt=fmt,
                                  database=case, seed=seed)  # fmt: skip
-        registration = register_case(self.store, root, case)
-        add_chunk_partitions(self.instance, case, registration.chunks)
-        return registration
+        return cases.register(self.ctx, root, case).registration
 
     def definitions(self) -> dg.Definitions:
-        from loader_assets.definitions import build_definitions  # importing the module reads the default catalog
+        from loader_assets.definitions import build_definitions
 
-        return build_definitions(self.store.db.url)
+        return build_definitions(self.ctx.settings)
+
+    def load(self, case: str, levels: tuple[int, ...] = levels.ALL, *, force: bool = False) -> list[LevelResult]:
+        """`loader-assets load CASE --level L` for each of `levels`, in order: the first that does not succeed
+        raises its problem."""
+        return [result for level in levels for result in loading.load(self.ctx, case, level=level, force=force)]
+
+    def run_plan(self, plan: RunPlan) -> RunOutcome:
+        """One load run of `plan` in this process, as `load` runs them."""
+        return self.ctx.dagster.executor(self.ctx.settings.catalog_url).run_load(plan)
+
+    def succeeded(self, run_id: str) -> bool:
+        run = self.instance.get_run_by_id(run_id)
+        return run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+
+    def materialized_in(self, run_id: str) -> list[dg.AssetMaterialization]:
+        """The materializations a run logged, in order."""
+        events = self.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        return [event.asset_materialization for event in events if event.asset_materialization is not None]
 
 
 @pytest.fixture
@@ -125,33 +161,15 @@ def platform(
     monkeypatch.setenv("LOADER_CZAR", cluster_config.czar_url)
     monkeypatch.setenv("LOADER_SENSOR_INTERVAL", "5")
     monkeypatch.setenv("LOADER_WORKERS", ",".join(f"{n}={u}" for n, u in cluster_config.workers.items()))
-    instance = prepare_instance()
-    yield Platform(tmp_path, Store.from_url(catalog_url), instance, Cluster.from_env())
-    instance.dispose()
+    monkeypatch.setenv("LOADER_DAGSTER_WEBSERVER", "127.0.0.1:1")  # no webserver to reload: answered at once
+    ctx = Context.from_env()
+    cases.init(ctx)
+    yield Platform(tmp_path, ctx)
+    ctx.close()
 
 
 @pytest.fixture
 def dagster_daemon(platform: Platform) -> Iterator[subprocess.Popen]:
     """`dagster-daemon run` on the platform's instance: sensors tick and queued runs launch."""
-    log = open(platform.root / "daemon.log", "wb")  # noqa: SIM115 - closed below, after the process
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPOSITORY / "workspace.yaml")],
-        cwd=REPOSITORY, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while {"SENSOR", "QUEUED_RUN_COORDINATOR"} - set(platform.instance.get_daemon_heartbeats()):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"dagster-daemon did not start: {(platform.root / 'daemon.log').read_text()[-2000:]}"
-                )
-            time.sleep(1)
+    with dagster_daemon_process(platform.instance, platform.root / "daemon.log") as daemon:
         yield daemon
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()

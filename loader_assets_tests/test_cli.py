@@ -154,10 +154,8 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from loader_assets.catalog.store import Owner
-    from loader_assets.defs.partitions import chunk_partitions
+    from loader_assets.defs.chunk_partitions import chunk_partitions
     from loader_assets.workers.cluster import META_DB
-    from loader_assets.workers.connection import connection
-
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     other = platform.sample_case(chunks=1, rows_per_chunk=5).case
     assert run(capsys, "load", case, "--level", "1")[0] == 0
@@ -176,7 +174,7 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     code, out, _ = run(capsys, "drop", case, "--force")
     assert code == 0, out
     assert _databases(platform, case) == set()
-    with connection(platform.cluster.czar) as conn, conn.cursor() as cursor:
+    with platform.cluster.czar.connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE `database` = %s", (case,))
         assert cursor.fetchone()[0] == 0
     assert run(capsys, "status", "--case", case)[0] == Exit.UNKNOWN
@@ -192,11 +190,9 @@ def _a_director_notice(platform: Platform, case: str) -> int:
 
 def _databases(platform: Platform, case: str) -> set[str]:
     """The workers holding the case's database."""
-    from loader_assets.workers.connection import connection
-
     found = set()
-    for name, url in platform.cluster.workers.items():
-        with connection(url) as conn, conn.cursor() as cursor:
+    for name, server in platform.cluster.workers.items():
+        with server.connect() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (case,))
             if cursor.fetchone():
                 found.add(name)

@@ -1,7 +1,10 @@
-"""The import contract of the package's rooms: Dagster only in `defs/` (and the entry point), catalog SQL only
-below `defs/` and `engine/`, and no room reaching up past its neighbour.
+"""The contract of the package's rooms, read from the source (ast), so a violation shows even in code no test
+imports:
 
-Read from the source (ast), so a violation shows even in code no test imports.
+- each room reaches only the rooms below it (`operations → defs → engine → selection, catalog, workers → qserv`),
+  Dagster only in `defs/` (`operations` reaches it through `defs`), catalog SQL only in `catalog/` and `selection/`;
+- no module imports Dagster's private API (`dagster._…`, `dagster_celery._…`, …);
+- no module reads the environment but `settings.py`.
 """
 
 from __future__ import annotations
@@ -13,32 +16,33 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "loader_assets"
 
+UPPER = {"loader_assets.defs", "loader_assets.operations"}
 # room -> top-level names its modules must not import (a room is a sub-package or a top-level module)
 FORBIDDEN = {
     "qserv": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
-              "loader_assets.selection", "loader_assets.defs"},
+              "loader_assets.selection", *UPPER},
     "workers": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.engine", "loader_assets.selection",
-                "loader_assets.defs"},
-    "catalog": {"dagster", "loader_assets.workers", "loader_assets.engine", "loader_assets.selection",
-                "loader_assets.defs"},
-    "selection": {"dagster", "loader_assets.workers", "loader_assets.engine", "loader_assets.defs"},
-    "engine": {"dagster", "sqlalchemy", "loader_assets.defs", "loader_assets.selection"},
-    "defs": {"sqlalchemy"},
+                *UPPER},
+    "catalog": {"dagster", "loader_assets.workers", "loader_assets.engine", "loader_assets.selection", *UPPER},
+    "selection": {"dagster", "loader_assets.workers", "loader_assets.engine", *UPPER},
+    "engine": {"dagster", "sqlalchemy", "loader_assets.selection", *UPPER},
+    "defs": {"sqlalchemy", "loader_assets.operations"},
+    "operations": {"dagster", "sqlalchemy"},
     "levels": {"dagster", "sqlalchemy"},
     "tags": {"dagster", "sqlalchemy"},
-    "settings": {"dagster", "sqlalchemy"},
-    "problems": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
-                 "loader_assets.selection", "loader_assets.defs"},
+    "settings": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
+                 "loader_assets.selection", *UPPER},
+    "problems": {"dagster", "sqlalchemy", "loader_assets"},
     "capacity": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
-                 "loader_assets.selection", "loader_assets.defs"},
-    "doctor": {"dagster", "sqlalchemy", "loader_assets.engine", "loader_assets.selection", "loader_assets.defs"},
+                 "loader_assets.selection", *UPPER},
 }  # fmt: skip
+ENVIRONMENT_READERS = {"settings.py"}  # the one module that reads os.environ / os.getenv
 
 
-def imported_names(source: str) -> set[str]:
+def imported_names(tree: ast.AST) -> set[str]:
     """Every module a source file imports, at any depth (lazy imports inside functions count too)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -46,16 +50,38 @@ def imported_names(source: str) -> set[str]:
     return names
 
 
+def private_dagster(name: str) -> bool:
+    """`dagster._core…`, `dagster_celery._…`: a module of Dagster's (or an integration's) private API."""
+    top, *rest = name.split(".")
+    return (top == "dagster" or top.startswith("dagster_")) and any(part.startswith("_") for part in rest)
+
+
+def reads_environment(tree: ast.AST) -> bool:
+    """`os.environ`, `os.getenv`, `environ` or `getenv` imported from os, anywhere in the source."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv"):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            if {alias.name for alias in node.names} & {"environ", "getenv", "putenv", "unsetenv"}:
+                return True
+    return False
+
+
 def violations(package: Path, forbidden: dict[str, set[str]]) -> list[str]:
-    """`file: imports X` for every import a room must not make."""
+    """`file: imports X`, `file: private Dagster API X`, `file: reads the environment` for every breach."""
     found = []
     for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(package)
         room = relative.parts[0].removesuffix(".py")
         banned = forbidden.get(room, set())
-        for name in sorted(imported_names(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for name in sorted(imported_names(tree)):
             if any(name == b or name.startswith(b + ".") for b in banned):
                 found.append(f"{relative}: imports {name}")
+            if private_dagster(name):
+                found.append(f"{relative}: private Dagster API {name}")
+        if str(relative) not in ENVIRONMENT_READERS and reads_environment(tree):
+            found.append(f"{relative}: reads the environment")
     return found
 
 
@@ -70,18 +96,23 @@ def test_every_room_is_under_contract() -> None:
 
 
 @pytest.mark.parametrize(
-    ("room", "line"),
+    ("room", "line", "said"),
     [
-        ("engine", "import dagster as dg"),
-        ("engine", "from sqlalchemy import select"),
-        ("defs", "from sqlalchemy import select"),
-        ("catalog", "from dagster import AssetKey"),
-        ("workers", "from loader_assets.catalog.store import Store"),
-        ("selection", "def later():\n    from loader_assets.defs.runs import InstanceRuns"),
+        ("engine", "import dagster as dg", "imports dagster"),
+        ("engine", "from sqlalchemy import select", "imports sqlalchemy"),
+        ("defs", "from sqlalchemy import select", "imports sqlalchemy"),
+        ("catalog", "from dagster import AssetKey", "imports dagster"),
+        ("workers", "from loader_assets.catalog.store import Store", "imports loader_assets.catalog.store"),
+        ("selection", "def later():\n    from loader_assets.defs.platform import DagsterPlatform",
+         "imports loader_assets.defs.platform"),
+        ("defs", "from dagster._core.events import DagsterEvent", "private Dagster API dagster._core.events"),
+        ("defs", "from dagster_celery._config import x", "private Dagster API dagster_celery._config"),
+        ("engine", "import os\nstreams = int(os.environ.get('LOADER_STREAMS', 2))", "reads the environment"),
+        ("catalog", "from os import getenv\nURL = getenv('X')", "reads the environment"),
     ],
 )
-def test_a_deliberate_violation_is_caught(tmp_path: Path, room: str, line: str) -> None:
+def test_a_deliberate_violation_is_caught(tmp_path: Path, room: str, line: str, said: str) -> None:
     (tmp_path / room).mkdir()
     (tmp_path / room / "bad.py").write_text(line + "\n")
     [violation] = violations(tmp_path, FORBIDDEN)
-    assert violation.startswith(f"{room}/bad.py: imports ")
+    assert violation == f"{room}/bad.py: {said}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import chunk_checks
 from loader_assets.catalog.time import utcnow
 

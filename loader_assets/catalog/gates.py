@@ -21,9 +21,10 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select, upd
 
 from loader_assets import levels
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import level_gates, notices, tables
 from loader_assets.catalog.time import utcnow
+from loader_assets.problems import Failed
 
 
 @dataclass(frozen=True)
@@ -92,27 +93,6 @@ def closed_gate_reason(connection: Connection, case: str, child: str) -> str | N
     )
 
 
-def record_gate(
-    db: CatalogDB,
-    case: str,
-    level: int,
-    table: str,
-    status: str,
-    check_run: str | None,
-    details: dict | None = None,
-    *,
-    now: datetime | None = None,
-) -> None:
-    """Record the outcome of a level's validation: the single record a later level asks."""
-    if status not in schema.GATE_STATUSES:
-        raise ValueError(f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}")
-    values = {"status": status, "check_run": check_run, "details": details, "updated_at": now or utcnow()}
-    with db.write() as connection:
-        key = and_(level_gates.c.case == case, level_gates.c.level == level, level_gates.c.table == table)
-        if connection.execute(update(level_gates).where(key).values(**values)).rowcount == 0:
-            connection.execute(level_gates.insert().values(case=case, level=level, table=table, **values))
-
-
 def open_gate(connection: Connection, case: str, table: str, kind: str, now: datetime) -> None:
     """A new table that is validated gets a pending gate."""
     level = levels.validation_level(kind)
@@ -159,8 +139,11 @@ class Validator:
     pid: int
 
 
-class ValidationBusy(RuntimeError):
+class ValidationBusy(Failed):
     """Another validation of the table holds its gate's lock."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "wait for it: its verdict opens or closes the gate")
 
 
 def _key(case: str, level: int, table: str) -> ColumnElement[bool]:
@@ -211,8 +194,7 @@ def finish_validation(
     `director` (name, generation seen) fences a child's verdict by its director's gate too: it holds only
     while the director is still passed at that generation (a director reloading invalidates the child's
     checks against it)."""
-    if status not in schema.GATE_STATUSES:
-        raise ValueError(f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}")
+    assert status in schema.GATE_STATUSES, f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}"
     now = now or utcnow()
     unfinished = exists(select(1).where(notices.c.case == case, notices.c.table == table, notices.c.status != "done"))
     fences = [_key(case, level, table), level_gates.c.validating_run == who.run_id, level_gates.c.generation == seen]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
 from loader_assets import levels
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import cases, tables
+from loader_assets.problems import Unknown
 from loader_assets.qserv.metadata import Dialect
 
 
@@ -47,6 +49,13 @@ class CaseLayout:
     tables: dict[str, TableLayout]
     strict_children: bool = False
     max_num_warnings: int = 0
+    registered_at: datetime | None = None  # when this incarnation of the case was first registered
+
+    @property
+    def incarnation(self) -> str:
+        """Which registration of the case this is: a case dropped and registered again is another one, even
+        where the catalog hands out the same attempt ids again (SQLite reuses them once the rows are gone)."""
+        return f"{self.case}@{self.registered_at.isoformat() if self.registered_at else ''}"
 
     def dialect_of(self, fmt: str, table: TableLayout | None = None) -> Dialect:
         """How a file of this format (of this table) is read: the table's own dialect, else the case's."""
@@ -99,6 +108,7 @@ def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout
             tables=by_case[row.case],
             strict_children=row.strict_children,
             max_num_warnings=row.max_num_warnings,
+            registered_at=row.created_at,
         )
         for row in case_rows
     }
@@ -109,8 +119,8 @@ def _dialects(stored: dict | None) -> dict[str, Dialect]:
 
 
 def case_layout(db: CatalogDB, case: str) -> CaseLayout:
-    """One registered case; KeyError naming it (and the fix) when it is not registered."""
+    """One registered case; `Unknown` naming it (and the fix) when it is not registered."""
     layouts = case_layouts(db, case)
     if case not in layouts:
-        raise KeyError(f"unknown case {case!r}: register it first (loader-assets register CASE_DIR)")
+        raise Unknown(f"no case {case}", "`loader-assets status` lists them; `loader-assets register CASE_DIR` adds one")
     return layouts[case]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from loader_assets.catalog.engine import CatalogDB, driver_rows, id_batches, id_filters
+from loader_assets.catalog.database import CatalogDB, driver_rows, id_batches, id_filters
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.time import utcnow
 
@@ -242,3 +242,43 @@ def partition_owners(db: CatalogDB, case: str, tables: set[str]) -> list[Partiti
             )
         ).all()
     return [PartitionOwner(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A running notice's lock: who holds it and whether its lease has lapsed."""
+
+    notice_id: int
+    host: str | None
+    pid: int | None
+    lapsed: bool
+
+
+def reclaimable_holds(db: CatalogDB) -> list[Hold]:
+    """Every running notice's hold (the caller decides which owners are dead)."""
+    now = utcnow()
+    n = notices.c
+    with db.read() as connection:
+        rows = connection.execute(select(n.id, n.owner_host, n.owner_pid, n.lease_until).where(n.status == "running"))
+        return [Hold(i, host, pid, lease is not None and lease < now) for i, host, pid, lease in rows]
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """A notice as verifying a case reads it."""
+
+    table: str
+    chunk: int | None
+    overlap: bool
+    path: str
+    format: str
+    rows: int | None  # what its done attempt loaded (None: not done)
+
+
+def case_files(db: CatalogDB, case: str) -> list[CaseFile]:
+    n = notices.c
+    with db.read() as connection:
+        rows = connection.execute(
+            select(n.table, n.chunk, n.overlap, n.path, n.format, n.rows).where(n.case == case).order_by(n.id)
+        ).all()
+    return [CaseFile(*row) for row in rows]

@@ -19,17 +19,21 @@ from pathlib import Path
 from sqlalchemy import Connection, and_, select, update
 
 from loader_assets import levels
-from loader_assets.catalog.engine import bulk_insert
+from loader_assets.catalog.database import bulk_insert
 from loader_assets.catalog.gates import bump, open_gate
 from loader_assets.catalog.schema import batches, cases, notices, tables
 from loader_assets.catalog.store import Store, mark_changed, utcnow
+from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, CaseReader, TableSpec
 
 CASE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-class RegistrationError(ValueError):
+class RegistrationError(BadInput):
     """The case cannot be registered as asked; nothing was written."""
+
+    def __init__(self, cause: str, fix: str = "correct the case or the options; nothing was registered") -> None:
+        super().__init__(cause, fix)
 
 
 @dataclass

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import attempts, batches, cases, chunk_checks, level_gates, notices, tables
 from loader_assets.catalog.time import utcnow
+from loader_assets.problems import Failed
 
 
-class CaseHeld(RuntimeError):
+class CaseHeld(Failed):
     """A notice of the case is held by a run under a live lease: nothing was retired."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "wait for the run, or `loader-assets release --run <run>`")
 
 
 def pause_unless_held(db: CatalogDB, case: str) -> None:
@@ -22,7 +26,7 @@ def pause_unless_held(db: CatalogDB, case: str) -> None:
             .limit(1)
         ).first()
         if held is not None:
-            raise CaseHeld(f"notice {held.id} of case {case} is held by run {held.locked_by}")
+            raise CaseHeld(f"notice {held.id} of case {case} is held by run {held.locked_by}: nothing retired")
         connection.execute(cases.update().where(cases.c.case == case).values(state="paused"))
 
 

@@ -1,25 +1,27 @@
 """Schedules: a frozen list of notices handed to the run queue, from creation to submission.
 
-    pending ──(scheduled_loads sensor: runs requested for every notice)──► submitted
+    pending ──(scheduled_loads sensor: a run exists for every notice)──► submitted
        └──(`loader-assets schedule cancel`: what is not submitted yet stays unloaded)──► cancelled
 
 `Selection.schedule()` and `loader-assets schedule` add one; the sensor reads the pending ones, plans runs
 for the notices whose level may start (a child level waits for its director's gate: those notices stay in
-the schedule until it passes, so a whole case scheduled at once goes level by level) and records what it
-submitted with the run keys; `Scheduled.watch` reads the notices back.
+the schedule until it passes, so a whole case scheduled at once goes level by level). A notice counts as
+submitted only once the Dagster instance holds a run for it (`record_runs`): a daemon that dies between its
+tick and the runs' creation loses nothing — the next tick asks again, under the same run keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select, update
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import schedules
 from loader_assets.catalog.time import utcnow
+from loader_assets.problems import BadInput, Unknown
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def get(db: CatalogDB, schedule_id: int) -> Schedule:
     with db.read() as connection:
         row = connection.execute(select(schedules).where(schedules.c.id == schedule_id)).first()
     if row is None:
-        raise KeyError(f"no schedule {schedule_id}")
+        raise Unknown.named("schedule", schedule_id, "schedule list")
     return Schedule(**row._mapping)
 
 
@@ -82,21 +84,17 @@ def pending(db: CatalogDB, limit: int) -> list[Schedule]:
     return [Schedule(**row._mapping) for row in rows]
 
 
-def submit(db: CatalogDB, schedule: Schedule, run_keys: Sequence[str], notice_ids: Sequence[int]) -> None:
-    """Runs were requested for `notice_ids` of the schedule: record them; submitted once none waits."""
-    submitted = [*(schedule.submitted_ids or ()), *notice_ids]
+def record_runs(db: CatalogDB, schedule: Schedule, run_ids: Sequence[str], notice_ids: Sequence[int]) -> Schedule:
+    """The instance holds these runs of the schedule, covering these notices: they are submitted; the schedule
+    is once none waits."""
+    submitted = sorted(set(schedule.notice_ids) & set(notice_ids))
     done = not set(schedule.notice_ids) - set(submitted)
+    values = {"state": "submitted" if done else "pending", "runs": sorted(set(run_ids)), "submitted_ids": submitted,
+              "submitted_at": utcnow()}  # fmt: skip
     with db.write() as connection:
-        connection.execute(
-            update(schedules)
-            .where(schedules.c.id == schedule.id)
-            .values(
-                state="submitted" if done else "pending",
-                submitted_at=utcnow(),
-                runs=[*(schedule.runs or ()), *run_keys],
-                submitted_ids=submitted,
-            )
-        )
+        connection.execute(update(schedules).where(schedules.c.id == schedule.id, schedules.c.state == "pending")
+                           .values(**values))  # fmt: skip
+    return replace(schedule, **values)
 
 
 def listing(db: CatalogDB, limit: int = 50) -> list[Schedule]:
@@ -107,7 +105,7 @@ def listing(db: CatalogDB, limit: int = 50) -> list[Schedule]:
 
 
 def cancel(db: CatalogDB, schedule_id: int) -> Schedule:
-    """A pending schedule hands out nothing more (runs already requested go on); KeyError if there is none."""
+    """A pending schedule hands out nothing more (runs already requested go on); `Unknown` if there is none."""
     with db.write() as connection:
         changed = connection.execute(
             update(schedules)
@@ -116,5 +114,6 @@ def cancel(db: CatalogDB, schedule_id: int) -> Schedule:
         ).rowcount
     schedule = get(db, schedule_id)
     if not changed and schedule.state != "cancelled":
-        raise ValueError(f"schedule {schedule_id} is {schedule.state}: its runs were all requested already")
+        raise BadInput(f"schedule {schedule_id} is {schedule.state}: its runs were all requested already",
+                       "cancel its runs in the UI (Runs), or leave it")  # fmt: skip
     return schedule

@@ -34,8 +34,10 @@ CASE_STATES = ("active", "paused")
 TABLE_KINDS = ("director", "child", "regular")
 GATE_STATUSES = ("pending", "passed", "failed")
 # Outcome of one attempt: `running` until finished; `lost` when its lease was taken back (stale, dead owner,
-# released by hand) — the rows it may have written are dropped by the worker loader.
-ATTEMPT_OUTCOMES = ("running", "done", "failed", "lost")
+# released by hand) — the rows it may have written are dropped by the worker loader; `released` when it ended
+# through no fault of its file (a server down, an interrupt): not counted against the notice; `superseded` when
+# a later load replaced a done one.
+ATTEMPT_OUTCOMES = ("running", "done", "failed", "lost", "released", "superseded")
 
 metadata = MetaData()
 

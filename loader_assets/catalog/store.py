@@ -21,13 +21,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, select, update
 from sqlalchemy import case as sql_case
 
-from loader_assets import settings
 from loader_assets.catalog import schema
 from loader_assets.catalog.claims import ClaimContext, Refused, claimable, refusals
-from loader_assets.catalog.engine import CatalogDB, catalog_db, id_batches
+from loader_assets.catalog.database import CatalogDB, catalog_db, id_batches
 from loader_assets.catalog.gates import bump, bump_notices
 from loader_assets.catalog.schema import attempts, cases, notices
 from loader_assets.catalog.time import utcnow
+from loader_assets.problems import Unknown
+from loader_assets.settings import Settings
 
 FINAL_OUTCOMES = ("done", "failed")
 
@@ -94,15 +95,23 @@ class Released:
 
 
 class Store:
-    """State transitions of the catalog. All timestamps are naive UTC."""
+    """State transitions of the catalog, under its policy: how long a lease lasts, after how many failed attempts
+    automatic scheduling parks a notice. All timestamps are naive UTC."""
 
-    def __init__(self, db: CatalogDB, *, lease_seconds: float | None = None) -> None:
+    def __init__(self, db: CatalogDB, *, lease_seconds: float = 300.0, max_attempts: int = 3) -> None:
         self.db = db
-        self.lease = timedelta(seconds=lease_seconds if lease_seconds is not None else settings.lease_seconds())
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
 
     @classmethod
-    def from_url(cls, url: str | None = None, **kwargs: float) -> Store:
-        return cls(catalog_db(url or settings.catalog_url()), **kwargs)
+    def of(cls, settings: Settings) -> Store:
+        """The catalog the settings name, under their policy."""
+        return cls.from_url(settings.catalog_url, lease_seconds=settings.lease_seconds,
+                            max_attempts=settings.max_attempts)  # fmt: skip
+
+    @classmethod
+    def from_url(cls, url: str, *, lease_seconds: float = 300.0, max_attempts: int = 3) -> Store:
+        return cls(catalog_db(url), lease_seconds=lease_seconds, max_attempts=max_attempts)
 
     # -- claiming -------------------------------------------------------------------------------------
 
@@ -239,23 +248,29 @@ class Store:
                 )
         return held
 
-    def set_worker(self, attempt_id: int, worker: str, *, now: datetime | None = None) -> bool:
-        """Record where an attempt writes, before it writes, so recovery knows where to clean.
+    def set_workers(self, workers: dict[int, str], *, now: datetime | None = None) -> set[int]:
+        """Record where each attempt (id -> worker) writes, before it writes, so recovery knows where to clean.
 
-        Returns False when the attempt no longer holds its notice under a live lease (a run stopped beyond
-        its lease, then resumed, before its heartbeat noticed): the caller must not write at all.
+        Returns the attempts that still hold their notice under a live lease; the others (a run stopped beyond
+        its lease, then resumed, before its heartbeat noticed) must not write at all.
         """
         now = now or utcnow()
+        held: set[int] = set()
         with self.db.write() as connection:
-            held = connection.execute(
-                update(notices)
-                .where(notices.c.attempt_id == attempt_id, notices.c.status == "running", notices.c.lease_until >= now)
-                .values(worker=worker)
-                .returning(notices.c.id)
-            ).first()
-            if held is not None:
-                connection.execute(update(attempts).where(attempts.c.id == attempt_id).values(worker=worker))
-            return held is not None
+            for worker in sorted(set(workers.values())):
+                ids = sorted(a for a, w in workers.items() if w == worker)
+                for batch in id_batches(ids):
+                    held |= set(
+                        connection.execute(
+                            update(notices)
+                            .where(notices.c.attempt_id.in_(batch), notices.c.status == "running",
+                                   notices.c.lease_until >= now)
+                            .values(worker=worker)
+                            .returning(notices.c.attempt_id)
+                        ).scalars()
+                    )  # fmt: skip
+                    connection.execute(update(attempts).where(attempts.c.id.in_(batch)).values(worker=worker))
+        return held
 
     def finish(
         self,
@@ -278,8 +293,7 @@ class Store:
         mtime the loader found after the load, when they differ from those before it) — ends `ready` and
         changed instead: the caller discards its rows, the new content loads next time.
         """
-        if outcome not in FINAL_OUTCOMES:
-            raise ValueError(f"outcome must be one of {FINAL_OUTCOMES}, got {outcome!r}")
+        assert outcome in FINAL_OUTCOMES, f"outcome must be one of {FINAL_OUTCOMES}, got {outcome!r}"
         now = now or utcnow()
         held = and_(notices.c.attempt_id == attempt_id, notices.c.status == "running")
         with self.db.write() as connection:
@@ -319,23 +333,62 @@ class Store:
             )
             return status if released is not None else None
 
+    def give_back(self, attempt_ids: Iterable[int], reason: str, *, now: datetime | None = None) -> set[int]:
+        """The attempts ended through no fault of their files (a server down, an interrupt): their notices are
+        `ready` again and the attempts are not counted (automatic scheduling parks a notice only for its own
+        failures); each attempt's history keeps the reason, as `released`. Returns the notices given back.
+
+        Only notices these attempts still hold: one taken over meanwhile belongs to its new holder."""
+        now = now or utcnow()
+        given: set[int] = set()
+        with self.db.write() as connection:
+            for batch in id_batches(sorted(set(attempt_ids))):
+                returned = connection.execute(
+                    update(notices)
+                    .where(notices.c.attempt_id.in_(batch), notices.c.status == "running")
+                    .values(status="ready", attempts=notices.c.attempts - 1, error=reason, finished_at=now,
+                            updated_at=now, retry_after=None, **_UNLOCKED)
+                    .returning(notices.c.id, notices.c.attempt_id)
+                ).all()  # fmt: skip
+                mine = [attempt for _notice, attempt in returned]
+                connection.execute(
+                    update(attempts)
+                    .where(attempts.c.id.in_(mine), attempts.c.outcome == "running")
+                    .values(outcome="released", finished_at=now, error=reason)
+                )
+                given |= {notice for notice, _attempt in returned}
+            bump_notices(connection, sorted(given), now)
+        return given
+
     # -- recovery -------------------------------------------------------------------------------------
 
     def reclaim(
-        self, *, host: str | None = None, now: datetime | None = None, after_select: Callable[[], None] | None = None
+        self,
+        *,
+        notice_ids: Iterable[int] | None = None,
+        case: str | None = None,
+        host: str | None = None,
+        now: datetime | None = None,
+        after_select: Callable[[], None] | None = None,
     ) -> list[Released]:
-        """Take back locks whose owner is dead on this host, or whose lease has expired, as `failed`.
+        """Take back locks whose owner is dead on this host, or whose lease has expired, as `failed` (among
+        `notice_ids`, or of `case`, or all).
 
         `after_select` is a test's hook at the racy point: after the holders were read, before any release."""
         now = now or utcnow()
         host = host or socket.gethostname()
+        query = select(
+            notices.c.id, notices.c.attempt_id, notices.c.owner_host, notices.c.owner_pid,
+            notices.c.lease_until, notices.c.locked_by,
+        ).where(notices.c.status == "running")  # fmt: skip
+        if case is not None:
+            query = query.where(notices.c.case == case)
         with self.db.write() as connection:
-            running = connection.execute(
-                select(
-                    notices.c.id, notices.c.attempt_id, notices.c.owner_host, notices.c.owner_pid,
-                    notices.c.lease_until, notices.c.locked_by,
-                ).where(notices.c.status == "running")
-            ).all()  # fmt: skip
+            if notice_ids is None:
+                running = connection.execute(query).all()
+            else:
+                running = [row for batch in id_batches(sorted(set(notice_ids)))
+                           for row in connection.execute(query.where(notices.c.id.in_(batch))).all()]  # fmt: skip
             releases: dict[int, _Release] = {}
             for row in running:
                 if row.lease_until is not None and row.lease_until < now:
@@ -452,11 +505,10 @@ class Store:
 
     def set_case_state(self, case: str, state: str) -> None:
         """Pause (no new claims) or resume a case."""
-        if state not in schema.CASE_STATES:
-            raise ValueError(f"state must be one of {schema.CASE_STATES}, got {state!r}")
+        assert state in schema.CASE_STATES, f"state must be one of {schema.CASE_STATES}, got {state!r}"
         with self.db.write() as connection:
             if connection.execute(update(cases).where(cases.c.case == case).values(state=state)).rowcount == 0:
-                raise KeyError(f"unknown case {case!r}")
+                raise Unknown.named("case", case, "status")
 
 
 def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float, now: datetime) -> None:

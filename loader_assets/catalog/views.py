@@ -8,10 +8,10 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy import case as sql_case
 
-from loader_assets import settings
 from loader_assets.catalog.claims import gate_closed, parked
-from loader_assets.catalog.engine import CatalogDB, id_batches
+from loader_assets.catalog.database import CatalogDB, id_batches
 from loader_assets.catalog.schema import attempts, cases, level_gates, notices
+from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 
 LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owner_pid", "locked_at", "heartbeat_at",
@@ -22,36 +22,38 @@ LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owne
 SHOWN_STATUSES = ("ready", "gate-blocked", "running", "done", "failed", "parked")
 
 
-def shown_status() -> ColumnElement[str]:
+def shown_status(max_attempts: int) -> ColumnElement[str]:
     """SQL on `notices`: the status an operator sees (gate-blocked and parked apart)."""
     return sql_case(
         (and_(notices.c.status == "ready", gate_closed()), "gate-blocked"),
-        (parked(settings.max_attempts()), "parked"),
+        (parked(max_attempts), "parked"),
         else_=notices.c.status,
     ).label("status")
 
 
-def shown_statuses(db: CatalogDB, ids: list[int]) -> pd.Series:
+def shown_statuses(store: Store, ids: list[int]) -> pd.Series:
     """Notice id -> the status an operator sees."""
     found: dict[int, str] = {}
-    with db.read() as connection:
+    shown = shown_status(store.max_attempts)
+    with store.db.read() as connection:
         for batch in id_batches(sorted(set(ids))):
-            found.update(connection.execute(select(notices.c.id, shown_status()).where(notices.c.id.in_(batch))).all())
+            found.update(connection.execute(select(notices.c.id, shown).where(notices.c.id.in_(batch))).all())
     return pd.Series(found, name="status", dtype=object)
 
 
-def chunk_statuses(db: CatalogDB, case: str) -> pd.DataFrame:
+def chunk_statuses(store: Store, case: str) -> pd.DataFrame:
     """Table, chunk and shown status of each chunked notice of the case."""
-    query = select(notices.c.table, notices.c.chunk, shown_status()).where(
+    query = select(notices.c.table, notices.c.chunk, shown_status(store.max_attempts)).where(
         notices.c.case == case, notices.c.chunk.is_not(None)
     )
-    with db.read() as connection:
+    with store.db.read() as connection:
         return pd.DataFrame(connection.execute(query).all(), columns=["table", "chunk", "status"])
 
 
-def status_counts(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
+def status_counts(store: Store, case: str | None = None) -> pd.DataFrame:
     """Notices per case / level / table and status, one column per shown status plus the total."""
-    shown = shown_status()
+    db = store.db
+    shown = shown_status(store.max_attempts)
     query = select(notices.c.case, notices.c.level, notices.c.table, shown, func.count().label("n"))
     if case is not None:
         query = query.where(notices.c.case == case)
@@ -153,7 +155,8 @@ class Overview:
         return "\n".join([f"**case {self.case}: {self.state}**", "", head, rule, *rows, "", *gates])
 
 
-def overview(db: CatalogDB, case: str, *, shown_chunks: int = 20) -> Overview:
+def overview(store: Store, case: str, *, shown_chunks: int = 20) -> Overview:
+    db = store.db
     with db.read() as connection:
         row = connection.execute(select(cases.c.state, cases.c.registering).where(cases.c.case == case)).one()
         state = "registering" if row.registering else row.state
@@ -161,7 +164,7 @@ def overview(db: CatalogDB, case: str, *, shown_chunks: int = 20) -> Overview:
             select(notices.c.chunk).where(notices.c.case == case, notices.c.status != "done", notices.c.chunk.is_not(None))
             .group_by(notices.c.chunk).order_by(notices.c.chunk).limit(shown_chunks)
         ).scalars().all()  # fmt: skip
-    frame = status_counts(db, case)
+    frame = status_counts(store, case)
     counts = {f"{level} {table}": {k: int(v) for k, v in row.items()} for (_c, level, table), row in frame.iterrows()}
     gate_frame = gates(db, case)
     gate_rows = [] if gate_frame.empty else gate_frame[["level", "table", "status", "checks"]].to_dict("records")

@@ -11,26 +11,23 @@ chunks whose notices it loaded (its output is skippable), so the UI never shows 
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,  # define_asset_job's type
-)
 from pydantic import Field
 
 from loader_assets import levels, tags
-from loader_assets.catalog.gates import ValidationBusy
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import notice_ids
-from loader_assets.defs.events import check_results, load_in_run
+from loader_assets.defs.chunk_partitions import chunk_partitions
+from loader_assets.defs.events import check_results, failure, load_in_run
 from loader_assets.defs.instance import LOAD_POOL
-from loader_assets.defs.partitions import chunk_partitions
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.engine.level_state import LevelNotLoaded
-from loader_assets.engine.load import Loader
 from loader_assets.engine.validate import CHILD_CHECKS, DIRECTOR_CHECKS, validate_table
+from loader_assets.problems import Problem
 
 CHUNKS_PER_BACKFILL_RUN = 500
+AssetJob = Any  # what dg.define_asset_job returns (its class is not public)
 
 
 class LoadConfig(dg.Config):
@@ -72,7 +69,7 @@ def case_assets(layout: CaseLayout) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     return [*load_assets, *validations, overview]
 
 
-def gate_jobs(layout: CaseLayout) -> list[UnresolvedAssetJobDefinition]:
+def gate_jobs(layout: CaseLayout) -> list[AssetJob]:
     """A named job per validation level of the case (the level_gates sensor and `load` run them)."""
     jobs = []
     for level in levels.VALIDATION_LEVELS:
@@ -124,7 +121,7 @@ def _table_asset(layout: CaseLayout, table: TableLayout, partitions: dg.Partitio
         store = catalog.store()
         chunks = [int(key) for key in context.partition_keys] if partitioned else None
         ids = notice_ids(store.db, layout.case, table=table.name, chunks=chunks)
-        load_in_run(context, Loader(store, cluster.cluster), ids, config.force)
+        load_in_run(context, cluster.loader(store), ids, config.force)
         # A generator yielding nothing: only the chunks logged as they loaded count as materialized (a skippable
         # output that returned None would be materialized as a whole).
         yield from ()
@@ -163,8 +160,8 @@ def _validation_asset(layout: CaseLayout, table: TableLayout) -> dg.AssetsDefini
             validation = validate_table(
                 catalog.store(), cluster.cluster, layout, table, context.run_id, context.log.info
             )
-        except (LevelNotLoaded, ValidationBusy) as error:
-            raise dg.Failure(description=str(error)) from error
+        except Problem as problem:  # not loaded, validated elsewhere, a server down: the run says which
+            raise failure(problem) from problem
         if not validation.recorded:  # its results describe data that changed meanwhile: the gate validates again
             raise dg.Failure(
                 description=f"{key.to_user_string()} changed while validated: verdict dropped, gate pending"

@@ -1,16 +1,25 @@
-"""Engine reports translated into Dagster: materializations, check results and failures."""
+"""Engine reports translated into Dagster, and Dagster's failures back into problems.
+
+- A loaded chunk: a materialization of its partition, logged as soon as it is loaded.
+- A failed chunk: the catalog keeps its failure (status, attempt, error); Dagster shows it as an observation of
+  the partition carrying the error, beside the run's failure. Dagster's own "failed partition" status needs the
+  run to have planned that partition, which only a run targeting it creates: a run per failed chunk, or a range
+  that would mark every untouched chunk failed too. The overview asset lists the unfinished chunks.
+- A problem that stopped a step (a server down, an interrupt) travels as the step failure's metadata, so the
+  command that ran it ends with the same problem and exit code (`problem_of`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
-from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent  # no public API plans a partition
 
 from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
 from loader_assets.engine.load import Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
+from loader_assets.problems import Problem, as_record, from_record
 
 SHOWN_ERRORS = 20
 
@@ -45,8 +54,29 @@ def load_in_run(
     return report
 
 
+def failure(problem: Problem, **metadata: object) -> dg.Failure:
+    """The step failure carrying `problem` back to whoever reads the run (`problem_of`)."""
+    return dg.Failure(description=problem.line(), metadata={**as_record(problem), **metadata})
+
+
+def problem_of(failures: Sequence[dg.DagsterEvent]) -> Problem | None:
+    """The problem the first of a run's step failures carries, if any (a server down, an interrupt)."""
+    for event in failures:
+        data = event.step_failure_data.user_failure_data if event.step_failure_data else None
+        if data is None:
+            continue
+        record = {name: value.value for name, value in data.metadata.items()}
+        found = from_record(record)
+        if found is not None:
+            return found
+    return None
+
+
 def load_failure(report: LoadReport) -> dg.Failure | None:
-    """The failure a load step ends with, or None: failed files, lost leases (a closed gate is a wait)."""
+    """The failure a load step ends with, or None: a problem that stopped it, failed files, lost leases (a closed
+    gate is a wait, not a failure)."""
+    if report.problem is not None:
+        return failure(report.problem, **{"given back": len(report.given_back), "failed": len(report.failed)})
     if report.failed:
         errors = [f"notice {nid}: {error}" for nid, error in sorted(report.failed.items())]
         return dg.Failure(
@@ -62,37 +92,24 @@ def load_failure(report: LoadReport) -> dg.Failure | None:
 
 
 def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, report: LoadReport) -> None:
-    """Skipped notices are logged with their holder; each failed chunk is marked failed with its error (its
-    partition shows Failed); failures fail the step, naming the files."""
+    """Skipped notices are logged with their holder; each failed chunk is observed with its error; failures fail
+    the step, naming the files or the server."""
     gate_waits = sorted({refused.message for refused in report.gate_refusals})
     if gate_waits:
         context.log.warning(f"{len(report.gate_refusals)} notices wait for their gate, not loaded: {gate_waits[0]}")
     for notice_id, refused in sorted(report.skipped.items()):
         if refused.reason is not Refusal.GATE_CLOSED:
             context.log.warning(f"notice {notice_id} skipped: {refused}")
-    for target, error in sorted(report.failed_targets.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1)):
-        _mark_failed(context, target, error)
-    failure = load_failure(report)
-    if failure is not None:
-        raise failure
-
-
-def _mark_failed(
-    context: dg.OpExecutionContext | dg.AssetExecutionContext, target: tuple[str, str, int | None], error: str
-) -> None:
-    """Dagster counts a partition failed when a run that planned it failed without materializing it: plan it now
-    (this run fails just after). The error goes with the partition as an observation (Dagster's own failure
-    events are not stored by its open-source storages)."""
-    case, table, chunk = target
-    key, partition = dg.AssetKey([case, table]), None if chunk is None else str(chunk)
-    planned = DagsterEvent.build_asset_materialization_planned_event(
-        context.job_name,
-        context.get_step_execution_context().step.key,
-        AssetMaterializationPlannedData(key, partition=partition),
-    )
-    context.instance.report_dagster_event(planned, run_id=context.run_id)
-    context.log_event(dg.AssetObservation(key, partition=partition, description=f"failed: {error}",
-                                          metadata={"failed": error}))  # fmt: skip
+    for (case, table, chunk), error in sorted(report.failed_targets.items(), key=lambda kv: (*kv[0][:2], kv[0][2] or -1)):
+        context.log_event(
+            dg.AssetObservation(
+                [case, table], partition=None if chunk is None else str(chunk), description=f"failed: {error}",
+                metadata={"failed": error},
+            )
+        )  # fmt: skip
+    found = load_failure(report)
+    if found is not None:
+        raise found
 
 
 def check_results(key: dg.AssetKey, validation: Validation) -> Iterator[dg.AssetCheckResult]:

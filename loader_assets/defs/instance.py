@@ -1,84 +1,138 @@
-"""The persistent Dagster instance: `$DAGSTER_HOME/dagster.yaml` written from the repository's template.
+"""The persistent Dagster instance: `$DAGSTER_HOME/dagster.yaml`, written once by `loader-assets init` (or the first
+`register`) from the package's template `instance.yaml`, then only opened.
 
-A yaml file cannot switch storage on an environment variable by itself, so the switch happens here: SQLite by
-default, dagster-postgres when `LOADER_DAGSTER_PG_URL` is set (read by Dagster from the environment at start,
-never written to the file).
+A yaml file cannot switch storage on an environment variable by itself, so the switch happens when it is written:
+SQLite under `$DAGSTER_HOME` by default, dagster-postgres when `LOADER_DAGSTER_PG_URL` is set — its parts written
+out, its password only by reference to `LOADER_DAGSTER_PG_PASSWORD`, so every process (daemon, webserver, code
+server) reads the same storage and no credential reaches the file. Settings that shape the file (the storage,
+`LOADER_RUNS_PER_WORKER`) take effect at the next `init`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import psycopg2
 import yaml
 from dagster import DagsterInstance
 
-from loader_assets import problems, settings, tags
+from loader_assets import tags
+from loader_assets.problems import BadInput, InstanceDown, NoDaemon
+from loader_assets.settings import Settings, psycopg2_url
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "dagster.yaml"
-PG_URL_ENV = "LOADER_DAGSTER_PG_URL"
+PG_PASSWORD_ENV = "LOADER_DAGSTER_PG_PASSWORD"
 LOAD_POOL = "qserv_load"  # concurrency pool of every load step, created before runs race to create it
-
-
-def instance_config() -> dict:
-    config = yaml.safe_load(TEMPLATE.read_text())
-    for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]:
-        if limit["key"] == tags.WORKER:
-            limit["limit"] = settings.runs_per_worker()
-    storage = _postgres_storage()
-    if storage:
-        config["storage"] = storage
-    return config
-
-
-def _postgres_storage() -> dict | None:
-    """dagster-postgres storage for `LOADER_DAGSTER_PG_URL`, its driver normalised like the catalog's.
-
-    A URL without a password is written out in parts (with the psycopg2 scheme), so a daemon or webserver started
-    by hand reads the same; one with a password stays in the environment, normalised here for this process and
-    the processes it starts (a daemon started apart needs the `postgresql+psycopg2://` form)."""
-    url = os.environ.get(PG_URL_ENV)
-    if not url:
-        return None
-    url = os.environ[PG_URL_ENV] = settings.psycopg2_url(url)
-    parts = urlsplit(url)
-    if parts.password is not None:
-        return {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
-    scheme, db_name = parts.scheme, parts.path.lstrip("/")
-    postgres_db = {"username": parts.username or "postgres", "hostname": parts.hostname or "127.0.0.1",
-                   "port": parts.port or 5432, "db_name": db_name or "postgres", "scheme": scheme}  # fmt: skip
-    if parts.query:
-        postgres_db["params"] = dict(parse_qsl(parts.query))
-    return {"postgres": {"postgres_db": postgres_db}}
-
-
-def prepare_instance() -> DagsterInstance:
-    """Write `$DAGSTER_HOME/dagster.yaml`, open the instance and create the load pool."""
-    home = settings.dagster_home()
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(), sort_keys=False))
-    instance = DagsterInstance.get()
-    if instance.event_log_storage.get_concurrency_info(LOAD_POOL).slot_count == 0:
-        instance.event_log_storage.set_concurrency_slots(LOAD_POOL, 4 * settings.runs_per_worker())
-    return instance
-
-
 DAEMON_SILENT_SECONDS = 60  # a daemon that has not beaten for this long is taken for stopped
 
 
-def daemon_check(instance: DagsterInstance) -> problems.Problem | None:
+def instance_config(settings: Settings) -> dict:
+    """What `$DAGSTER_HOME/dagster.yaml` holds for these settings."""
+    config = yaml.safe_load(files("loader_assets.defs").joinpath("instance.yaml").read_text())
+    for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]:
+        if limit["key"] == tags.WORKER:
+            limit["limit"] = settings.runs_per_worker
+    if settings.dagster_pg_url:
+        block = postgres_db(settings.dagster_pg_url)
+        if settings.dagster_pg_password:  # else libpq's own: trust, PGPASSWORD or ~/.pgpass
+            block["password"] = {"env": PG_PASSWORD_ENV}
+        config["storage"] = {"postgres": {"postgres_db": block}}
+    return config
+
+
+def postgres_db(url: str) -> dict:
+    """dagster-postgres's `postgres_db` block for a password-free URL; the password by reference to the
+    environment. A password in the URL itself is refused: it would have to be written into the file."""
+    parts = urlsplit(psycopg2_url(url))
+    if parts.password is not None:
+        raise BadInput(
+            "LOADER_DAGSTER_PG_URL carries a password", f"put the password in {PG_PASSWORD_ENV} instead (never in a file)"
+        )
+    block: dict = {
+        "username": parts.username or "postgres", "hostname": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432, "db_name": parts.path.lstrip("/") or "postgres", "scheme": parts.scheme,
+    }  # fmt: skip
+    if parts.query:
+        block["params"] = dict(parse_qsl(parts.query))
+    return block
+
+
+def config_path(settings: Settings) -> Path:
+    return settings.dagster_home / "dagster.yaml"
+
+
+def init_instance(settings: Settings) -> Path:
+    """Write `$DAGSTER_HOME/dagster.yaml` for these settings, open the instance once (creating its storage) and
+    create the load pool. Returns the file's path."""
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    path = config_path(settings)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(yaml.safe_dump(instance_config(settings), sort_keys=False))
+    temporary.replace(path)  # atomic: a daemon reading it never sees half a file
+    instance = open_instance(settings)
+    try:
+        if instance.event_log_storage.get_concurrency_info(LOAD_POOL).slot_count == 0:
+            instance.event_log_storage.set_concurrency_slots(LOAD_POOL, 4 * settings.runs_per_worker)
+    finally:
+        instance.dispose()
+    return path
+
+
+def open_instance(settings: Settings) -> DagsterInstance:
+    """The instance at `$DAGSTER_HOME` (its dagster.yaml must exist); unusable storage is an `InstanceDown`."""
+    if not config_path(settings).exists():
+        raise InstanceDown(
+            f"no Dagster instance at {settings.dagster_home} (no dagster.yaml)", "`loader-assets init` writes it"
+        )
+    try:
+        # The persistent instance of that directory, read from its dagster.yaml (`local_temp` given a directory
+        # is Dagster's public way to open one that is not $DAGSTER_HOME of this process's environment).
+        return DagsterInstance.local_temp(tempdir=str(settings.dagster_home))
+    except Exception as error:
+        if storage_unreachable(error):
+            raise InstanceDown(
+                f"the Dagster instance's storage ({_storage_name(settings)}) cannot be used: {_first_line(error)}",
+                "start its server, or correct LOADER_DAGSTER_PG_URL",
+            ) from error
+        raise
+
+
+def storage_unreachable(error: BaseException) -> bool:
+    """Whether `error` (or its cause) means the instance's database cannot be reached or written."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, psycopg2.OperationalError | psycopg2.InterfaceError):
+            return True
+        text = str(current).lower()
+        if "unable to open database file" in text or "disk i/o error" in text or "database or disk is full" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _storage_name(settings: Settings) -> str:
+    return settings.dagster_pg_url or f"SQLite under {settings.dagster_home}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def daemon_problem(instance: DagsterInstance, settings: Settings) -> NoDaemon | None:
     """None when a dagster-daemon beats for this instance; else the problem, with its fix."""
     now = time.time()
     beats = instance.get_daemon_heartbeats()
     if any(now - beat.timestamp < DAEMON_SILENT_SECONDS for beat in beats.values()):
         return None
-    return problems.no_daemon(str(settings.dagster_home()))
+    return NoDaemon.at(str(settings.dagster_home))
 
 
-def webserver_check(address: str) -> str | None:
+def webserver_problem(address: str) -> str | None:
     """None when a Dagster webserver answers at `address` (host:port); else why not."""
     try:
         with urllib.request.urlopen(f"http://{address}/server_info", timeout=2) as response:

@@ -1,58 +1,48 @@
-"""The `load_notices` job: a frozen list of notices (run config) loaded in one run.
+"""The `load_notices` job: a frozen list of notices (run config) loaded in one run, and the `sweep` job.
 
 Multi-partition runs cover one contiguous key range, so a frozen selection of scattered chunks is loaded by
 this job instead: it logs one materialization per chunk it loaded, so the UI shows exactly those partitions.
 
-In process, one step loads into every worker at once (threads). On Celery (`LOADER_EXECUTOR=celery`) the run
-fans out: `split_by_worker` places the chunks and yields the notices of each MariaDB worker, and one
-`load_worker` step per worker runs on whichever Celery worker takes it, so several hosts load at once.
+One graph whatever the executor: `split_by_worker` places the chunks and yields the notices to load in shares,
+one `load_share` step each. In process, one share holds every worker's notices (a step loads into all of them at
+once, in threads); on Celery (`LOADER_EXECUTOR=celery`) a share per MariaDB worker, each step on whichever Celery
+worker takes it, so several hosts load at once. The run config says which (`per_worker`).
 """
+
 
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import dagster as dg
-from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-from loader_assets import settings
 from loader_assets.defs.events import load_in_run
 from loader_assets.defs.instance import LOAD_POOL
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.engine.load import Loader
 from loader_assets.engine.plan import RunPlan, plan_runs
+from loader_assets.engine.sweep import sweep
 
-
-def console_config(level: str) -> dict:
-    """Run config: what of a run's events an in-process run prints to the terminal (all stay in the instance)."""
-    return {"loggers": {"console": {"config": {"log_level": level}}}}
-
-
-QUIET_CONSOLE = console_config("INFO")
 LOAD_JOB = "load_notices"
-LOAD_OP = "load_notices_op"
 SPLIT_OP = "split_by_worker"
-WORKER_OP = "load_worker"
+SHARE_OP = "load_share"
+SWEEP_JOB = "sweep"
 
 
 class NoticesConfig(dg.Config):
     notice_ids: list[int]
     force: bool = False
-
-
-@dg.op(name=LOAD_OP, pool=LOAD_POOL)
-def load_notices_op(
-    context: dg.OpExecutionContext, config: NoticesConfig, catalog: CatalogResource, cluster: ClusterResource
-) -> None:
-    """Load exactly the notices of the config: claim, load, finish; a materialization per loaded chunk."""
-    load_in_run(context, Loader(catalog.store(), cluster.cluster), config.notice_ids, config.force)
+    per_worker: bool = False  # a share per MariaDB worker (Celery); else one share for the whole run
 
 
 @dg.op(name=SPLIT_OP, out=dg.DynamicOut(dict))
 def split_by_worker(
     context: dg.OpExecutionContext, config: NoticesConfig, catalog: CatalogResource, cluster: ClusterResource
 ) -> Iterator[dg.DynamicOutput]:
-    """The notices of the config by MariaDB worker (new chunks placed now), a `load_worker` step each."""
+    """The notices of the config in shares (new chunks placed now): one, or one per MariaDB worker."""
+    if not config.per_worker:
+        value = {"notice_ids": list(config.notice_ids), "force": config.force}
+        yield dg.DynamicOutput(value, mapping_key="all_workers")
+        return
     plans, _ = plan_runs(
         catalog.store(), cluster.cluster, config.notice_ids, force=config.force, max_per_run=sys.maxsize
     )
@@ -62,66 +52,55 @@ def split_by_worker(
         yield dg.DynamicOutput(value, mapping_key=re.sub(r"\W", "_", f"{plan.worker}_{plan.case}_{plan.level}"))
 
 
-@dg.op(name=WORKER_OP, pool=LOAD_POOL)
-def load_worker(
-    context: dg.OpExecutionContext, share: dict, catalog: CatalogResource, cluster: ClusterResource
-) -> None:
-    """Load one worker's share of the run: claim, load, finish; a materialization per loaded chunk."""
-    load_in_run(context, Loader(catalog.store(), cluster.cluster), share["notice_ids"], share["force"])
+@dg.op(name=SHARE_OP, pool=LOAD_POOL)
+def load_share(context: dg.OpExecutionContext, share: dict, catalog: CatalogResource, cluster: ClusterResource) -> None:
+    """Load one share of the run: claim, load, finish; a materialization per loaded chunk."""
+    store = catalog.store()
+    load_in_run(context, cluster.loader(store), share["notice_ids"], share["force"])
 
 
-def _load_job() -> dg.JobDefinition:
-    description = "Load a frozen list of notices (run config: notice_ids) into the workers"
-    if settings.executor() == "celery":
-
-        @dg.job(name=LOAD_JOB, description=description + ", a step per worker")
-        def fanned_out() -> None:
-            split_by_worker().map(load_worker)
-
-        return fanned_out
-
-    @dg.job(name=LOAD_JOB, description=description)
-    def in_one_step() -> None:
-        load_notices_op()
-
-    return in_one_step
+@dg.job(name=LOAD_JOB, description="Load a frozen list of notices (run config: notice_ids) into the workers")
+def load_notices_job() -> None:
+    split_by_worker().map(load_share)
 
 
-load_notices_job = _load_job()
-
-
-def run_config(plan: RunPlan) -> dict:
-    entry = SPLIT_OP if settings.executor() == "celery" else LOAD_OP
-    return {"ops": {entry: {"config": {"notice_ids": list(plan.notice_ids), "force": plan.force}}}}
+def run_config(plan: RunPlan, *, per_worker: bool) -> dict:
+    notices = {"notice_ids": list(plan.notice_ids), "force": plan.force, "per_worker": per_worker}
+    return {"ops": {SPLIT_OP: {"config": notices}}}
 
 
 def run_request(
-    plan: RunPlan, prefix: str, attempts: dict[int, int], extra_tags: dict[str, str] | None = None
+    plan: RunPlan, prefix: str, attempts: dict[int, int], *, per_worker: bool, extra_tags: dict[str, str] | None = None
 ) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=plan.run_key(prefix, attempts),
         job_name=LOAD_JOB,
-        run_config=run_config(plan),
+        run_config=run_config(plan, per_worker=per_worker),
         tags={**plan.tags, **(extra_tags or {})},
     )
 
 
-def execute_plan(
-    plan: RunPlan,
-    job: dg.JobDefinition,
-    instance: dg.DagsterInstance,
-    *,
-    log: Callable[[str], None] = print,
-    console: dict = QUIET_CONSOLE,
-) -> dg.ExecuteInProcessResult | dg.JobExecutionResult:
-    """Run one plan from this process (`loader-assets load`): recorded in the instance, not queued; its steps
-    run here, or on the Celery workers."""
-    log(f"run: case {plan.case} level {plan.level} worker {plan.worker}: {len(plan.notice_ids)} notices")
-    run_config_ = {**run_config(plan), **console}
-    if settings.executor() == "celery":  # execute_in_process would run the steps here whatever the executor
-        recon = ReconstructableRepository.for_module("loader_assets.definitions", "defs").get_reconstructable_job(
-            job.name
-        )
-        with dg.execute_job(recon, instance, run_config=run_config_, tags=plan.tags) as result:
-            return result
-    return job.execute_in_process(run_config=run_config_, instance=instance, tags=plan.tags, raise_on_error=False)
+def notices_of_run(run: dg.DagsterRun) -> list[int]:
+    """The notices a `load_notices` run was asked to load (from its run config)."""
+    config = (run.run_config or {}).get("ops", {}).get(SPLIT_OP, {}).get("config", {})
+    return list(config.get("notice_ids", []))
+
+
+@dg.op(name="sweep_catalog")
+def sweep_op(context: dg.OpExecutionContext, catalog: CatalogResource, cluster: ClusterResource) -> None:
+    """Take back the notices of dead or silent holders (their rows dropped, their runs failed) and reconcile every
+    worker's partitions with the catalog."""
+    outcome = sweep(catalog.store(), cluster.cluster, log=context.log.info)
+    in_flight = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    for run_id, taken in sorted(outcome.dead_runs.items()):
+        run = context.instance.get_run_by_id(run_id)
+        if run is not None and run.status in in_flight and run_id != context.run_id:
+            context.instance.report_run_failed(
+                run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
+            )
+    context.log.info(outcome.line())
+
+
+@dg.job(name=SWEEP_JOB, description="Recovery: dead holders' notices taken back, workers reconciled with the catalog")
+def sweep_job() -> None:
+    sweep_op()

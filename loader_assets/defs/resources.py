@@ -1,4 +1,5 @@
-"""Dagster resources over the engine's plain objects: the operational catalog and the Qserv cluster."""
+"""Dagster resources over the engine's plain objects: the operational catalog, the Qserv cluster and the loader's
+settings, each read from the environment once per resource instance (a step, a sensor tick) unless configured."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from functools import cached_property
 
 import dagster as dg
 
-from loader_assets import settings
 from loader_assets.catalog.store import Store
-from loader_assets.workers.cluster import Cluster, ClusterConfig, parse_worker_list
+from loader_assets.engine.load import Loader
+from loader_assets.settings import Settings
+from loader_assets.workers.cluster import Cluster, ClusterConfig, parse_worker_list, server_options
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -17,24 +19,37 @@ class CatalogResource(dg.ConfigurableResource):
     url: str = ""
     lease_seconds: float = 0.0  # 0: LOADER_LEASE_SECONDS
 
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
     def store(self) -> Store:
-        lease = self.lease_seconds or settings.lease_seconds()
-        return Store.from_url(self.url or settings.catalog_url(), lease_seconds=lease)
+        settings = self.settings
+        return Store.from_url(self.url or settings.catalog_url, lease_seconds=self.lease_seconds or
+                              settings.lease_seconds, max_attempts=settings.max_attempts)  # fmt: skip
 
 
 class ClusterResource(dg.ConfigurableResource):
-    """The czar and the workers. Empty: `LOADER_CZAR` / `LOADER_WORKERS` or the local cluster's
-    `workers.json`, read when a step first uses it, so the code location loads before any worker is up."""
+    """The czar and the workers. Empty: `LOADER_CZAR` / `LOADER_WORKERS` or the local cluster's `workers.json`,
+    read when a step first uses it, so the code location loads before any worker is up."""
 
     czar_url: str = ""
     worker_urls: list[str] = []  # "name=url" or bare URLs (named worker1..N)
 
     @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env()
+
+    @cached_property
     def cluster(self) -> Cluster:
         """Resolved once per resource instance (a step, a sensor tick)."""
         if not self.czar_url:
-            return Cluster.from_env()
-        return Cluster(ClusterConfig(czar_url=self.czar_url, workers=parse_worker_list(self.worker_urls)))
+            return Cluster.of(self.settings)
+        config = ClusterConfig(czar_url=self.czar_url, workers=parse_worker_list(self.worker_urls))
+        return Cluster(config, server_options(self.settings))
+
+    def loader(self, store: Store) -> Loader:
+        return Loader(store, self.cluster, streams=self.settings.streams_per_worker)
 
 
 def default_resources(catalog_url: str) -> dict[str, dg.ConfigurableResource]:

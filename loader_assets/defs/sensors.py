@@ -1,41 +1,49 @@
-"""Sensors that launch and tidy runs. Each tick is small: a bounded number of notices, a few queries.
+"""Sensors that launch and tidy runs. Each tick is small (a bounded number of notices, a few queries) and only
+reads and requests: what changes the workers happens in runs. A catalog or a server that cannot be reached makes
+a tick skip, saying so, and the next tick tries again.
 
 - `scheduled_loads`: turns pending schedules (a frozen selection) into queued runs.
 - `selection_<name>`: one per saved selection, requests runs for what it selects that may run now.
 - `level_gates`: once a table's load level is done, runs its validation (levels 2 and 4).
-- `stale_sweeper`: takes back locks of dead or silent runs, drops their partial rows, fails their runs.
+- `stale_sweeper`: when holds lapsed or died, or workers differ from the catalog, runs the `sweep` job.
 - `case_overviews`: each case's overview asset, re-materialized when it changed.
 """
 
+
+import functools
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,  # define_asset_job's type
-)
 
-from loader_assets import levels, settings, tags
+from loader_assets import levels, tags
 from loader_assets.catalog import schedules
 from loader_assets.catalog.claims import behind_closed_gates
 from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import TableLayout, case_layouts
-from loader_assets.catalog.store import Released, Store
+from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import Overview, overview
-from loader_assets.defs.assets import gate_job_name, overview_key, validation_key
-from loader_assets.defs.jobs import load_notices_job, run_request
+from loader_assets.defs.assets import AssetJob, gate_job_name, overview_key, validation_key
+from loader_assets.defs.jobs import SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.defs.runs import IN_FLIGHT, first_in_flight
 from loader_assets.engine.level_state import holder_alive_here, validation_due
-from loader_assets.engine.load import Target, drop_attempt_rows
 from loader_assets.engine.plan import plan_runs
-from loader_assets.engine.reconcile import reconcile
+from loader_assets.engine.sweep import findings
+from loader_assets.problems import CatalogDown, ServerDown
 from loader_assets.selection.saved import SavedSelection, matching_schedulable, saved_selections
-from loader_assets.workers.cluster import Cluster
+from loader_assets.settings import Settings
 
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 NOTICES_PER_TICK = 20_000  # what one tick may hand out; the rest waits for the next tick
 SCANNED_PER_TICK = 200_000  # waiting notices a tick looks at for an open gate
@@ -45,6 +53,25 @@ PENDING_SCHEDULES_READ = 100  # schedules waiting for a gate are read again each
 SCHEDULE_INTERVAL_SECONDS = 2
 GATE_INTERVAL_SECONDS = 2
 OVERVIEW_INTERVAL_SECONDS = 10
+SWEEP_RETRY_SECONDS = 300  # findings a sweep could not clear (a worker still down) are swept again this often
+
+
+def skips_when_down(evaluate: Callable[..., Any]) -> Callable[..., Any]:
+    """A tick that meets the catalog or a server down skips with the problem's line; the next tick tries again."""
+
+    @functools.wraps(evaluate)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return evaluate(*args, **kwargs)
+        except (CatalogDown, ServerDown) as problem:
+            return dg.SkipReason(problem.line())
+
+    return guarded
+
+
+def per_worker(catalog: CatalogResource) -> bool:
+    """Celery loads a share per MariaDB worker in each run; in process, one share spans them all."""
+    return catalog.settings.executor == "celery"
 
 
 @dg.sensor(
@@ -54,35 +81,51 @@ OVERVIEW_INTERVAL_SECONDS = 10
     description="Turns schedules (`loader-assets schedule`, `Selection.schedule()`) into queued load runs, one "
     "per case, level and worker; a child level once its director's gate passed.",
 )
+@skips_when_down
 def scheduled_loads(
     context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
 ) -> dg.SensorResult:
     """Frozen selections handed over by `Selection.schedule()` / `loader-assets schedule` become queued runs;
-    notices of a level behind a closed gate stay in their schedule until it passes."""
+    notices of a level behind a closed gate stay in their schedule until it passes. A notice is submitted once
+    a run for it exists in the instance: requests the daemon never turned into runs are asked again, under the
+    same run keys (the same notices at the same attempts), so nothing is lost and nothing runs twice."""
     store = catalog.store()
-    planned: dict[int, tuple[schedules.Schedule, list[int], list[dg.RunRequest]]] = {}
+    requests: list[dg.RunRequest] = []
+    served = 0
     budget = NOTICES_PER_TICK  # a schedule of millions is served over many ticks, each well under the timeout
     for row in schedules.pending(store.db, PENDING_SCHEDULES_READ):
-        if len(planned) == SCHEDULES_PER_TICK or budget <= 0:
+        if served == SCHEDULES_PER_TICK or budget <= 0:
             break
+        row = _record_existing_runs(context.instance, store, row)
+        if row.state != "pending":
+            continue
         try:
             ready, held = _ready_part(store, row.waiting_ids, budget)
             if not ready:
                 continue
             budget -= len(ready)
             plans, attempts = plan_runs(store, cluster.cluster, ready, priority=row.priority, force=row.force)
-        except Exception as error:  # this row waits for the next tick; the others go on
-            context.log.error(f"schedule {row.id} not planned, retried next tick: {type(error).__name__}: {error}")
+        except ServerDown as problem:  # this row waits for the next tick; the others go on
+            context.log.warning(f"schedule {row.id} not planned, retried next tick: {problem.line()}")
             continue
-        batch = [run_request(p, f"schedule-{row.id}", attempts, {tags.SCHEDULE: str(row.id)}) for p in plans]
-        planned[row.id] = (row, ready, batch)
+        served += 1
+        requests += [
+            run_request(p, f"schedule-{row.id}", attempts, per_worker=per_worker(catalog),
+                        extra_tags={tags.SCHEDULE: str(row.id)})
+            for p in plans
+        ]  # fmt: skip
         waiting = f"; {len(held)} wait for their gate" if held else ""
-        context.log.info(f"schedule {row.id}: {len(ready)} notices in {len(batch)} runs{waiting}")
-    # Marked submitted only now, each with exactly the requests this evaluation returns.
-    for row, ready, batch in planned.values():
-        schedules.submit(store.db, row, [r.run_key for r in batch], ready)
-    requests = [request for _row, _ready, batch in planned.values() for request in batch]
+        context.log.info(f"schedule {row.id}: {len(ready)} notices in {len(plans)} runs{waiting}")
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule may start")
+
+
+def _record_existing_runs(instance: dg.DagsterInstance, store: Store, row: schedules.Schedule) -> schedules.Schedule:
+    """The schedule with what the instance's runs of it cover marked submitted."""
+    runs = instance.get_runs(dg.RunsFilter(tags={tags.SCHEDULE: str(row.id)}))
+    covered = {notice for run in runs for notice in notices_of_run(run)}
+    if covered == set(row.submitted_ids or ()) and sorted(r.run_id for r in runs) == sorted(row.runs or ()):
+        return row
+    return schedules.record_runs(store.db, row, [run.run_id for run in runs], sorted(covered))
 
 
 def _ready_part(store: Store, waiting: list[int], budget: int) -> tuple[list[int], set[int]]:
@@ -101,7 +144,13 @@ def _ready_part(store: Store, waiting: list[int], budget: int) -> tuple[list[int
     return ready, held
 
 
-def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:
+def first_in_flight(instance: dg.DagsterInstance, tag: str, value: str) -> str | None:
+    """Id of a queued or running run carrying the tag, if any."""
+    records = instance.get_run_records(dg.RunsFilter(tags={tag: value}, statuses=IN_FLIGHT), limit=1)
+    return records[0].dagster_run.run_id if records else None
+
+
+def selection_sensor(selection: SavedSelection, settings: Settings) -> dg.SensorDefinition:
     """The sensor of one saved selection: its own on/off switch and ticks in the UI. Each tick requests runs
     for what it selects that is ready, unlocked and past its gate; it waits while its earlier runs are queued or
     running, so no notice is requested twice; run keys carry the attempt numbers, so a retry is a new run."""
@@ -110,11 +159,12 @@ def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"selection_{name}",
         job=load_notices_job,
-        minimum_interval_seconds=settings.sensor_interval(),
+        minimum_interval_seconds=settings.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING if selection.enabled else dg.DefaultSensorStatus.STOPPED,
         description=f"Saved selection {name} over {selection.target}: `{selection.query}` (priority "
         f"{selection.priority}; higher first). Loads what it selects that may load now.",
     )
+    @skips_when_down
     def load_selection(
         context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
     ) -> dg.SensorResult:
@@ -131,8 +181,12 @@ def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:
         plans, attempts = plan_runs(store, cluster.cluster, ids, priority=row.priority)
         context.log.info(f"{name}: {len(ids)} notices in {len(plans)} runs")
         return dg.SensorResult(
-            run_requests=[run_request(plan, f"selection-{name}", attempts, {tags.SELECTION: name}) for plan in plans]
-        )
+            run_requests=[
+                run_request(plan, f"selection-{name}", attempts, per_worker=per_worker(catalog),
+                            extra_tags={tags.SELECTION: name})
+                for plan in plans
+            ]
+        )  # fmt: skip
 
     return load_selection
 
@@ -143,12 +197,13 @@ def selection_sensor(selection: SavedSelection) -> dg.SensorDefinition:
     description="Materializes each case's overview asset (notices per level and status, gates, locks, paused) "
     "whenever it changed; no run.",
 )
+@skips_when_down
 def case_overviews(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
-    db = catalog.store().db
+    store = catalog.store()
     seen = json.loads(context.cursor) if context.cursor else {}
     events = []
-    for case in sorted(case_layouts(db)):
-        found = overview(db, case)
+    for case in sorted(case_layouts(store.db)):
+        found = overview(store, case)
         digest = hashlib.sha1(json.dumps(asdict(found), sort_keys=True, default=str).encode()).hexdigest()
         if seen.get(case) != digest:
             events.append(overview_materialization(found))
@@ -184,18 +239,19 @@ def validation_alive(instance: dg.DagsterInstance) -> Callable[[Gate], bool]:
     return alive
 
 
-def level_gates_sensor(gate_jobs: list[UnresolvedAssetJobDefinition]) -> dg.SensorDefinition:
+def level_gates_sensor(gate_jobs: list[AssetJob]) -> dg.SensorDefinition:
     """Runs a table's validation once all its notices are done and its gate is pending at a new generation, or
     its last validation died (the run key carries both)."""
 
     @dg.sensor(
         name="level_gates",
-        jobs=gate_jobs,
+        jobs=gate_jobs or None,
         minimum_interval_seconds=GATE_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Validates a table (levels 2 and 4, in the case's gate_level_N job) once its load level is "
         "done and its gate pending; a passed gate opens the next level.",
     )
+    @skips_when_down
     def level_gates(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
         store = catalog.store()
         due_by_level: dict[tuple[str, int], list[tuple[TableLayout, Gate]]] = {}
@@ -219,48 +275,6 @@ def level_gates_sensor(gate_jobs: list[UnresolvedAssetJobDefinition]) -> dg.Sens
     return level_gates
 
 
-@dg.sensor(
-    minimum_interval_seconds=settings.sensor_interval(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Takes back the locks of dead or silent runs (their rows dropped, their runs failed) and keeps "
-    "every worker's partitions equal to the catalog's attempts.",
-)
-def stale_sweeper(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
-) -> dg.SkipReason:
-    """Locks of dead owners (this host) or with expired leases: failed as stale, rows dropped, runs failed;
-    then every case's workers are reconciled with the catalog (stray partitions dropped, missing ones reloaded)."""
-    store = catalog.store()
-    released = store.reclaim()
-    databases = {case: layout.database for case, layout in case_layouts(store.db).items()} if released else {}
-    for item in released:
-        _drop_released_rows(cluster.cluster, databases[item.case], item, context.log)
-    dead_runs = sorted({item.run_id for item in released if item.run_id})
-    for run_id in dead_runs:
-        run = context.instance.get_run_by_id(run_id)
-        if run is not None and run.status in IN_FLIGHT:
-            taken = sum(item.run_id == run_id for item in released)
-            context.instance.report_run_failed(
-                run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
-            )
-    message = f"took back {len(released)} locks of runs {dead_runs}" if released else "no stale lock"
-    for layout in case_layouts(store.db).values():  # the workers' partitions = the catalog's attempts
-        outcome = reconcile(store, cluster.cluster, layout, log=context.log.info)
-        if outcome.changed:
-            message += f"; {layout.case}: {sum(map(len, outcome.dropped.values()))} stray partitions dropped, "
-            message += f"{len(outcome.missing)} missing"
-    context.log.info(message)
-    return dg.SkipReason(message)
-
-
-def _drop_released_rows(cluster: Cluster, database: str, item: Released, log: dg.DagsterLogManager) -> None:
-    """The released attempt is not `done`: whatever it wrote goes now (the next claim would drop it anyway)."""
-    if item.attempt_id is None or item.worker is None:
-        return
-    target = Target(item.table, item.chunk, item.overlap, item.worker)
-    drop_attempt_rows(cluster, database, target, [item.attempt_id], log.warning)
-
-
 def _validation_request(
     context: dg.SensorEvaluationContext, catalog_id: str, case: str, level: int, due: list[tuple[TableLayout, Gate]]
 ) -> dg.RunRequest:
@@ -280,8 +294,38 @@ def _validation_request(
     )
 
 
-def all_sensors(
-    gate_jobs: list[UnresolvedAssetJobDefinition], selections: list[SavedSelection]
-) -> list[dg.SensorDefinition]:
-    sensors = [scheduled_loads, stale_sweeper, case_overviews, *(selection_sensor(s) for s in selections)]
-    return sensors + ([level_gates_sensor(gate_jobs)] if gate_jobs else [])
+def stale_sweeper_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="stale_sweeper",
+        job=sweep_job,
+        minimum_interval_seconds=settings.sensor_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Runs the sweep job when holds lapsed or their owner died (their notices taken back, rows "
+        "dropped, runs failed), or when a worker's partitions differ from the catalog's attempts.",
+    )
+    @skips_when_down
+    def stale_sweeper(
+        context: dg.SensorEvaluationContext, catalog: CatalogResource, cluster: ClusterResource
+    ) -> dg.SensorResult:
+        """Reads what a sweep would do; the sweep itself runs in a run, never in this evaluation."""
+        running = first_in_flight(context.instance, tags.SWEEP, "1")
+        if running:
+            return dg.SensorResult(skip_reason=f"sweep run {running} in progress")
+        found = findings(catalog.store(), cluster.cluster)
+        if not found:
+            return dg.SensorResult(skip_reason="no stale lock; workers match the catalog")
+        window = int(time.time() // SWEEP_RETRY_SECONDS)
+        digest = hashlib.sha1(found.key().encode()).hexdigest()[:16]
+        context.log.info(f"sweeping: {len(found.holds)} holds to take back, cases to reconcile: {found.cases}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"sweep:{digest}:{window}", job_name=SWEEP_JOB, tags={tags.SWEEP: "1"})]
+        )
+
+    return stale_sweeper
+
+
+def all_sensors(gate_jobs: list[AssetJob], selections: list[SavedSelection], settings: Settings) -> list[dg.SensorDefinition]:
+    return [
+        scheduled_loads, stale_sweeper_sensor(settings), case_overviews, level_gates_sensor(gate_jobs),
+        *(selection_sensor(s, settings) for s in selections),
+    ]  # fmt: skip

@@ -20,9 +20,8 @@ from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import DoneFile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import connection
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, key_column
-from loader_assets.workers.schema import chunk_table_name
 
 SHOWN_KEYS = 10  # how many offending keys a check result lists
 
@@ -79,9 +78,9 @@ def census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: T
                       director: TableLayout | None, chunks: list[ChunkCensus]) -> None:  # fmt: skip
     key = table.director_key or ""
     with (
-        connection(cluster.worker_url(worker)) as conn,
+        cluster.worker(worker).connect() as conn,
         conn.cursor() as cursor,
-        connection(cluster.czar) as czar,  # one per worker: the director index, for a child's absent keys
+        cluster.czar.connect() as czar,  # one per worker: the director index, for a child's absent keys
         czar.cursor() as czar_cursor,
     ):
         for chunk in chunks:

@@ -8,11 +8,12 @@ import socket
 from collections.abc import Callable
 
 from loader_assets import levels
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.gates import Gate, closed_gate_reason, gate, release_validation
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.notices import first_unfinished, status_tally
 from loader_assets.catalog.store import pid_alive
+from loader_assets.problems import GateClosed
 
 
 def is_loaded(tally: dict[str, int]) -> bool:
@@ -25,8 +26,11 @@ def describe(tally: dict[str, int], *, without_done: bool = False) -> str:
     return ", ".join(parts) or "no notices"
 
 
-class LevelNotLoaded(RuntimeError):
+class LevelNotLoaded(GateClosed):
     """A validation was asked for a table whose load level has not finished."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "load the level first (`loader-assets status` says what is left)")
 
 
 def require_loaded(db: CatalogDB, case: str, table: str, level: int) -> None:

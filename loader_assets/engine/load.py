@@ -2,8 +2,13 @@
 
 The load assets, the batched `load_notices` job, `loader-assets load` and the notebook all end up here, so the
 lease discipline lives in one place: nothing touches a worker before its notice is claimed, every claimed
-notice is finished (done or failed) even when the run raises, and a notice whose lease was taken back is
-never finished by this run: its rows are dropped instead.
+notice is finished even when the run raises, and a notice whose lease was taken back is never finished by this
+run: its rows are dropped instead.
+
+A notice ends in one of three ways. Its file's fault (a bad record, a wrong column, a changed file): `failed`,
+counted against it. Not its file's fault (its worker down or stalled, the czar down, an interrupt): given back
+`ready`, not counted, and the load ends with that server's problem — the other workers' notices go on. Loaded:
+`done`.
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loader_assets import levels, settings
+from loader_assets import levels
 from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.notices import done_files
 from loader_assets.catalog.store import Claim, Owner, Store
 from loader_assets.engine.chunk_census import census_of_worker, chunk_version, new_census
+from loader_assets.engine.interruption import INTERRUPTION, Interruption
+from loader_assets.engine.recovery import take_back
+from loader_assets.engine.targets import ALL_WORKERS, Target, chunk_sizes, drop_attempt_rows, place_chunks
+from loader_assets.problems import CatalogDown, Interrupted, Problem, ServerDown
+from loader_assets.workers.attempt_partitions import drop_attempt_partitions
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import WorkerUnavailable, connection
-from loader_assets.workers.load_data import LoadError, LoadResult, load_file
-from loader_assets.workers.partitions import drop_attempt_partitions
-from loader_assets.workers.schema import (
+from loader_assets.workers.ddl import (
     SchemaError,
     build_director_index,
     chunk_table_name,
@@ -36,15 +43,12 @@ from loader_assets.workers.schema import (
     create_table,
     index_version,
 )
+from loader_assets.workers.load_data import LoadError, LoadResult, load_file
+from loader_assets.workers.statements import InFlight
 
 log = logging.getLogger(__name__)
-ALL_WORKERS = "all"  # the worker of a regular table's notice: it is copied to every worker
 
-LoadFailure = (LoadError, WorkerUnavailable, SchemaError)
-
-
-class NoticeFailed(RuntimeError):
-    """A notice could not be loaded on one of its workers; the message names the worker and the cause."""
+DEFAULT_STREAMS = 2  # LOAD DATA at once into each worker (benchmarks/end_to_end.py: more gain nothing here)
 
 
 @dataclass(frozen=True)
@@ -88,35 +92,54 @@ class Throughput:
         )
 
 
+ChunkKey = tuple[str, str, int | None]  # (case, table, chunk)
+
+
 @dataclass
 class LoadReport:
     """What a run did with the notices it was handed (load streams record into it concurrently)."""
 
     loaded: list[Loaded] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)  # notice id -> error
+    failed: dict[int, str] = field(default_factory=dict)  # notice id -> error (counted against it)
+    given_back: dict[int, str] = field(default_factory=dict)  # notice id -> why (not counted: not the file's fault)
     skipped: dict[int, Refused] = field(default_factory=dict)  # notice id -> why it was not claimed
     lost: list[int] = field(default_factory=list)  # lease taken back while loading: discarded
-    unfinished_targets: set[tuple[str, str, int | None]] = field(default_factory=set)  # (case, table, chunk)
-    failed_targets: dict[tuple[str, str, int | None], str] = field(default_factory=dict)  # first error of each
+    problems: list[Problem] = field(default_factory=list)  # what ended the load early: servers down, an interrupt
+    unfinished_targets: set[ChunkKey] = field(default_factory=set)
+    failed_targets: dict[ChunkKey, str] = field(default_factory=dict)  # first error of each
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
         return sum(item.rows for item in self.loaded)
 
+    @property
+    def problem(self) -> Problem | None:
+        """What stopped part of the load: an interrupt, else the first server found down; None if nothing did."""
+        interrupts = [p for p in self.problems if isinstance(p, Interrupted)]
+        return (interrupts or self.problems or [None])[0]
+
     def add_loaded(self, item: Loaded) -> None:
         with self._lock:
             self.loaded.append(item)
 
-    def add_unfinished(self, claim: Claim, error: str | None) -> None:
-        """A claimed notice this run did not load: failed with `error`, or lost to another holder (None)."""
+    def add_problem(self, problem: Problem) -> None:
+        with self._lock:
+            if all(p.cause != problem.cause for p in self.problems):
+                self.problems.append(problem)
+
+    def add_unfinished(self, claim: Claim, error: str | None, *, counted: bool = True) -> None:
+        """A claimed notice this run did not load: failed with `error` (counted), given back (not counted), or
+        lost to another holder (`error` None)."""
         with self._lock:
             target = (claim.case, claim.table, claim.chunk)
             if error is None:
                 self.lost.append(claim.notice_id)
-            else:
+            elif counted:
                 self.failed[claim.notice_id] = error
                 self.failed_targets.setdefault(target, f"{claim.path}: {error}")
+            else:
+                self.given_back[claim.notice_id] = error
             self.unfinished_targets.add(target)
 
     def throughput(self) -> list[Throughput]:
@@ -174,14 +197,17 @@ class Heartbeat(threading.Thread):
 class Loader:
     """Loads claims into a cluster; remembers which databases and tables it already created."""
 
-    def __init__(self, store: Store, cluster: Cluster, *, streams: int | None = None) -> None:
-        self.store, self.cluster = store, cluster
-        self.streams = streams or settings.streams_per_worker()
+    def __init__(
+        self, store: Store, cluster: Cluster, *, streams: int = DEFAULT_STREAMS, interruption: Interruption = INTERRUPTION
+    ) -> None:
+        self.store, self.cluster, self.streams, self.interruption = store, cluster, streams, interruption
+        self.statements = InFlight()
         self._layouts: dict[str, CaseLayout] = {}
         self._made: set[tuple[str, str, str]] = set()  # (worker, database, table or "") made by this process
         self._table_locks: dict[tuple[str, str, str], threading.Lock] = {}  # streams of a chunk and its overlap
         self._locks_guard = threading.Lock()
         self._loading: set[tuple[str, str]] = set()  # (case, table name) this run's notices load into
+        self._down: dict[str, Problem] = {}  # workers (and "czar") found down during this load
         # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
         # then recounts only chunks that changed since).
         self._indexing: list[Future[None]] = []
@@ -201,11 +227,13 @@ class Loader:
         progress: Callable[[str], None] = log.info,
         on_chunk: Callable[[list[Loaded]], None] | None = None,
     ) -> LoadReport:
-        """Claim `notice_ids` for `owner`, load what was claimed, finish every attempt.
+        """Claim `notice_ids` for `owner` (first taking back those a dead process holds), load what was claimed,
+        finish every attempt.
 
         `on_chunk` is called (in this thread, while the other loads go on) with the loaded notices of each chunk
         (or regular table) once all of this run's notices of it loaded."""
         wanted = sorted(set(notice_ids))
+        take_back(self.store, self.cluster, notice_ids=wanted, warn=progress)
         claims = self.store.claim(wanted, owner, force=force)
         report = LoadReport(
             skipped=self.store.why_not_claimed(set(wanted) - {c.notice_id for c in claims}, force=force)
@@ -216,14 +244,22 @@ class Loader:
             self.store, owner.run_id, {c.notice_id: c.attempt_id for c in claims}, self.store.lease.total_seconds() / 4
         )
         heartbeat.start()
+        self.interruption.register(self.statements)
         try:  # from here on, whatever happens, every claimed notice is finished
             placement = self._place(claims, progress)
             self._load_in_streams(claims, placement, heartbeat, report, progress, on_chunk or (lambda _items: None))
+        except ServerDown as problem:  # the czar, while placing: nothing was loaded
+            report.add_problem(problem)
         finally:
             heartbeat.stop()
-            self._fail_unfinished(claims, report)
+            self.interruption.unregister(self.statements)
+            self._finish_unfinished(claims, report)
             wait(self._indexing)
             self._indexing.clear()
+        for problem in self._down.values():
+            report.add_problem(problem)
+        if self.interruption.is_set:
+            report.add_problem(self.interruption.problem(f"{len(report.given_back)} notices given back"))
         for throughput in report.throughput():
             progress(throughput.line())
         return report
@@ -238,9 +274,9 @@ class Loader:
         on_chunk: Callable[[list[Loaded]], None],
     ) -> None:
         """`self.streams` LOAD DATA at once into each worker, all workers at once; regular tables (loaded on
-        every worker in turn) in a stream of their own. The first error stops what has not started."""
-        left: dict[tuple[str, str, int | None], int] = {}  # notices of each chunk not finished yet
-        loaded_of: dict[tuple[str, str, int | None], list[Loaded]] = {}  # and those of them loaded
+        every worker in turn) in a stream of their own. The first unexpected error stops what has not started."""
+        left: dict[ChunkKey, int] = {}  # notices of each chunk not finished yet
+        loaded_of: dict[ChunkKey, list[Loaded]] = {}  # and those of them loaded
         for claim in claims:
             left[_chunk_of(claim)] = left.get(_chunk_of(claim), 0) + 1
         lanes: dict[str, list[Claim]] = {}
@@ -249,6 +285,7 @@ class Loader:
         self._loading = {
             (c.case, c.table if c.chunk is None else chunk_table_name(c.table, c.chunk, c.overlap)) for c in claims
         }
+        held = self.store.set_workers({c.attempt_id: _worker_of(c, placement) for c in claims})
         pools = {
             worker: ThreadPoolExecutor(
                 1 if worker == ALL_WORKERS else self.streams, thread_name_prefix=f"load-{worker}"
@@ -256,7 +293,7 @@ class Loader:
             for worker in lanes
         }
         futures = {
-            pools[worker].submit(self._load_claim, claim, placement, beat, report): claim
+            pools[worker].submit(self._load_claim, claim, placement, claim.attempt_id in held, beat, report): claim
             for worker, of_worker in lanes.items()
             for claim in of_worker
         }
@@ -281,28 +318,37 @@ class Loader:
     # -- one notice -------------------------------------------------------------------------------------
 
     def _load_claim(
-        self, claim: Claim, placement: dict[tuple[str, int], str], beat: Heartbeat, report: LoadReport
+        self, claim: Claim, placement: dict[tuple[str, int], str], held: bool, beat: Heartbeat, report: LoadReport
     ) -> Loaded | None:
         """Load one claimed notice; what it loaded, or None when it did not (recorded in `report` either way)."""
         layout = self.layout(claim.case)
         worker = _worker_of(claim, placement)
         target = Target(claim.table, claim.chunk, claim.overlap, worker)
-        # The heartbeat may not have noticed yet (a run stopped beyond its lease, then resumed): set_worker
-        # checks the lease in the same statement, so nothing is ever written under a lease already lost.
-        if claim.notice_id in beat.lost or not self.store.set_worker(claim.attempt_id, worker):
+        # The heartbeat may not have noticed yet (a run stopped beyond its lease, then resumed): set_workers
+        # checked the lease in the same statement, so nothing is ever written under a lease already lost.
+        if claim.notice_id in beat.lost or not held:
             self._give_up(claim, report, "lease lost before loading; nothing written")
-            return
+            return None
+        if (why := self._why_not_start(target)) is not None:
+            self._give_back(claim, report, beat, why)
+            return None
         started = time.monotonic()
         before = _file_identity(layout.root / claim.path)
         try:
             results = self._load_everywhere(claim, layout, target)
-        except NoticeFailed as error:
+        except ServerDown as problem:  # not the file's fault: the notice goes back, the worker is skipped
+            if not self.interruption.is_set:  # an interrupt kills statements: no server is at fault
+                self._mark_down(target, problem)
+            drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
+            self._give_back(claim, report, beat, problem.cause)
+            return None
+        except (LoadError, SchemaError) as error:
             drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
             # A falsy finish: the lease went first (e.g. the sweeper dropped the partition it was writing).
-            ours = self.store.finish(claim.attempt_id, "failed", error=str(error))
-            report.add_unfinished(claim, str(error) if ours else None)
+            ours = self.store.finish(claim.attempt_id, "failed", error=error.cause)
+            report.add_unfinished(claim, error.cause if ours else None)
             beat.done_with(claim.notice_id)
-            return
+            return None
         rows = results[0].rows  # a regular table holds the same rows on every worker
         note = "empty file: loaded as 0 rows" if rows == 0 else None
         keys, unproved = results[0].fingerprint, results[0].unproved
@@ -313,18 +359,14 @@ class Loader:
         )  # fmt: skip
         if status is None:
             self._discard(claim, layout, target, report)
-            return
+            return None
         if status == "ready":  # the file changed while it loaded: these rows are of neither version
             drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
             report.add_unfinished(claim, f"{claim.path}: changed during its load; ready to load again")
             beat.done_with(claim.notice_id)
-            return
+            return None
         beat.done_with(claim.notice_id)
-        table = layout.tables[claim.table]
-        if table.kind == levels.DIRECTOR and not claim.overlap:
-            self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
-        elif table.kind == levels.CHILD:
-            self._indexing.append(self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker))
+        self._check_chunk_soon(layout, claim, worker)
         loaded = Loaded(
             notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
             chunk=claim.chunk, overlap=claim.overlap, path=claim.path, worker=worker, rows=rows,
@@ -333,11 +375,30 @@ class Loader:
         report.add_loaded(loaded)
         return loaded
 
+    def _why_not_start(self, target: Target) -> str | None:
+        """Why a notice is not started now: an interrupt, or one of its workers found down."""
+        if self.interruption.is_set:
+            return f"interrupted by {self.interruption.name} before it was loaded"
+        for worker in target.workers(self.cluster):
+            if worker in self._down:
+                return f"not loaded: {self._down[worker].cause}"
+        return None
+
+    def _mark_down(self, target: Target, problem: ServerDown) -> None:
+        self._down.setdefault(problem.server or target.worker, problem)
+
+    def _check_chunk_soon(self, layout: CaseLayout, claim: Claim, worker: str) -> None:
+        table = layout.tables[claim.table]
+        if table.kind == levels.DIRECTOR and not claim.overlap:
+            self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
+        elif table.kind == levels.CHILD:
+            self._indexing.append(self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker))
+
     def _index_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
         """The director chunk's keys into the czar's director index now, so level 2 mostly verifies it. Level 2
         rebuilds any chunk whose index is stale or missing: a failure here costs time, never correctness."""
         done = done_files(self.store.db, layout.case, table.name, chunk=chunk)
-        version = index_version(f.attempt_id for f in done if not f.overlap)
+        version = index_version(layout.incarnation, (f.attempt_id for f in done if not f.overlap))
         try:
             build_director_index(
                 self.cluster, layout.database, table.name, table.director_key or "", {chunk: worker}, {chunk: version}
@@ -362,51 +423,46 @@ class Loader:
             log.warning("census of chunk %s of %s.%s left to level 4: %s", chunk, layout.database, table.name, error)
 
     def _load_everywhere(self, claim: Claim, layout: CaseLayout, target: Target) -> list[LoadResult]:
-        """Load the notice on each worker of its target; a failure names the worker (URLs say little)."""
-        results = []
-        for name in target.workers(self.cluster):
-            try:
-                results.append(self._load_on(name, claim, layout, target))
-            except LoadFailure as error:
-                raise NoticeFailed(f"on {name}: {error}") from error
-        return results
+        """Load the notice on each worker of its target (a regular table on all of them)."""
+        return [self._load_on(name, claim, layout, target) for name in target.workers(self.cluster)]
 
     def _load_on(self, worker: str, claim: Claim, layout: CaseLayout, target: Target) -> LoadResult:
-        url = self.cluster.worker_url(worker)
+        server = self.cluster.worker(worker)
         table = layout.tables[claim.table]
-        fresh = self._prepare(worker, url, layout, claim, target)
+        fresh = self._prepare(worker, layout, claim, target)
         if claim.discard_attempts and not fresh:
-            drop_attempt_partitions(url, layout.database, target.table_name, claim.discard_attempts)
+            drop_attempt_partitions(server, layout.database, target.table_name, claim.discard_attempts)
         return load_file(
-            url, layout.database, target.table_name, layout.root / claim.path, claim.format,
+            server, layout.database, target.table_name, layout.root / claim.path, claim.format,
             layout.dialect_of(claim.format, table), layout.charset, claim.attempt_id, table.column_names,
             key=table.director_key if table.kind != levels.REGULAR else None, max_warnings=layout.max_num_warnings,
-            partition_ready=fresh,
+            partition_ready=fresh, statements=self.statements,
         )  # fmt: skip
 
-    def _prepare(self, worker: str, url: str, layout: CaseLayout, claim: Claim, target: Target) -> bool:
+    def _prepare(self, worker: str, layout: CaseLayout, claim: Claim, target: Target) -> bool:
         """The notice's table on `worker`, made with the attempt's partition when new (one DDL: under load, a
         worker's DDL is what a stream waits for most); True when that partition is new. A chunk's FullOverlap
         twin (Qserv wants both) is made now unless a notice of this run loads into it."""
+        server = self.cluster.worker(worker)
         table = layout.tables[claim.table]
         spec = (layout.database, table.columns, table.indexes, layout.charset)
         with self._made_once(worker, layout.database, None) as made:
             if not made:
-                with connection(url) as conn:
+                with server.connect() as conn:
                     create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
         with self._made_once(worker, layout.database, target.table_name) as made:
-            fresh = not made and self._create(url, target.table_name, *spec, attempt_id=claim.attempt_id)
+            fresh = not made and self._create(worker, target.table_name, *spec, attempt_id=claim.attempt_id)
         if claim.chunk is not None:
             twin = chunk_table_name(claim.table, claim.chunk, not claim.overlap)
             if (claim.case, twin) not in self._loading:
                 with self._made_once(worker, layout.database, twin) as made:
                     if not made:
-                        self._create(url, twin, *spec)
+                        self._create(worker, twin, *spec)
         return fresh
 
-    @staticmethod
-    def _create(url: str, name: str, database: str, columns: list, indexes: list, charset: str, **kw: int) -> bool:
-        with connection(url) as conn:
+    def _create(self, worker: str, name: str, database: str, columns: list, indexes: list, charset: str,
+                **kw: int) -> bool:  # fmt: skip
+        with self.cluster.worker(worker).connect() as conn:
             return create_table(conn, database, name, columns, indexes, charset, **kw)
 
     @contextmanager
@@ -429,14 +485,32 @@ class Loader:
         self.store.finish(claim.attempt_id, "failed", error=why)
         report.add_unfinished(claim, None)
 
-    def _fail_unfinished(self, claims: list[Claim], report: LoadReport) -> None:
-        """The run is stopping (an exception, a kill signal turned into one): release what it still holds."""
+    def _give_back(self, claim: Claim, report: LoadReport, beat: Heartbeat, why: str) -> None:
+        """Not the file's fault: the notice is ready again, this attempt not counted."""
+        given = self.store.give_back([claim.attempt_id], why)
+        report.add_unfinished(claim, why if given else None, counted=False)
+        beat.done_with(claim.notice_id)
+
+    def _finish_unfinished(self, claims: list[Claim], report: LoadReport) -> None:
+        """The load is ending early (a server down, an interrupt, an error): what it still holds goes back, not
+        counted against the notices (their files were never tried)."""
         finished = {item.notice_id for item in report.loaded} | set(report.failed) | set(report.lost)
-        why = "run stopped before this notice was loaded"
-        for claim in claims:
-            if claim.notice_id not in finished:
-                self.store.finish(claim.attempt_id, "failed", error=why)
-                report.add_unfinished(claim, why)
+        finished |= set(report.given_back)
+        left = [claim for claim in claims if claim.notice_id not in finished]
+        if not left:
+            return
+        why = (
+            f"interrupted by {self.interruption.name} before it was loaded"
+            if self.interruption.is_set
+            else (report.problem.cause if report.problem else "the run stopped before this notice was loaded")
+        )
+        try:
+            given = self.store.give_back([claim.attempt_id for claim in left], why)
+        except CatalogDown as problem:  # the leases lapse; the next load or the sweeper takes them back
+            log.warning("notices of this run not given back: %s", problem.cause)
+            return
+        for claim in left:
+            report.add_unfinished(claim, why if claim.notice_id in given else None, counted=False)
 
     # -- placement --------------------------------------------------------------------------------------
 
@@ -449,41 +523,16 @@ class Loader:
         for case in sorted({c.case for c in claims}):
             sizes = chunk_sizes((c.chunk, c.size) for c in claims if c.case == case)
             of_case = place_chunks(self.cluster, self.layout(case), sizes)
-            for problem in self.cluster.check_room(of_case, sizes):
-                report_problem(f"warning: {problem}")
+            for worker, problem in self.cluster.check_room(of_case, sizes).items():
+                if isinstance(problem, ServerDown):  # its notices go back; the others load
+                    self._down.setdefault(worker, problem)
+                else:
+                    report_problem(f"warning: {problem}")
             placement.update({(case, chunk): worker for chunk, worker in of_case.items()})
         return placement
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where one notice's rows live: a chunk (or overlap) table on one worker, or a regular table on all."""
-
-    table: str
-    chunk: int | None
-    overlap: bool
-    worker: str  # a worker name, or ALL_WORKERS
-
-    @property
-    def table_name(self) -> str:
-        return self.table if self.chunk is None else chunk_table_name(self.table, self.chunk, self.overlap)
-
-    def workers(self, cluster: Cluster) -> list[str]:
-        return list(cluster.workers) if self.worker == ALL_WORKERS else [self.worker]
-
-
-def drop_attempt_rows(
-    cluster: Cluster, database: str, target: Target, attempts: list[int], warn: Callable[[str], None] = log.warning
-) -> None:
-    """Drop what these attempts wrote; a worker that is down keeps them until the next claim drops them."""
-    for worker in target.workers(cluster):
-        try:
-            drop_attempt_partitions(cluster.worker_url(worker), database, target.table_name, attempts)
-        except (WorkerUnavailable, SchemaError) as error:  # the attempt is not done: its rows go later
-            warn(f"rows of attempts {attempts} not dropped yet from {target.table_name} on {worker}: {error}")
-
-
-def _chunk_of(claim: Claim) -> tuple[str, str, int | None]:
+def _chunk_of(claim: Claim) -> ChunkKey:
     return claim.case, claim.table, claim.chunk
 
 
@@ -518,20 +567,3 @@ def _changed_since(before: tuple[int, float] | None, path: Path) -> tuple[int, f
     """The file's size and mtime now, when they differ from those just before its load."""
     after = _file_identity(path)
     return after if after is not None and after != before else None
-
-
-def chunk_sizes(chunks_and_sizes: Iterable[tuple[int | None, int]]) -> dict[int, int]:
-    """Bytes to load per chunk (regular tables, chunk None, are on every worker and left out)."""
-    sizes: dict[int, int] = {}
-    for chunk, size in chunks_and_sizes:
-        if chunk is not None:
-            sizes[chunk] = sizes.get(chunk, 0) + size
-    return sizes
-
-
-def place_chunks(cluster: Cluster, layout: CaseLayout, sizes: dict[int, int]) -> dict[int, str]:
-    """Worker of each chunk; new chunks are placed by size, placed ones never move."""
-    if not sizes:
-        return {}
-    cluster.register_database(layout.database, layout.num_stripes, layout.num_sub_stripes, layout.overlap)
-    return cluster.place_chunks(layout.database, sizes, sizes)

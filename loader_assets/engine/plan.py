@@ -16,7 +16,7 @@ from loader_assets import tags
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import PlanRow, plan_rows
 from loader_assets.catalog.store import Store
-from loader_assets.engine.load import ALL_WORKERS, chunk_sizes, place_chunks
+from loader_assets.engine.targets import ALL_WORKERS, chunk_sizes, place_chunks
 from loader_assets.workers.cluster import Cluster
 
 MAX_NOTICES_PER_RUN = 1000

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.notices import PartitionOwner, partition_owners
 from loader_assets.catalog.store import Store
-from loader_assets.engine.load import ALL_WORKERS
+from loader_assets.engine.targets import ALL_WORKERS
+from loader_assets.problems import ServerDown
+from loader_assets.workers.attempt_partitions import drop_attempt_partitions, partitions_by_table
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.partitions import drop_attempt_partitions, partitions_by_table
-from loader_assets.workers.schema import chunk_table_name
+from loader_assets.workers.ddl import chunk_table_name
 
 Place = tuple[str, str]  # (worker, table name on it)
 
@@ -35,9 +36,10 @@ class Reconciliation:
 
 def reconcile(
     store: Store, cluster: Cluster, layout: CaseLayout, *, tables: set[str] | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, dry_run: bool = False,
 ) -> Reconciliation:  # fmt: skip
-    """Make the workers' partitions of the case (or of some of its tables) match its attempts."""
+    """Make the workers' partitions of the case (or of some of its tables) match its attempts; with `dry_run`,
+    only say what would change (the sweeper's sensor asks, its run acts)."""
     result = Reconciliation()
     names = tables if tables is not None else set(layout.tables)
     before = partition_owners(store.db, layout.case, names)  # done before the listing: their partitions are there
@@ -45,9 +47,9 @@ def reconcile(
     reachable = set()
     for worker in cluster.workers:
         try:
-            listed = partitions_by_table(cluster.worker_url(worker), layout.database)
-        except Exception as error:  # a worker down: reconciled once it is back
-            result.unreachable.append(f"{worker}: {error}")
+            listed = partitions_by_table(cluster.worker(worker), layout.database)
+        except ServerDown as problem:  # a worker down: reconciled once it is back
+            result.unreachable.append(problem.cause)
             continue
         reachable.add(worker)
         present.update({(worker, table_name): set(attempts) for table_name, attempts in listed.items()})
@@ -57,7 +59,8 @@ def reconcile(
     for (worker, table_name), attempts in sorted(present.items()):
         stray = sorted(attempts - allowed.get((worker, table_name), set()))
         if stray and table_name in ours:
-            drop_attempt_partitions(cluster.worker_url(worker), layout.database, table_name, stray)
+            if not dry_run:
+                drop_attempt_partitions(cluster.worker(worker), layout.database, table_name, stray)
             result.dropped[(worker, table_name)] = stray
     for owner in before:
         if owner.status == "done" and owner.worker is not None:
@@ -66,7 +69,7 @@ def reconcile(
                     result.missing[owner.notice_id] = (
                         f"partition p{owner.attempt_id} of {_table_name(owner)} missing on {worker}"
                     )
-    if result.changed:
+    if result.changed and not dry_run:
         by_name = {_table_name(owner): owner.table for owner in before}
         notes = {
             a: f"partition dropped from {t} on {w} by reconciliation"

@@ -1,15 +1,16 @@
-"""`loader-assets load CASE`: a registered case level by level, gates included.
+"""A registered case level by level, gates included (`loader-assets load CASE`).
 
-The runner decides what each level needs; an `Executor` carries it out (in `defs/`, Dagster runs recorded in
-the instance). Leases still guard every notice, so this path can race with queued runs safely: what another
-run claimed first is skipped (reported with its holder in `LevelResult.skipped`) and waited for, so a level is
-judged only once nobody is loading it any more.
+The runner decides what each level needs; an `Executor` carries it out (`defs.platform`: Dagster runs in this
+process, recorded in the instance) and a `Progress` hears how it goes. Leases still guard every notice, so this
+path can race with queued runs safely: what another run claimed first is skipped (reported with its holder in
+`LevelResult.skipped`) and waited for — unless its holder is dead on this host, then it is taken back at once —
+so a level is judged only once nobody is loading it any more. A level whose runs met a server down or an
+interrupt ends with that problem; one whose notices or checks failed, with `LevelFailed`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,23 +29,59 @@ from loader_assets.catalog.notices import (
 )
 from loader_assets.catalog.store import Store
 from loader_assets.engine.level_state import describe, is_loaded
-from loader_assets.engine.load import ALL_WORKERS
 from loader_assets.engine.plan import RunPlan, plan_runs
+from loader_assets.engine.recovery import take_back
+from loader_assets.engine.targets import ALL_WORKERS
+from loader_assets.problems import CasePaused, Failed, Problem
 from loader_assets.workers.cluster import Cluster
 
 HOLDER_POLL_SECONDS = 1.0
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """A run the executor carried out: its id, and the problem that stopped it (a server, an interrupt), if any."""
+
+    run_id: str
+    problem: Problem | None = None
+
+
 class Executor(Protocol):
-    """Runs what the runner planned; returns the run id of a load."""
+    """Runs what the runner planned."""
 
-    def run_load(self, plan: RunPlan) -> str: ...
+    def run_load(self, plan: RunPlan) -> RunOutcome: ...
 
-    def run_validation(self, layout: CaseLayout, table: TableLayout) -> None: ...
+    def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome: ...
 
 
-class LevelFailed(RuntimeError):
-    """A level did not succeed; the message says which notices or checks."""
+class Progress(Protocol):
+    """What a load tells as it goes (the CLI draws bars, the notebook collects lines)."""
+
+    def level_started(self, level: int, notices: int) -> None: ...
+
+    def level_ended(self, result: LevelResult) -> None: ...
+
+    def note(self, line: str) -> None: ...
+
+
+class Silent:
+    """A Progress that tells nothing."""
+
+    def level_started(self, level: int, notices: int) -> None:
+        pass
+
+    def level_ended(self, result: LevelResult) -> None:
+        pass
+
+    def note(self, line: str) -> None:
+        pass
+
+
+class LevelFailed(Failed):
+    """A level did not succeed; the cause says which notices or checks."""
+
+    def __init__(self, cause: str, case: str) -> None:
+        super().__init__(cause, f"see `loader-assets status --case {case}` and the notices' history")
 
 
 @dataclass(frozen=True)
@@ -79,46 +116,51 @@ def load_case(
     *,
     levels_to_run: tuple[int, ...] = levels.ALL,
     force: bool = False,
-    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> list[LevelResult]:
-    """Run `levels_to_run` in order; raise LevelFailed at the first level that does not succeed."""
+    """Run `levels_to_run` in order; raise the first level's problem that does not succeed."""
+    told = progress or Silent()
     layout = case_layout(store.db, case)
     results = []
     for level in levels_to_run:
         if levels.is_load_level(level):
-            result = _load_level(layout, level, executor, store, cluster, force, log)
+            result = _load_level(layout, level, executor, store, cluster, force, told)
         else:
-            result = _validate_level(layout, level, executor, store, log)
-        log(f"level {level} of {case}: {result.message}")
-        for line in result.summary():
-            log(line)
+            result = _validate_level(layout, level, executor, store, told)
+        told.level_ended(result)
         results.append(result)
     return results
 
 
 def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store, cluster: Cluster, force: bool,
-                log: Callable[[str], None]) -> LevelResult:  # fmt: skip
+                told: Progress) -> LevelResult:  # fmt: skip
     if layout.state != "active":
-        raise LevelFailed(f"case {layout.case} is {layout.state}: nothing claimed (loader-assets resume {layout.case})")
+        raise CasePaused(f"case {layout.case} is {layout.state}: nothing claimed", f"`loader-assets resume {layout.case}`")
     # Running ones too: if another run holds them, the claim skips them and the report names their holder.
     statuses = None if force else ("ready", "failed", "running")
     started = time.monotonic()
     wanted = notice_ids(store.db, layout.case, level=level, statuses=statuses)
+    told.level_started(level, sum(status_tally(store.db, layout.case, level=level).values()))
     plans, _ = plan_runs(store, cluster, wanted, force=force, per_worker=False)
     skipped: dict[int, Refused] = {}
     run_ids = []
     for plan in plans:
-        run_ids.append(executor.run_load(plan))
-        not_claimed = set(plan.notice_ids) - claimed_by_run(store.db, run_ids[-1], plan.notice_ids)
+        outcome = executor.run_load(plan)
+        run_ids.append(outcome.run_id)
+        if outcome.problem is not None:  # a server down, an interrupt: what the operator must hear first
+            raise outcome.problem
+        not_claimed = set(plan.notice_ids) - claimed_by_run(store.db, outcome.run_id, plan.notice_ids)
         skipped.update(store.why_not_claimed(not_claimed, force=force))
     if skipped:
         first = min(skipped)
-        log(f"{len(skipped)} notices skipped, claimed first by other runs; notice {first}: {skipped[first]}")
-    _wait_for_other_runs(store, layout.case, level, log)
+        told.note(f"{len(skipped)} notices skipped, claimed first by other runs; notice {first}: {skipped[first]}")
+    _wait_for_other_runs(store, cluster, layout.case, level, told)
     counts = status_tally(store.db, layout.case, level=level)
     if not is_loaded(counts):
         raise LevelFailed(
-            f"level {level} of case {layout.case} is not done: {describe(counts)}; {_first_problem(store, layout.case, level)}"
+            f"level {level} of case {layout.case} is not done: {describe(counts)}; "
+            f"{_first_problem(store, layout.case, level)}",
+            layout.case,
         )
     message = f"{counts.get('done', 0)} notices done in {len(plans)} run{'s' if len(plans) != 1 else ''}" + (
         f" ({len(skipped)} of them by other runs)" if skipped else ""
@@ -127,24 +169,33 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
     return LevelResult(level, len(plans), message, skipped, time.monotonic() - started, per_worker)
 
 
-def _wait_for_other_runs(store: Store, case: str, level: int, log: Callable[[str], None]) -> None:
+def _wait_for_other_runs(store: Store, cluster: Cluster, case: str, level: int, told: Progress) -> None:
     """Until no notice of the level is held under a live lease: its holder is still loading it.
 
-    A holder that died stops renewing its lease, so this ends within a lease; the level then fails naming it.
+    A holder dead on this host is taken back at once; one elsewhere stops renewing its lease, so this ends
+    within a lease; the level then fails naming it.
     """
     announced = False
-    while held := held_under_live_lease(store.db, case, level):
+    while True:
+        take_back(store, cluster, case=case, warn=told.note)
+        held = held_under_live_lease(store.db, case, level)
+        if not held:
+            return
         if not announced:
-            log(f"waiting for {held} notices of level {level} held by other runs")
+            told.note(f"waiting for {held} notices of level {level} held by other runs")
             announced = True
         time.sleep(HOLDER_POLL_SECONDS)
 
 
 def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: Store,
-                    log: Callable[[str], None]) -> LevelResult:  # fmt: skip
+                    told: Progress) -> LevelResult:  # fmt: skip
     tables = layout.tables_of_kind(levels.validated_kind(level))
+    told.level_started(level, len(tables))
+    started = time.monotonic()
     for table in tables:
-        executor.run_validation(layout, table)
+        outcome = executor.run_validation(layout, table)
+        if outcome.problem is not None:
+            raise outcome.problem
         verdict = gate(store.db, layout.case, level, table.name)
         if verdict is None or verdict.status != "passed":
             failed = ", ".join(verdict.failed_checks) if verdict else ""
@@ -154,9 +205,10 @@ def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: S
                     f"check {failed} failed (see the check results of the validation asset in the UI)"
                     if failed
                     else "validation did not run to the end"
-                )
+                ),
+                layout.case,
             )
-    return LevelResult(level, len(tables), f"{len(tables)} tables validated")
+    return LevelResult(level, len(tables), f"{len(tables)} tables validated", seconds=time.monotonic() - started)
 
 
 def _first_problem(store: Store, case: str, level: int) -> str:
@@ -166,3 +218,5 @@ def _first_problem(store: Store, case: str, level: int) -> str:
         return "nothing left"
     reason = row.error if row.status == "failed" else str(store.why_not_claimed([row.id])[row.id])
     return f"first: {row.path}: {reason}"
+
+

@@ -3,16 +3,13 @@ few files of each table (the catalog knows a file's rows only once it is loaded)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from loader_assets import capacity
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import level_files, sample_files
 from loader_assets.catalog.store import Store
-from loader_assets.workers.formats import count_records
+from loader_assets.workers.formats import file_records
 
 SAMPLED_FILES = 3  # per table: the first non-empty ones
 
@@ -32,14 +29,8 @@ def _rows_per_byte(layout: CaseLayout, table: str, files: list[tuple[str, str, i
     rows = size = 0
     for path, fmt, nbytes in files:
         try:
-            rows += _records(layout.root / path, fmt, layout, table)
+            rows += file_records(layout.root / path, fmt, layout.dialect_of(fmt, layout.tables[table]))
         except (OSError, pa.ArrowInvalid):  # moved or unreadable since registration: the other samples tell
             continue
         size += nbytes
     return rows / size if size else 0.0
-
-
-def _records(path: Path, fmt: str, layout: CaseLayout, table: str) -> int:
-    if fmt == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
-    return count_records(path, layout.dialect_of(fmt, layout.tables[table]))

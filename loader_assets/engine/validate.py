@@ -32,8 +32,7 @@ from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
 from loader_assets.engine.reconcile import reconcile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import connection
-from loader_assets.workers.schema import DirectorIndexError, build_director_index, index_version
+from loader_assets.workers.ddl import DirectorIndexError, build_director_index, index_version
 
 DIRECTOR_CHECKS = {
     "rows_match_files": "rows of every chunk and overlap table on its worker equal the records of its files",
@@ -193,7 +192,7 @@ def _row_counts(cluster: Cluster, layout: CaseLayout, chunks: list[ChunkCensus])
         by_worker.setdefault(chunk.worker, []).append(chunk)
     counts: dict[int, int | None] = {}
     for worker, of_worker in by_worker.items():
-        found = census.row_counts(cluster.worker_url(worker), layout.database, [c.table_name for c in of_worker])
+        found = census.row_counts(cluster.worker(worker), layout.database, [c.table_name for c in of_worker])
         counts.update({c.chunk: found[c.table_name] for c in of_worker})
     return counts
 
@@ -242,11 +241,11 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
     own = [c for c in chunks if not c.overlap and c.rows is not None]
     index_error, index_rows, per_chunk = None, 0, {}
     try:
-        versions = {c.chunk: index_version(f.attempt_id for f in c.files) for c in own}  # a reload changes it
+        versions = {c.chunk: index_version(layout.incarnation, (f.attempt_id for f in c.files)) for c in own}  # a reload changes it
         index_rows = build_director_index(
             cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )
-        with connection(cluster.czar) as czar, czar.cursor() as cursor:
+        with cluster.czar.connect() as czar, czar.cursor() as cursor:
             per_chunk = census.index_rows_per_chunk(
                 cursor, census.index_table(layout.database, table.name), [c.chunk for c in own]
             )

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from loader_assets.levels import load_level
+from loader_assets.problems import BadInput
 from loader_assets.qserv.column_types import is_column_type
 from loader_assets.qserv.dialect import DEFAULT_DIALECTS, DIALECT_KEYS, Dialect, mysql_unescape
 from loader_assets.qserv.geometry import Chunker
@@ -45,8 +46,11 @@ STEP_DIRECTORY = re.compile(r"^step(\d+)_(\d+)$")
 JsonObject = dict[str, Any]
 
 
-class MetadataError(ValueError):
+class MetadataError(BadInput):
     """A case directory that does not describe a loadable Qserv catalog."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "correct the case directory (nothing of it was registered)")
 
 
 @dataclass(frozen=True)

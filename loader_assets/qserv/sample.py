@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from loader_assets.levels import CHILD, DIRECTOR, REGULAR, step_directory
+from loader_assets.problems import BadInput
 from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import METADATA_FILE, SUPPORTED_VERSION
 
@@ -399,9 +400,9 @@ def write_sample_case(
 
     `director_columns` pads `Object` with FLOAT columns to that width (its children are unchanged)."""
     if chunks < 1 or rows_per_chunk < 1:
-        raise ValueError("a sample case needs at least one chunk and one row per chunk")
+        raise BadInput("a sample case needs at least one chunk and one row per chunk", "ask for 1 or more of each")
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir} is not empty")
+        raise BadInput(f"{out_dir} is not empty", "name a new or empty directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     extension = "parquet" if fmt == "parquet" else "txt"
     rng = np.random.default_rng(seed)

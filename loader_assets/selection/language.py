@@ -58,6 +58,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import DateTime, String, TypeEngine
 
 from loader_assets.catalog.schema import NOTICE_STATUSES, batches, notices
+from loader_assets.problems import BadInput
 
 __all__ = [
     "BATCH_FIELDS",
@@ -70,12 +71,15 @@ __all__ = [
 ]
 
 
-class QueryError(ValueError):
+class QueryError(BadInput):
     """A query that cannot be compiled; `position` is the 0-based offset in the query text."""
 
     def __init__(self, message: str, position: int) -> None:
-        super().__init__(message)
+        super().__init__(message, "`loader-assets select --help` lists the fields and operators")
         self.position = position
+
+    def __str__(self) -> str:
+        return self.cause
 
 
 # --------------------------------------------------------------------------------------------- fields

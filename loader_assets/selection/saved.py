@@ -14,11 +14,11 @@ from typing import Protocol
 import pandas as pd
 from sqlalchemy import ColumnElement, Select, select, update
 
-from loader_assets import settings
 from loader_assets.catalog.claims import schedulable
 from loader_assets.catalog.schema import batches, notices, selections
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
+from loader_assets.problems import BadInput, Unknown
 from loader_assets.selection.language import compile_batch_query, compile_notice_query
 
 __all__ = [
@@ -64,7 +64,7 @@ class SavedSelection:
 
 def _check_name(name: str) -> str:
     if not NAME.match(name):
-        raise ValueError(f"selection name {name!r} is invalid: use letters, digits and '_' only")
+        raise BadInput(f"selection name {name!r} is invalid", "use letters, digits and '_' only")
     return name
 
 
@@ -74,7 +74,7 @@ def _condition(query: str, target: str, now: datetime | None = None) -> ColumnEl
         return compile_notice_query(query, now)
     if target == "batches":
         return notices.c.batch.in_(select(batches.c.id).where(compile_batch_query(query, now)))
-    raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    raise BadInput(f"target {target!r} is not one of {', '.join(TARGETS)}", "choose one of them")
 
 
 def save(
@@ -115,7 +115,7 @@ def _load(store: Store, name: str) -> SavedSelection:
     with store.db.read() as connection:
         row = connection.execute(select(selections).where(selections.c.name == name)).first()
     if row is None:
-        raise KeyError(f"no saved selection named {name!r}")
+        raise Unknown.named("saved selection", name, "selections list")
     return SavedSelection(**row._mapping)
 
 
@@ -124,13 +124,13 @@ def set_enabled(store: Store, name: str, enabled: bool) -> None:
     with store.db.write() as connection:
         statement = update(selections).where(selections.c.name == name).values(enabled=enabled)
         if connection.execute(statement).rowcount == 0:
-            raise KeyError(f"no saved selection named {name!r}")
+            raise Unknown.named("saved selection", name, "selections list")
 
 
 def delete(store: Store, name: str) -> None:
     with store.db.write() as connection:
         if connection.execute(selections.delete().where(selections.c.name == name)).rowcount == 0:
-            raise KeyError(f"no saved selection named {name!r}")
+            raise Unknown.named("saved selection", name, "selections list")
 
 
 def schedulable_statement(row: SavedRow, now: datetime, limit: int, max_attempts: int) -> Select[tuple[int]]:
@@ -152,10 +152,10 @@ def matching_schedulable(
     A disabled selection schedules nothing.
     """
     if not 1 <= limit <= MAX_MATCH_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_MATCH_LIMIT}, got {limit}")
+        raise BadInput(f"limit {limit} is not between 1 and {MAX_MATCH_LIMIT}", "ask for fewer notices at a time")
     row = _load(store, name_or_row) if isinstance(name_or_row, str) else name_or_row
     if not row.enabled:
         return []
-    attempts_limit = max_attempts if max_attempts is not None else settings.max_attempts()
+    attempts_limit = max_attempts if max_attempts is not None else store.max_attempts
     with store.db.read() as connection:
         return list(connection.execute(schedulable_statement(row, now, limit, attempts_limit)).scalars())

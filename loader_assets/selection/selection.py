@@ -12,6 +12,7 @@ read the catalog again, because they answer "what is the state now".
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -24,14 +25,14 @@ from sqlalchemy import ColumnElement, Connection, bindparam, false, func, update
 from sqlalchemy import case as sql_case
 from sqlalchemy import select as sql_select
 
-from loader_assets import settings
 from loader_assets.catalog import schedules
 from loader_assets.catalog.claims import FREE_STATUSES, RULES, ClaimContext, Refusal, first_refusal
-from loader_assets.catalog.engine import id_batches
+from loader_assets.catalog.database import id_batches
 from loader_assets.catalog.schema import NOTICE_STATUSES, batches, notices
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import SHOWN_STATUSES, shown_statuses
+from loader_assets.problems import BadInput, Failed
 from loader_assets.selection.language import (
     BATCH_FIELDS,
     BOOL,
@@ -214,10 +215,7 @@ class Scheduled:
 
     schedule_id: int
     notice_ids: tuple[int, ...]
-    store: Store | None = field(default=None, repr=False, compare=False)
-
-    def _store(self) -> Store:
-        return self.store or Store.from_url()
+    store: Store = field(repr=False, compare=False)
 
     def run_ids(self, runs: RunLookup) -> list[str]:
         """Runs the scheduler sensor created for this schedule (none before its next tick)."""
@@ -230,14 +228,15 @@ class Scheduled:
         progress: Callable[[str], object] = print,
         *,
         runs: RunLookup | None = None,
+        stop: threading.Event | None = None,
     ) -> pd.DataFrame:
-        """Poll until none of the notices is ready or running; one progress line per change.
+        """Poll until none of the notices is ready or running (or `stop` is set); one progress line per change.
 
         A notice that had failed before this schedule was made (or was done, for a forced schedule) waits too,
         until an attempt finishes after it: it keeps its old status until the sensor's run claims it.
-        Returns the final count per status. Raises TimeoutError naming the notices left after `timeout` s.
+        Returns the final count per status. Raises `Failed` naming the notices left after `timeout` s.
         """
-        store, started, last_line, warned = self._store(), time.monotonic(), None, False
+        store, started, last_line, warned = self.store, time.monotonic(), None, False
         deadline = started + timeout
         ids = list(self.notice_ids)
         schedule = schedules.get(store.db, self.schedule_id)
@@ -246,7 +245,7 @@ class Scheduled:
         # again, so they count only once an attempt has finished after the schedule was made.
         reloaded = ["failed", "done"] if forced else ["failed"]
         while True:
-            state = _current_state(store, ids, utcnow(), settings.max_attempts())
+            state = _current_state(store, ids, utcnow(), store.max_attempts)
             counts = state["status"].value_counts()
             run_statuses = runs.runs_of_schedule(self.schedule_id) if runs is not None else []
             line = self._progress_line(counts, Counter(status for _run, status in run_statuses))
@@ -259,11 +258,14 @@ class Scheduled:
                 warned = True
             not_yet = state["status"].isin(reloaded) & ~(pd.to_datetime(state["finished_at"]) >= made_at)
             left = state[state["status"].isin(["ready", "running"]) | not_yet]
-            if left.empty:
+            if left.empty or (stop is not None and stop.is_set()):
                 return counts.reindex(list(NOTICE_STATUSES), fill_value=0).rename("notices").to_frame()
             if time.monotonic() >= deadline:
-                raise TimeoutError(self._timeout_message(timeout, left))
-            time.sleep(interval)
+                raise Failed(self._timeout_message(timeout, left), "`loader-assets schedule list` and the UI's runs say why")
+            if stop is not None:
+                stop.wait(interval)
+            else:
+                time.sleep(interval)
 
     def _progress_line(self, counts: pd.Series, runs: Counter[str]) -> str:
         notices_part = ", ".join(f"{status} {counts.get(status, 0)}" for status in NOTICE_STATUSES)
@@ -314,7 +316,8 @@ class _Rows:
         wanted = sorted(set(ids))
         unknown = [i for i in wanted if i not in self.frame.index]
         if unknown:
-            raise ValueError(f"not in this selection of {self.target}: {', '.join(map(str, unknown))}")
+            raise BadInput(f"not in this selection of {self.target}: {', '.join(map(str, unknown))}",
+                           "drop or keep ids the selection holds")  # fmt: skip
         return wanted
 
     def drop(self, ids: Iterable[int]) -> Self:
@@ -389,7 +392,7 @@ class Selection(_Rows):
 
     def summary(self, max_attempts: int | None = None) -> Summary:
         now = self._clock()
-        limit = max_attempts if max_attempts is not None else settings.max_attempts()
+        limit = max_attempts if max_attempts is not None else self.store.max_attempts
         state = _current_state(self.store, self.ids, now, limit)
         return Summary(_status_counts(state, ["case", "level"]), _locks(state, now), _refusals(state), now)
 
@@ -399,7 +402,7 @@ class Selection(_Rows):
 
         if ax is None:
             _, ax = plt.subplots()
-        shown = self.frame[["level"]].join(shown_statuses(self.store.db, self.ids))
+        shown = self.frame[["level"]].join(shown_statuses(self.store, self.ids))
         counts = shown.groupby(["level", "status"]).size().unstack(fill_value=0) if not shown.empty else shown
         counts = counts.reindex(columns=list(SHOWN_STATUSES), fill_value=0)  # the same colours in every plot
         if counts.empty:
@@ -459,12 +462,12 @@ class Selection(_Rows):
         if dry_run:
             return SchedulePreview(ids, self._preview_counts(force), priority, force)
         if not ids:
-            raise ValueError(f"nothing to schedule: no notice selected by {self.query!r}")
+            raise BadInput(f"nothing to schedule: no notice selected by {self.query!r}", "change the query")
         schedule_id = schedules.add(self.store.db, ids, priority=priority, force=force, query=self.query)
         return Scheduled(schedule_id, ids, self.store)
 
     def _preview_counts(self, force: bool) -> pd.DataFrame:
-        state = _current_state(self.store, self.ids, self._clock(), settings.max_attempts())
+        state = _current_state(self.store, self.ids, self._clock(), self.store.max_attempts)
         counts = _status_counts(state, ["case", "level"])
         claimable = [*FREE_STATUSES, "done"] if force else list(FREE_STATUSES)
         counts["requested"] = counts[claimable].sum(axis=1)
@@ -516,10 +519,11 @@ def _indexed_by_id(frame: pd.DataFrame) -> pd.DataFrame:
     if "id" in frame.columns:
         frame = frame.set_index("id")
     elif frame.index.name != "id":
-        raise ValueError("the edited frame needs an `id` column or index: rows are matched by id, never by position")
+        raise BadInput("the edited frame has no `id` column or index", "keep the ids: rows are matched by id, never by position")
     duplicated = sorted(set(frame.index[frame.index.duplicated()]))
     if duplicated:
-        raise ValueError(f"ids appear more than once in the edited frame: {', '.join(map(str, duplicated))}")
+        raise BadInput(f"ids appear more than once in the edited frame: {', '.join(map(str, duplicated))}",
+                       "keep one row per id")  # fmt: skip
     return frame
 
 
@@ -539,9 +543,9 @@ def _refuse_read_only_changes(original: pd.DataFrame, edited: pd.DataFrame) -> N
     changed = {column: ids for column, ids in changed.items() if ids}
     if changed:
         listing = "; ".join(f"{column} of {', '.join(map(str, ids))}" for column, ids in changed.items())
-        raise ValueError(
-            f"only {' and '.join(EDITABLE)} can be edited here, not {listing}; "
-            "status and locks change through the Store (loader-assets reset / release)"
+        raise BadInput(
+            f"only {' and '.join(EDITABLE)} can be edited here, not {listing}",
+            "status and locks change through the Store (loader-assets reset / release)",
         )
 
 
@@ -551,7 +555,7 @@ def _editable_values(column: str, values: pd.Series) -> pd.Series:
     whole = pd.to_numeric(values, errors="coerce")
     bad = sorted(int(i) for i in values.index[whole.isna() | (whole % 1 != 0)])
     if bad:
-        raise ValueError(f"priority must be a whole number; not so for notices {', '.join(map(str, bad))}")
+        raise BadInput(f"priority is not a whole number for notices {', '.join(map(str, bad))}", "write whole numbers")
     return whole.astype("Int64")
 
 
@@ -593,10 +597,9 @@ def _read_selection(
 
 
 def select(
-    query: str, *, store: Store | None = None, now: datetime | None = None, limit: int | None = None
+    query: str, *, store: Store, now: datetime | None = None, limit: int | None = None
 ) -> Selection:
     """Notices selected by `query` (see `describe_fields()`); `now` fixes the clock of `age()` and `now()`."""
-    store = store or Store.from_url()
     return _read_selection(store, query, compile_notice_query(query, now), now, limit)
 
 
@@ -604,7 +607,7 @@ PREVIEW_ROWS = 10_000  # a preview holds this many rows of a selection; the rest
 
 
 def preview(
-    query: str, *, store: Store | None = None, now: datetime | None = None, limit: int | None = PREVIEW_ROWS
+    query: str, *, store: Store, now: datetime | None = None, limit: int | None = PREVIEW_ROWS
 ) -> Selection:
     """The first `limit` notices `query` selects (all with None), with `.total` counted by the catalog when there
     are more: a selection of millions stays a bounded frame, and its `schedule()` takes every notice selected."""
@@ -614,9 +617,8 @@ def preview(
     return chosen
 
 
-def count(query: str, *, store: Store | None = None, now: datetime | None = None) -> int:
+def count(query: str, *, store: Store, now: datetime | None = None) -> int:
     """How many notices `query` selects, counted by the catalog (nothing read into memory)."""
-    store = store or Store.from_url()
     statement = sql_select(func.count()).select_from(notices).where(compile_notice_query(query, now))
     with store.db.read() as connection:
         return int(connection.execute(statement).scalar_one())
@@ -625,10 +627,9 @@ def count(query: str, *, store: Store | None = None, now: datetime | None = None
 COUNTED_BY = ("case", "level", "table", "status")
 
 
-def counts(query: str, *, by: Iterable[str] = COUNTED_BY, store: Store | None = None,
+def counts(query: str, *, by: Iterable[str] = COUNTED_BY, store: Store,
            now: datetime | None = None) -> pd.DataFrame:  # fmt: skip
     """Notices `query` selects, counted by the catalog per `by` (fields of the catalog's notices)."""
-    store = store or Store.from_url()
     columns = [notices.c[name] for name in by]
     statement = (
         sql_select(*columns, func.count().label("notices"))
@@ -641,19 +642,17 @@ def counts(query: str, *, by: Iterable[str] = COUNTED_BY, store: Store | None = 
     return pd.DataFrame(rows, columns=[*by, "notices"]).set_index(list(by))
 
 
-def selected_ids(query: str, *, store: Store | None = None, now: datetime | None = None) -> list[int]:
+def selected_ids(query: str, *, store: Store, now: datetime | None = None) -> list[int]:
     """The ids `query` selects, only those: what a schedule of millions of notices needs."""
-    store = store or Store.from_url()
     statement = sql_select(notices.c.id).where(compile_notice_query(query, now)).order_by(notices.c.id)
     with store.db.read() as connection:
         return list(connection.execute(statement).scalars())
 
 
 def select_batches(
-    query: str, *, store: Store | None = None, now: datetime | None = None, limit: int | None = None
+    query: str, *, store: Store, now: datetime | None = None, limit: int | None = None
 ) -> BatchSelection:
     """Batches selected by `query`, with the notice counts and status derived from their notices."""
-    store = store or Store.from_url()
     columns = [spec.expression.label(name) for name, spec in BATCH_FRAME_FIELDS.items()]
     statement = sql_select(*columns).where(compile_batch_query(query, now)).order_by(batches.c.id).limit(limit)
     with store.db.read() as connection:

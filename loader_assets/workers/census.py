@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 import pymysql
 
 from loader_assets.workers import fingerprint
+from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB
-from loader_assets.workers.connection import connection, quote_name, quote_table
+from loader_assets.workers.connection import Server, quote_name, quote_table
+from loader_assets.workers.ddl import director_index_table
 from loader_assets.workers.fingerprint import Fingerprint
-from loader_assets.workers.partitions import partition_name
-from loader_assets.workers.schema import director_index_table
 
 NO_SUCH_TABLE = 1146
 KEY_BATCH = 10_000  # absent child keys per round trip to the czar's index
@@ -33,9 +33,9 @@ def row_count(cursor: pymysql.cursors.Cursor, database: str, table_name: str) ->
     return int(cursor.fetchone()[0])
 
 
-def row_counts(url: str, database: str, table_names: Iterable[str]) -> dict[str, int | None]:
+def row_counts(server: Server, database: str, table_names: Iterable[str]) -> dict[str, int | None]:
     """`COUNT(*)` of each table; None for a table that does not exist."""
-    with connection(url) as conn, conn.cursor() as cursor:
+    with server.connect() as conn, conn.cursor() as cursor:
         return {name: row_count(cursor, database, name) for name in table_names}
 
 

@@ -1,7 +1,7 @@
 """The Qserv cluster the loader writes to: where the czar and the workers are, and which chunk goes where.
 
 Configuration comes from `LOADER_CZAR` + `LOADER_WORKERS` when set, else from `<state_dir>/workers.json`
-(written by `workers.local.start_cluster`). Passwords never appear in either: see `connection.PASSWORD_ENV`.
+(written by `workers.local.start_cluster`). Passwords never appear in either: see `connection.ServerOptions`.
 
 Placement follows Qserv's family rule: databases partitioned alike (same stripes, sub-stripes, overlap) form
 a family, and chunk N of every member lives on the same worker, so joins between them stay local. The
@@ -13,7 +13,6 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from pathlib import Path
 
 import pymysql
 
-from loader_assets import settings
-from loader_assets.workers.connection import connection, parse_url, quote_name
+from loader_assets.problems import BadInput, CzarDown, ServerDown
+from loader_assets.settings import Settings
+from loader_assets.workers.connection import CZAR, WORKER, Server, ServerOptions, parse_url, quote_name
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ PLACED_IN_LIST = 1000  # more chunks than this: the family's whole placement is 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-class ClusterIdentityError(ValueError):
+class ClusterIdentityError(BadInput):
     """The configured workers are not the ones the czar knows by these names (renamed or reordered)."""
 
 
@@ -44,9 +44,6 @@ class ClusterConfig:
 
     czar_url: str
     workers: dict[str, str] = field(default_factory=dict)
-
-    def worker_url(self, name: str) -> str:
-        return self.workers[name]
 
     def to_json(self) -> dict:
         return {"czar": self.czar_url, "workers": dict(self.workers)}
@@ -61,7 +58,7 @@ class ClusterConfig:
         for url in [self.czar_url, *self.workers.values()]:
             parse_url(url)  # refuses URLs carrying passwords
         if not self.workers:
-            raise ValueError("a cluster needs at least one worker")
+            raise BadInput("the cluster has no worker", "name at least one in LOADER_WORKERS (name=url,…)")
 
     def save(self, state_dir: Path) -> Path:
         path = state_dir / CONFIG_FILE
@@ -74,19 +71,19 @@ class ClusterConfig:
     def load(cls, state_dir: Path) -> ClusterConfig:
         path = state_dir / CONFIG_FILE
         if not path.exists():
-            raise FileNotFoundError(f"no cluster configured: set LOADER_CZAR/LOADER_WORKERS or create {path}")
+            raise BadInput(
+                f"no cluster configured (no {path})", "set LOADER_CZAR and LOADER_WORKERS, or `loader-assets workers up`"
+            )
         return cls.from_json(json.loads(path.read_text()))
 
     @classmethod
-    def from_env(cls, state_dir: Path | None = None) -> ClusterConfig:
-        """`LOADER_CZAR` + `LOADER_WORKERS` when set, else `<state_dir>/workers.json`."""
-        czar = os.environ.get("LOADER_CZAR")
-        workers = os.environ.get("LOADER_WORKERS")
-        if czar and workers:
-            config = cls(czar_url=czar, workers=parse_worker_list(workers.split(",")))
+    def of(cls, settings: Settings) -> ClusterConfig:
+        """`LOADER_CZAR` + `LOADER_WORKERS` when set, else the local cluster's `<state_dir>/workers.json`."""
+        if settings.czar and settings.workers:
+            config = cls(czar_url=settings.czar, workers=parse_worker_list(settings.workers.split(",")))
             config.validate()
             return config
-        return cls.load(state_dir if state_dir is not None else settings.state_dir())
+        return cls.load(settings.state_dir)
 
 
 def parse_worker_list(items: Iterable[str]) -> dict[str, str]:
@@ -97,7 +94,7 @@ def parse_worker_list(items: Iterable[str]) -> dict[str, str]:
         if not separator or "://" in name:
             name, url = f"worker{position}", item
         if name in workers:
-            raise ValueError(f"worker name {name!r} appears twice")
+            raise BadInput(f"worker name {name!r} appears twice in LOADER_WORKERS", "give each worker its own name")
         workers[name.strip()] = url.strip()
     return workers
 
@@ -143,45 +140,39 @@ _META_DDL = (
 class Cluster:
     """The czar and the workers, resolved once: chunk placement at the czar and a disk-room check."""
 
-    def __init__(self, config: ClusterConfig) -> None:
+    def __init__(self, config: ClusterConfig, options: ServerOptions | None = None) -> None:
         config.validate()
         self.config = config
+        options = options or ServerOptions()
+        self.czar = Server(CZAR, CZAR, config.czar_url, options)
+        self.workers = {name: Server(WORKER, name, url, options) for name, url in config.workers.items()}
 
     @classmethod
-    def from_env(cls, state_dir: Path | None = None) -> Cluster:
-        """`LOADER_CZAR` + `LOADER_WORKERS` when set, else the local cluster's `workers.json`."""
-        return cls(ClusterConfig.from_env(state_dir))
+    def of(cls, settings: Settings) -> Cluster:
+        return cls(ClusterConfig.of(settings), server_options(settings))
 
-    @property
-    def czar(self) -> str:
-        return self.config.czar_url
-
-    @property
-    def workers(self) -> dict[str, str]:
-        return self.config.workers
-
-    def worker_url(self, name: str) -> str:
-        return self.config.worker_url(name)
+    def worker(self, name: str) -> Server:
+        return self.workers[name]
 
     def ensure_meta(self) -> None:
         """The czar's metadata tables, and the workers known there by the names this config gives them.
 
         Placement is stored by worker name: a config that renames or reorders workers (bare URLs are named by
         position) would silently move chunks, so it is refused."""
-        with connection(self.czar) as conn, conn.cursor() as cursor:
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             for statement in _META_DDL:
                 cursor.execute(statement)
-            cursor.executemany(f"INSERT IGNORE INTO {META_DB}.workers VALUES (%s, %s)", list(self.workers.items()))
+            cursor.executemany(f"INSERT IGNORE INTO {META_DB}.workers VALUES (%s, %s)", list(self.config.workers.items()))
             cursor.execute(f"SELECT name, url FROM {META_DB}.workers")
             known = dict(cursor.fetchall())
-        for name, url in sorted(self.workers.items()):
+        for name, url in sorted(self.config.workers.items()):
             if known[name] != url:
                 raise ClusterIdentityError(
                     f"worker {name} is {known[name]} at the czar, not {url}: the configuration renames or reorders "
                     f"workers (name them: LOADER_WORKERS=name=url,…)"
                 )
         by_url = {url: name for name, url in known.items()}
-        for name, url in sorted(self.workers.items()):
+        for name, url in sorted(self.config.workers.items()):
             if by_url.get(url, name) != name:
                 raise ClusterIdentityError(f"worker {url} is named {by_url[url]} at the czar, not {name}")
 
@@ -189,7 +180,7 @@ class Cluster:
         """Record the partitioning of a database (once; a different one later is an error); returns its family."""
         self.ensure_meta()
         family = partitioning_family(num_stripes, num_sub_stripes, overlap)
-        with connection(self.czar) as conn, conn.cursor() as cursor:
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             cursor.execute(
                 f"INSERT IGNORE INTO {META_DB}.database_family VALUES (%s, %s, %s, %s, %s)",
                 (database, family, num_stripes, num_sub_stripes, overlap),
@@ -197,11 +188,14 @@ class Cluster:
             cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
             (stored,) = cursor.fetchone()
         if stored != family:
-            raise ValueError(f"database {database} is registered with partitioning {stored}, not {family}")
+            raise BadInput(
+                f"database {database} is registered at the czar with partitioning {stored}, not {family}",
+                "give the case another database name, or drop the case that owns it",
+            )
         return family
 
     def family_of(self, database: str) -> str:
-        with connection(self.czar) as conn, conn.cursor() as cursor:
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
             row = cursor.fetchone()
         if row is None:
@@ -215,7 +209,7 @@ class Cluster:
         family = self.family_of(database)
         chunks = sorted(set(chunk_ids))
         sizes = {c: bytes_per_chunk if isinstance(bytes_per_chunk, int) else bytes_per_chunk.get(c, 0) for c in chunks}
-        with connection(self.czar) as conn, conn.cursor() as cursor:
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             _acquire_lock(cursor, _PLACEMENT_LOCK)
             try:
                 existing = _placed(cursor, family, chunks)
@@ -231,7 +225,7 @@ class Cluster:
     def unregister_database(self, database: str, index_tables: Iterable[str]) -> None:
         """Forget a retired database at the czar: its director index tables, its family record, and its
         family's placement once no other database shares it (placement is per family)."""
-        with connection(self.czar) as conn, conn.cursor() as cursor:
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             for table in index_tables:
                 cursor.execute(f"DROP TABLE IF EXISTS {META_DB}.{quote_name(table)}")
             cursor.execute(f"SHOW TABLES FROM {META_DB} LIKE 'database_family'")
@@ -248,41 +242,53 @@ class Cluster:
 
     def placement(self, database: str) -> dict[int, str]:
         """Every placed chunk of the database's family."""
-        with connection(self.czar) as conn, conn.cursor() as cursor:
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             return _placed(cursor, self.family_of(database), None)
 
-    def check_room(self, placement: Mapping[int, str], bytes_per_chunk: Mapping[int, int] | int) -> list[str]:
-        """Problems (human-readable) with workers whose data directory lacks room for their chunks."""
+    def check_room(
+        self, placement: Mapping[int, str], bytes_per_chunk: Mapping[int, int] | int
+    ) -> dict[str, str | ServerDown]:
+        """Per worker whose data directory lacks room for its chunks, the problem (a line); a worker that does not
+        answer, its problem."""
         needed: dict[str, int] = {}
         for chunk, worker in placement.items():
             size = bytes_per_chunk if isinstance(bytes_per_chunk, int) else bytes_per_chunk.get(chunk, 0)
             needed[worker] = needed.get(worker, 0) + size
-        problems = []
+        problems: dict[str, str | ServerDown] = {}
         for worker, need in sorted(needed.items()):
-            problem = self._room_problem(worker, need)
+            try:
+                problem = self._room_problem(worker, need)
+            except ServerDown as down:
+                problems[worker] = down
+                continue
             if problem:
-                problems.append(problem)
+                problems[worker] = problem
         return problems
 
     def _room_problem(self, worker: str, need: int) -> str | None:
-        url = self.worker_url(worker)
-        if parse_url(url).host not in _LOOPBACK_HOSTS:
+        server = self.worker(worker)
+        if server.address.host not in _LOOPBACK_HOSTS:
             # The data directory is on another machine: its free space cannot be read from here.
-            log.info("room check skipped for remote worker %s (%s)", worker, url)
+            log.info("room check skipped for remote worker %s", server)
             return None
-        with connection(url) as conn, conn.cursor() as cursor:
+        with server.connect() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT @@datadir")
             (datadir,) = cursor.fetchone()
         free = shutil.disk_usage(datadir).free
         if free < need:
-            return f"worker {worker} ({url}): {need:,} bytes to load but only {free:,} free in {datadir}"
+            return f"{server}: {need:,} bytes to load but only {free:,} free in {datadir}"
         return None
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    return ServerOptions(settings.worker_password, settings.worker_tls, settings.worker_write_timeout)
 
 
 def _acquire_lock(cursor: pymysql.cursors.Cursor, name: str, timeout: int = 60) -> None:
     cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout))
     if cursor.fetchone()[0] != 1:
-        raise TimeoutError(f"could not take lock {name} within {timeout} s")
+        raise CzarDown(f"the czar did not grant the lock {name} within {timeout} s (another loader holds it)",
+                       "wait for the other loader, or see the czar's process list")  # fmt: skip
 
 
 def _placed(cursor: pymysql.cursors.Cursor, family: str, chunks: list[int] | None) -> dict[int, str]:

@@ -1,39 +1,29 @@
-"""Connecting to one MariaDB server (czar or worker) named by a password-free URL.
+"""Connecting to one MariaDB server of the cluster, the czar or a worker, known by its role and name.
 
-URLs look like `mysql+pymysql://user@host:port`; the password comes only from `LOADER_WORKER_PASSWORD`, so
-URLs can be logged, stored in `workers.json` and put in error messages without leaking anything.
+URLs look like `mysql+pymysql://user@host:port`; the password comes only from the settings
+(`LOADER_WORKER_PASSWORD`), so URLs can be logged, stored in `workers.json` and shown in messages. A server that
+does not answer, refuses the login or goes away mid-statement is a `WorkerDown` or `CzarDown` naming it: this is
+where the failure is caught, and where the server is known.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pymysql
 
-PASSWORD_ENV = "LOADER_WORKER_PASSWORD"
-TLS_ENV = "LOADER_WORKER_TLS"
-# A worker shutting down cleanly can leave the client's LOAD DATA upload stuck on a zero TCP window until
-# the kernel drops the orphaned socket (tcp_fin_timeout, then more): a send that makes no progress for
-# this long means the worker is gone. No read timeout: finishing a big load legitimately takes long.
-WRITE_TIMEOUT_ENV = "LOADER_WORKER_WRITE_TIMEOUT"
-DEFAULT_WRITE_TIMEOUT = 60.0
+from loader_assets.problems import BadInput, CzarDown, ServerDown, WorkerDown
+
 DEFAULT_PORT = 3306
+CZAR, WORKER = "czar", "worker"
+ACCESS_DENIED = 1045
 
 # Client-side codes (20xx) plus server codes meaning "the server is going away or went away".
 _UNAVAILABLE_CODES = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927})
-
-
-class WorkerUnavailable(RuntimeError):
-    """The server cannot be reached or went away mid-statement; `url` names it (never with a password)."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"worker {url} is unavailable: {reason}")
-        self.url, self.reason = url, reason
 
 
 @dataclass(frozen=True)
@@ -44,13 +34,92 @@ class ServerAddress:
     database: str | None = None
 
 
+@dataclass(frozen=True)
+class ServerOptions:
+    """How every server is reached: the password, TLS, and how long a send may make no progress."""
+
+    password: str = field(default="", repr=False)
+    tls: bool = False  # pymysql builds a TLS context (~30 ms) on every connect: opt in
+    # A worker shutting down cleanly can leave a LOAD DATA upload stuck on a zero TCP window until the kernel
+    # drops the orphaned socket: a send that makes no progress for this long means the worker is gone. No read
+    # timeout: finishing a big load legitimately takes long.
+    write_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Server:
+    """One MariaDB server of the cluster: `role` czar or worker, `name` as the configuration names it."""
+
+    role: str
+    name: str
+    url: str
+    options: ServerOptions = ServerOptions()
+
+    @property
+    def address(self) -> ServerAddress:
+        return parse_url(self.url)
+
+    def __str__(self) -> str:
+        """`the czar (host:port)`, `worker worker1 (host:port)`: what messages call it."""
+        address = self.address
+        who = "the czar" if self.role == CZAR else f"worker {self.name}"
+        return f"{who} ({address.host}:{address.port})"
+
+    def open(self, *, local_infile: bool = False, connect_timeout: float = 10) -> pymysql.Connection:
+        """An autocommit connection with a utf8mb4 session; the caller closes it."""
+        address = self.address
+        try:
+            return pymysql.connect(
+                host=address.host, port=address.port, user=address.user, password=self.options.password,
+                database=address.database, charset="utf8mb4", autocommit=True, local_infile=local_infile,
+                connect_timeout=connect_timeout, write_timeout=self.options.write_timeout,
+                ssl_disabled=not self.options.tls,
+            )  # fmt: skip
+        except pymysql.err.MySQLError as error:
+            if _code(error) == ACCESS_DENIED:
+                raise self.refused(error) from error
+            if is_unavailable_error(error):
+                raise self.down(f"does not answer ({_describe(error)})") from error
+            raise
+
+    @contextmanager
+    def connect(self, *, local_infile: bool = False) -> Iterator[pymysql.Connection]:
+        """Open, yield and close a connection; a connection lost inside the block is this server down."""
+        conn = self.open(local_infile=local_infile)
+        try:
+            yield conn
+        except (pymysql.err.MySQLError, OSError) as error:
+            if is_unavailable_error(error):
+                raise self.down(f"went away ({_describe(error)})") from error
+            raise
+        finally:
+            close_quietly(conn)
+
+    def down(self, what: str) -> ServerDown:
+        """The problem of this server as an operator reads it: which server, what happened, what to do."""
+        kind, variable = (CzarDown, "LOADER_CZAR") if self.role == CZAR else (WorkerDown, "LOADER_WORKERS")
+        return kind(
+            f"{self} {what}",
+            f"start it (`loader-assets workers up` starts the local cluster) or correct {variable}",
+            self.name,
+        )
+
+    def refused(self, error: BaseException) -> ServerDown:
+        kind = CzarDown if self.role == CZAR else WorkerDown
+        return kind(
+            f"{self} refused the login of {self.address.user} ({_describe(error)})",
+            "set LOADER_WORKER_PASSWORD to that user's password (every server of the cluster shares it)",
+            self.name,
+        )
+
+
 def parse_url(url: str) -> ServerAddress:
-    """Split a `mysql+pymysql://user@host:port[/db]` URL; a password in it is refused (env only)."""
+    """Split a `mysql+pymysql://user@host:port[/db]` URL; a password in it is refused (environment only)."""
     parts = urlsplit(url)
     if not parts.scheme.startswith("mysql"):
-        raise ValueError(f"not a MySQL/MariaDB URL: {url!r}")
+        raise BadInput(f"{url!r} is not a MySQL/MariaDB URL", "write it as mysql+pymysql://user@host:port")
     if parts.password is not None:
-        raise ValueError(f"URL {redact(url)} carries a password; put it in {PASSWORD_ENV} instead")
+        raise BadInput(f"URL {redact(url)} carries a password", "put it in LOADER_WORKER_PASSWORD instead")
     database = parts.path.lstrip("/") or None
     return ServerAddress(parts.username or "root", parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT, database)
 
@@ -64,49 +133,15 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+def _code(error: BaseException) -> int | None:
+    return error.args[0] if error.args and isinstance(error.args[0], int) else None
+
+
 def is_unavailable_error(error: BaseException) -> bool:
     """True when the error means the server is down or the connection broke, not a bad statement."""
-    if isinstance(error, pymysql.err.InterfaceError | ConnectionError | TimeoutError):
+    if isinstance(error, ServerDown | pymysql.err.InterfaceError | ConnectionError | TimeoutError):
         return True
-    return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in _UNAVAILABLE_CODES
-
-
-def open_connection(url: str, *, local_infile: bool = False, connect_timeout: float = 10) -> pymysql.Connection:
-    """A pymysql connection in autocommit mode with a utf8mb4 session; down server -> WorkerUnavailable."""
-    address = parse_url(url)
-    try:
-        return pymysql.connect(
-            host=address.host,
-            port=address.port,
-            user=address.user,
-            password=os.environ.get(PASSWORD_ENV, ""),
-            database=address.database,
-            charset="utf8mb4",
-            autocommit=True,
-            local_infile=local_infile,
-            connect_timeout=connect_timeout,
-            write_timeout=float(os.environ.get(WRITE_TIMEOUT_ENV, DEFAULT_WRITE_TIMEOUT)),
-            # pymysql builds a TLS context (~30 ms) on every connect unless told not to; opt in with LOADER_WORKER_TLS=1
-            ssl_disabled=os.environ.get(TLS_ENV, "0") != "1",
-        )
-    except pymysql.err.MySQLError as error:
-        if is_unavailable_error(error):
-            raise WorkerUnavailable(url, str(error)) from error
-        raise
-
-
-@contextmanager
-def connection(url: str, *, local_infile: bool = False) -> Iterator[pymysql.Connection]:
-    """Open, yield and close a connection; a connection lost inside the block becomes WorkerUnavailable."""
-    conn = open_connection(url, local_infile=local_infile)
-    try:
-        yield conn
-    except (pymysql.err.MySQLError, OSError) as error:
-        if is_unavailable_error(error):
-            raise WorkerUnavailable(url, _describe(error)) from error
-        raise
-    finally:
-        _close_quietly(conn)
+    return isinstance(error, pymysql.err.OperationalError) and _code(error) in _UNAVAILABLE_CODES
 
 
 def _describe(error: BaseException) -> str:
@@ -117,7 +152,7 @@ def _describe(error: BaseException) -> str:
     return str(current if current is not None else error)
 
 
-def _close_quietly(conn: pymysql.Connection) -> None:
+def close_quietly(conn: pymysql.Connection) -> None:
     with suppress(pymysql.err.MySQLError, OSError):  # already broken: nothing to tell the server
         conn.close()
 
@@ -134,5 +169,5 @@ def quote_table(database: str, table: str) -> str:
 def charset_name(charset: str) -> str:
     """A character set name checked to be a bare word, since it cannot be passed as a query parameter."""
     if not re.fullmatch(r"[A-Za-z0-9_]+", charset):
-        raise ValueError(f"invalid character set name {charset!r}")
+        raise BadInput(f"invalid character set name {charset!r}", "correct the charset of the case's metadata")
     return charset

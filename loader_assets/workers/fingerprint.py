@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import Dialect
 from loader_assets.workers.connection import quote_name, quote_table
 
@@ -27,8 +28,11 @@ _LOW_BITS = (1 << 32) - 1
 _LOW_FACTOR, _HIGH_FACTOR = 2654435761, 2246822519  # odd: multiplying by them modulo 2^32 is a bijection
 
 
-class FingerprintError(ValueError):
+class FingerprintError(BadInput):
     """The key column of a file cannot be read as integers (the attempt's keys then cannot be proved)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "correct the file's key column (the level's validation names the file)")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,13 @@ STREAM_DIALECT = Dialect(fields_terminated_by="\t")
 # --- text files -------------------------------------------------------------------------------------------
 
 
+def file_records(path: Path, fmt: str, dialect: Dialect) -> int:
+    """Records of one input file: a Parquet file's rows (from its footer), a text file's records."""
+    if fmt == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    return count_records(path, dialect)
+
+
 def count_records(path: Path, dialect: Dialect) -> int:
     """Records in a text file as LOAD DATA splits it: line terminators not escaped by an odd run of the
     escape character; a last record without a terminator counts too."""

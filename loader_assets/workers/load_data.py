@@ -8,6 +8,7 @@ named pipe (`formats`); the key fingerprint is computed from the file meanwhile 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -21,16 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
 
+from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import FILE_FORMATS, Dialect
 from loader_assets.workers import fingerprint
-from loader_assets.workers.connection import (
-    WorkerUnavailable,
-    charset_name,
-    connection,
-    is_unavailable_error,
-    quote_name,
-    quote_table,
-)
+from loader_assets.workers.attempt_partitions import drop_partitions, partition_name, reset_partition
+from loader_assets.workers.connection import Server, charset_name, is_unavailable_error, quote_name, quote_table
+from loader_assets.workers.ddl import TRANS_ID
 from loader_assets.workers.fingerprint import Fingerprint, FingerprintError
 from loader_assets.workers.formats import (
     STREAM_DIALECT,
@@ -40,15 +37,14 @@ from loader_assets.workers.formats import (
     parquet_text_blocks,
     prefetch,
 )
-from loader_assets.workers.partitions import drop_partitions, partition_name, reset_partition
-from loader_assets.workers.schema import TRANS_ID
+from loader_assets.workers.statements import InFlight, StatementKilled
 
 _SHOWN_WARNINGS = 5
 # Test hook: the file LOAD DATA reads instead of a text input (a line dropped or altered in transit).
 TRANSIT: Callable[[Path], Path] | None = None
 _ROW_NUMBER = re.compile(r"\brow (\d+)", re.IGNORECASE)
 
-__all__ = ["LoadError", "LoadResult", "WorkerUnavailable", "load_file"]
+__all__ = ["LoadError", "LoadResult", "load_file"]
 
 
 @dataclass(frozen=True)
@@ -62,12 +58,15 @@ class LoadResult:
     unproved: str | None = None  # why the file's keys could not be fingerprinted
 
 
-class LoadError(RuntimeError):
+class LoadError(BadInput):
     """The file could not be loaded exactly; nothing of it is left in the table."""
 
     def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+        super().__init__(f"{path}: {problem}", "correct the file, register the case again and load it")
         self.path = path
+
+    def __str__(self) -> str:  # what the notice's history records
+        return self.cause
 
 
 def dialect_clause(conn: pymysql.Connection, dialect: Dialect) -> str:
@@ -80,7 +79,7 @@ def dialect_clause(conn: pymysql.Connection, dialect: Dialect) -> str:
 
 
 def load_file(
-    worker_url: str,
+    worker: Server,
     database: str,
     table_name: str,
     path: Path,
@@ -93,16 +92,17 @@ def load_file(
     key: str | None = None,
     max_warnings: int = 0,
     partition_ready: bool = False,
+    statements: InFlight | None = None,
 ) -> LoadResult:
     """Load one file into partition p<attempt_id> of `database.table_name` (replacing that partition, unless
     `partition_ready`: the table was just created with it, empty).
 
     With `key`, the fingerprint of that column is computed from the file while it loads. Up to
     `max_warnings` LOAD DATA warnings are tolerated when every record loaded. Raises LoadError (nothing of
-    the file left) or WorkerUnavailable (the worker is down or went away).
+    the file left), WorkerDown (the worker is down or went away) or StatementKilled (stopped on purpose, through
+    `statements`, where the LOAD DATA is registered while it runs).
     """
-    if fmt not in FILE_FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {FILE_FORMATS}")
+    assert fmt in FILE_FORMATS, f"unknown format {fmt!r}; expected one of {FILE_FORMATS}"
     path = Path(path)
     if not path.is_file():
         raise LoadError(path, "no such file")
@@ -110,26 +110,30 @@ def load_file(
     table = quote_table(database, table_name)
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint") as pool,
-        connection(worker_url, local_infile=True) as conn,
+        worker.connect(local_infile=True) as conn,
         conn.cursor() as cursor,
     ):
         # From the file as the partitioner wrote it, while LOAD DATA reads it: off the critical path.
         fingerprinted = (
             pool.submit(fingerprint.of_file, path, fmt, columns, key, Dialect.of(fmt, dialect)) if key else None
         )
-        if not partition_ready:
-            reset_partition(cursor, database, table_name, attempt_id)
-        try:
-            if fmt == "parquet":
-                loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
-            else:
-                loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
-            warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
-        except Exception as error:
-            # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
-            if not is_unavailable_error(error):
-                drop_partitions(cursor, database, table_name, [attempt_id])
-            raise
+        watched = statements.running(worker, conn, f"LOAD DATA of {path.name} into {table_name}") if statements else None
+        with watched or contextlib.nullcontext() as running:
+            if not partition_ready:
+                reset_partition(cursor, database, table_name, attempt_id)
+            try:
+                if fmt == "parquet":
+                    loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
+                else:
+                    loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
+                warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
+            except Exception as error:
+                # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
+                if not is_unavailable_error(error):
+                    drop_partitions(cursor, database, table_name, [attempt_id])
+                if running is not None and running.killed_because is not None:
+                    raise StatementKilled(running) from error
+                raise
         keys, unproved = _fingerprint_of(fingerprinted)
     return LoadResult(
         rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size,
@@ -144,7 +148,7 @@ def _fingerprint_of(computing: Future[Fingerprint] | None) -> tuple[Fingerprint 
     try:
         return computing.result(), None
     except FingerprintError as error:
-        return None, str(error)
+        return None, error.cause
 
 
 def _load_data_sql(

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pymysql
 
+from loader_assets.problems import BadInput, CzarDown, ServerDown, WorkerDown
 from loader_assets.workers.cluster import ClusterConfig
 
-MARIADBD = os.environ.get("LOADER_MARIADBD", "/usr/sbin/mariadbd")
-INSTALL_DB = os.environ.get("LOADER_MARIADB_INSTALL_DB", "/usr/bin/mariadb-install-db")
 CZAR = "czar"
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
@@ -42,6 +41,14 @@ _SERVER_OPTIONS = (
     "--innodb-buffer-pool-size=128M",
     "--character-set-server=utf8mb4",
 )
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """The MariaDB programs the local servers run (`LOADER_MARIADBD`, `LOADER_MARIADB_INSTALL_DB`)."""
+
+    mariadbd: str = "/usr/sbin/mariadbd"
+    install_db: str = "/usr/bin/mariadb-install-db"
 
 
 @dataclass(frozen=True)
@@ -96,14 +103,14 @@ def server_names(count: int) -> list[str]:
     return [CZAR, *(f"worker{i}" for i in range(1, count + 1))]
 
 
-def start_cluster(state_dir: Path, count: int) -> ClusterConfig:
+def start_cluster(state_dir: Path, count: int, binaries: Binaries = Binaries()) -> ClusterConfig:
     """Start (or keep running) the czar and `count` workers; idempotent; writes `workers.json`."""
     state_dir = Path(state_dir).resolve()
     existing = _existing_workers(state_dir)
     if len(existing) > count:
-        raise ValueError(f"{state_dir} already holds {len(existing)} workers; cannot shrink to {count}")
+        raise BadInput(f"{state_dir} already holds {len(existing)} workers", f"ask for {len(existing)} or more")
     for name in server_names(count):
-        start_server(state_dir, name)
+        start_server(state_dir, name, binaries)
     config = ClusterConfig(
         czar_url=LocalServer(state_dir, CZAR).url,
         workers={name: LocalServer(state_dir, name).url for name in server_names(count)[1:]},
@@ -138,7 +145,7 @@ def cluster_status(state_dir: Path) -> dict[str, dict]:
     return status
 
 
-def start_server(state_dir: Path, name: str) -> LocalServer:
+def start_server(state_dir: Path, name: str, binaries: Binaries = Binaries()) -> LocalServer:
     """Initialise the data dir if new, then start the server unless it already runs; waits until it answers."""
     server = LocalServer(Path(state_dir).resolve(), name)
     if server.pid() is not None:
@@ -147,9 +154,9 @@ def start_server(state_dir: Path, name: str) -> LocalServer:
     server.pid_file.unlink(missing_ok=True)  # stale: its process is gone
     fresh = not server.datadir.exists()
     if fresh:
-        _initialise(server)
+        _initialise(server, binaries)
     process = subprocess.Popen(
-        _server_command(server),
+        _server_command(server, binaries),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -183,13 +190,13 @@ def _existing_workers(state_dir: Path) -> list[str]:
     return sorted(names, key=lambda n: int(n[6:]))
 
 
-def _initialise(server: LocalServer) -> None:
+def _initialise(server: LocalServer, binaries: Binaries) -> None:
     server.home.mkdir(parents=True, exist_ok=True)
     server.info_file.write_text(json.dumps({"name": server.name, "port": _free_port()}) + "\n")
     partial = server.datadir.with_name("data.partial")  # renamed when complete: a crash leaves no half dir
     shutil.rmtree(partial, ignore_errors=True)
     command = [
-        INSTALL_DB,
+        binaries.install_db,
         "--no-defaults",
         "--auth-root-authentication-method=normal",
         f"--datadir={partial}",
@@ -199,13 +206,13 @@ def _initialise(server: LocalServer) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         output = " | ".join((done.stdout + done.stderr).strip().splitlines()[-8:])
-        raise RuntimeError(f"mariadb-install-db for {server.name} failed ({done.returncode}): {output}")
+        raise _down(server, f"could not be initialised: mariadb-install-db exited with {done.returncode}: {output}")
     partial.rename(server.datadir)
 
 
-def _server_command(server: LocalServer) -> list[str]:
+def _server_command(server: LocalServer, binaries: Binaries) -> list[str]:
     command = [
-        MARIADBD,
+        binaries.mariadbd,
         "--no-defaults",
         f"--datadir={server.datadir}",
         f"--socket={server.socket}",
@@ -242,10 +249,15 @@ def _wait_until_ready(server: LocalServer, process: subprocess.Popen | None) -> 
         except pymysql.err.MySQLError:
             pass
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {process.returncode}: {_log_tail(server)}")
+            raise _down(server, f"exited with {process.returncode}: {_log_tail(server)}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{server.name} did not accept connections in {START_TIMEOUT} s: {_log_tail(server)}")
+            raise _down(server, f"did not accept connections in {START_TIMEOUT} s: {_log_tail(server)}")
         time.sleep(0.1)
+
+
+def _down(server: LocalServer, what: str) -> ServerDown:
+    kind = CzarDown if server.name == CZAR else WorkerDown
+    return kind(f"local server {server.name} {what}", f"see {server.error_log}")
 
 
 def _ensure_root_over_tcp(server: LocalServer) -> None:

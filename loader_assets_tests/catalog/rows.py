@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
+from loader_assets.catalog.gates import open_gate
 from loader_assets.catalog.store import utcnow
 
 
 def add_case(db: CatalogDB, case: str, *, notices: int, level: int = 1, table: str = "Object") -> list[int]:
     """A case with one table, one batch and `notices` ready notices (chunks 0..n-1); returns their ids."""
-    now = utcnow()
     with db.write() as connection:
         connection.execute(
             schema.cases.insert().values(
-                case=case, database=f"db_{case}", charset="latin1", dialect={}, root="/data", created_at=now
+                case=case, database=f"db_{case}", charset="latin1", dialect={}, root="/data", created_at=utcnow()
             )
         )
+    return add_table(db, case, notices=notices, level=level, table=table)
+
+
+def add_table(db: CatalogDB, case: str, *, notices: int, level: int = 1, table: str = "Object") -> list[int]:
+    """One more table of a case (a director at level 1, else a child of `Object`) with its pending gate, one batch
+    and `notices` ready notices; returns their ids."""
+    now = utcnow()
+    kind = "director" if level == 1 else "child"
+    with db.write() as connection:
+        open_gate(connection, case, table, kind, now)
         connection.execute(
             schema.tables.insert().values(
                 case=case,
                 name=table,
-                kind="director" if level == 1 else "child",
+                kind=kind,
                 level=level,
                 director_table=None if level == 1 else "Object",
                 columns=[],
@@ -49,5 +59,7 @@ def add_case(db: CatalogDB, case: str, *, notices: int, level: int = 1, table: s
             for chunk in range(notices)
         ]
         connection.execute(schema.notices.insert(), rows)
-        ids = connection.execute(schema.notices.select().where(schema.notices.c.case == case)).all()
+        ids = connection.execute(
+            schema.notices.select().where(schema.notices.c.case == case, schema.notices.c.table == table)
+        ).all()
     return sorted(row.id for row in ids)

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, select
 
 from loader_assets import settings
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import select, update
 
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB, CatalogVersionError
-from loader_assets.catalog.gates import record_gate
+from loader_assets.catalog.database import CatalogDB, CatalogVersionError
 from loader_assets.catalog.store import Owner, Store, mark_changed, utcnow
-from loader_assets_tests.catalog.rows import add_case
+from loader_assets.problems import Unknown
+from loader_assets_tests.catalog.rows import add_case, add_table
+from loader_assets_tests.gates import decide_gate
 
 
 @pytest.fixture
@@ -120,14 +121,15 @@ def test_paused_case_and_closed_gate_refuse_claims(store: Store) -> None:
     assert store.claim(directors, Owner.current("run-a")) == []
     store.set_case_state("c1", "active")
     assert len(store.claim(directors, Owner.current("run-a"))) == 2
-    with pytest.raises(KeyError, match="unknown case 'nope'"):
+    with pytest.raises(Unknown, match="no case nope"):
         store.set_case_state("nope", "paused")
 
-    children = add_case(store.db, "c2", notices=2, level=3, table="Source")
+    add_case(store.db, "c2", notices=1)
+    children = add_table(store.db, "c2", notices=2, level=3, table="Source")
     assert store.claim(children, Owner.current("run-b")) == []
-    record_gate(store.db, "c2", 2, "Object", "failed", "run-check", {"missing": 1})
+    decide_gate(store, "c2", "Object", "failed", {"failed_checks": ["objectids_on_workers"]})
     assert store.claim(children, Owner.current("run-b")) == []
-    record_gate(store.db, "c2", 2, "Object", "passed", "run-check-2")
+    decide_gate(store, "c2", "Object", "passed")
     assert len(store.claim(children, Owner.current("run-b"))) == 2
 
 

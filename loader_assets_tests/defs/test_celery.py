@@ -1,8 +1,8 @@
 """Runs on Celery: RabbitMQ, two Celery worker processes, the Dagster instance and the catalog on PostgreSQL.
 
 A run of `loader-assets load` fans out into a step per MariaDB worker; each Celery worker takes one. One Celery
-worker is killed in its step: the broker hands the step to the other (`task_acks_late`), the notices the dead
-process held are taken back by the stale sweeper, and loading the case again ends exact.
+worker is killed in its step: the broker hands the step to the other (`task_acks_late`), which takes back the
+notices the dead process held (its pid is dead on this host) and loads them; loading the case again ends exact.
 """
 
 from __future__ import annotations
@@ -17,28 +17,22 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from celery import Celery
 from sqlalchemy import select
 
 from loader_assets import levels
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.schema import attempts, notices
-from loader_assets.catalog.store import Store
-from loader_assets.defs import celery
-from loader_assets.defs.instance import prepare_instance
-from loader_assets.defs.sensors import stale_sweeper
-from loader_assets.workers.cluster import Cluster, ClusterConfig
-from loader_assets_tests.conftest import REPOSITORY, Platform, fresh_postgres_database
-from loader_assets_tests.recovery.helpers import (
-    assert_exact,
-    load_runs,
-    reaped,
-    sensor_context,
-    wait_for,
-    writes_blocked,
-)
+from loader_assets.operations import cases
+from loader_assets.operations.context import Context
+from loader_assets.workers.cluster import ClusterConfig
+from loader_assets_tests.conftest import REPOSITORY, Platform
+from loader_assets_tests.recovery.helpers import assert_exact, load_runs, reaped, wait_for, writes_blocked
+from loader_assets_tests.servers import postgres_database
 
 CELERY_WORKERS = ("w1", "w2")
+BROKER = Celery(broker="pyamqp://guest@127.0.0.1:5672//")  # the test's own view of the broker: purge, ping
 EXECUTING = "Executing steps "  # dagster_celery's engine event when a Celery worker starts a step
 
 
@@ -47,7 +41,7 @@ def celery_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster_config: ClusterConfig, postgres_url: str
 ) -> Iterator[Platform]:
     """Catalog and Dagster instance on PostgreSQL, LOADER_EXECUTOR=celery, an empty step queue."""
-    with fresh_postgres_database() as instance_url:
+    with postgres_database() as instance_url:
         monkeypatch.setenv("LOADER_STATE_DIR", str(tmp_path / "state"))
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
         monkeypatch.setenv("LOADER_CATALOG_URL", postgres_url)
@@ -56,10 +50,11 @@ def celery_platform(
         monkeypatch.setenv("LOADER_LEASE_SECONDS", "20")
         monkeypatch.setenv("LOADER_CZAR", cluster_config.czar_url)
         monkeypatch.setenv("LOADER_WORKERS", ",".join(f"{n}={u}" for n, u in cluster_config.workers.items()))
-        instance = prepare_instance()
-        celery.app.control.purge()  # steps another test left behind
-        yield Platform(tmp_path, Store.from_url(postgres_url), instance, Cluster.from_env())
-        instance.dispose()
+        ctx = Context.from_env()
+        cases.init(ctx)
+        BROKER.control.purge()  # steps another test left behind
+        yield Platform(tmp_path, ctx)
+        ctx.close()
 
 
 @pytest.fixture
@@ -76,7 +71,7 @@ def celery_workers(celery_platform: Platform) -> Iterator[dict[str, subprocess.P
             workers[name] = stack.enter_context(reaped(process))
 
         def answering() -> bool:
-            replies = {name.split("@")[0] for reply in celery.app.control.ping(timeout=1) for name in reply}
+            replies = {name.split("@")[0] for reply in BROKER.control.ping(timeout=1) for name in reply}
             return replies >= set(CELERY_WORKERS)
 
         wait_for(answering, "both Celery workers to answer", timeout=120, poll=1)
@@ -134,15 +129,14 @@ def test_two_celery_workers_load_a_case_exactly_once_one_of_them_killed_in_its_s
 
     # The killed worker's step was delivered again, to the worker left.
     starts = step_starts(platform, case)
-    assert {name for key, name in starts if key.startswith("load_worker")} == set(CELERY_WORKERS), starts
-    killed = [key for key, name in starts if name == "w1" and key.startswith("load_worker")]
+    assert {name for key, name in starts if key.startswith("load_share")} == set(CELERY_WORKERS), starts
+    killed = [key for key, name in starts if name == "w1" and key.startswith("load_share")]
     assert killed and all(sum(k == key for k, _ in starts) == 2 for key in killed), starts
     assert [name for key, name in starts if key == killed[0]] == ["w1", "w2"], starts
     [run] = load_runs(platform, case)  # the retried step ended it: the run succeeded, the dead one's notices left
     assert run.dagster_run.status == dg.DagsterRunStatus.SUCCESS, log
 
-    # The dead process's notices: taken back by the stale sweeper (its pid is dead on this host).
-    stale_sweeper(sensor_context(platform))
+    # The dead process's notices: taken back by the step that ran again (its pid is dead on this host).
     assert not holders(platform, case)
     # Loading again, all four levels: exact, each notice loaded once by a done attempt.
     again = cli_process(platform, "load-all", "load", case)

@@ -1,4 +1,5 @@
-"""The persistent instance on PostgreSQL, whatever form of URL the operator gives."""
+"""The persistent instance on PostgreSQL, whatever form of URL the operator gives, its password never in a file;
+written once by `init`, opened by the other commands."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ import pytest
 import yaml
 
 from loader_assets import settings
-from loader_assets.defs.instance import PG_URL_ENV, prepare_instance
-from loader_assets.defs.partitions import add_chunk_partitions
-from loader_assets_tests.conftest import fresh_postgres_database
+from loader_assets.defs.chunk_partitions import add_chunk_partitions
+from loader_assets.defs.instance import PG_PASSWORD_ENV, init_instance, instance_config, open_instance
+from loader_assets.problems import BadInput, InstanceDown
+from loader_assets.settings import Settings
+from loader_assets_tests.servers import postgres_database
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg2"])
 def test_every_form_of_a_postgresql_url_opens_the_instance(
     scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with fresh_postgres_database() as url:
+    with postgres_database() as url:
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-        monkeypatch.setenv(PG_URL_ENV, scheme + "://" + url.split("://", 1)[1])
-        instance = prepare_instance()
+        monkeypatch.setenv("LOADER_DAGSTER_PG_URL", scheme + "://" + url.split("://", 1)[1])
+        init_instance(Settings.from_env())
+        instance = open_instance(Settings.from_env())
         try:
             assert add_chunk_partitions(instance, "case1", [3, 1, 2]) == 3
             assert instance.get_dynamic_partitions("case1__chunks") == ["1", "2", "3"]
@@ -30,13 +34,22 @@ def test_every_form_of_a_postgresql_url_opens_the_instance(
         assert written["postgres_db"]["scheme"] == "postgresql+psycopg2"  # a daemon started by hand reads it too
 
 
-def test_a_url_with_a_password_stays_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from loader_assets.defs.instance import instance_config
+def test_a_password_is_written_only_as_a_reference_to_the_environment() -> None:
+    environ = {"LOADER_DAGSTER_PG_URL": "postgresql://loader@db.example:5432/dagster", PG_PASSWORD_ENV: "secret"}
+    config = instance_config(Settings.from_env(environ))
+    block = config["storage"]["postgres"]["postgres_db"]
+    assert (block["username"], block["hostname"], block["db_name"]) == ("loader", "db.example", "dagster")
+    assert block["password"] == {"env": PG_PASSWORD_ENV} and "secret" not in yaml.safe_dump(config)
+    with pytest.raises(BadInput, match=f"carries a password; put the password in {PG_PASSWORD_ENV}"):
+        instance_config(Settings.from_env({"LOADER_DAGSTER_PG_URL": "postgresql://loader:secret@db/dagster"}))
 
-    monkeypatch.setenv(PG_URL_ENV, "postgresql://loader:secret@db.example:5432/dagster")
-    config = instance_config()
-    assert config["storage"] == {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
-    assert "secret" not in yaml.safe_dump(config)
+
+def test_an_instance_not_written_yet_or_unreachable_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(InstanceDown, match=r"no Dagster instance at .*; `loader-assets init` writes it"):
+        open_instance(Settings.from_env({"DAGSTER_HOME": str(tmp_path)}))
+    unreachable = Settings.from_env({"DAGSTER_HOME": str(tmp_path), "LOADER_DAGSTER_PG_URL": "postgresql://u@127.0.0.1:1/x"})
+    with pytest.raises(InstanceDown, match=r"storage .* cannot be used"):
+        init_instance(unreachable)
 
 
 def test_psycopg2_url_normalises_only_postgresql_urls() -> None:

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import level_gates, notices
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan
-from loader_assets.defs.runner import LevelFailed, load_case
 from loader_assets.engine.plan import plan_runs
+from loader_assets.engine.runner import LevelFailed
+from loader_assets.problems import GateClosed
 from loader_assets.workers.census import row_counts
-from loader_assets.workers.connection import connection, quote_table
-from loader_assets.workers.schema import chunk_table_name
+from loader_assets.workers.connection import quote_table
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets_tests.conftest import Platform
 
 
@@ -25,9 +25,9 @@ def rows_on_workers(platform: Platform, case: str, table: str) -> int:
     layout = case_layouts(platform.store.db, case)[case]
     placement = platform.cluster.place_chunks(layout.database, case_chunks(platform, case))
     total = 0
-    for worker, url in platform.cluster.workers.items():
+    for worker, server in platform.cluster.workers.items():
         names = [chunk_table_name(table, c, o) for c, w in placement.items() if w == worker for o in (False, True)]
-        total += sum(n or 0 for n in row_counts(url, layout.database, names).values())
+        total += sum(n or 0 for n in row_counts(server, layout.database, names).values())
     return total
 
 
@@ -45,9 +45,7 @@ def check_status(instance: dg.DagsterInstance, key: dg.AssetKey, name: str) -> s
 
 def test_a_sample_case_loads_end_to_end_and_its_checks_pass(platform: Platform) -> None:
     case = platform.sample_case(chunks=4, rows_per_chunk=100).case
-    levels = load_case(
-        case, platform.definitions(), platform.instance, platform.store, platform.cluster, log=lambda _: None
-    )
+    levels = platform.load(case)
     assert [r.level for r in levels] == [1, 2, 3, 4]
     for table in ("Object", "Source", "ForcedSource"):
         assert rows_on_workers(platform, case, table) == rows_in_catalog(platform, case, table) > 0
@@ -74,7 +72,7 @@ def case_chunks(platform: Platform, case: str) -> set[int]:
 def delete_one_director_row(platform: Platform, case: str) -> int:
     layout = case_layouts(platform.store.db, case)[case]
     chunk, worker = sorted(platform.cluster.place_chunks(layout.database, case_chunks(platform, case)).items())[0]
-    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with platform.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
         table = quote_table(layout.database, chunk_table_name("Object", chunk))
         cursor.execute(f"SELECT MIN(objectId) FROM {table}")
         (object_id,) = cursor.fetchone()
@@ -85,17 +83,14 @@ def delete_one_director_row(platform: Platform, case: str) -> int:
 def test_a_director_missing_one_objectid_closes_level_2_and_no_child_loads(platform: Platform) -> None:
     broken = platform.sample_case(chunks=3, rows_per_chunk=50).case
     healthy = platform.sample_case(chunks=3, rows_per_chunk=50, seed=7).case
-    defs, run = (
-        platform.definitions(),
-        {"instance": platform.instance, "store": platform.store, "cluster": platform.cluster},
-    )
-    load_case(broken, defs, levels=(1,), log=lambda _: None, **run)
+    defs = platform.definitions()
+    platform.load(broken, (1,))
     missing = delete_one_director_row(platform, broken)
 
     with pytest.raises(
         LevelFailed, match=re.escape(f"level 2 of case {broken} failed for Object: check objectids_on_workers")
     ):
-        load_case(broken, defs, levels=(2,), log=lambda _: None, **run)
+        platform.load(broken, (2,))
     key = dg.AssetKey([broken, "Object_gate"])
     assert check_status(platform.instance, key, "objectids_on_workers") == "FAILED"
     record = platform.instance.event_log_storage.get_latest_asset_check_execution_by_key(
@@ -105,13 +100,13 @@ def test_a_director_missing_one_objectid_closes_level_2_and_no_child_loads(platf
     assert str(missing) in evaluation.metadata["first missing on workers"].value
 
     # Level 3 is refused whoever asks: the runner, the load job directly, the asset directly.
-    with pytest.raises(LevelFailed, match="is failed: failed check objectids_on_workers"):
-        load_case(broken, defs, levels=(3,), log=lambda _: None, **run)
+    with pytest.raises(GateClosed, match="is failed: failed check objectids_on_workers"):
+        platform.load(broken, (3,))
     children = notice_ids(platform.store.db, broken, level=3)
     plans, _ = plan_runs(platform.store, platform.cluster, children)
     # A closed gate is a wait, not a failure: the runs succeed, load nothing and say why.
-    result = execute_plan(plans[0], defs.get_job_def(LOAD_JOB), platform.instance, log=lambda _: None)
-    assert result.success and not result.get_asset_materialization_events()
+    outcome = platform.run_plan(plans[0])
+    assert platform.succeeded(outcome.run_id) and not platform.materialized_in(outcome.run_id)
     source = defs.get_assets_def(dg.AssetKey([broken, "Source"]))
     chunk = str(sorted(case_chunks(platform, broken))[0])
     asset_run = dg.materialize([source], instance=platform.instance, partition_key=chunk, raise_on_error=False,
@@ -132,5 +127,5 @@ def test_a_director_missing_one_objectid_closes_level_2_and_no_child_loads(platf
     assert rows_on_workers(platform, broken, "Source") == 0
 
     # The healthy case beside it loads to the end.
-    load_case(healthy, defs, log=lambda _: None, **run)
+    platform.load(healthy)
     assert rows_on_workers(platform, healthy, "Source") == rows_in_catalog(platform, healthy, "Source") > 0

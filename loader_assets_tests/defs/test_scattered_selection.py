@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.engine.plan import plan_runs
 from loader_assets_tests.conftest import Platform
 
@@ -38,10 +37,9 @@ def test_notices_of_five_chunks_scattered_over_a_thousand_load_alone(platform: P
     before = notice_states(platform, case)
 
     plans, _ = plan_runs(platform.store, platform.cluster, wanted)
-    job = platform.definitions().get_job_def(LOAD_JOB)
-    results = [execute_plan(plan, job, platform.instance, log=lambda _: None) for plan in plans]
+    outcomes = [platform.run_plan(plan) for plan in plans]
 
-    assert all(result.success for result in results)
+    assert all(platform.succeeded(outcome.run_id) for outcome in outcomes)
     assert len(plans) <= len(platform.cluster.workers)  # one run per worker, not one per chunk
     after = notice_states(platform, case)
     assert {i for i in after if after[i] != before[i]} == set(wanted)

@@ -9,20 +9,19 @@ import pytest
 from sqlalchemy import select
 
 from loader_assets.catalog import schedules
-from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Owner, utcnow
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan, load_notices_job
+from loader_assets.defs.jobs import LOAD_JOB, SPLIT_OP, load_notices_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.defs.runner import load_case
 from loader_assets.defs.sensors import scheduled_loads
-from loader_assets.engine.load import ALL_WORKERS
 from loader_assets.engine.plan import plan_runs
+from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets.selection import saved
 from loader_assets.selection import select as select_notices
 from loader_assets_tests.conftest import Platform
+from loader_assets_tests.gates import decide_gate
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
@@ -34,7 +33,15 @@ def sensor_context(platform: Platform) -> dg.SensorEvaluationContext:
 
 
 def requested_ids(request: dg.RunRequest) -> list[int]:
-    return request.run_config["ops"]["load_notices_op"]["config"]["notice_ids"]
+    return request.run_config["ops"][SPLIT_OP]["config"]["notice_ids"]
+
+
+def create_runs(platform: Platform, requests: list[dg.RunRequest]) -> list[str]:
+    """What the daemon does with a tick's requests: a run each in the instance (not launched here)."""
+    return [
+        platform.instance.create_run_for_job(load_notices_job, run_config=r.run_config, tags=r.tags).run_id
+        for r in requests
+    ]
 
 
 def notice_rows(platform: Platform, ids: list[int]) -> list:  # type: ignore[type-arg]
@@ -56,20 +63,28 @@ def test_scheduled_loads_turns_a_pending_schedule_into_runs_per_case_level_and_w
 
     first = scheduled_loads(sensor_context(platform)).run_requests
     assert levels_of(platform, case, scheduled.schedule_id, first) == {"1"}, "the children wait for the gate"
+    # The daemon died before it created the runs: nothing is marked, the next tick asks again, under the same keys.
     waiting = schedules.get(platform.store.db, scheduled.schedule_id)
-    assert waiting.state == "pending" and waiting.runs == [r.run_key for r in first]
-    assert not scheduled_loads(sensor_context(platform)).run_requests, "nothing new while the gate is closed"
+    assert (waiting.state, waiting.runs, waiting.submitted_ids) == ("pending", None, None)
+    asked_again = scheduled_loads(sensor_context(platform)).run_requests
+    assert [r.run_key for r in asked_again] == [r.run_key for r in first]
 
-    record_gate(platform.store.db, case, 2, "Object", "passed", None)
+    first_runs = create_runs(platform, asked_again)
+    assert not scheduled_loads(sensor_context(platform)).run_requests, "nothing new while the gate is closed"
+    waiting = schedules.get(platform.store.db, scheduled.schedule_id)
+    assert waiting.state == "pending" and waiting.runs == sorted(first_runs)
+
+    decide_gate(platform.store, case, "Object", "passed")
     second = scheduled_loads(sensor_context(platform)).run_requests
     assert levels_of(platform, case, scheduled.schedule_id, second) == {"3"}
     all_ids = sorted(i for request in first + second for i in requested_ids(request))
     assert all_ids == list(scheduled.notice_ids)
-    done = schedules.get(platform.store.db, scheduled.schedule_id)
-    assert (done.state, sorted(done.runs)) == ("submitted", sorted(r.run_key for r in first + second))
+    second_runs = create_runs(platform, second)
 
     again = scheduled_loads(sensor_context(platform))
     assert not again.run_requests and again.skip_reason.skip_message == "no pending schedule may start"
+    done = schedules.get(platform.store.db, scheduled.schedule_id)
+    assert (done.state, done.runs) == ("submitted", sorted(first_runs + second_runs))
 
 
 def test_a_schedule_bigger_than_a_tick_is_served_over_several_ticks_each_marking_what_it_emitted(
@@ -82,12 +97,15 @@ def test_a_schedule_bigger_than_a_tick_is_served_over_several_ticks_each_marking
     schedule_id = select_notices(f"case = '{case}' AND level = 1", store=platform.store).schedule().schedule_id
     monkeypatch.setattr(sensors, "NOTICES_PER_TICK", 5)
     emitted: list[int] = []
-    while schedules.get(platform.store.db, schedule_id).state == "pending":
+    for _tick in range(len(level_1)):
         requests = scheduled_loads(sensor_context(platform)).run_requests
         tick = [i for request in requests for i in requested_ids(request)]
-        assert 0 < len(tick) <= 5
+        assert len(tick) <= 5 and not set(tick) & set(emitted), "asked once its runs exist, never again"
         emitted += tick
-        assert sorted(schedules.get(platform.store.db, schedule_id).submitted_ids) == sorted(emitted)
+        create_runs(platform, requests)
+        if not requests:
+            break
+    assert schedules.get(platform.store.db, schedule_id).state == "submitted"
     assert sorted(emitted) == sorted(level_1)  # each notice handed out once, none lost
 
 
@@ -140,24 +158,23 @@ def test_level_gates_requests_a_validation_once_per_loaded_data(platform: Platfo
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     defs = platform.definitions()
     gates = defs.resolve_sensor_def("level_gates")
-    run = {"instance": platform.instance, "store": platform.store, "cluster": platform.cluster, "log": lambda _: None}
 
     def evaluate() -> list[dg.RunRequest]:
         return list(gates(sensor_context(platform)).run_requests or [])
 
     assert evaluate() == []  # nothing loaded yet
-    load_case(case, defs, levels=(1,), **run)
+    platform.load(case, (1,))
     [request] = evaluate()
     assert request.asset_selection == [dg.AssetKey([case, "Object_gate"])]
     assert request.job_name == f"{case}_gate_level_2"
     assert (request.tags["loader/case"], request.tags["loader/level"]) == (case, "2")
     assert [r.run_key for r in evaluate()] == [request.run_key]  # same data, same key: Dagster runs it once
 
-    load_case(case, defs, levels=(2,), **run)
+    platform.load(case, (2,))
     assert evaluate() == []  # the gate judged this data
 
     reloaded = notice_ids(platform.store.db, case, table="Object")[:1]
     plans, _ = plan_runs(platform.store, platform.cluster, reloaded, force=True)
-    assert execute_plan(plans[0], defs.get_job_def(LOAD_JOB), platform.instance, log=lambda _: None).success
+    assert platform.succeeded(platform.run_plan(plans[0]).run_id)
     [after_reload] = evaluate()
     assert after_reload.asset_selection == request.asset_selection and after_reload.run_key != request.run_key

@@ -1,7 +1,8 @@
 """What the Dagster UI shows, read through its own GraphQL API from a real code location (the workspace.yaml
-of the repository, a code server process): a case with a broken chunk file (its partition failed, the error
-readable), its children behind the closed gate (not failed), a paused case, two saved selections (a sensor
-each, stopped and started), and each case's overview equal to what `loader-assets status` prints."""
+of the repository, a code server process): a case with a broken chunk file (its partition not materialized, an
+observation on it carrying the error, the chunk among the overview's unfinished ones), its children behind the
+closed gate (no failure), a paused case, two saved selections (a sensor each, stopped and started), and each
+case's overview equal to what `loader-assets status` prints."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from dagster_graphql.test.utils import define_out_of_process_context, execute_da
 
 from loader_assets.catalog import views
 from loader_assets.catalog.notices import notice_ids
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.defs.runner import LevelFailed, load_case
 from loader_assets.engine.plan import plan_runs
+from loader_assets.engine.runner import LevelFailed
 from loader_assets.selection import saved
 from loader_assets_tests.conftest import REPOSITORY, Platform
 
@@ -57,11 +57,6 @@ query ($key: AssetKeyInput!) {
 }
 """
 
-LATEST_RUN = """
-query ($key: AssetKeyInput!, $partition: String!) {
-  assetNodeOrError(assetKey: $key) { ... on AssetNode { latestRunForPartition(partition: $partition) { runId status } } }
-}
-"""
 SENSOR = """
 query ($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) {
@@ -118,15 +113,11 @@ def test_the_ui_shows_failed_chunks_gates_paused_cases_and_a_sensor_per_selectio
     layout_root = platform.root / "cases" / case
     bad = next(c for c in chunks if (layout_root / "step1_1" / "Object" / f"chunk_{c}.txt").exists())
     broken_path = break_a_chunk(layout_root, bad)
-    run = {"instance": platform.instance, "store": platform.store, "cluster": platform.cluster, "log": lambda _: None}
-    defs = platform.definitions()
     with pytest.raises(LevelFailed):
-        load_case(case, defs, levels=(1,), **run)
+        platform.load(case, (1,))
     # The children wait behind the closed gate: their run succeeds and loads nothing.
     plans, _ = plan_runs(platform.store, platform.cluster, notice_ids(platform.store.db, case, level=3))
-    assert all(
-        execute_plan(p, defs.get_job_def(LOAD_JOB), platform.instance, log=lambda _: None).success for p in plans
-    )
+    assert all(platform.succeeded(platform.run_plan(p).run_id) for p in plans)
 
     paused = platform.sample_case(chunks=1, rows_per_chunk=5).case
     platform.store.set_case_state(paused, "paused")
@@ -140,11 +131,8 @@ def test_the_ui_shows_failed_chunks_gates_paused_cases_and_a_sensor_per_selectio
 def what_the_ui_shows(platform: Platform, ui: object, case: str, bad: int, broken_path: str, paused: str) -> None:
     node, events = asset_state(ui, case, "Object")
     statuses = node["assetPartitionStatuses"]
-    assert statuses["failedPartitions"] == [str(bad)]
-    assert str(bad) not in statuses["materializedPartitions"]
-    # As the partition's page shows it: its latest run failed, and its events say with which error.
-    latest = query(ui, LATEST_RUN, key={"path": [case, "Object"]}, partition=str(bad))
-    assert latest["assetNodeOrError"]["latestRunForPartition"]["status"] == "FAILURE"
+    assert str(bad) not in statuses["materializedPartitions"] and statuses["materializedPartitions"]
+    # As the partition's page shows it: an observation of the chunk says with which error it failed.
     [failure] = [e for e in events if e["__typename"] == "ObservationEvent"]
     assert failure["partition"] == str(bad) and broken_path in failure["description"]
     assert "records" in failure["description"] or "LOAD DATA" in failure["description"]
@@ -159,9 +147,11 @@ def what_the_ui_shows(platform: Platform, ui: object, case: str, bad: int, broke
         [latest_overview] = [e for e in overview_events if e["__typename"] == "MaterializationEvent"][:1]
         entries = {e["label"]: e for e in latest_overview["metadataEntries"]}
         assert entries["state"]["text"] == expected_state
-        printed = views.status_counts(platform.store.db, name)  # what `loader-assets status` prints
+        printed = views.status_counts(platform.store, name)  # what `loader-assets status` prints
         shown = {f"{level} {table}": dict(row) for (_c, level, table), row in printed.iterrows()}
         assert json.loads(entries["counts"]["jsonString"]) == shown
+        if name == case:
+            assert bad in json.loads(entries["unfinished chunks (first)"]["jsonString"])
 
     for name, status in (("retry_failed", "RUNNING"), ("done_sources", "STOPPED")):
         selector = infer_sensor_selector(ui, f"selection_{name}")

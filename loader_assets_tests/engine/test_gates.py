@@ -19,9 +19,9 @@ from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.defs.runner import load_case
 from loader_assets.engine.load import Loader
 from loader_assets.engine.validate import validate_table
+from loader_assets.settings import Settings
 from loader_assets.workers.cluster import Cluster
 from loader_assets_tests.conftest import Platform
 
@@ -34,8 +34,7 @@ def quiet(_: str) -> None:
 
 def loaded(platform: Platform, levels: tuple[int, ...] = (1,)) -> CaseLayout:
     case = platform.sample_case(chunks=2, rows_per_chunk=20).case
-    load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
-              levels=levels, log=quiet)  # fmt: skip
+    platform.load(case, levels)
     return case_layout(platform.store.db, case)
 
 
@@ -108,6 +107,7 @@ def _validate_until_killed(catalog_url: str, case: str, ready: multiprocessing.s
     """A validation process that holds the gate's lock and waits to be killed before its verdict."""
     os.environ["LOADER_CATALOG_URL"] = catalog_url
     store = Store.from_url(catalog_url)
+    cluster = Cluster.of(Settings.from_env())
     layout = case_layout(store.db, case)
     block = threading.Event()
 
@@ -115,7 +115,7 @@ def _validate_until_killed(catalog_url: str, case: str, ready: multiprocessing.s
         ready.set()
         block.wait()  # until SIGKILL
 
-    validate_table(store, Cluster.from_env(), layout, layout.tables["Object"], "doomed-run", quiet, before_verdict=hold)
+    validate_table(store, cluster, layout, layout.tables["Object"], "doomed-run", quiet, before_verdict=hold)
 
 
 def test_a_killed_validation_is_requested_again(platform: Platform) -> None:

@@ -11,11 +11,10 @@ import pytest
 from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import done_files
-from loader_assets.defs.runner import load_case
 from loader_assets.engine.validate import Validation, validate_table
 from loader_assets.workers import load_data
-from loader_assets.workers.connection import connection, quote_table
-from loader_assets.workers.schema import chunk_table_name
+from loader_assets.workers.connection import quote_table
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -30,8 +29,7 @@ def quiet(_: str) -> None:
 
 def load_director(platform: Platform) -> CaseLayout:
     case = platform.sample_case(chunks=2, rows_per_chunk=30).case
-    load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
-              levels=(1,), log=quiet)  # fmt: skip
+    platform.load(case, (1,))
     return case_layout(platform.store.db, case)
 
 
@@ -53,7 +51,7 @@ def first_chunk(platform: Platform, layout: CaseLayout) -> tuple[int, str]:
 def on_worker(platform: Platform, layout: CaseLayout, *statements: Callable[[str], str]) -> int:
     """Run statements on the first chunk's director table (each gets the table's name); returns the chunk."""
     chunk, worker = first_chunk(platform, layout)
-    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with platform.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql(quote_table(layout.database, chunk_table_name("Object", chunk))))
     return chunk
@@ -61,7 +59,7 @@ def on_worker(platform: Platform, layout: CaseLayout, *statements: Callable[[str
 
 def smallest_key(platform: Platform, layout: CaseLayout) -> int:
     chunk, worker = first_chunk(platform, layout)
-    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with platform.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"SELECT MIN(objectId) FROM {quote_table(layout.database, chunk_table_name('Object', chunk))}")
         return int(cursor.fetchone()[0])
 
@@ -144,15 +142,14 @@ def test_a_line_changed_in_transit_fails_level_2_naming_the_chunk(
 
 def test_a_child_chunks_census_is_kept_from_its_load_and_taken_again_when_its_rows_move(platform: Platform) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=30).case
-    load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
-              levels=(1, 2, 3), log=quiet)  # fmt: skip
+    platform.load(case, (1, 2, 3))
     layout = case_layout(platform.store.db, case)
     kept = chunk_checks.kept(platform.store.db, case, "Source")
     loaded = {f.chunk for f in done_files(platform.store.db, case, "Source")}
     assert set(kept) == loaded and len(loaded) == 2, "every child chunk counted as it loaded"
 
     chunk, worker = first_chunk(platform, layout)
-    with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with platform.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"DELETE FROM {quote_table(layout.database, chunk_table_name('Source', chunk))} LIMIT 1")
     validation = validate_table(platform.store, platform.cluster, layout, layout.tables["Source"], "check-4", quiet)
     assert validation.failed == ["rows_match_files"]

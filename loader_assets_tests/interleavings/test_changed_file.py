@@ -15,8 +15,8 @@ from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Owner
 from loader_assets.engine import load as engine_load
 from loader_assets.engine.load import Loader
-from loader_assets.workers.partitions import partitions_of
-from loader_assets.workers.schema import chunk_table_name
+from loader_assets.workers.attempt_partitions import partitions_of
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -53,5 +53,5 @@ def test_a_file_changed_during_its_load_ends_ready_and_changed(
     assert (row.status, row.changed) == ("ready", True), "to be loaded again, with its new content"
     assert outcome == "failed" and "changed during its load" in error
     placement = platform.cluster.placement(layout.database)
-    worker = platform.cluster.worker_url(placement[row.chunk])
+    worker = platform.cluster.worker(placement[row.chunk])
     assert partitions_of(worker, layout.database, chunk_table_name("Object", row.chunk)) == [], "its rows dropped"

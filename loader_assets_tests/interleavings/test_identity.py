@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.catalog.time import utcnow

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from loader_assets.catalog import schema
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Store
 from loader_assets.qserv.metadata import MetadataError

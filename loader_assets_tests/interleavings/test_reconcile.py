@@ -13,13 +13,12 @@ from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Owner
 from loader_assets.catalog.time import utcnow
-from loader_assets.defs.sensors import stale_sweeper
 from loader_assets.engine.load import Loader
+from loader_assets.workers.attempt_partitions import count_rows, drop_attempt_partitions, partitions_of
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.load_data import load_file
-from loader_assets.workers.partitions import count_rows, drop_attempt_partitions, partitions_of
-from loader_assets.workers.schema import chunk_table_name
 from loader_assets_tests.conftest import Platform
-from loader_assets_tests.defs.test_sensors import sensor_context
+from loader_assets_tests.recovery.helpers import sweep_now
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
@@ -39,14 +38,14 @@ def test_a_late_writers_partition_is_dropped_by_the_next_sweep(platform: Platfor
     report = Loader(platform.store, platform.cluster).load([notice.id], Owner.current("run-b"))
     assert [item.notice_id for item in report.loaded] == [notice.id]
     worker = report.loaded[0].worker
-    url, table = platform.cluster.worker_url(worker), chunk_table_name("Object", notice.chunk)
+    url, table = platform.cluster.worker(worker), chunk_table_name("Object", notice.chunk)
     # A wakes and writes its partition: rows no later claim drops, since the notice is done.
     table_layout = layout.tables["Object"]
     load_file(url, layout.database, table, layout.root / notice.path, notice.format, layout.dialect_of(notice.format),
               layout.charset, late.attempt_id, table_layout.column_names)  # fmt: skip
     assert count_rows(url, layout.database, table) == 2 * report.loaded[0].rows, "the late rows are there"
 
-    stale_sweeper(sensor_context(platform))
+    sweep_now(platform)
 
     assert partitions_of(url, layout.database, table) == [report.loaded[0].attempt_id]
     assert count_rows(url, layout.database, table) == report.loaded[0].rows
@@ -60,11 +59,11 @@ def test_a_done_attempts_missing_partition_fails_its_notice_to_load_again(platfo
     layout, notice = case_layout(platform.store.db, case), director_notice(platform, case)
     report = Loader(platform.store, platform.cluster).load([notice.id], Owner.current("run-a"))
     loaded = report.loaded[0]
-    url, table = platform.cluster.worker_url(loaded.worker), chunk_table_name("Object", notice.chunk)
+    url, table = platform.cluster.worker(loaded.worker), chunk_table_name("Object", notice.chunk)
     generation = gate(platform.store.db, case, 2, "Object").generation
     drop_attempt_partitions(url, layout.database, table, [loaded.attempt_id])  # gone behind the catalog's back
 
-    stale_sweeper(sensor_context(platform))
+    sweep_now(platform)
 
     after = director_notice(platform, case)
     assert (

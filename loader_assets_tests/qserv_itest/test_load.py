@@ -15,15 +15,14 @@ import dagster as dg
 import pytest
 
 from loader_assets.catalog.gates import Gate, gate
-from loader_assets.catalog.register import CaseOptions, Registration, register_case
+from loader_assets.catalog.register import CaseOptions, Registration
 from loader_assets.cli import main
-from loader_assets.defs.partitions import add_chunk_partitions
-from loader_assets.defs.runner import LevelFailed, load_case
-from loader_assets.engine.runner import LevelResult
+from loader_assets.engine.runner import LevelFailed, LevelResult
 from loader_assets.levels import DIRECTOR, REGULAR
+from loader_assets.operations import cases
 from loader_assets.qserv.metadata import CaseMetadata, read_case
 from loader_assets.workers.census import row_counts
-from loader_assets.workers.schema import chunk_table_name
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.qserv_itest.builders import (
     build_case01_shipped,
@@ -48,16 +47,12 @@ def fresh_name() -> str:
 
 def register(platform: Platform, root: Path, case: str, *, strict_children: bool | None = None) -> Registration:
     """Register the case and add its chunks to the Dagster instance, as `Platform.sample_case` does."""
-    registration = register_case(platform.store, root, case, options=CaseOptions(strict_children=strict_children))
-    add_chunk_partitions(platform.instance, case, registration.chunks)
-    return registration
+    options = CaseOptions(strict_children=strict_children)
+    return cases.register(platform.ctx, root, case, options=options).registration
 
 
 def load(platform: Platform, case: str, levels: tuple[int, ...] = (1, 2, 3, 4)) -> list[LevelResult]:
-    return load_case(
-        case, platform.definitions(), platform.instance, platform.store, platform.cluster, levels=levels,
-        log=lambda _: None,
-    )  # fmt: skip
+    return platform.load(case, levels)
 
 
 def rows_on_workers(platform: Platform, metadata: CaseMetadata) -> dict[str, int]:
@@ -67,16 +62,16 @@ def rows_on_workers(platform: Platform, metadata: CaseMetadata) -> dict[str, int
     counts: dict[str, int] = {}
     for table in metadata.tables:
         if table.kind == REGULAR:
-            on_each = {row_counts(url, metadata.database, [table.name])[table.name] for url in workers.values()}
+            on_each = {row_counts(server, metadata.database, [table.name])[table.name] for server in workers.values()}
             assert len(on_each) == 1, f"{table.name}: the workers hold different copies: {on_each}"
             counts[table.name] = on_each.pop() or 0
             continue
         chunks = sorted({f.chunk for b in table.batches for f in b.files if not f.overlap and f.chunk is not None})
         placement = platform.cluster.place_chunks(metadata.database, chunks)
         total = 0
-        for worker, url in workers.items():
+        for worker, server in workers.items():
             names = [chunk_table_name(table.name, chunk) for chunk, w in placement.items() if w == worker]
-            found = row_counts(url, metadata.database, names)
+            found = row_counts(server, metadata.database, names)
             assert None not in found.values(), f"{table.name}: chunk tables missing on {worker}: {found}"
             total += sum(n or 0 for n in found.values())
         counts[table.name] = total

@@ -23,11 +23,10 @@ from sqlalchemy import select
 
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.schema import attempts, notices
-from loader_assets.defs.jobs import LOAD_JOB
+from loader_assets.defs.jobs import LOAD_JOB, SWEEP_JOB
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.workers.connection import connection, open_connection
+from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.local import LocalServer
-from loader_assets.workers.schema import chunk_table_name
 from loader_assets_tests.conftest import REPOSITORY, Platform
 
 ON_POSTGRESQL = pytest.mark.parametrize("catalog_url", ["postgresql"], indirect=True)
@@ -39,6 +38,21 @@ def sensor_context(platform: Platform) -> dg.SensorEvaluationContext:
     return dg.build_sensor_context(
         instance=platform.instance, resources={"catalog": CatalogResource(), "cluster": ClusterResource()}
     )
+
+
+def sweep_now(platform: Platform) -> str:
+    """One `stale_sweeper` tick and, when it asks for a sweep, that run, as the daemon would; what was said: the
+    sweep's line, or the tick's skip reason."""
+    definitions = platform.definitions()
+    result = definitions.resolve_sensor_def("stale_sweeper")(sensor_context(platform))
+    requests = result.run_requests or [] if isinstance(result, dg.SensorResult) else []
+    if not requests:
+        reason = result.skip_reason if isinstance(result, dg.SensorResult) else result
+        return reason.skip_message if reason is not None else ""
+    job = definitions.resolve_job_def(SWEEP_JOB)
+    run = job.execute_in_process(instance=platform.instance, tags=requests[0].tags, raise_on_error=True)
+    said = [entry.user_message for entry in platform.instance.all_logs(run.run_id)]
+    return next(line for line in reversed(said) if line.startswith("took back"))
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 120, poll: float = 0.2) -> object:
@@ -126,7 +140,7 @@ def _on_workers(
     rows: dict[Key, int | None] = {}
     partitions: defaultdict[Key, list[int]] = defaultdict(list)
     for worker in sorted({w for w, _ in keys}):
-        with connection(platform.cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+        with platform.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,))
             present = {row[0] for row in cursor.fetchall()}
             for _, name in (key for key in keys if key[0] == worker):
@@ -200,8 +214,8 @@ def reaped(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
 def running_statements(platform: Platform, database: str) -> list[str]:
     """LOAD DATA statements into `database` the workers are running (a stopped client leaves one hanging)."""
     found: list[str] = []
-    for url in platform.cluster.workers.values():
-        with connection(url) as conn, conn.cursor() as cursor:
+    for server in platform.cluster.workers.values():
+        with server.connect() as conn, conn.cursor() as cursor:
             cursor.execute(
                 "SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE %s", (f"LOAD DATA%`{database}`%",)
             )
@@ -213,7 +227,7 @@ def running_statements(platform: Platform, database: str) -> list[str]:
 def writes_blocked(platform: Platform, worker: str) -> Iterator[Callable[[], None]]:
     """`FLUSH TABLES WITH READ LOCK` on a worker: loads into it wait (heart-beating) until the returned
     function (or the end of the block) lifts the lock."""
-    conn = open_connection(platform.cluster.worker_url(worker))
+    conn = platform.cluster.worker(worker).open()
     with conn.cursor() as cursor:
         cursor.execute("FLUSH TABLES WITH READ LOCK")
 

@@ -15,7 +15,6 @@ from loader_assets import settings
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.cli import main
 from loader_assets.defs.instance import instance_config
-from loader_assets.defs.runner import load_case
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import (
     ON_POSTGRESQL,
@@ -64,8 +63,7 @@ def test_a_cli_load_racing_a_scheduled_load_of_the_same_1000_notices_loads_each_
     # Start the CLI load once a queued run holds notices: both sides then claim from the same notices.
     held = lambda: any(n.status == "running" and is_chunk_notice(n) for n in level_notices(platform, case, 1))  # noqa: E731
     wait_for(held, "a queued run's claim of chunk notices", 180)
-    [result] = load_case(case, platform.definitions(), platform.instance, platform.store, platform.cluster,
-                         levels=(1,), log=lambda _: None)  # fmt: skip
+    [result] = platform.load(case, (1,))
 
     queued = wait_for(lambda: _scheduled_runs_finished(platform, case), "the scheduled runs to end", 180, 1)
     assert all(outcome == ["done"] for outcome in outcomes(platform, level_1).values())  # one attempt each, done

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import batches, cases, level_gates, notices, tables
 
 EXAMPLE_NOW = datetime(2026, 11, 23, 12, 0, 0)
@@ -209,4 +209,15 @@ def build_example_catalog(db: CatalogDB, now: datetime = EXAMPLE_NOW) -> None:
         connection.execute(batches.insert(), [dict(zip(keys, row, strict=True)) for row in BATCHES])
         connection.execute(
             notices.insert(), [_notice_row(i, batch, name, state, now) for i, batch, name, state in NOTICES]
+        )
+
+
+def set_gate(db: CatalogDB, case: str, level: int, table: str, status: str) -> None:
+    """Change a gate of the example catalog as its rows are written: straight into the table (the example is a
+    still picture of a catalog, not a load)."""
+    with db.write() as connection:
+        connection.execute(
+            level_gates.update()
+            .where(level_gates.c.case == case, level_gates.c.level == level, level_gates.c.table == table)
+            .values(status=status)
         )

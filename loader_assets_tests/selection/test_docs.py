@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.store import Store
 from loader_assets.selection import select, select_batches
 from loader_assets_tests.selection.example_catalog import EXAMPLE_NOW, build_example_catalog

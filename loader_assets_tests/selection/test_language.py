@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Table, select
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import batches, cases, notices
 from loader_assets.selection.language import (
     BATCH_FIELDS,

@@ -13,17 +13,18 @@ import pytest
 from dagster import DagsterInstance
 from sqlalchemy import func, select
 
-from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.gates import record_gate
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import notices, schedules, selections
 from loader_assets.catalog.store import Owner, Store, utcnow
 from loader_assets.catalog.views import SHOWN_STATUSES
 from loader_assets.cli import main
-from loader_assets.defs.runs import InstanceRuns
+from loader_assets.defs.platform import DagsterPlatform
+from loader_assets.problems import BadInput, Failed, Unknown
 from loader_assets.selection import QueryError, saved, select_batches
 from loader_assets.selection import select as select_notices
 from loader_assets.selection.selection import NOTICE_FRAME_FIELDS, Scheduled, SchedulePreview, Selection
-from loader_assets_tests.selection.example_catalog import EXAMPLE_NOW, build_example_catalog
+from loader_assets.settings import Settings
+from loader_assets_tests.selection.example_catalog import EXAMPLE_NOW, build_example_catalog, set_gate
 
 matplotlib.use("Agg")
 
@@ -119,9 +120,9 @@ def test_drop_and_keep_return_new_selections_and_name_unknown_ids(store: Store) 
     assert selection.drop([16, 17]).ids == [15, 18, 19, 20, 21, 22, 23, 30]
     assert selection.keep([30, 15]).ids == [15, 30]
     assert len(selection) == 10, "the original is unchanged"
-    with pytest.raises(ValueError, match="not in this selection of notices: 1, 2"):
+    with pytest.raises(BadInput, match="not in this selection of notices: 1, 2"):
         selection.keep([2, 15, 1])
-    with pytest.raises(ValueError, match="99"):
+    with pytest.raises(BadInput, match="99"):
         selection.drop([99])
 
 
@@ -157,16 +158,16 @@ def test_edit_accepts_the_id_index_and_refuses_status_and_unknown_ids(store: Sto
 
     changed_status = selection.frame.copy()
     changed_status.loc[20, "status"] = "ready"
-    with pytest.raises(ValueError, match="not status of 20; status and locks change through the Store"):
+    with pytest.raises(BadInput, match="not status of 20; status and locks change through the Store"):
         selection.edit(changed_status)
-    with pytest.raises(ValueError, match="not in this selection of notices: 1"):
+    with pytest.raises(BadInput, match="not in this selection of notices: 1"):
         selection.edit(sel(store, "id IN (1, 20)").frame)
     bad_priority = selection.frame.copy()
     bad_priority["priority"] = bad_priority["priority"].astype(float)
     bad_priority.loc[21, "priority"] = 1.5
-    with pytest.raises(ValueError, match="whole number; not so for notices 21"):
+    with pytest.raises(BadInput, match="priority is not a whole number for notices 21"):
         selection.edit(bad_priority)
-    with pytest.raises(ValueError, match="never by position"):
+    with pytest.raises(BadInput, match="never by position"):
         selection.edit(selection.frame.reset_index(drop=True))
 
 
@@ -191,14 +192,14 @@ def test_schedule_writes_one_pending_row_and_dry_run_writes_nothing(store: Store
         True,
     )
     assert (row.state, row.query, row.runs) == ("pending", "case = dc2 AND status IN (ready, failed)", None)
-    with pytest.raises(ValueError, match="nothing to schedule"):
+    with pytest.raises(BadInput, match="nothing to schedule"):
         sel(store, "id = 99").schedule()
 
 
 def test_watch_reports_progress_until_nothing_is_ready_or_running(store: Store) -> None:
-    instance = DagsterInstance.ephemeral()
+    runs = DagsterPlatform(Settings.from_env({}), DagsterInstance.ephemeral())
     scheduled = sel(store, "id IN (21, 22)").schedule()
-    assert scheduled.run_ids(InstanceRuns(instance)) == []
+    assert scheduled.run_ids(runs) == []
 
     def load_them() -> None:
         time.sleep(0.3)
@@ -208,15 +209,15 @@ def test_watch_reports_progress_until_nothing_is_ready_or_running(store: Store) 
     lines: list[str] = []
     loader = threading.Thread(target=load_them)
     loader.start()
-    final = scheduled.watch(timeout=30, interval=0.05, progress=lines.append, runs=InstanceRuns(instance))
+    final = scheduled.watch(timeout=30, interval=0.05, progress=lines.append, runs=runs)
     loader.join()
     assert final["notices"].to_dict() == {"ready": 0, "running": 0, "done": 1, "failed": 1}
     assert lines[0].endswith("2 notices: ready 2, running 0, done 0, failed 0 | runs: none yet")
     assert lines[-1].endswith("done 1, failed 1 | runs: none yet") and len(lines) == len(set(lines))
 
     waiting = sel(store, "id IN (19, 24, 1)").schedule()
-    with pytest.raises(TimeoutError, match=r"2 notices are still ready or running: 19, 24$"):
-        waiting.watch(timeout=0.1, interval=0.05, progress=lines.append, runs=InstanceRuns(instance))
+    with pytest.raises(Failed, match=r"2 notices are still ready or running: 19, 24;"):
+        waiting.watch(timeout=0.1, interval=0.05, progress=lines.append, runs=runs)
 
 
 # ------------------------------------------------------------------------------------------ saved selections
@@ -236,16 +237,16 @@ def test_saved_selections_are_created_updated_listed_enabled_and_deleted(store: 
     assert [s.name for s in saved.saved_selections(store, enabled_only=True)] == ["dc2_sources", "failed_batches"]
     saved.delete(store, "dc2_sources")
     assert count_rows(store, selections) == 1
-    with pytest.raises(KeyError, match="no saved selection named 'nope'"):
+    with pytest.raises(Unknown, match="no saved selection nope"):
         saved.set_enabled(store, "nope", False)
-    with pytest.raises(KeyError, match="dc2_sources"):
+    with pytest.raises(Unknown, match="dc2_sources"):
         saved.delete(store, "dc2_sources")
 
 
 def test_save_refuses_bad_names_targets_and_queries(store: Store) -> None:
-    with pytest.raises(ValueError, match="invalid"):
+    with pytest.raises(BadInput, match="invalid"):
         saved.save(store, "my selection", "all")
-    with pytest.raises(ValueError, match="target must be one of notices, batches"):
+    with pytest.raises(BadInput, match="target 'files' is not one of notices, batches"):
         saved.save(store, "x", "all", target="files")
     with pytest.raises(QueryError):
         saved.save(store, "x", "notices > 3")  # a batch field: checked against the target's fields
@@ -266,7 +267,7 @@ def test_matching_schedulable_honours_parked_backoff_pause_gate_and_locks(store:
     assert matching("failed_children") == [19, 18, 20, 21, 22, 24]
     assert matching("dp02") == [28, 29], "notice 30 waits for its director's gate"
 
-    record_gate(store.db, "dp02", 2, "Object", "passed", "check-run")
+    set_gate(store.db, "dp02", 2, "Object", "passed")
     assert matching("dp02") == [28, 29, 30]
     store.claim([21], Owner.current("run-a"), now=NOW)
     assert 21 not in matching("dc2")
@@ -279,9 +280,9 @@ def test_matching_schedulable_honours_parked_backoff_pause_gate_and_locks(store:
     with store.db.read() as connection:  # the sensor passes the row it read
         row = connection.execute(select(selections).where(selections.c.name == "failed_children")).one()
     assert saved.matching_schedulable(store, row, NOW, 2, max_attempts=3) == []  # dc2 paused
-    with pytest.raises(ValueError, match="limit must be between 1 and"):
+    with pytest.raises(BadInput, match="limit 0 is not between 1 and"):
         matching("dc2", limit=0)
-    with pytest.raises(KeyError):
+    with pytest.raises(Unknown):
         matching("nope")
 
 

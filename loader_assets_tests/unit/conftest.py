@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.register import Registration, register_case
 from loader_assets.catalog.store import Store
 from loader_assets.qserv.sample import write_sample_case

@@ -9,10 +9,11 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from loader_assets import levels
-from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.engine.plan import RunPlan
+from loader_assets.engine.runner import LevelResult, RunOutcome
+from loader_assets_tests.gates import decide_gate
 
 
 class FakeCluster:
@@ -40,7 +41,8 @@ class FakeCluster:
 
 
 class FakeExecutor:
-    """Loads a plan by claiming its notices through the Store and finishing them; validates by recording a gate.
+    """Loads a plan by claiming its notices through the Store and finishing them; validates by deciding its gate
+    through the fenced path.
 
     `failing_checks` maps a table name to the checks its validation fails; `load_error` fails every notice.
     """
@@ -54,7 +56,7 @@ class FakeExecutor:
         self.plans: list[RunPlan] = []
         self.validated: list[tuple[int, str]] = []  # (level, table), in order
 
-    def run_load(self, plan: RunPlan) -> str:
+    def run_load(self, plan: RunPlan) -> RunOutcome:
         self.plans.append(plan)
         run_id = f"run-{len(self.plans)}"
         for claim in self.store.claim(plan.notice_ids, Owner.current(run_id), force=plan.force):
@@ -62,15 +64,32 @@ class FakeExecutor:
                 self.store.finish(claim.attempt_id, "done", rows=10, warnings=0)
             else:
                 self.store.finish(claim.attempt_id, "failed", error=self.load_error)
-        return run_id
+        return RunOutcome(run_id)
 
-    def run_validation(self, layout: CaseLayout, table: TableLayout) -> None:
+    def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome:
         level = levels.validation_level(table.kind)
         assert level is not None
         self.validated.append((level, table.name))
         failed = self.failing_checks.get(table.name, [])
-        details = {"failed_checks": failed}
-        record_gate(self.store.db, layout.case, level, table.name, "failed" if failed else "passed", "check", details)
+        decide_gate(self.store, layout.case, table.name, "failed" if failed else "passed", {"failed_checks": failed})
+        return RunOutcome(f"validation-{len(self.validated)}")
+
+
+class Told:
+    """A runner `Progress` that keeps what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.started: list[tuple[int, int]] = []
+
+    def level_started(self, level: int, notices: int) -> None:
+        self.started.append((level, notices))
+
+    def level_ended(self, result: LevelResult) -> None:
+        self.lines.append(f"level {result.level}: {result.message}")
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
 
 
 class FakeLeaseStore:

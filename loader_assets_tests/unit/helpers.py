@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 
 from loader_assets.catalog.claims import ClaimContext, first_refusal
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices
 

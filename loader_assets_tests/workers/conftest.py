@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import connection
-from loader_assets.workers.schema import create_chunk_tables, create_database
+from loader_assets.workers.connection import Server
+from loader_assets.workers.ddl import create_chunk_tables, create_database
 
 OBJECT_COLUMNS = [
     {"name": "objectId", "type": "BIGINT NOT NULL"},
@@ -33,19 +33,19 @@ def database() -> str:
 
 
 @pytest.fixture
-def worker_url(cluster: Cluster) -> str:
-    return cluster.worker_url("worker1")
+def worker(cluster: Cluster) -> Server:
+    return cluster.worker("worker1")
 
 
 ChunkTableFactory = Callable[..., str]
 
 
 @pytest.fixture
-def chunk_table(worker_url: str, database: str) -> ChunkTableFactory:
+def chunk_table(worker: Server, database: str) -> ChunkTableFactory:
     """Create `<database>.Object_<chunk>` (+ overlap) on worker1 and return the chunk table's name."""
 
     def create(chunk: int = 6630, columns: list[dict] | None = None, charset: str = "latin1") -> str:
-        with connection(worker_url) as conn:
+        with worker.connect() as conn:
             create_database(conn, database, charset)
             create_chunk_tables(conn, database, "Object", columns or OBJECT_COLUMNS, OBJECT_INDEXES, chunk, charset)
         return f"Object_{chunk}"

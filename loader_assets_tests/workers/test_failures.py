@@ -15,11 +15,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from loader_assets.problems import WorkerDown
 from loader_assets.workers import local
-from loader_assets.workers.connection import WRITE_TIMEOUT_ENV, WorkerUnavailable, connection
+from loader_assets.workers.attempt_partitions import count_rows, drop_attempt_partitions, partitions_of
+from loader_assets.workers.connection import WORKER, Server, ServerOptions
+from loader_assets.workers.ddl import create_chunk_tables, create_database
 from loader_assets.workers.load_data import load_file
-from loader_assets.workers.partitions import count_rows, drop_attempt_partitions, partitions_of
-from loader_assets.workers.schema import create_chunk_tables, create_database
 from loader_assets_tests.workers.conftest import OBJECT_COLUMNS, OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import load, write
 
@@ -43,10 +44,10 @@ def write_big_tsv(path: Path, rows: int, first_id: int = 1) -> Path:
     return path
 
 
-def wait_for_load_statement(url: str, database: str, *, running: bool = True, timeout: float = 30) -> None:
+def wait_for_load_statement(server: Server, database: str, *, running: bool = True, timeout: float = 30) -> None:
     """Until the server runs a LOAD DATA into `database` (rows are arriving), or, `running=False`, no longer does."""
     deadline = time.monotonic() + timeout
-    with connection(url) as conn, conn.cursor() as cursor:
+    with server.connect() as conn, conn.cursor() as cursor:
         while time.monotonic() < deadline:
             cursor.execute(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
@@ -61,42 +62,40 @@ def wait_for_load_statement(url: str, database: str, *, running: bool = True, ti
 KILLED_LOAD = """
 import sys
 from pathlib import Path
+from loader_assets.workers.connection import Server
 from loader_assets.workers.load_data import load_file
 url, database, table, path = sys.argv[1:5]
-load_file(url, database, table, Path(path), "tsv", None, "latin1", 2, sys.argv[5].split(","))
+load_file(Server("worker", "worker1", url), database, table, Path(path), "tsv", None, "latin1", 2, sys.argv[5].split(","))
 """
 
 
-def test_load_killed_mid_way_is_undone_by_dropping_its_partition(worker_url, database, chunk_table, tmp_path):
+def test_load_killed_mid_way_is_undone_by_dropping_its_partition(worker, database, chunk_table, tmp_path):
     table = chunk_table()
-    load(worker_url, database, table, write(tmp_path, "done.csv", b"1,6630,1,0,0,a,p\n2,6630,1,0,0,b,q\n"), 1)
+    load(worker, database, table, write(tmp_path, "done.csv", b"1,6630,1,0,0,a,p\n2,6630,1,0,0,b,q\n"), 1)
     big = write_big_tsv(tmp_path / "big.tsv", BIG_ROWS, first_id=100)
     process = subprocess.Popen(
-        [sys.executable, "-c", KILLED_LOAD, worker_url, database, table, str(big), ",".join(OBJECT_NAMES)]
+        [sys.executable, "-c", KILLED_LOAD, worker.url, database, table, str(big), ",".join(OBJECT_NAMES)]
     )
     try:
-        wait_for_load_statement(worker_url, database)
+        wait_for_load_statement(worker, database)
         time.sleep(0.3)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL  # it did not finish
-    wait_for_load_statement(worker_url, database, running=False)
-    assert partitions_of(worker_url, database, table) == [1, 2]
-    assert count_rows(worker_url, database, table, attempt_id=2) < BIG_ROWS
+    wait_for_load_statement(worker, database, running=False)
+    assert partitions_of(worker, database, table) == [1, 2]
+    assert count_rows(worker, database, table, attempt_id=2) < BIG_ROWS
 
-    assert drop_attempt_partitions(worker_url, database, table, [2]) == [2]
-    assert partitions_of(worker_url, database, table) == [1]
-    assert count_rows(worker_url, database, table) == 2
+    assert drop_attempt_partitions(worker, database, table, [2]) == [2]
+    assert partitions_of(worker, database, table) == [1]
+    assert count_rows(worker, database, table) == 2
 
 
-def test_worker_stopped_during_load_is_unavailable_then_a_retry_is_exact(
-    cluster, cluster_state, database, tmp_path, monkeypatch
-):
+def test_worker_stopped_during_load_is_unavailable_then_a_retry_is_exact(cluster, cluster_state, database, tmp_path):
     # A cleanly stopping worker can leave the upload on a zero TCP window: detect it in seconds here.
-    monkeypatch.setenv(WRITE_TIMEOUT_ENV, "5")
-    url = cluster.worker_url("worker2")
-    with connection(url) as conn:
+    url = Server(WORKER, "worker2", cluster.worker("worker2").url, ServerOptions(write_timeout=5))
+    with url.connect() as conn:
         create_database(conn, database, "latin1")
         create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, [], 7000, "latin1")
     big = write_big_tsv(tmp_path / "big.tsv", BIG_ROWS)
@@ -111,9 +110,9 @@ def test_worker_stopped_during_load_is_unavailable_then_a_retry_is_exact(
             time.sleep(0.3)
         finally:
             local.stop_server(cluster_state, "worker2")
-        with pytest.raises(WorkerUnavailable) as failure:
+        with pytest.raises(WorkerDown) as failure:
             loading.result(timeout=120)
-    assert url in str(failure.value)
+    assert "worker worker2" in str(failure.value) and failure.value.server == "worker2"
     assert "(0, '')" not in str(failure.value)  # the real cause, not pymysql's empty follow-up error
 
     local.start_server(cluster_state, "worker2")
@@ -125,8 +124,8 @@ def test_worker_stopped_during_load_is_unavailable_then_a_retry_is_exact(
 def test_worker_down_before_load_is_unavailable(cluster, cluster_state, database, tmp_path):
     local.stop_server(cluster_state, "worker2")
     try:
-        url = cluster.worker_url("worker2")
-        with pytest.raises(WorkerUnavailable, match=re.escape(url)):
+        url = cluster.worker("worker2")
+        with pytest.raises(WorkerDown, match=re.escape(str(url))):
             load_file(url, database, "Object_1", write(tmp_path, "x.csv", b""), "csv", None, "latin1", 1, ["a"])
     finally:
         local.start_server(cluster_state, "worker2")

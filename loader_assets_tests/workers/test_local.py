@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from loader_assets.workers import local
-from loader_assets.workers.connection import connection
+from loader_assets.workers.cluster import Cluster
 
 
 def test_start_is_idempotent(cluster_state, cluster_config):
@@ -17,8 +17,9 @@ def test_start_is_idempotent(cluster_state, cluster_config):
 
 
 def test_root_connects_over_tcp_with_empty_password_and_local_infile(cluster_config):
-    for url in [cluster_config.czar_url, *cluster_config.workers.values()]:
-        with connection(url) as conn, conn.cursor() as cursor:
+    cluster = Cluster(cluster_config)
+    for server in [cluster.czar, *cluster.workers.values()]:
+        with server.connect() as conn, conn.cursor() as cursor:
             cursor.execute("SELECT @@local_infile, @@bind_address")
             assert cursor.fetchone() == (1, "127.0.0.1")
 
@@ -32,5 +33,5 @@ def test_stale_pid_file_is_replaced_on_start(cluster_state, cluster_config):
     local.start_cluster(cluster_state, 2)
     status = local.cluster_status(cluster_state)["worker2"]
     assert status["running"] and status["pid"] != os.getpid()
-    with connection(cluster_config.worker_url("worker2")) as conn, conn.cursor() as cursor:
+    with Cluster(cluster_config).worker("worker2").connect() as conn, conn.cursor() as cursor:
         cursor.execute("SELECT 1")

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loader_assets.workers.attempt_partitions import count_rows, partitions_of
 from loader_assets.workers.load_data import LoadError, load_file
-from loader_assets.workers.partitions import count_rows, partitions_of
 from loader_assets_tests.workers.conftest import OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import fetch
 
@@ -31,11 +31,11 @@ def object_table(rows: int, start: int = 1) -> pa.Table:
     )
 
 
-def load_parquet(worker_url: str, database: str, table: str, path: Path, attempt: int = 11):
-    return load_file(worker_url, database, table, path, "parquet", None, "latin1", attempt, OBJECT_NAMES)
+def load_parquet(worker: str, database: str, table: str, path: Path, attempt: int = 11):
+    return load_file(worker, database, table, path, "parquet", None, "latin1", attempt, OBJECT_NAMES)
 
 
-def test_parquet_values_round_trip_exactly(worker_url, database, chunk_table, tmp_path):
+def test_parquet_values_round_trip_exactly(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     source = pa.table(
         {
@@ -50,35 +50,35 @@ def test_parquet_values_round_trip_exactly(worker_url, database, chunk_table, tm
     )
     path = tmp_path / "exact.parquet"
     pq.write_table(source, path)
-    result = load_parquet(worker_url, database, table, path)
+    result = load_parquet(worker, database, table, path)
     assert (result.rows, result.warnings) == (5, 0)
-    rows = fetch(worker_url, database, table)
+    rows = fetch(worker, database, table)
     assert [row[3] for row in rows] == [0.1, None, None, None, None]
     assert [row[4] for row in rows] == [1e-300, -2.5, 123456789.123456789, 0.0, 7.0]
     assert [row[5] for row in rows] == ["léon", "tab\there", "back\\slash", None, "new\nline"]
     assert [row[6] for row in rows] == [b"a\nb", b"\t\\\x00\xff", b"\\N", None, b"\r\n"]
 
 
-def test_parquet_in_several_batches(worker_url, database, chunk_table, tmp_path):
+def test_parquet_in_several_batches(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     path = tmp_path / "big.parquet"
     pq.write_table(object_table(200_000), path, row_group_size=30_000)
-    assert load_parquet(worker_url, database, table, path).rows == 200_000
-    assert count_rows(worker_url, database, table) == 200_000
+    assert load_parquet(worker, database, table, path).rows == 200_000
+    assert count_rows(worker, database, table) == 200_000
 
 
-def test_truncated_parquet_is_refused_and_leaves_nothing(worker_url, database, chunk_table, tmp_path):
+def test_truncated_parquet_is_refused_and_leaves_nothing(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     whole = tmp_path / "whole.parquet"
     pq.write_table(object_table(1000), whole)
     truncated = tmp_path / "truncated.parquet"
     truncated.write_bytes(whole.read_bytes()[:-100])
     with pytest.raises(LoadError, match=re.escape(str(truncated))):
-        load_parquet(worker_url, database, table, truncated)
-    assert count_rows(worker_url, database, table) == 0
+        load_parquet(worker, database, table, truncated)
+    assert count_rows(worker, database, table) == 0
 
 
-def test_parquet_corrupt_mid_file_drops_what_was_streamed(worker_url, database, chunk_table, tmp_path):
+def test_parquet_corrupt_mid_file_drops_what_was_streamed(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     path = tmp_path / "corrupt.parquet"
     pq.write_table(object_table(200_000), path, row_group_size=20_000, compression="none")
@@ -87,16 +87,16 @@ def test_parquet_corrupt_mid_file_drops_what_was_streamed(worker_url, database, 
     data[middle : middle + 4096] = b"\xff" * 4096  # garbage inside a late row group, footer intact
     path.write_bytes(bytes(data))
     with pytest.raises(LoadError, match=re.escape(str(path))):
-        load_parquet(worker_url, database, table, path)
-    assert partitions_of(worker_url, database, table) == []
-    assert count_rows(worker_url, database, table) == 0
+        load_parquet(worker, database, table, path)
+    assert partitions_of(worker, database, table) == []
+    assert count_rows(worker, database, table) == 0
 
 
-def test_null_in_not_null_column_is_refused_with_its_row(worker_url, database, chunk_table, tmp_path):
+def test_null_in_not_null_column_is_refused_with_its_row(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     source = object_table(3).set_column(2, "subChunkId", pa.array([1, None, 3], pa.int32()))
     path = tmp_path / "null.parquet"
     pq.write_table(source, path)
     with pytest.raises(LoadError, match=r"null.parquet.*row 2"):
-        load_parquet(worker_url, database, table, path)
-    assert count_rows(worker_url, database, table) == 0
+        load_parquet(worker, database, table, path)
+    assert count_rows(worker, database, table) == 0

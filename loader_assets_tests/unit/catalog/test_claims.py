@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from loader_assets.catalog.claims import ClaimContext, Refusal, claimable, schedulable
-from loader_assets.catalog.gates import record_gate
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.catalog.time import utcnow
+from loader_assets_tests.gates import decide_gate
 from loader_assets_tests.unit.helpers import CASE, ids, label, passing
 
 
@@ -50,7 +50,7 @@ def test_children_are_refused_until_the_director_gate_passed(store: Store, sampl
     assert store.claim(sources, Owner.current("run-a")) == []
     refused = store.why_not_claimed(sources)[sources[0]]
     assert (refused.reason, refused.message) == (Refusal.GATE_CLOSED, "level 2 of case c1 (Object) is pending")
-    record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
+    decide_gate(store, CASE, "Object", "passed")
     assert [c.notice_id for c in store.claim(sources, Owner.current("run-a"))] == sources
 
 
@@ -93,16 +93,16 @@ def test_parked_and_backing_off_only_refuse_automatic_scheduling(store: Store, s
 def test_first_refusal_orders_paused_gate_closed_parked_backing_off(store: Store, sample: Registration) -> None:
     [source, *_] = ids(store.db, "Source")
     now = utcnow()
-    record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
+    decide_gate(store, CASE, "Object", "passed")
     [claim] = store.claim([source], Owner.current("run-a"), now=now)
     store.finish(claim.attempt_id, "failed", error="boom", now=now)  # attempts 1, backing off
-    record_gate(store.db, CASE, 2, "Object", "failed", "check-2")
+    decide_gate(store, CASE, "Object", "failed", {"failed_checks": ["objectids_unique"]})
     store.set_case_state(CASE, "paused")
     ctx = ClaimContext(now, automatic=True, max_attempts=1)
     seen = [label(store.db, source, ctx)]
     store.set_case_state(CASE, "active")
     seen.append(label(store.db, source, ctx))
-    record_gate(store.db, CASE, 2, "Object", "passed", "check-3")
+    decide_gate(store, CASE, "Object", "passed")
     seen.append(label(store.db, source, ctx))
     seen.append(label(store.db, source, ClaimContext(now, automatic=True, max_attempts=5)))
     assert seen == ["case paused", "gate closed", "parked", "backing off"]

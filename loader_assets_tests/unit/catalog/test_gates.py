@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
-from loader_assets.catalog.engine import CatalogDB
-from loader_assets.catalog.gates import closed_gate_reason, gate, record_gate
+from loader_assets.catalog.database import CatalogDB
+from loader_assets.catalog.gates import closed_gate_reason, gate
 from loader_assets.catalog.register import Registration
+from loader_assets.catalog.store import Store
 from loader_assets_tests.catalog.rows import add_case
+from loader_assets_tests.gates import decide_gate
 from loader_assets_tests.unit.helpers import CASE
 
 
@@ -22,29 +22,22 @@ def test_registration_opens_a_pending_gate_per_validated_table(db: CatalogDB, sa
     assert gate(db, CASE, 2, "Filter") is None, "regular tables are not validated"
 
 
-def test_record_gate_refuses_a_bad_status(db: CatalogDB, sample: Registration) -> None:
-    with pytest.raises(ValueError, match="gate status must be one of"):
-        record_gate(db, CASE, 2, "Object", "ok", "check-1")
-    assert gate(db, CASE, 2, "Object").status == "pending"
+def test_a_later_verdict_replaces_the_previous_one(store: Store, sample: Registration) -> None:
+    decide_gate(store, CASE, "Object", "failed", {"failed_checks": ["objectids_unique"]})
+    decide_gate(store, CASE, "Object", "passed")
+    verdict = gate(store.db, CASE, 2, "Object")
+    assert (verdict.status, verdict.check_run, verdict.failed_checks) == ("passed", "test-check-passed", [])
 
 
-def test_record_gate_replaces_the_previous_verdict(db: CatalogDB, sample: Registration) -> None:
-    record_gate(db, CASE, 2, "Object", "failed", "check-1", {"failed_checks": ["objectids_unique"]})
-    record_gate(db, CASE, 2, "Object", "passed", "check-2", {"failed_checks": []})
-    verdict = gate(db, CASE, 2, "Object")
-    assert (verdict.status, verdict.check_run, verdict.failed_checks) == ("passed", "check-2", [])
-
-
-def test_closed_gate_reason_names_the_failed_checks_and_is_none_once_passed(
-    db: CatalogDB, sample: Registration
-) -> None:
+def test_closed_gate_reason_names_the_failed_checks_and_is_none_once_passed(store: Store, sample: Registration) -> None:
+    db = store.db
     assert reason(db, CASE, "Source") == "level 2 of case c1 (Object) is pending"
     details = {"failed_checks": ["objectids_unique", "rows_match_files"]}
-    record_gate(db, CASE, 2, "Object", "failed", "check-1", details)
+    decide_gate(store, CASE, "Object", "failed", details)
     assert reason(db, CASE, "ForcedSource") == (
         "level 2 of case c1 (Object) is failed: failed check objectids_unique, rows_match_files"
     )
-    record_gate(db, CASE, 2, "Object", "passed", "check-2")
+    decide_gate(store, CASE, "Object", "passed")
     assert reason(db, CASE, "Source") is None
 
 

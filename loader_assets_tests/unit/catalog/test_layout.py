@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from loader_assets.catalog.engine import CatalogDB
+from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.layout import case_layout, case_layouts
 from loader_assets.catalog.register import Registration
+from loader_assets.problems import Unknown
 from loader_assets.qserv import sample as sample_case
 from loader_assets_tests.unit.helpers import CASE
 
@@ -31,7 +32,7 @@ def test_dialect_of_prefers_the_case_options_then_the_format_default(db: Catalog
 
 
 def test_case_layout_of_an_unknown_case_names_it_and_the_fix(db: CatalogDB, sample: Registration) -> None:
-    with pytest.raises(KeyError, match="unknown case 'nope': register it first"):
+    with pytest.raises(Unknown, match=r"no case nope; .* `loader-assets register CASE_DIR` adds one"):
         case_layout(db, "nope")
     assert list(case_layouts(db)) == [CASE]
     assert case_layouts(db, "nope") == {}

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 
-from loader_assets.catalog.gates import Validator, begin_validation, gate, record_gate
+from loader_assets.catalog.gates import Validator, begin_validation, gate
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.engine.level_state import LevelNotLoaded, describe, is_loaded, require_loaded, validation_due
+from loader_assets_tests.gates import decide_gate
 from loader_assets_tests.unit.helpers import CASE, ids
 
 
@@ -54,7 +55,7 @@ def test_validation_is_due_at_each_new_generation_of_the_gate(store: Store, samp
     assert first is not None, "loaded, gate pending"
     assert due_key(store) == first, "asked twice: the same run key"
 
-    record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
+    decide_gate(store, CASE, "Object", "passed")
     assert due_key(store) is None, "the verdict judged this load"
 
     load_at(store, objects[:1], utcnow(), force=True)
@@ -74,7 +75,7 @@ def test_a_dead_validation_is_asked_again_under_a_new_key(store: Store, sample: 
 
 def test_a_child_is_due_only_once_its_directors_gate_passed(store: Store, sample: Registration) -> None:
     load_at(store, ids(store.db, "Object"), utcnow())
-    record_gate(store.db, CASE, 2, "Object", "passed", "check-1")
+    decide_gate(store, CASE, "Object", "passed")
     load_at(store, ids(store.db, "Source"), utcnow())
     assert due_key(store, "Source", 4, director="Object") is not None
     load_at(store, ids(store.db, "Object")[:1], utcnow(), force=True)  # the director reloads: its gate reopens
@@ -84,5 +85,5 @@ def test_a_child_is_due_only_once_its_directors_gate_passed(store: Store, sample
 def test_a_failed_verdict_is_not_due_again_without_a_new_load(store: Store, sample: Registration) -> None:
     start = utcnow()
     load_at(store, ids(store.db, "Object"), start)
-    record_gate(store.db, CASE, 2, "Object", "failed", "check-1", now=start + timedelta(seconds=1))
+    decide_gate(store, CASE, "Object", "failed", {"failed_checks": ["objectids_unique"]})
     assert due_key(store) is None

@@ -8,7 +8,8 @@ from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import case_layout
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Store
-from loader_assets.engine.load import Heartbeat, Loaded, LoadReport, busy_seconds, chunk_sizes, place_chunks
+from loader_assets.engine.load import Heartbeat, Loaded, LoadReport, busy_seconds
+from loader_assets.engine.targets import chunk_sizes, place_chunks
 from loader_assets_tests.unit.fakes import FakeCluster, FakeLeaseStore
 from loader_assets_tests.unit.helpers import CASE
 

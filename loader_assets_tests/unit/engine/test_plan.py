@@ -6,8 +6,8 @@ from loader_assets import tags
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Store
-from loader_assets.engine.load import ALL_WORKERS
 from loader_assets.engine.plan import RunPlan, plan_runs, split_groups
+from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets_tests.catalog.rows import add_case
 from loader_assets_tests.unit.fakes import FakeCluster
 from loader_assets_tests.unit.helpers import CASE, ids

@@ -8,15 +8,16 @@ from loader_assets.catalog.gates import gate
 from loader_assets.catalog.notices import status_tally
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Store
-from loader_assets.engine.runner import LevelFailed, load_case
-from loader_assets_tests.unit.fakes import FakeCluster, FakeExecutor
+from loader_assets.engine.runner import LevelFailed, RunOutcome, load_case
+from loader_assets.problems import CasePaused, Unknown
+from loader_assets_tests.unit.fakes import FakeCluster, FakeExecutor, Told
 from loader_assets_tests.unit.helpers import CASE
 
 
 def test_the_four_levels_pass_in_order(store: Store, sample: Registration, cluster: FakeCluster) -> None:
     executor = FakeExecutor(store)
-    said: list[str] = []
-    results = load_case(CASE, executor, store, cluster, log=said.append)
+    told = Told()
+    results = load_case(CASE, executor, store, cluster, progress=told)
     assert [r.level for r in results] == [1, 2, 3, 4]
     assert [r.message for r in results] == [
         "5 notices done in 1 run",
@@ -29,7 +30,8 @@ def test_the_four_levels_pass_in_order(store: Store, sample: Registration, clust
     assert executor.validated == [(2, "Object"), (4, "ForcedSource"), (4, "Source")]
     assert status_tally(store.db, CASE) == {"done": 9}
     assert gate(store.db, CASE, 4, "Source").status == "passed"
-    assert said[0] == "level 1 of c1: 5 notices done in 1 run"
+    assert told.lines[0] == "level 1: 5 notices done in 1 run"
+    assert told.started == [(1, 5), (2, 1), (3, 4), (4, 2)], "each level says how much it has before it starts"
 
 
 def test_a_failed_director_check_stops_the_case_before_level_3(
@@ -37,7 +39,7 @@ def test_a_failed_director_check_stops_the_case_before_level_3(
 ) -> None:
     executor = FakeExecutor(store, failing_checks={"Object": ["objectids_unique"]})
     with pytest.raises(LevelFailed, match="level 2 of case c1 failed for Object: check objectids_unique failed"):
-        load_case(CASE, executor, store, cluster, log=lambda _: None)
+        load_case(CASE, executor, store, cluster)
     assert {p.level for p in executor.plans} == {1}, "level 3 never ran"
     assert executor.validated == [(2, "Object")]
     assert status_tally(store.db, CASE, level=3) == {"ready": 4}
@@ -47,9 +49,9 @@ def test_a_validation_that_records_nothing_fails_the_level(
     store: Store, sample: Registration, cluster: FakeCluster
 ) -> None:
     executor = FakeExecutor(store)
-    executor.run_validation = lambda layout, table: None  # type: ignore[method-assign]  # crashed before recording
+    executor.run_validation = lambda layout, table: RunOutcome("crashed")  # type: ignore[method-assign]  # nothing recorded
     with pytest.raises(LevelFailed, match="failed for Object: validation did not run to the end"):
-        load_case(CASE, executor, store, cluster, log=lambda _: None)
+        load_case(CASE, executor, store, cluster)
 
 
 def test_loading_children_before_the_director_gate_fails_naming_the_gate(
@@ -57,9 +59,9 @@ def test_loading_children_before_the_director_gate_fails_naming_the_gate(
 ) -> None:
     executor = FakeExecutor(store)
     with pytest.raises(LevelFailed) as failure:
-        load_case(CASE, executor, store, cluster, levels_to_run=(3,), log=lambda _: None)
-    assert str(failure.value).startswith("level 3 of case c1 is not done: 4 ready; first: step3_1/")
-    assert str(failure.value).endswith(": level 2 of case c1 (Object) is pending")
+        load_case(CASE, executor, store, cluster, levels_to_run=(3,))
+    assert failure.value.cause.startswith("level 3 of case c1 is not done: 4 ready; first: step3_1/")
+    assert failure.value.cause.endswith(": level 2 of case c1 (Object) is pending")
 
 
 def test_failed_notices_fail_the_level_with_the_first_error(
@@ -67,25 +69,25 @@ def test_failed_notices_fail_the_level_with_the_first_error(
 ) -> None:
     executor = FakeExecutor(store, load_error="on w1: LOAD DATA: bad row 3")
     with pytest.raises(LevelFailed, match=r"5 failed; first: step1_1/Object/.*: on w1: LOAD DATA: bad row 3"):
-        load_case(CASE, executor, store, cluster, levels_to_run=(1,), log=lambda _: None)
+        load_case(CASE, executor, store, cluster, levels_to_run=(1,))
 
 
 def test_a_paused_case_fails_before_anything_runs(store: Store, sample: Registration, cluster: FakeCluster) -> None:
     store.set_case_state(CASE, "paused")
     executor = FakeExecutor(store)
-    with pytest.raises(LevelFailed, match=r"case c1 is paused: nothing claimed \(loader-assets resume c1\)"):
-        load_case(CASE, executor, store, cluster, log=lambda _: None)
+    with pytest.raises(CasePaused, match=r"case c1 is paused: nothing claimed; `loader-assets resume c1`"):
+        load_case(CASE, executor, store, cluster)
     assert executor.plans == []
 
 
 def test_an_unknown_case_is_refused_before_any_level(store: Store, cluster: FakeCluster) -> None:
-    with pytest.raises(KeyError, match="unknown case 'nope'"):
-        load_case("nope", FakeExecutor(store), store, cluster, log=lambda _: None)
+    with pytest.raises(Unknown, match="no case nope"):
+        load_case("nope", FakeExecutor(store), store, cluster)
 
 
 def test_running_a_loaded_case_again_loads_nothing(store: Store, sample: Registration, cluster: FakeCluster) -> None:
-    load_case(CASE, FakeExecutor(store), store, cluster, log=lambda _: None)
+    load_case(CASE, FakeExecutor(store), store, cluster)
     again = FakeExecutor(store)
-    results = load_case(CASE, again, store, cluster, levels_to_run=(1, 3), log=lambda _: None)
+    results = load_case(CASE, again, store, cluster, levels_to_run=(1, 3))
     assert [r.message for r in results] == ["5 notices done in 0 runs", "4 notices done in 0 runs"]
     assert again.plans == []

@@ -1,12 +1,10 @@
-"""Chunk partitions: one dynamic partitions definition per case, its keys added when the case is registered."""
+"""Chunk partitions: one dynamic partitions definition per case, its keys added when the case is registered
+(before it opens, so no chunk is ever loaded unseen) and removed when it is dropped."""
 
-import os
 from collections.abc import Iterable
 
 import dagster as dg
 
-WEBSERVER_ENV = "LOADER_DAGSTER_WEBSERVER"  # host:port of a running `dagster dev` / dagster-webserver
-CODE_LOCATION = "loader_assets"
 PARTITIONS_PER_CALL = 10_000
 
 
@@ -33,19 +31,3 @@ def remove_chunk_partitions(instance: dg.DagsterInstance, case: str) -> int:
     for key in known:
         instance.delete_dynamic_partition(name, key)
     return len(known)
-
-
-def reload_code_location() -> str:
-    """Ask a running webserver to reload the code location; otherwise say how to make a new case appear."""
-    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-
-    address = os.environ.get(WEBSERVER_ENV, "127.0.0.1:3000")
-    host, _, port = address.partition(":")
-    try:
-        DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=10).reload_repository_location(CODE_LOCATION)
-    except (DagsterGraphQLClientError, OSError, Exception) as error:  # no webserver: nothing to reload
-        return (
-            f"no Dagster webserver answered at {address} ({type(error).__name__}); the new assets appear when "
-            "`dagster dev` (or the daemon) starts, or after Deployment > Reload in the UI"
-        )
-    return f"code location {CODE_LOCATION} reloaded at {address}"

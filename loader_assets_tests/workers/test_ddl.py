@@ -7,9 +7,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from loader_assets.workers.connection import connection
-from loader_assets.workers.load_data import load_file
-from loader_assets.workers.schema import (
+from loader_assets.workers.ddl import (
     SchemaError,
     build_director_index,
     chunk_table_ddl,
@@ -18,6 +16,7 @@ from loader_assets.workers.schema import (
     create_table,
     index_ddl,
 )
+from loader_assets.workers.load_data import load_file
 from loader_assets_tests.workers.conftest import OBJECT_COLUMNS, OBJECT_NAMES
 
 
@@ -41,12 +40,12 @@ def test_index_ddl_per_spec():
         index_ddl("db", "T_1", {"index": "s", "spec": "SPATIAL", "columns": [{"column": "g"}]})
 
 
-def test_chunk_tables_and_indexes_are_created(worker_url, database):
+def test_chunk_tables_and_indexes_are_created(worker, database):
     indexes = [
         {"index": "idx_objectId", "spec": "UNIQUE", "columns": [{"column": "objectId", "length": 0, "ascending": 1}]},
         {"index": "idx_name", "spec": "FULLTEXT", "columns": [{"column": "name", "length": 0, "ascending": 1}]},
     ]
-    with connection(worker_url) as conn:
+    with worker.connect() as conn:
         create_database(conn, database, "latin1")
         create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, indexes, 42, "latin1")
         create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, indexes, 42, "latin1")  # idempotent
@@ -65,9 +64,9 @@ def test_chunk_tables_and_indexes_are_created(worker_url, database):
     )
 
 
-def test_a_new_table_is_made_in_one_statement_with_its_indexes_and_the_attempts_partition(worker_url, database):
+def test_a_new_table_is_made_in_one_statement_with_its_indexes_and_the_attempts_partition(worker, database):
     index = {"index": "idx_objectId", "spec": "UNIQUE", "columns": [{"column": "objectId"}]}
-    with connection(worker_url) as conn:
+    with worker.connect() as conn:
         create_database(conn, database, "latin1")
         assert create_table(conn, database, "Object_7", OBJECT_COLUMNS, [index], "latin1", attempt_id=12) is True
         assert create_table(conn, database, "Object_7", OBJECT_COLUMNS, [index], "latin1", attempt_id=13) is False
@@ -86,14 +85,14 @@ def test_a_new_table_is_made_in_one_statement_with_its_indexes_and_the_attempts_
 
 def test_regular_table_exists_on_every_worker(cluster, database, tmp_path):
     columns = [{"name": "filterId", "type": "TINYINT NOT NULL"}, {"name": "filterName", "type": "CHAR(3)"}]
-    for url in cluster.workers.values():  # a regular table is copied to every worker
-        with connection(url) as conn:
+    for server in cluster.workers.values():  # a regular table is copied to every worker
+        with server.connect() as conn:
             create_database(conn, database, "latin1")
             create_table(conn, database, "Filter", columns, [], "latin1")
     path = tmp_path / "Filter.txt"
     path.write_bytes(b"0\tu\n1\tg\n2\tr\n")
-    for url in cluster.workers.values():
-        result = load_file(url, database, "Filter", path, "txt", None, "latin1", 1, ["filterId", "filterName"])
+    for server in cluster.workers.values():
+        result = load_file(server, database, "Filter", path, "txt", None, "latin1", 1, ["filterId", "filterName"])
         assert result.rows == 3
 
 
@@ -120,18 +119,18 @@ def test_director_index_is_built_from_chunks_on_all_workers(cluster, database, t
     assert set(placement.values()) == {"worker1", "worker2"}
     rows_per_chunk = 250_000  # 10^6 rows in all
     for position, chunk in enumerate(chunks):
-        url = cluster.worker_url(placement[chunk])
-        with connection(url) as conn:
+        server = cluster.worker(placement[chunk])
+        with server.connect() as conn:
             create_database(conn, database, "latin1")
             create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, [], chunk, "latin1")
         path = tmp_path / f"chunk_{chunk}.tsv"
         write_director_chunk(path, chunk, np.arange(rows_per_chunk, dtype=np.int64) + position * rows_per_chunk)
-        load_file(url, database, f"Object_{chunk}", path, "tsv", None, "latin1", 1, OBJECT_NAMES)
+        load_file(server, database, f"Object_{chunk}", path, "tsv", None, "latin1", 1, OBJECT_NAMES)
 
     assert build_director_index(cluster, database, "Object", "objectId", chunks) == 4 * rows_per_chunk
     assert build_director_index(cluster, database, "Object", "objectId", placement) == 4 * rows_per_chunk  # rebuild
 
-    with connection(cluster.czar) as conn, conn.cursor() as cursor:
+    with cluster.czar.connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT chunkId) FROM qservMeta.`{database}__Object`")
         assert cursor.fetchone() == (1_000_000, 4)
         cursor.execute(f"SELECT chunkId, subChunkId FROM qservMeta.`{database}__Object` WHERE objectId = 750123")

@@ -1,7 +1,9 @@
 """Connections to the catalog: SQLite (embedded default) or PostgreSQL, with the schema created or checked.
 
 SQLite runs in WAL mode with a busy timeout; write transactions start with `BEGIN IMMEDIATE` so that two
-processes racing for the same notices queue up instead of failing on a lock upgrade.
+processes racing for the same notices queue up instead of failing on a lock upgrade. A catalog that cannot be
+reached (its server down, its file unreadable, its disk full) is a `CatalogDown` naming it, raised here, where
+every transaction starts.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, Engine, Table, create_engine, event, inspect, or_, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
-from loader_assets import settings
 from loader_assets.catalog.migrations import upgrade
 from loader_assets.catalog.schema import SCHEMA_VERSION, catalog_info, metadata
+from loader_assets.problems import CatalogDown
+from loader_assets.settings import psycopg2_url
 
 CATALOG_ID = "catalog_id"
 ID_BATCH = 5000  # ids per statement: under SQLite's bound-parameter limit, small enough for PostgreSQL
@@ -89,7 +92,7 @@ def driver_rows(connection: Connection, query: Select) -> list[tuple]:
         cursor.close()
 
 
-class CatalogVersionError(RuntimeError):
+class CatalogVersionError(CatalogDown):
     """The catalog was written by another schema version than this code knows how to use."""
 
 
@@ -117,7 +120,7 @@ class CatalogDB:
     """Engines of one catalog: `write()` and `read()` give a connection inside a transaction."""
 
     def __init__(self, url: str) -> None:
-        self.url = settings.psycopg2_url(url)
+        self.url = psycopg2_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
             database = make_url(self.url).database
@@ -131,13 +134,24 @@ class CatalogDB:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self._writer.begin() as connection:
+        with self._unreachable_as_down(), self._writer.begin() as connection:
             yield connection
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._reader.begin() as connection:
+        with self._unreachable_as_down(), self._reader.begin() as connection:
             yield connection
+
+    @contextmanager
+    def _unreachable_as_down(self) -> Iterator[None]:
+        try:
+            yield
+        except DBAPIError as error:
+            why = unreachable_reason(error)
+            if why is None:
+                raise
+            raise CatalogDown(f"the catalog at {shown_url(self.url)} cannot be used ({why})",
+                              "start its server (or free its disk), or correct LOADER_CATALOG_URL") from error  # fmt: skip
 
     def _locked_version(self, connection: Connection) -> str | None:
         """The schema version read again under a lock that serialises upgrades (SQLite's write lock is one)."""
@@ -175,8 +189,8 @@ class CatalogDB:
             elif version != str(SCHEMA_VERSION):
                 raise CatalogVersionError(
                     f"catalog {shown_url(self.url)} has schema version {version or 'unknown'}, "
-                    f"this loader_assets uses version {SCHEMA_VERSION}: no upgrade path is known; "
-                    "point LOADER_CATALOG_URL at a new catalog and register the cases again"
+                    f"this loader_assets uses version {SCHEMA_VERSION}: no upgrade path is known",
+                    "point LOADER_CATALOG_URL at a new catalog and register the cases again",
                 )
 
 
@@ -186,16 +200,26 @@ def catalog_db(url: str) -> CatalogDB:
     return CatalogDB(url)
 
 
+def check_reachable(url: str) -> None:
+    """Raise `CatalogDown` unless the catalog at `url` answers (and has a schema this code can use)."""
+    with catalog_db(url).read() as connection:
+        connection.execute(text("SELECT 1"))
+
+
 def shown_url(url: str) -> str:
     """The URL as it may be printed: its password masked."""
     return make_url(url).render_as_string(hide_password=True)
 
 
-def unreachable(url: str) -> str | None:
-    """Why the catalog at `url` cannot be used (its server's first line), or None when it answers."""
-    try:
-        with catalog_db(url).read() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as error:
-        return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+# What a driver says when the catalog itself is out of reach, not when a statement is wrong.
+_UNREACHABLE = ("could not connect", "connection refused", "server closed the connection", "terminating connection",
+                "connection already closed", "unable to open database file", "disk i/o error", "database or disk is full",
+                "no space left", "could not translate host name", "timeout expired", "the database system is")  # fmt: skip
+
+
+def unreachable_reason(error: DBAPIError) -> str | None:
+    """The driver's first line when `error` means the catalog cannot be reached or written at all, else None."""
+    first = str(error.orig or error).strip().splitlines()[0] if str(error.orig or error).strip() else repr(error)
+    if error.connection_invalidated or any(words in first.lower() for words in _UNREACHABLE):
+        return first
     return None

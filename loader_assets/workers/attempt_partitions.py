@@ -9,35 +9,34 @@ from collections.abc import Sequence
 
 import pymysql
 
-from loader_assets.workers.connection import connection, quote_table
+from loader_assets.workers.connection import Server, quote_table
 
 
 def partition_name(attempt_id: int) -> str:
-    if attempt_id <= 0:
-        raise ValueError(f"attempt ids are positive (p0 is the placeholder partition), got {attempt_id}")
+    assert attempt_id > 0, f"attempt ids are positive (p0 is the placeholder partition), got {attempt_id}"
     return f"p{attempt_id}"
 
 
-def drop_attempt_partitions(worker_url: str, database: str, table_name: str, attempt_ids: Sequence[int]) -> list[int]:
+def drop_attempt_partitions(worker: Server, database: str, table_name: str, attempt_ids: Sequence[int]) -> list[int]:
     """Drop the partitions of these attempts (aborted, dead, superseded); absent ones are ignored.
 
     Returns the attempt ids whose partition was dropped.
     """
-    with connection(worker_url) as conn, conn.cursor() as cursor:
+    with worker.connect() as conn, conn.cursor() as cursor:
         return drop_partitions(cursor, database, table_name, [int(a) for a in attempt_ids])
 
 
-def partitions_of(worker_url: str, database: str, table_name: str) -> list[int]:
+def partitions_of(worker: Server, database: str, table_name: str) -> list[int]:
     """Attempt ids that have a partition in the table (the placeholder p0 excluded)."""
-    with connection(worker_url) as conn, conn.cursor() as cursor:
+    with worker.connect() as conn, conn.cursor() as cursor:
         return attempts_in(cursor, database, table_name)
 
 
-def count_rows(worker_url: str, database: str, table_name: str, attempt_id: int | None = None) -> int:
+def count_rows(worker: Server, database: str, table_name: str, attempt_id: int | None = None) -> int:
     """Rows of the table, or of one attempt's partition."""
     table = quote_table(database, table_name)
     where = f" PARTITION ({partition_name(attempt_id)})" if attempt_id is not None else ""
-    with connection(worker_url) as conn, conn.cursor() as cursor:
+    with worker.connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {table}{where}")
         return int(cursor.fetchone()[0])
 
@@ -74,9 +73,9 @@ def attempts_in(cursor: pymysql.cursors.Cursor, database: str, table_name: str) 
     return sorted(int(name[1:]) for name in names if name != "p0")
 
 
-def partitions_by_table(worker_url: str, database: str) -> dict[str, list[int]]:
+def partitions_by_table(worker: Server, database: str) -> dict[str, list[int]]:
     """Attempt ids with a partition, per table of the database (one query for the whole database)."""
-    with connection(worker_url) as conn, conn.cursor() as cursor:
+    with worker.connect() as conn, conn.cursor() as cursor:
         cursor.execute(
             "SELECT TABLE_NAME, PARTITION_NAME FROM information_schema.PARTITIONS "
             "WHERE TABLE_SCHEMA = %s AND PARTITION_NAME IS NOT NULL AND PARTITION_NAME <> 'p0'",

@@ -16,22 +16,29 @@ from typing import IO
 import pymysql
 from pymysql.constants import ER
 
+from loader_assets.problems import BadInput, Failed
 from loader_assets.qserv.column_types import is_column_type
+from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB, Cluster
-from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
-from loader_assets.workers.partitions import partition_name
+from loader_assets.workers.connection import Server, charset_name, quote_name, quote_table
 
 TRANS_ID = "qserv_trans_id"
 INDEX_SPECS = {"DEFAULT": "", "UNIQUE": "UNIQUE ", "FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}
 _GROUP_CONCAT_BYTES = 1 << 30  # one sub-chunk's lines must fit (and in max_allowed_packet)
 
 
-class SchemaError(ValueError):
-    """A table or index description that cannot be turned into DDL."""
+class SchemaError(BadInput):
+    """A table or index description that cannot be turned into DDL, or a database that is not this catalog's."""
+
+    def __init__(self, cause: str, fix: str = "correct the table JSON of the case") -> None:
+        super().__init__(cause, fix)
 
 
-class DirectorIndexError(RuntimeError):
+class DirectorIndexError(Failed):
     """The director index could not be built exactly (e.g. a key appears in two chunks)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "see the level-2 checks of the director (`loader-assets status`)")
 
 
 def chunk_table_name(table: str, chunk: int, overlap: bool = False) -> str:
@@ -42,6 +49,11 @@ def chunk_table_name(table: str, chunk: int, overlap: bool = False) -> str:
 def director_index_table(database: str, director: str) -> str:
     """Name of the director index in `qservMeta` at the czar."""
     return f"{database}__{director}"
+
+
+def director_index_tables(database: str, director: str) -> list[str]:
+    """Every table the director index keeps at the czar: the index and the version of each chunk in it."""
+    return [director_index_table(database, director), director_index_table(database, director) + "__chunks"]
 
 
 STAMP_TABLE = "loader_catalog"  # in every database a catalog creates on a worker: which catalog owns it
@@ -62,8 +74,9 @@ def create_database(conn: pymysql.Connection, db: str, charset: str, catalog_id:
         owners = [row[0] for row in cursor.fetchall()]
     if owners != [catalog_id]:
         raise SchemaError(
-            f"database {db} on {conn.host}:{conn.port} belongs to catalog {', '.join(owners)}; this catalog is "
-            f"{catalog_id}: load it from its own catalog, or drop that database first"
+            f"database {db} on {conn.host}:{conn.port} belongs to catalog {', '.join(owners)}, not to this one "
+            f"({catalog_id})",
+            "load it from its own catalog, or drop that database first",
         )
 
 
@@ -81,8 +94,8 @@ def drop_database(conn: pymysql.Connection, db: str, catalog_id: str) -> bool:
             cursor.execute(f"SELECT catalog_id FROM {quote_table(db, STAMP_TABLE)}")
             owners = [row[0] for row in cursor.fetchall()]
         if owners != [catalog_id]:
-            raise SchemaError(f"database {db} on {conn.host}:{conn.port} is not this catalog's ({catalog_id}): "
-                              "left as it is")  # fmt: skip
+            raise SchemaError(f"database {db} on {conn.host}:{conn.port} is not this catalog's ({catalog_id})",
+                              "left as it is: drop it from the catalog that made it")  # fmt: skip
         cursor.execute(f"DROP DATABASE {quote_name(db)}")
     return True
 
@@ -223,9 +236,9 @@ def build_director_index(
     if not placement:
         return 0
     index = f"{META_DB}.{quote_name(director_index_table(db, director))}"
-    indexed = f"{META_DB}.{quote_name(director_index_table(db, director) + '__chunks')}"
+    indexed = f"{META_DB}.{quote_name(director_index_tables(db, director)[1])}"
     key_type = _column_type(cluster, db, placement, director, director_key)
-    with connection(cluster.czar, local_infile=True) as czar, czar.cursor() as cursor:
+    with cluster.czar.connect(local_infile=True) as czar, czar.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS {META_DB}")
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS {index} ({quote_name(director_key)} {key_type} NOT NULL PRIMARY KEY, "
@@ -244,7 +257,7 @@ def build_director_index(
         # sorting, several times faster than inserting them one by one.
         with tempfile.NamedTemporaryFile("wb", suffix=".tsv") as dump:
             rows = sum(
-                _dump_director_rows(cluster.worker_url(worker), db, director, director_key, worker_chunks, dump)
+                _dump_director_rows(cluster.worker(worker), db, director, director_key, worker_chunks, dump)
                 for worker, worker_chunks in _by_worker({c: placement[c] for c in stale}).items()
             )
             dump.flush()
@@ -254,9 +267,10 @@ def build_director_index(
         return loaded
 
 
-def index_version(attempt_ids: Iterable[int]) -> str:
-    """What a chunk's rows are, for the director index: the attempts that wrote them (hashed)."""
-    return hashlib.sha1(",".join(map(str, sorted(attempt_ids))).encode()).hexdigest()
+def index_version(incarnation: str, attempt_ids: Iterable[int]) -> str:
+    """What a chunk's rows are, for the director index: the case's incarnation and the attempts that wrote them
+    (hashed)."""
+    return hashlib.sha1(f"{incarnation}:{','.join(map(str, sorted(attempt_ids)))}".encode()).hexdigest()
 
 
 def _stale_chunks(
@@ -298,7 +312,7 @@ def _column_type(cluster: Cluster, db: str, placement: Mapping[int, str], direct
     """SQL type of the director key, read from one loaded chunk table so the index matches it exactly."""
     chunk, worker = min(placement.items())
     table = chunk_table_name(director, chunk)
-    with connection(cluster.worker_url(worker)) as conn, conn.cursor() as cursor:
+    with cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
         cursor.execute(
             "SELECT COLUMN_TYPE FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
@@ -324,7 +338,7 @@ def _load_index_file(cursor: pymysql.cursors.Cursor, index: str, path: Path, key
     return loaded
 
 
-def _dump_director_rows(url: str, db: str, director: str, key: str, chunks: list[int], out: IO[bytes]) -> int:
+def _dump_director_rows(server: Server, db: str, director: str, key: str, chunks: list[int], out: IO[bytes]) -> int:
     """Write `key \\t chunkId \\t subChunkId` lines of the chunks (overlap excluded) to `out`; returns rows.
 
     The server formats the lines, one GROUP_CONCAT blob per sub-chunk: parsing a million rows one by one in
@@ -332,7 +346,7 @@ def _dump_director_rows(url: str, db: str, director: str, key: str, chunks: list
     """
     rows = 0
     line = f"CONCAT_WS('\\t', {quote_name(key)}, chunkId, subChunkId)"
-    with connection(url) as conn, conn.cursor() as cursor:
+    with server.connect() as conn, conn.cursor() as cursor:
         cursor.execute("SET SESSION group_concat_max_len = %s", (_GROUP_CONCAT_BYTES,))
         for chunk in chunks:
             cursor.execute(

@@ -1,0 +1,128 @@
+"""The Dagster side of the operator's actions, as one object the operations layer holds: the instance, the chunk
+partitions of a case, reloading the code location, the daemon's heartbeat, the runs of a schedule, and the
+runner's executor — a load or a validation run in this process against the persistent instance (like
+`dagster asset materialize`: recorded and shown in the UI, not waiting in the run queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+from loader_assets import tags
+from loader_assets.catalog.layout import CaseLayout, TableLayout
+from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs, validation_key
+from loader_assets.defs.celery import executor
+from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
+from loader_assets.defs.events import problem_of
+from loader_assets.defs.instance import daemon_problem, open_instance, webserver_problem
+from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
+from loader_assets.defs.resources import default_resources
+from loader_assets.engine.plan import RunPlan
+from loader_assets.engine.runner import RunOutcome
+from loader_assets.problems import NoDaemon
+from loader_assets.settings import Settings
+
+CODE_LOCATION = "loader_assets"
+QUIET, VERBOSE = "CRITICAL", "DEBUG"  # what of a run's events reaches the terminal (all stay in the instance)
+
+
+class DagsterPlatform:
+    """One Dagster instance, opened once per command."""
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance | None = None) -> None:
+        self.settings = settings
+        self.instance = instance if instance is not None else open_instance(settings)
+
+    def close(self) -> None:
+        self.instance.dispose()
+
+    # -- partitions and the code location -----------------------------------------------------------
+
+    def add_chunks(self, case: str, chunks: Iterable[int]) -> int:
+        return add_chunk_partitions(self.instance, case, chunks)
+
+    def remove_chunks(self, case: str) -> int:
+        return remove_chunk_partitions(self.instance, case)
+
+    def reload_code_location(self) -> str:
+        """Ask the webserver to reload the code location (a new case, a new saved selection appear at once);
+        without one, say when they appear."""
+        address = self.settings.webserver
+        host, _, port = address.partition(":")
+        try:
+            client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=10)
+            client.reload_repository_location(CODE_LOCATION)
+        except (DagsterGraphQLClientError, OSError, ValueError) as error:  # no webserver: nothing to reload
+            return (
+                f"no Dagster webserver answered at {address} ({type(error).__name__}); the new definitions appear "
+                "when `dagster dev` (or the daemon, within a minute) loads the code location again"
+            )
+        return f"code location {CODE_LOCATION} reloaded at {address}"
+
+    # -- the daemon, the webserver, the runs ----------------------------------------------------------
+
+    def daemon_problem(self) -> NoDaemon | None:
+        return daemon_problem(self.instance, self.settings)
+
+    def webserver_problem(self) -> str | None:
+        return webserver_problem(self.settings.webserver)
+
+    def runs_of_schedule(self, schedule_id: int) -> list[tuple[str, str]]:
+        """(run id, status) of each run requested for the schedule (a `selection.RunLookup`)."""
+        records = self.instance.get_run_records(dg.RunsFilter(tags={tags.SCHEDULE: str(schedule_id)}))
+        return [(record.dagster_run.run_id, record.dagster_run.status.value) for record in records]
+
+    def executor(self, catalog_url: str, *, verbose: bool = False) -> DagsterExecutor:
+        return DagsterExecutor(self, catalog_url, VERBOSE if verbose else QUIET)
+
+
+class DagsterExecutor:
+    """The runner's `Executor`: each plan a run in this process (its steps here, or on Celery)."""
+
+    def __init__(self, platform: DagsterPlatform, catalog_url: str, console_level: str) -> None:
+        self.platform, self.catalog_url = platform, catalog_url
+        self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
+
+    def run_load(self, plan: RunPlan) -> RunOutcome:
+        settings = self.platform.settings
+        config = {**run_config(plan, per_worker=settings.executor == "celery"), **self.console}
+        if settings.executor == "celery":  # execute_in_process would run the steps here whatever the executor
+            job = dg.build_reconstructable_job(
+                "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
+            )
+            with dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result:
+                return RunOutcome(result.run_id, problem_of(result.get_step_failure_events()))
+        result = load_job(settings, self.catalog_url).execute_in_process(
+            run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
+        )
+        return RunOutcome(result.run_id, problem_of(result.get_step_failure_events()))
+
+    def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome:
+        key = validation_key(layout.case, table)
+        level = table.validation_level
+        assert level is not None
+        definitions = dg.Definitions(
+            assets=case_assets(layout), jobs=gate_jobs(layout), resources=default_resources(self.catalog_url)
+        )
+        job = definitions.resolve_job_def(gate_job_name(layout.case, level))
+        result = job.execute_in_process(
+            run_config=self.console, instance=self.platform.instance, asset_selection=[key], raise_on_error=False,
+            tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
+        )  # fmt: skip
+        return RunOutcome(result.run_id, problem_of(result.get_step_failure_events()))
+
+
+def load_job(settings: Settings, catalog_url: str) -> dg.JobDefinition:
+    """`load_notices` with its resources and the executor the settings choose."""
+    definitions = dg.Definitions(
+        jobs=[load_notices_job], resources=default_resources(catalog_url), executor=executor(settings)
+    )
+    return definitions.resolve_job_def(LOAD_JOB)
+
+
+def bound_load_job(catalog_url: str) -> dg.JobDefinition:
+    """What a Celery run's steps reconstruct in their own process, with the settings of its environment."""
+    return load_job(Settings.from_env(), catalog_url)

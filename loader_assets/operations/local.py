@@ -1,0 +1,42 @@
+"""The local development cluster (a czar and N mariadbd workers under the state dir): up, down, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loader_assets.operations.context import Context
+from loader_assets.workers import local
+from loader_assets.workers.cluster import ClusterConfig
+
+
+def binaries(ctx: Context) -> local.Binaries:
+    return local.Binaries(ctx.settings.mariadbd, ctx.settings.mariadb_install_db)
+
+
+def up(ctx: Context, count: int) -> ClusterConfig:
+    return local.start_cluster(ctx.settings.state_dir, count, binaries(ctx))
+
+
+def down(ctx: Context) -> None:
+    local.stop_cluster(ctx.settings.state_dir)
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str
+    url: str
+    state: str  # "" for a configured (not local) server, else running/stopped
+
+
+def listing(ctx: Context) -> list[Listed]:
+    config = ClusterConfig.of(ctx.settings)
+    configured = bool(ctx.settings.czar and ctx.settings.workers)
+    status = {} if configured else local.cluster_status(ctx.settings.state_dir)
+
+    def state(name: str) -> str:
+        found = status.get(name)
+        return "" if found is None else (f"running, pid {found['pid']}" if found["running"] else "stopped")
+
+    return [Listed("czar", config.czar_url, state("czar"))] + [
+        Listed(name, url, state(name)) for name, url in config.workers.items()
+    ]
