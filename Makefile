@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(LOADER_STATE_DIR)/dagster
 # Qserv's integration inputs, when they sit beside the checkout (.ci/run requires them; elsewhere their tests skip)
 export LOADER_QSERV_ITEST ?= $(abspath $(wildcard $(CURDIR)/../shared/qserv-itest))
 
-.PHONY: demo test lint servers venv clean screenshots
+.PHONY: demo test unit lint servers venv clean screenshots
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ lint: venv
 
 test: venv servers lint
 	$(BIN)/pytest -q
+
+# The server-free tier (no PostgreSQL, MariaDB, RabbitMQ or daemon): seconds, on any machine with Python.
+unit: venv
+	$(BIN)/pytest -q -m unit
 
 demo: venv servers
 	bash scripts/demo.sh

@@ -28,6 +28,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # end_to_end beside it, however this script is started
+
 from end_to_end import CASE, PlatformRun, Site, run_platform
 
 from loader_assets import capacity, levels

@@ -35,11 +35,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # loader_assets_tests: helpers shared with the tests
 
 import pyarrow.parquet as pq
 from sqlalchemy import select
@@ -50,11 +51,12 @@ from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import status_tally
 from loader_assets.catalog.schema import notices
-from loader_assets.engine.load import ALL_WORKERS
+from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets.qserv.sample import write_rows, write_sample_case
+from loader_assets.settings import Settings
 from loader_assets.workers import local
-from loader_assets.workers.cluster import ClusterConfig
-from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
+from loader_assets.workers.cluster import Cluster, ClusterConfig
+from loader_assets.workers.connection import charset_name, quote_name, quote_table
 from loader_assets.workers.ddl import TRANS_ID, chunk_table_name, create_chunk_tables, create_database, create_table
 from loader_assets.workers.load_data import dialect_clause
 
@@ -80,12 +82,14 @@ class Site:
     workers: int
     streams: int | None = None  # LOADER_STREAMS_PER_WORKER of the platform, else its default
     config: ClusterConfig = field(init=False)
+    cluster: Cluster = field(init=False)  # its servers, reached by this process
 
     def __post_init__(self) -> None:
         self.state = self.root / "state"
         self.home = self.state / "dagster"
         self.home.mkdir(parents=True, exist_ok=True)
         self.config = local.start_cluster(self.state, self.workers)
+        self.cluster = Cluster(self.config)
 
     @property
     def env(self) -> dict[str, str]:
@@ -136,10 +140,9 @@ def cpu_since(before: dict[str, float], after: dict[str, float]) -> str:
 
 
 def open_instance(site: Site):  # a DagsterInstance (imported late: start-up is not measured)
-    import dagster as dg
-    from dagster._core.instance.ref import InstanceRef
+    from loader_assets.defs.instance import open_instance as open_site_instance
 
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(site.home)))
+    return open_site_instance(Settings.from_env(site.env))  # its dagster.yaml written by `register`
 
 
 # -- the workers' process lists ------------------------------------------------------------------------------
@@ -148,15 +151,15 @@ def open_instance(site: Site):  # a DagsterInstance (imported late: start-up is 
 class BusySampler(threading.Thread):
     """Every SAMPLE_EVERY s, whether each worker runs a LOAD DATA (from its process list)."""
 
-    def __init__(self, config: ClusterConfig) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         super().__init__(daemon=True, name="busy-sampler")
-        self.config = config
+        self.cluster = cluster
         self.samples: list[tuple[float, dict[str, bool]]] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
         with ExitStack() as stack:
-            opened = {name: stack.enter_context(connection(url)) for name, url in self.config.workers.items()}
+            opened = {name: stack.enter_context(server.connect()) for name, server in self.cluster.workers.items()}
             while not self._halt.wait(SAMPLE_EVERY):
                 now, busy = time.monotonic(), {}
                 for name, conn in opened.items():
@@ -197,15 +200,15 @@ class PlatformRun:
 def run_platform(site: Site, case_dir: Path) -> PlatformRun:
     cpu_before = site.cpu()
     register = site.cli("register", str(case_dir))
-    sampler = BusySampler(site.config)
+    sampler = BusySampler(site.cluster)
     sampler.start()
     lines: list[tuple[float, str]] = []
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     try:
         site.cli("load", CASE, lines=lines)
     finally:
         sampler.stop()
-    first_run = next(at for at, line in lines if line.startswith("run: "))
+    first_run = started + first_run_created(site) - started_at
     ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
     bounds, previous = {}, first_run
     for level in levels.ALL:
@@ -216,6 +219,12 @@ def run_platform(site: Site, case_dir: Path) -> PlatformRun:
         register, first_run - started, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
         dagster_overhead(site), [line for _at, line in lines if line.startswith("  level ") and "rows/s" in line], cpu_since(cpu_before, site.cpu()),
     )  # fmt: skip
+
+
+def first_run_created(site: Site) -> float:
+    """When (epoch seconds) `load` created its first run: its lines no longer announce each run."""
+    with open_instance(site) as instance:
+        return min(record.create_timestamp.timestamp() for record in instance.get_run_records())
 
 
 def dagster_overhead(site: Site) -> dict[int, float]:
@@ -279,7 +288,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
     """Bare LOAD DATA of every worker's files, `streams` at once per worker; (seconds, rows per table)."""
     database = f"raw_{streams}"
     for worker, files in plan.items():  # pre-created, not timed
-        with site.config.worker(worker).connect() as conn:
+        with site.cluster.worker(worker).connect() as conn:
             with conn.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
             create_database(conn, database, layout.charset)
@@ -294,7 +303,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
     lock = threading.Lock()
 
     def stream(worker: str, work: queue.SimpleQueue) -> None:
-        with connection(site.config.worker(worker), local_infile=True) as conn, conn.cursor() as cursor:
+        with site.cluster.worker(worker).connect(local_infile=True) as conn, conn.cursor() as cursor:
             while True:
                 try:
                     item: RawFile = work.get_nowait()
@@ -323,7 +332,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
             future.result()
     seconds = time.monotonic() - started
     for worker in plan:
-        with site.config.worker(worker).connect() as conn, conn.cursor() as cursor:
+        with site.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
     return seconds, counts
 
@@ -338,28 +347,6 @@ def csv_copies(case_dir: Path, out: Path) -> Path:
 # -- (c) the queued path -------------------------------------------------------------------------------------
 
 
-@contextmanager
-def daemon(site: Site) -> Iterator[None]:
-
-    log = open(site.root / "daemon.log", "w")  # noqa: SIM115  # closed when the daemon is stopped
-    process = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=ROOT, env=site.env, stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        with open_instance(site) as instance:
-            deadline = time.monotonic() + 120
-            while len(instance.get_daemon_heartbeats()) < 3:  # sensors, run queue, run monitoring up
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dagster-daemon did not start; see {site.root / 'daemon.log'}")
-                time.sleep(0.5)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
-
-
 def level_done(db: CatalogDB, level: int, layout: CaseLayout) -> bool:
     if levels.is_load_level(level):
         counts = status_tally(db, CASE, level=level)
@@ -372,7 +359,9 @@ def run_queued(site: Site, case_dir: Path, timeout: float) -> dict[int, float]:
     """Seconds from `schedule` to the end of each level, through the daemon's sensors and run queue."""
     site.cli("register", str(case_dir))
     layout = case_layout(site.catalog, CASE)
-    with daemon(site):
+    from loader_assets_tests.servers import dagster_daemon  # imports Dagster: late, as `open_instance` does
+
+    with open_instance(site) as instance, dagster_daemon(instance, site.root / "daemon.log", env=site.env):
         started = time.monotonic()
         site.cli("schedule", f"case = '{CASE}'")
         ends: dict[int, float] = {}

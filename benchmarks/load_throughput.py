@@ -31,7 +31,7 @@ import sqlalchemy
 
 from loader_assets.workers import local
 from loader_assets.workers.cluster import CONFIG_FILE, ClusterConfig
-from loader_assets.workers.connection import connection, parse_url
+from loader_assets.workers.connection import WORKER, Server
 from loader_assets.workers.ddl import TRANS_ID, chunk_table_ddl, chunk_table_name, create_database
 from loader_assets.workers.load_data import load_file
 
@@ -98,10 +98,10 @@ def write_inputs(table: pa.Table, directory: Path) -> tuple[Path, Path]:
 
 
 class Bench:
-    def __init__(self, worker_url: str) -> None:
-        self.url = worker_url
+    def __init__(self, worker: Server) -> None:
+        self.worker = worker
         self.chunk = 0
-        with connection(worker_url) as conn:
+        with worker.connect() as conn:
             with conn.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")  # tables of an earlier run
             create_database(conn, DATABASE, CHARSET)
@@ -109,20 +109,20 @@ class Bench:
     def fresh_table(self) -> str:
         """A new, empty chunk table with the benchmark schema; every run gets its own."""
         self.chunk += 1
-        with connection(self.url) as conn, conn.cursor() as cursor:
+        with self.worker.connect() as conn, conn.cursor() as cursor:
             cursor.execute(chunk_table_ddl(DATABASE, TABLE, SCHEMA, self.chunk, False, CHARSET))
         return chunk_table_name(TABLE, self.chunk)
 
     def settle(self) -> None:
         """Drop the last run's table and flush dirty pages, so its write-back does not slow the next run."""
-        with connection(self.url) as conn, conn.cursor() as cursor:
+        with self.worker.connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {DATABASE}.{chunk_table_name(TABLE, self.chunk)}")
         os.sync()
 
     def loader(self, path: Path, fmt: str) -> Callable[[], int]:
         def run() -> int:
             dialect = {"fields_terminated_by": ",", "fields_enclosed_by": '"'}
-            return load_file(self.url, DATABASE, self.fresh_table(), path, fmt, dialect, CHARSET, 1, COLUMNS).rows
+            return load_file(self.worker, DATABASE, self.fresh_table(), path, fmt, dialect, CHARSET, 1, COLUMNS).rows
 
         return run
 
@@ -131,7 +131,7 @@ class Bench:
 
         def run() -> int:
             table = self.fresh_table()
-            address = parse_url(self.url)
+            address = self.worker.address
             conn = pymysql.connect(host=address.host, port=address.port, user=address.user, local_infile=True)
             try:
                 with conn.cursor() as cursor:
@@ -150,7 +150,7 @@ class Bench:
 
         def run() -> int:
             table = self.fresh_table()
-            address = parse_url(self.url)
+            address = self.worker.address
             engine = sqlalchemy.create_engine(
                 f"mysql+pymysql://{address.user}@{address.host}:{address.port}/{DATABASE}"
             )
@@ -187,7 +187,7 @@ def main() -> None:
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="loader-bench-"))
     try:
         config = local.start_cluster(state_dir, _worker_count(state_dir))
-        run_benchmark(config.worker("worker1"), args)
+        run_benchmark(Server(WORKER, "worker1", config.workers["worker1"]), args)
     finally:
         if not args.keep:
             local.stop_cluster(state_dir)  # also the servers of a start that failed half-way
@@ -200,7 +200,7 @@ def _worker_count(state_dir: Path) -> int:
     return len(ClusterConfig.load(state_dir).workers) if (state_dir / CONFIG_FILE).exists() else 1
 
 
-def run_benchmark(worker_url: str, args: argparse.Namespace) -> None:
+def run_benchmark(worker: Server, args: argparse.Namespace) -> None:
     table = generate(args.rows)
     with tempfile.TemporaryDirectory(prefix="loader-bench-data-") as directory:
         csv_path, parquet_path = write_inputs(table, Path(directory))
@@ -208,7 +208,7 @@ def run_benchmark(worker_url: str, args: argparse.Namespace) -> None:
         print(
             f"{args.rows:,} rows x {len(COLUMNS)} columns: CSV {csv_size / 1e6:.0f} MB, Parquet {parquet_size / 1e6:.0f} MB"
         )
-        bench = Bench(worker_url)
+        bench = Bench(worker)
         runs: dict[str, list[Rate]] = {"loader CSV": [], "loader Parquet": [], "raw LOAD DATA": []}
         for _ in range(args.repeat):  # interleaved: no method always runs on a colder or warmer server
             runs["raw LOAD DATA"].append(measure(bench, "raw LOAD DATA", bench.raw_load_data(csv_path), csv_size))

@@ -3,8 +3,8 @@
 Starts a throwaway local cluster (2 workers), a SQLite catalog and a temp DAGSTER_HOME, writes a sample case
 of --chunks chunks (tiny files, so the load itself is cheap and the overhead shows), and measures:
 
-- end to end: level 1 of the case through `plan_runs` + `execute_plan` (in-process `load_notices` runs of
-  at most MAX_NOTICES_PER_RUN notices each, like `loader-assets load`);
+- end to end: level 1 of the case through `plan_runs` + the platform's `run_load` (in-process `load_notices`
+  runs of at most MAX_NOTICES_PER_RUN notices each, like `loader-assets load`);
 - pure load: the per-notice load seconds the runs record (table creation + `load_file`, in the
   materializations' metadata), measured in the same runs so machine noise cancels; `--direct` also loads
   the same files with `create_chunk_tables` + `load_file` alone into a twin database;
@@ -23,6 +23,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import sys
 import tempfile
 import time
 import uuid
@@ -30,41 +31,39 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # loader_assets_tests: helpers shared with the tests
+
 import dagster as dg
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from loader_assets.catalog.layout import CaseLayout, case_layouts
 from loader_assets.catalog.notices import notice_ids
-from loader_assets.catalog.register import register_case
 from loader_assets.catalog.schema import notices
 from loader_assets.catalog.store import Store
-from loader_assets.defs.chunk_partitions import add_chunk_partitions
-from loader_assets.defs.instance import prepare_instance
-from loader_assets.defs.jobs import LOAD_JOB, execute_plan
+from loader_assets.defs.jobs import SHARE_OP
 from loader_assets.engine.plan import MAX_NOTICES_PER_RUN, plan_runs
+from loader_assets.operations import cases
+from loader_assets.operations.context import Context
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import connection
 from loader_assets.workers.ddl import chunk_table_name, create_chunk_tables, create_database, create_table
 from loader_assets.workers.load_data import load_file
+from loader_assets_tests.servers import postgres_database
 
 GOAL_MS_PER_CHUNK = 20.0
 DAGSTER_MS_PER_PARTITION = 30.0  # Dagster's own cost of one more partition in a multi-partition run
 DAGSTER_S_PER_RUN = 0.4  # Dagster's own cost of a single-chunk run
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 
 # Phase -> (file suffix, function name) whose cumulative time cProfile reports; phases may nest.
 PHASES: dict[str, tuple[str, str]] = {
-    "run (execute_in_process)": ("defs/jobs.py", "execute_plan"),
+    "run (execute_in_process)": ("defs/platform.py", "run_load"),
     "op body (Loader.load)": ("engine/load.py", "load"),
     "claim": ("catalog/store.py", "claim"),
     "why_not_claimed": ("catalog/store.py", "why_not_claimed"),
     "placement": ("engine/load.py", "_place"),
-    "set_worker": ("catalog/store.py", "set_worker"),
-    "create tables": ("engine/load.py", "_ensure_tables"),
+    "set_worker": ("catalog/store.py", "set_workers"),
+    "create tables": ("engine/load.py", "_prepare"),
     "load_file": ("workers/load_data.py", "load_file"),
     "finish (catalog)": ("catalog/store.py", "finish"),
     "heartbeat (thread start/stop)": ("engine/load.py", "start"),
@@ -93,6 +92,7 @@ def platform_env(root: Path, catalog_url: str, cluster_dir: Path):  # type: igno
         LOADER_CATALOG_URL=catalog_url,
         LOADER_CZAR=config.czar_url,
         LOADER_WORKERS=",".join(f"{name}={url}" for name, url in config.workers.items()),
+        LOADER_DAGSTER_WEBSERVER="127.0.0.1:1",  # registering asks no webserver to reload (none is ours)
     )
     try:
         yield
@@ -100,19 +100,18 @@ def platform_env(root: Path, catalog_url: str, cluster_dir: Path):  # type: igno
         local.stop_cluster(cluster_dir)
 
 
-def new_case(root: Path, store: Store, instance: dg.DagsterInstance, chunks: int, seed: int) -> CaseLayout:
+def new_case(root: Path, ctx: Context, chunks: int, seed: int) -> CaseLayout:
+    """A sample case registered with its chunk partitions, as `loader-assets register` does."""
     case = f"bench{uuid.uuid4().hex[:6]}"
     directory = write_sample_case(root / case, chunks=chunks, rows_per_chunk=1, database=case, seed=seed)
-    registration = register_case(store, directory, case)
-    add_chunk_partitions(instance, case, registration.chunks)
-    return case_layouts(store.db, case)[case]
+    cases.register(ctx, directory, case)
+    return case_layouts(ctx.store.db, case)[case]
 
 
-def load_level_1(layout: CaseLayout, store: Store, cluster: Cluster, instance: dg.DagsterInstance) -> Timing:
+def load_level_1(layout: CaseLayout, ctx: Context) -> Timing:
     """What `loader-assets load CASE --levels 1` does: plan, then one in-process run per plan."""
-    from loader_assets.definitions import build_definitions
-
-    job = build_definitions(store.db.url).get_job_def(LOAD_JOB)
+    store, cluster, instance = ctx.store, ctx.cluster, ctx.dagster.instance
+    executor = ctx.dagster.executor(ctx.settings.catalog_url)
     timing = Timing()
     started = time.perf_counter()
     ids = notice_ids(store.db, layout.case, level=1, statuses=("ready", "failed"))
@@ -120,18 +119,24 @@ def load_level_1(layout: CaseLayout, store: Store, cluster: Cluster, instance: d
     timing.add("planning (plan_runs)", time.perf_counter() - started)
     for plan in plans:
         before = time.perf_counter()
-        result = execute_plan(plan, job, instance, log=lambda _: None)
-        if not result.success:
-            raise RuntimeError(f"run {result.run_id} failed")
-        run_phases(instance, result.run_id, time.perf_counter() - before, timing)
+        outcome = executor.run_load(plan)
+        run = instance.get_run_by_id(outcome.run_id)
+        if outcome.problem is not None or run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"run {outcome.run_id} failed: {outcome.problem}")
+        run_phases(instance, outcome.run_id, time.perf_counter() - before, timing)
     timing.seconds, timing.runs, timing.notices = time.perf_counter() - started, len(plans), len(ids)
     return timing
 
 
 def run_phases(instance: dg.DagsterInstance, run_id: str, wall: float, timing: Timing) -> None:
-    """Split one run by its event log: start, the op's claim+load+finish, its materialization events, stop."""
-    records = instance.all_logs(run_id)  # the op's own log lines included: they mark the end of its loads
-    kinds = [r.dagster_event.event_type if r.dagster_event else None for r in records]
+    """Split one run by its event log: start, the op's claim+load+finish, its materialization events, stop.
+    The op is the load step (`load_share`); the split step before it counts as run start."""
+    logged = instance.all_logs(run_id)  # the op's own log lines included: they mark the end of its loads
+    records = [
+        r for r in logged
+        if r.dagster_event_type == dg.DagsterEventType.RUN_START or (r.step_key or "").startswith(SHARE_OP)
+    ]  # fmt: skip
+    kinds = [r.dagster_event_type for r in records]
     start, step_start, step_success = (
         records[kinds.index(kind)].timestamp
         for kind in (dg.DagsterEventType.RUN_START, dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS)
@@ -165,10 +170,10 @@ def load_directly(layout: CaseLayout, store: Store, cluster: Cluster) -> float:
         table = layout.tables[row.table]
         workers = list(cluster.workers) if row.chunk is None else [row.worker]
         for worker in workers:
-            url = cluster.worker(worker)
+            server = cluster.worker(worker)
             name = table.name if row.chunk is None else chunk_table_name(table.name, row.chunk)
             if (worker, name) not in created:
-                with connection(url) as conn:
+                with server.connect() as conn:
                     create_database(conn, database, layout.charset)
                     if row.chunk is None:
                         create_table(conn, database, table.name, table.columns, table.indexes, layout.charset)
@@ -177,15 +182,15 @@ def load_directly(layout: CaseLayout, store: Store, cluster: Cluster) -> float:
                                             layout.charset)  # fmt: skip
                 created.add((worker, name))
             target = table.name if row.chunk is None else chunk_table_name(table.name, row.chunk, row.overlap)
-            load_file(url, database, target, layout.root / row.path, row.format, layout.dialect_of(row.format),
+            load_file(server, database, target, layout.root / row.path, row.format, layout.dialect_of(row.format),
                       layout.charset, number, table.column_names)  # fmt: skip
     return time.perf_counter() - started
 
 
-def profile_phases(layout: CaseLayout, store: Store, cluster: Cluster, instance: dg.DagsterInstance) -> None:
+def profile_phases(layout: CaseLayout, ctx: Context) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
-    timing = load_level_1(layout, store, cluster, instance)
+    timing = load_level_1(layout, ctx)
     profiler.disable()
     stats = pstats.Stats(profiler)
     cumulative: dict[str, float] = {}
@@ -230,22 +235,16 @@ def catalog(root: Path, kind: str):  # type: ignore[no-untyped-def]
     if kind == "sqlite":
         yield f"sqlite:///{root / 'catalog.sqlite'}"
         return
-    name = f"loader_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection_:
-        connection_.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection_:
-            connection_.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("loader_bench") as url:
+        yield url
 
 
 def run_benchmark(root: Path, args: argparse.Namespace) -> None:
-    store, cluster, instance = Store.of(Settings.from_env()), Cluster.of(Settings.from_env()), prepare_instance()
-    layout = new_case(root / "cases", store, instance, args.chunks, seed=1)
-    batched = load_level_1(layout, store, cluster, instance)
+    ctx = Context.from_env()
+    cases.init(ctx)  # the temp DAGSTER_HOME's dagster.yaml
+    store, cluster = ctx.store, ctx.cluster
+    layout = new_case(root / "cases", ctx, args.chunks, seed=1)
+    batched = load_level_1(layout, ctx)
     loaded = batched.phases["  of which recorded per-notice load"]
     events = batched.phases["op: materialization events"]
     per_chunk = 1000 * (batched.seconds - loaded) / args.chunks
@@ -266,8 +265,8 @@ def run_benchmark(root: Path, args: argparse.Namespace) -> None:
           f"~{DAGSTER_S_PER_RUN} s per single-chunk run = {DAGSTER_S_PER_RUN * args.chunks:.0f} s for "
           f"{args.chunks} chunks (here {(batched.seconds - loaded) / batched.runs:.2f} s of overhead per run)")  # fmt: skip
     if args.profile:
-        profile_phases(new_case(root / "cases", store, instance, args.profile, seed=2), store, cluster, instance)
-    instance.dispose()
+        profile_phases(new_case(root / "cases", ctx, args.profile, seed=2), ctx)
+    ctx.close()
     print(f"orchestration overhead: {per_chunk:.1f} ms/chunk (goal <= {GOAL_MS_PER_CHUNK:.0f})")
 
 

@@ -30,34 +30,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, text
+if TYPE_CHECKING:
+    from loader_assets.operations.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
+# loader_assets_tests: helpers shared with the tests, imported late (a phase's peak memory is its own)
+sys.path.insert(0, str(ROOT))
 CASE = "dp02"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 TARGETS = {"register_seconds": 60.0, "register_peak_mb": 300.0, "plan_seconds": 2.0, "tick_seconds": 30.0,
            "backfill_runs": 300}  # fmt: skip
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"loader_scale_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def peak_mb() -> float:
@@ -98,14 +83,18 @@ def phase_register(layout: str) -> dict:
 
 
 def phase_select() -> dict:
-    from loader_assets import notebook
+    """What the notebook's `select` and `counts` do (`notebook.select` is `scheduling.select` on its context)."""
+    from loader_assets.operations import scheduling
+    from loader_assets.operations.context import Context
+    from loader_assets.selection.selection import counts as notice_counts
 
+    ctx = Context.from_env()
     query = f"case = '{CASE}' AND level = 1"
     started = time.monotonic()
-    preview = notebook.select(query)
+    preview = scheduling.select(ctx, query)
     first = time.monotonic() - started
     started = time.monotonic()
-    counts = notebook.counts(query)
+    counts = notice_counts(query, store=ctx.store)
     return {"seconds": first, "rows_shown": len(preview.frame), "total": int(preview.total or len(preview)),
             "counts_seconds": time.monotonic() - started, "counts": int(counts["notices"].sum()),
             "peak_mb": peak_mb()}  # fmt: skip
@@ -117,20 +106,17 @@ PHASES = {"register": phase_register, "select": phase_select}
 # -- the parent: layout, servers, the phases in order -------------------------------------------------------------
 
 
-def plan_and_tick(workers: int) -> list[str]:
+def plan_and_tick(ctx: Context, workers: int) -> list[str]:
     import dagster as dg
 
     from loader_assets.catalog import schedules
     from loader_assets.catalog.notices import notice_ids
-    from loader_assets.catalog.store import Store
-    from loader_assets.defs.instance import prepare_instance
     from loader_assets.defs.resources import CatalogResource, ClusterResource
     from loader_assets.defs.sensors import scheduled_loads
     from loader_assets.engine.plan import plan_runs
-    from loader_assets.workers.cluster import Cluster
 
     lines = []
-    store, cluster = Store.of(Settings.from_env()), Cluster.of(Settings.from_env())
+    store, cluster = ctx.store, ctx.cluster
     ids = notice_ids(store.db, CASE, level=1)
     started = time.monotonic()
     plans, _ = plan_runs(store, cluster, ids)
@@ -142,7 +128,7 @@ def plan_and_tick(workers: int) -> list[str]:
     lines.append(figure("plan level 1 again", time.monotonic() - started, "plan_seconds", "placement known"))
 
     schedule_id = schedules.add(store.db, ids)
-    instance = prepare_instance()
+    instance = ctx.dagster.instance  # written by the first `register`
     context = dg.build_sensor_context(instance=instance, resources={"catalog": CatalogResource(),
                                                                     "cluster": ClusterResource()})  # fmt: skip
     ticks, slowest, requests = 0, 0.0, 0
@@ -152,18 +138,20 @@ def plan_and_tick(workers: int) -> list[str]:
         slowest = max(slowest, time.monotonic() - started)
         requests += len(result.run_requests or [])
         ticks += 1
+        # What the daemon does with the requests: a run each in the instance (none starts here). The sensor counts
+        # a notice submitted only once a run for it exists, so without them it would ask for the same ones again.
+        for request in result.run_requests or []:
+            instance.add_run(dg.DagsterRun(job_name=request.job_name, run_config=request.run_config, tags=request.tags))
     lines.append(figure("scheduled_loads slowest tick", slowest, "tick_seconds",
                         f"{ticks} ticks, {requests} run requests for one schedule of {len(ids):,} notices"))  # fmt: skip
     return lines
 
 
-def event_cost(count: int = 500) -> list[str]:
+def event_cost(ctx: Context, count: int = 500) -> list[str]:
     import dagster as dg
     from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, DagsterEventType, StepMaterializationData
 
-    from loader_assets.defs.instance import prepare_instance
-
-    instance = prepare_instance()
+    instance = ctx.dagster.instance
     key = dg.AssetKey([CASE, "Object"])
     started = time.monotonic()
     for chunk in range(count):
@@ -220,8 +208,10 @@ def main() -> None:
         print(json.dumps(PHASES[args.phase](*args.phase_args)))
         return
 
+    from loader_assets.operations.context import Context
     from loader_assets.qserv.sample import write_empty_case
     from loader_assets.workers import local
+    from loader_assets_tests.servers import postgres_database
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scale-")))
@@ -234,8 +224,8 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADER_", "DAGSTER_"))}
         env.update(LOADER_STATE_DIR=str(state), DAGSTER_HOME=str(state / "dagster"))
         if args.catalog == "postgresql":
-            env["LOADER_CATALOG_URL"] = stack.enter_context(postgres_database())
-            env["LOADER_DAGSTER_PG_URL"] = stack.enter_context(postgres_database())
+            env["LOADER_CATALOG_URL"] = stack.enter_context(postgres_database("loader_scale"))
+            env["LOADER_DAGSTER_PG_URL"] = stack.enter_context(postgres_database("loader_scale"))
         config = local.start_cluster(state, args.workers)
         stack.callback(local.stop_cluster, state)
         env["LOADER_CZAR"] = config.czar_url
@@ -252,12 +242,14 @@ def main() -> None:
         again = in_child("register", env, str(layout))
         print(figure("register again", again["seconds"], "register_seconds",
                      f"{again['new']} new, {again['unchanged']:,} unchanged, {again['partitions']} partitions"))  # fmt: skip
-        for line in plan_and_tick(args.workers):
+        ctx = Context.from_env()
+        stack.callback(ctx.close)
+        for line in plan_and_tick(ctx, args.workers):
             print(line)
         shown = in_child("select", env)
         print(f"select level 1: preview of {shown['rows_shown']:,} of {shown['total']:,} notices in "
               f"{shown['seconds']:.2f} s, counts in {shown['counts_seconds']:.2f} s, peak {shown['peak_mb']:.0f} MB")  # fmt: skip
-        for line in event_cost():
+        for line in event_cost(ctx):
             print(line)
         print(backfill_runs(first["chunks"]))
 

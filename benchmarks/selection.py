@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
+import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # loader_assets_tests: helpers shared with the tests
+
 import dagster as dg
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, create_engine, select, text
+from sqlalchemy import Select, select, text
 
-from loader_assets import settings
 from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import batches, cases, level_gates, notices, tables
 from loader_assets.catalog.store import Store
@@ -38,9 +38,10 @@ from loader_assets.defs.sensors import NOTICES_PER_TICK
 from loader_assets.selection import saved
 from loader_assets.selection import select as select_notices
 from loader_assets.selection.language import compile_notice_query
+from loader_assets.settings import Settings
 from loader_assets.workers import local
+from loader_assets_tests.servers import postgres_database
 
-ADMIN_URL = os.environ.get("LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 CASES = {"c1": ("Object", 1), "c2": ("Object", 1), "c3": ("Source", 3), "c4": ("Source", 3)}
 BATCHES_PER_CASE = 250
@@ -51,22 +52,6 @@ PREVIEW_GOAL_S = 0.2
 SENSOR_TICK_GOAL_S = 5
 REPEATS = 5
 LIMIT = 5000
-
-
-def create_database() -> str:
-    name = f"loader_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(url: str) -> None:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def write_cases(db: CatalogDB) -> None:
@@ -205,7 +190,11 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print the plans of the timed queries")
     args = parser.parse_args()
 
-    url = create_database()
+    with postgres_database("loader_bench") as url:
+        run_benchmark(url, args)
+
+
+def run_benchmark(url: str, args: argparse.Namespace) -> None:
     db = CatalogDB(url)
     try:
         start = time.perf_counter()
@@ -227,7 +216,7 @@ def main() -> None:
                 f"part of the tick below): {name} = {query}"
             )
             if args.explain:
-                explain(db, saved.schedulable_statement(row, NOW, LIMIT, settings.max_attempts()))
+                explain(db, saved.schedulable_statement(row, NOW, LIMIT, store.max_attempts))
         first_s, again_s, requests = time_sensor_ticks(url)
         print(
             f"sensor tick {first_s:.2f} s the first time (places {NOTICES_PER_TICK:,} new chunks at the czar), "
@@ -235,7 +224,6 @@ def main() -> None:
         )
     finally:
         db.dispose()
-        drop_database(url)
 
 
 def time_sensor_ticks(url: str) -> tuple[float, float, int]:
@@ -250,7 +238,7 @@ def time_sensor_ticks(url: str) -> tuple[float, float, int]:
                 ),
             }
 
-            defs = build_definitions(url)
+            defs = build_definitions(Settings.from_env(), url)
             sensors = [defs.resolve_sensor_def(f"selection_{name}") for name in SENSOR_SELECTIONS]
 
             def tick() -> list[dg.SensorResult]:  # each saved selection's sensor once, as one daemon loop does

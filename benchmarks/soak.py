@@ -59,35 +59,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # loader_assets_tests: helpers shared with the tests
+
 import dagster as dg
 import pyarrow.parquet as pq
-from loader_assets.defs.runs import IN_FLIGHT
 from sqlalchemy import case as sql_case
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
-from loader_assets import levels, settings, tags
+from loader_assets import levels, tags
 from loader_assets.catalog import schedules
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, case_layout
-from loader_assets.catalog.register import register_case
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Store, pid_alive
 from loader_assets.catalog.time import utcnow
-from loader_assets.defs.chunk_partitions import add_chunk_partitions
-from loader_assets.defs.instance import prepare_instance
-from loader_assets.engine.load import ALL_WORKERS
+from loader_assets.defs.sensors import IN_FLIGHT
+from loader_assets.engine.targets import ALL_WORKERS
+from loader_assets.operations import cases
+from loader_assets.operations.context import Context
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.selection import select as select_notices
 from loader_assets.workers import local
-from loader_assets.workers.cluster import META_DB, Cluster
-from loader_assets.workers.connection import WRITE_TIMEOUT_ENV, connection
+from loader_assets.workers.cluster import META_DB, Cluster, ClusterConfig
 from loader_assets.workers.ddl import STAMP_TABLE, TRANS_ID, chunk_table_name, director_index_table
 from loader_assets.workers.formats import count_records
+from loader_assets_tests.servers import REPOSITORY, dagster_daemon, postgres_database
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LOADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 FAULT_KINDS = ("kill_run", "stop_past_lease", "worker_restart", "forced_reload_race", "duplicate_schedule")
 LOAD_LEVELS = (levels.LOAD_DIRECTOR, levels.LOAD_CHILDREN)
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -405,7 +402,7 @@ class Soak:
                 return True
             else:
                 rows = self.notice_rows()
-                parked = [n.id for n in rows if n.status == "failed" and n.attempts >= settings.max_attempts()]
+                parked = [n.id for n in rows if n.status == "failed" and n.attempts >= self.p.store.max_attempts]
                 if parked:
                     self.p.store.reset(parked)
                 ids = self.unfinished()
@@ -624,10 +621,10 @@ class Soak:
     def _busy(self, pid: int) -> bool:
         """Inside a statement on a server or a catalog transaction, or holding a SQLite (Dagster) write lock."""
         ports = _tcp_ports(pid)
-        for url in [self.p.cluster.czar, *self.p.cluster.workers.values()]:
+        for server in [self.p.cluster.czar, *self.p.cluster.workers.values()]:
             with contextlib.ExitStack() as stack:
                 try:
-                    conn = stack.enter_context(connection(url))
+                    conn = stack.enter_context(server.connect())
                 except Exception:  # a server that does not answer: no moment to judge
                     return True
                 cursor = stack.enter_context(conn.cursor())
@@ -635,7 +632,7 @@ class Soak:
                 mine = {row[0]: row[2] for row in cursor.fetchall() if _port(row[1]) in ports}
                 if any(command != "Sleep" for command in mine.values()):
                     return True
-                if url == self.p.cluster.czar and mine:
+                if server is self.p.cluster.czar and mine:
                     cursor.execute("SELECT IS_USED_LOCK(%s)", (PLACEMENT_LOCK,))
                     if cursor.fetchone()[0] in mine:
                         return True
@@ -881,8 +878,8 @@ class Soak:
         """(worker, table) -> {attempt: rows}: every partition (but the p0 placeholder) and every row's attempt."""
         database = self.layout.database
         found: dict[tuple[str, str], dict[int, int]] = {}
-        for worker, url in sorted(self.p.cluster.workers.items()):
-            with connection(url) as conn, conn.cursor() as cursor:
+        for worker, server in sorted(self.p.cluster.workers.items()):
+            with server.connect() as conn, conn.cursor() as cursor:
                 cursor.execute(
                     "SELECT TABLE_NAME, PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s",
                     (database,),
@@ -986,20 +983,6 @@ def _holds_write_lock(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"loader_soak_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def local_cluster(state: Path) -> Iterator[None]:
     local.start_cluster(state, 2)
     try:
@@ -1015,41 +998,16 @@ def soak_environment(lease: float, sensor_interval: float) -> dict[str, str]:
         "LOADER_STREAMS_PER_WORKER": "1",
         "LOADER_LEASE_SECONDS": str(lease),
         "LOADER_SENSOR_INTERVAL": str(int(sensor_interval)),
-        WRITE_TIMEOUT_ENV: WRITE_TIMEOUT,
+        "LOADER_WORKER_WRITE_TIMEOUT": WRITE_TIMEOUT,
     }
 
 
-def register(store: Store, instance: dg.DagsterInstance, root: Path, chunks: int, rows_per_chunk: int,
-             seed: int) -> str:  # fmt: skip
+def register(ctx: Context, root: Path, chunks: int, rows_per_chunk: int, seed: int) -> str:
+    """A sample case registered with its chunk partitions, as `loader-assets register` does."""
     case = f"soak{uuid.uuid4().hex[:6]}"
     directory = write_sample_case(root / case, chunks=chunks, rows_per_chunk=rows_per_chunk, database=case, seed=seed)
-    registration = register_case(store, directory, case)
-    add_chunk_partitions(instance, case, registration.chunks)
+    cases.register(ctx, directory, case)
     return case
-
-
-@contextlib.contextmanager
-def daemon(instance: dg.DagsterInstance, log_path: Path) -> Iterator[int]:
-    """`dagster-daemon run` on the instance, once its sensor and run-queue daemons beat; stopped afterwards."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPOSITORY / "workspace.yaml")],
-            cwd=REPOSITORY, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while {"SENSOR", "QUEUED_RUN_COORDINATOR"} - set(instance.get_daemon_heartbeats()):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dagster-daemon did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(1)
-        yield process.pid
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def main() -> int:
@@ -1070,24 +1028,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="loader-soak-") as directory:
         root = Path(directory)
         (root / "logs").mkdir()
-        with postgres_database() as catalog_url, local_cluster(root / "cluster"):
-            config = Cluster.from_env(root / "cluster").config
+        with postgres_database("loader_soak") as catalog_url, local_cluster(root / "cluster"):
+            config = ClusterConfig.load(root / "cluster")
             os.environ.update(
                 LOADER_STATE_DIR=str(root / "state"),
                 DAGSTER_HOME=str(root / "dagster"),
                 LOADER_CATALOG_URL=catalog_url,
                 LOADER_CZAR=config.czar_url,
                 LOADER_WORKERS=",".join(f"{name}={url}" for name, url in config.workers.items()),
+                LOADER_DAGSTER_WEBSERVER="127.0.0.1:1",  # registering asks no webserver to reload (none is ours)
                 **soak_environment(args.lease, args.sensor_interval),
             )
-            instance = prepare_instance()
-            store, cluster = Store.of(Settings.from_env()), Cluster.of(Settings.from_env())
-            case = register(store, instance, root / "cases", args.chunks, args.rows_per_chunk, args.seed)
+            ctx = Context.from_env()
+            cases.init(ctx)  # the temp DAGSTER_HOME's dagster.yaml, before the daemon and the CLI loads read it
+            store, cluster, instance = ctx.store, ctx.cluster, ctx.dagster.instance
+            case = register(ctx, root / "cases", args.chunks, args.rows_per_chunk, args.seed)
             print(f"case {case}: {args.chunks} chunks, {_notice_count(store, case)} notices, {args.rows_per_chunk} rows per chunk; "
                   f"lease {args.lease} s, sensors every {args.sensor_interval} s; seed {args.seed}")  # fmt: skip
-            with daemon(instance, root / "logs" / "daemon.log") as daemon_pid:
+            with dagster_daemon(instance, root / "logs" / "daemon.log") as daemon:
                 setup = time.monotonic() - began
-                platform = Platform(case, store, instance, cluster, root / "cluster", root / "logs", daemon_pid,
+                platform = Platform(case, store, instance, cluster, root / "cluster", root / "logs", daemon.pid,
                                     args.lease, args.sensor_interval)  # fmt: skip
                 result = Soak(
                     platform,
@@ -1099,7 +1059,7 @@ def main() -> int:
             result.timings = {"set-up": setup, **result.timings}
             for line in result.lines():
                 print(line)
-            instance.dispose()
+            ctx.close()
     return 0 if result.exact else 1
 
 

@@ -43,10 +43,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # loader_assets_tests: helpers shared with the tests
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import create_engine, text
 
 from loader_assets import levels
 from loader_assets.catalog.gates import gate
@@ -60,7 +62,7 @@ from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import METADATA_FILE, SUPPORTED_VERSION
 from loader_assets.workers import local
 from loader_assets.workers.cluster import META_DB, Cluster, ClusterConfig
-from loader_assets.workers.connection import charset_name, connection, quote_name, quote_table
+from loader_assets.workers.connection import Server, charset_name, quote_name, quote_table
 from loader_assets.workers.ddl import (
     TRANS_ID,
     chunk_table_name,
@@ -186,7 +188,8 @@ def load_level(store: Store, cluster: Cluster, case: str, level: int) -> tuple[f
     report = Loader(store, cluster).load(ids, Owner.current(f"{case}-level{level}"), progress=lambda _: None)
     seconds = time.perf_counter() - started
     if report.failed or report.skipped or report.lost or len(report.loaded) != len(ids):
-        problem = next(iter(report.failed.values()), None) or next(iter(report.skipped.values()), None)
+        problem = (next(iter(report.failed.values()), None) or next(iter(report.skipped.values()), None)
+                   or report.problem)  # fmt: skip
         raise RuntimeError(f"level {level} of {case}: {len(report.loaded)} of {len(ids)} notices loaded; {problem}")
     return seconds, len(ids), report.rows
 
@@ -228,10 +231,10 @@ def raw_load(store: Store, cluster: Cluster, layout: CaseLayout, table: TableLay
     return RawLoad(seconds, expected, len(files), per_worker)
 
 
-def _load_stream(url: str, database: str, layout: CaseLayout, table: TableLayout, files: list[DoneFile]) -> int:
+def _load_stream(server: Server, database: str, layout: CaseLayout, table: TableLayout, files: list[DoneFile]) -> int:
     rows = 0
     columns = ", ".join(quote_name(c) for c in table.column_names)
-    with connection(url, local_infile=True) as conn, conn.cursor() as cursor:
+    with server.connect(local_infile=True) as conn, conn.cursor() as cursor:
         for item in files:
             fmt = item.path.rsplit(".", 1)[-1]
             target = quote_table(database, chunk_table_name(table.name, item.chunk, item.overlap))
@@ -312,9 +315,9 @@ PHASES = {
     "  director chunk exists?": "census.table_exists",
     "  anti-join": "census.absent_keys",
     "  index lookups of absent keys": "census.index_chunks_of",
-    "director index build": "schema.build_director_index",
-    "  dump of the workers' keys": "schema._dump_director_rows (sequential, per worker)",
-    "  LOAD DATA at the czar": "schema._load_index_file",
+    "director index build": "ddl.build_director_index",
+    "  dump of the workers' keys": "ddl._dump_director_rows (sequential, per worker)",
+    "  LOAD DATA at the czar": "ddl._load_index_file",
     "director index rows per chunk": "census.index_rows_per_chunk",
 }
 TOP_LEVEL = [label for label in PHASES if not label.startswith(" ")]
@@ -322,7 +325,7 @@ TOP_LEVEL = [label for label in PHASES if not label.startswith(" ")]
 
 def install_profile(profile: Profile) -> None:
     from loader_assets.engine import validate
-    from loader_assets.workers import census, schema
+    from loader_assets.workers import census, ddl
 
     for name in ("begin_validation", "finish_validation", "release_validation", "require_loaded"):
         profile.wrap(validate, name, "catalog: begin, loaded?, finish, release")
@@ -342,8 +345,8 @@ def install_profile(profile: Profile) -> None:
         profile.wrap(census, name, label)
     profile.wrap_iterator(census, "absent_keys", "  anti-join")
     profile.wrap(validate, "build_director_index", "director index build")
-    profile.wrap(schema, "_dump_director_rows", "  dump of the workers' keys")
-    profile.wrap(schema, "_load_index_file", "  LOAD DATA at the czar")
+    profile.wrap(ddl, "_dump_director_rows", "  dump of the workers' keys")
+    profile.wrap(ddl, "_load_index_file", "  LOAD DATA at the czar")
 
 
 def peak_rss_kb() -> int:
@@ -587,16 +590,13 @@ def catalog(root: Path, admin_url: str | None) -> Iterator[str]:
     if admin_url is None:
         yield f"sqlite:///{root / 'catalog.sqlite'}"
         return
-    name = f"loader_validation_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    from loader_assets_tests import servers  # imported here: it imports Dagster, which validating never does
+
+    with (
+        mock.patch.object(servers, "POSTGRES_ADMIN_URL", admin_url),  # the shared helper, on the server asked for
+        servers.postgres_database("loader_validation_bench") as url,
+    ):
+        yield url
 
 
 def _stop(signum: int, _frame: object) -> None:

@@ -31,7 +31,8 @@ from loader_assets.operations import cases as case_actions
 from loader_assets.operations import loading, notices, scheduling
 from loader_assets.operations.context import Context
 from loader_assets.problems import Failed, Problem
-from loader_assets.selection.selection import Scheduled, Selection, counts
+from loader_assets.selection import selection as _selection
+from loader_assets.selection.selection import Scheduled, Selection
 from loader_assets.settings import Settings
 
 __all__ = [
@@ -193,6 +194,11 @@ def select(query: str, limit: int | None = 10_000) -> Selection:
     found = scheduling.select(_ctx(), query, limit=limit)
     assert isinstance(found, Selection)
     return found
+
+
+def counts(query: str) -> pd.DataFrame:
+    """Notices `query` selects, counted by the catalog per case, level, table and status (nothing read whole)."""
+    return _selection.counts(query, store=_ctx().store)
 
 
 def save_selection(name: str, query: str, priority: int = 0, enabled: bool = True) -> None:

@@ -48,7 +48,7 @@ def test_servers_down_catalog_unreachable_paused_and_gated_each_say_why_and_what
 
     with monkeypatch.context() as down:
         down.setenv(
-            "LOADER_WORKERS", ",".join(f"{n}={dead_address() if n == 'worker2' else u}" for n, u in workers.items())
+            "LOADER_WORKERS", ",".join(f"{n}={dead_address() if n == 'worker2' else s.url}" for n, s in workers.items())
         )
         code, _, err = run(capsys, "load", case)
     assert code == Exit.WORKER_DOWN
@@ -156,6 +156,7 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     from loader_assets.catalog.store import Owner
     from loader_assets.defs.chunk_partitions import chunk_partitions
     from loader_assets.workers.cluster import META_DB
+
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     other = platform.sample_case(chunks=1, rows_per_chunk=5).case
     assert run(capsys, "load", case, "--level", "1")[0] == 0

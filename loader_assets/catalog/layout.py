@@ -122,5 +122,7 @@ def case_layout(db: CatalogDB, case: str) -> CaseLayout:
     """One registered case; `Unknown` naming it (and the fix) when it is not registered."""
     layouts = case_layouts(db, case)
     if case not in layouts:
-        raise Unknown(f"no case {case}", "`loader-assets status` lists them; `loader-assets register CASE_DIR` adds one")
+        raise Unknown(
+            f"no case {case}", "`loader-assets status` lists them; `loader-assets register CASE_DIR` adds one"
+        )
     return layouts[case]

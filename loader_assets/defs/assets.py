@@ -158,7 +158,7 @@ def _validation_asset(layout: CaseLayout, table: TableLayout) -> dg.AssetsDefini
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         try:
             validation = validate_table(
-                catalog.store(), cluster.cluster, layout, table, context.run_id, context.log.info
+                catalog.store(), cluster.cluster, layout, table, context.run.run_id, context.log.info
             )
         except Problem as problem:  # not loaded, validated elsewhere, a server down: the run says which
             raise failure(problem) from problem

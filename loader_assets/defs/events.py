@@ -46,7 +46,7 @@ def load_in_run(
 ) -> LoadReport:
     """Load the notices in this step: a materialization per chunk as soon as it is loaded, a line per worker."""
     report = loader.load(
-        notice_ids, Owner.current(context.run_id), force=force, progress=context.log.info,
+        notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info,
         on_chunk=lambda items: context.log_event(materialization(items)),
     )  # fmt: skip
     context.log.info(f"loaded {len(report.loaded)} notices ({report.rows} rows), {len(report.failed)} failed")
@@ -57,6 +57,16 @@ def load_in_run(
 def failure(problem: Problem, **metadata: object) -> dg.Failure:
     """The step failure carrying `problem` back to whoever reads the run (`problem_of`)."""
     return dg.Failure(description=problem.line(), metadata={**as_record(problem), **metadata})
+
+
+def error_of(failures: Sequence[dg.DagsterEvent]) -> str | None:
+    """The first line of the first step failure's error (for a failure that carries no problem)."""
+    for event in failures:
+        error = event.step_failure_data.error if event.step_failure_data else None
+        if error is not None:
+            cause = error.cause or error
+            return f"{cause.cls_name}: {cause.message.strip().splitlines()[0] if cause.message.strip() else ''}"
+    return None
 
 
 def problem_of(failures: Sequence[dg.DagsterEvent]) -> Problem | None:
@@ -100,7 +110,9 @@ def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, repor
     for notice_id, refused in sorted(report.skipped.items()):
         if refused.reason is not Refusal.GATE_CLOSED:
             context.log.warning(f"notice {notice_id} skipped: {refused}")
-    for (case, table, chunk), error in sorted(report.failed_targets.items(), key=lambda kv: (*kv[0][:2], kv[0][2] or -1)):
+    for (case, table, chunk), error in sorted(
+        report.failed_targets.items(), key=lambda kv: (*kv[0][:2], kv[0][2] or -1)
+    ):
         context.log_event(
             dg.AssetObservation(
                 [case, table], partition=None if chunk is None else str(chunk), description=f"failed: {error}",

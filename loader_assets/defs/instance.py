@@ -50,7 +50,8 @@ def postgres_db(url: str) -> dict:
     parts = urlsplit(psycopg2_url(url))
     if parts.password is not None:
         raise BadInput(
-            "LOADER_DAGSTER_PG_URL carries a password", f"put the password in {PG_PASSWORD_ENV} instead (never in a file)"
+            "LOADER_DAGSTER_PG_URL carries a password",
+            f"put the password in {PG_PASSWORD_ENV} instead (never in a file)",
         )
     block: dict = {
         "username": parts.username or "postgres", "hostname": parts.hostname or "127.0.0.1",

@@ -9,7 +9,6 @@ once, in threads); on Celery (`LOADER_EXECUTOR=celery`) a share per MariaDB work
 worker takes it, so several hosts load at once. The run config says which (`per_worker`).
 """
 
-
 import re
 import sys
 from collections.abc import Iterator
@@ -94,7 +93,7 @@ def sweep_op(context: dg.OpExecutionContext, catalog: CatalogResource, cluster: 
     in_flight = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
     for run_id, taken in sorted(outcome.dead_runs.items()):
         run = context.instance.get_run_by_id(run_id)
-        if run is not None and run.status in in_flight and run_id != context.run_id:
+        if run is not None and run.status in in_flight and run_id != context.run.run_id:
             context.instance.report_run_failed(
                 run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
             )

@@ -16,7 +16,7 @@ from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs, validation_key
 from loader_assets.defs.celery import executor
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
-from loader_assets.defs.events import problem_of
+from loader_assets.defs.events import error_of, problem_of
 from loader_assets.defs.instance import daemon_problem, open_instance, webserver_problem
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
@@ -48,19 +48,7 @@ class DagsterPlatform:
         return remove_chunk_partitions(self.instance, case)
 
     def reload_code_location(self) -> str:
-        """Ask the webserver to reload the code location (a new case, a new saved selection appear at once);
-        without one, say when they appear."""
-        address = self.settings.webserver
-        host, _, port = address.partition(":")
-        try:
-            client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=10)
-            client.reload_repository_location(CODE_LOCATION)
-        except (DagsterGraphQLClientError, OSError, ValueError) as error:  # no webserver: nothing to reload
-            return (
-                f"no Dagster webserver answered at {address} ({type(error).__name__}); the new definitions appear "
-                "when `dagster dev` (or the daemon, within a minute) loads the code location again"
-            )
-        return f"code location {CODE_LOCATION} reloaded at {address}"
+        return reload_code_location(self.settings)
 
     # -- the daemon, the webserver, the runs ----------------------------------------------------------
 
@@ -85,6 +73,7 @@ class DagsterExecutor:
     def __init__(self, platform: DagsterPlatform, catalog_url: str, console_level: str) -> None:
         self.platform, self.catalog_url = platform, catalog_url
         self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
+        self._load_job: dg.JobDefinition | None = None  # built once: every run of a load uses it
 
     def run_load(self, plan: RunPlan) -> RunOutcome:
         settings = self.platform.settings
@@ -94,11 +83,12 @@ class DagsterExecutor:
                 "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
             )
             with dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result:
-                return RunOutcome(result.run_id, problem_of(result.get_step_failure_events()))
-        result = load_job(settings, self.catalog_url).execute_in_process(
+                return _outcome(result)
+        self._load_job = self._load_job or load_job(settings, self.catalog_url)
+        result = self._load_job.execute_in_process(
             run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
         )
-        return RunOutcome(result.run_id, problem_of(result.get_step_failure_events()))
+        return _outcome(result)
 
     def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome:
         key = validation_key(layout.case, table)
@@ -112,7 +102,28 @@ class DagsterExecutor:
             run_config=self.console, instance=self.platform.instance, asset_selection=[key], raise_on_error=False,
             tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
         )  # fmt: skip
-        return RunOutcome(result.run_id, problem_of(result.get_step_failure_events()))
+        return _outcome(result)
+
+
+def _outcome(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> RunOutcome:
+    failures = result.get_step_failure_events()
+    return RunOutcome(result.run_id, problem_of(failures), error_of(failures))
+
+
+def reload_code_location(settings: Settings) -> str:
+    """Ask the webserver to reload the code location (a new case, a new saved selection appear at once); without
+    one, say when they appear. Needs no instance: the webserver's GraphQL only."""
+    address = settings.webserver
+    host, _, port = address.partition(":")
+    try:
+        client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=10)
+        client.reload_repository_location(CODE_LOCATION)
+    except (DagsterGraphQLClientError, OSError, ValueError) as error:  # no webserver: nothing to reload
+        return (
+            f"no Dagster webserver answered at {address} ({type(error).__name__}); the new definitions appear "
+            "when `dagster dev` (or the daemon, within a minute) loads the code location again"
+        )
+    return f"code location {CODE_LOCATION} reloaded at {address}"
 
 
 def load_job(settings: Settings, catalog_url: str) -> dg.JobDefinition:

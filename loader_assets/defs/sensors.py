@@ -9,7 +9,6 @@ a tick skip, saying so, and the next tick tries again.
 - `case_overviews`: each case's overview asset, re-materialized when it changed.
 """
 
-
 import functools
 import hashlib
 import json
@@ -324,7 +323,9 @@ def stale_sweeper_sensor(settings: Settings) -> dg.SensorDefinition:
     return stale_sweeper
 
 
-def all_sensors(gate_jobs: list[AssetJob], selections: list[SavedSelection], settings: Settings) -> list[dg.SensorDefinition]:
+def all_sensors(
+    gate_jobs: list[AssetJob], selections: list[SavedSelection], settings: Settings
+) -> list[dg.SensorDefinition]:
     return [
         scheduled_loads, stale_sweeper_sensor(settings), case_overviews, level_gates_sensor(gate_jobs),
         *(selection_sensor(s, settings) for s in selections),

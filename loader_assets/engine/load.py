@@ -198,7 +198,12 @@ class Loader:
     """Loads claims into a cluster; remembers which databases and tables it already created."""
 
     def __init__(
-        self, store: Store, cluster: Cluster, *, streams: int = DEFAULT_STREAMS, interruption: Interruption = INTERRUPTION
+        self,
+        store: Store,
+        cluster: Cluster,
+        *,
+        streams: int = DEFAULT_STREAMS,
+        interruption: Interruption = INTERRUPTION,
     ) -> None:
         self.store, self.cluster, self.streams, self.interruption = store, cluster, streams, interruption
         self.statements = InFlight()

@@ -40,10 +40,12 @@ HOLDER_POLL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A run the executor carried out: its id, and the problem that stopped it (a server, an interrupt), if any."""
+    """A run the executor carried out: its id, the problem that stopped it (a server, an interrupt), if any, and
+    the first error of a step that failed otherwise (a bug: its traceback is in the run's events)."""
 
     run_id: str
     problem: Problem | None = None
+    error: str | None = None
 
 
 class Executor(Protocol):
@@ -135,7 +137,9 @@ def load_case(
 def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store, cluster: Cluster, force: bool,
                 told: Progress) -> LevelResult:  # fmt: skip
     if layout.state != "active":
-        raise CasePaused(f"case {layout.case} is {layout.state}: nothing claimed", f"`loader-assets resume {layout.case}`")
+        raise CasePaused(
+            f"case {layout.case} is {layout.state}: nothing claimed", f"`loader-assets resume {layout.case}`"
+        )
     # Running ones too: if another run holds them, the claim skips them and the report names their holder.
     statuses = None if force else ("ready", "failed", "running")
     started = time.monotonic()
@@ -204,7 +208,7 @@ def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: S
                 + (
                     f"check {failed} failed (see the check results of the validation asset in the UI)"
                     if failed
-                    else "validation did not run to the end"
+                    else f"validation did not run to the end ({outcome.error or 'see its run in the UI'})"
                 ),
                 layout.case,
             )
@@ -218,5 +222,3 @@ def _first_problem(store: Store, case: str, level: int) -> str:
         return "nothing left"
     reason = row.error if row.status == "failed" else str(store.why_not_claimed([row.id])[row.id])
     return f"first: {row.path}: {reason}"
-
-

@@ -241,7 +241,9 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
     own = [c for c in chunks if not c.overlap and c.rows is not None]
     index_error, index_rows, per_chunk = None, 0, {}
     try:
-        versions = {c.chunk: index_version(layout.incarnation, (f.attempt_id for f in c.files)) for c in own}  # a reload changes it
+        versions = {
+            c.chunk: index_version(layout.incarnation, (f.attempt_id for f in c.files)) for c in own
+        }  # a reload changes it
         index_rows = build_director_index(
             cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )

@@ -92,12 +92,16 @@ def verify(ctx: Context, case: str) -> Verified:
     places: dict[str, set[tuple[str, str]]] = {}  # table -> (worker, table name on it), each counted once
     for item in files:
         counts = per_table.setdefault(item.table, {"file": 0, "catalog": 0})
-        counts["file"] += file_records(layout.root / item.path, item.format, layout.dialect_of(item.format, layout.tables[item.table]))
+        counts["file"] += file_records(
+            layout.root / item.path, item.format, layout.dialect_of(item.format, layout.tables[item.table])
+        )
         counts["catalog"] += item.rows or 0
         if item.chunk is None:
             places.setdefault(item.table, set()).update((w, item.table) for w in ctx.cluster.workers)
         elif item.chunk in placement:
-            places.setdefault(item.table, set()).add((placement[item.chunk], chunk_table_name(item.table, item.chunk, item.overlap)))
+            places.setdefault(item.table, set()).add(
+                (placement[item.chunk], chunk_table_name(item.table, item.chunk, item.overlap))
+            )
     for table, counts in per_table.items():
         on_workers = _rows_on_workers(ctx, layout.database, places.get(table, set()))
         regular = layout.tables[table].kind == levels.REGULAR

@@ -23,7 +23,9 @@ from loader_assets.selection.selection import (
 )
 
 
-def select(ctx: Context, query: str, *, batches: bool = False, limit: int | None = PREVIEW_ROWS) -> Selection | BatchSelection:
+def select(
+    ctx: Context, query: str, *, batches: bool = False, limit: int | None = PREVIEW_ROWS
+) -> Selection | BatchSelection:
     """The notices (or batches) `query` selects: the first `limit` rows, with the total counted by the catalog."""
     if batches:
         return select_batches(query, store=ctx.store, limit=limit)
@@ -77,9 +79,11 @@ def save_selection(
 ) -> str:  # fmt: skip
     """Save (or update) a named query: it becomes the sensor `selection_<name>`; returns what the code-location
     reload said."""
+    from loader_assets.defs.platform import reload_code_location  # Dagster is imported only when used
+
     saved.save(ctx.store, name, query, target="batches" if batches else "notices", priority=priority,
                enabled=enabled, comment=comment)  # fmt: skip
-    return ctx.dagster.reload_code_location()
+    return reload_code_location(ctx.settings)
 
 
 def saved_selections(ctx: Context) -> pd.DataFrame:

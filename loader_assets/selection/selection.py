@@ -261,7 +261,9 @@ class Scheduled:
             if left.empty or (stop is not None and stop.is_set()):
                 return counts.reindex(list(NOTICE_STATUSES), fill_value=0).rename("notices").to_frame()
             if time.monotonic() >= deadline:
-                raise Failed(self._timeout_message(timeout, left), "`loader-assets schedule list` and the UI's runs say why")
+                raise Failed(
+                    self._timeout_message(timeout, left), "`loader-assets schedule list` and the UI's runs say why"
+                )
             if stop is not None:
                 stop.wait(interval)
             else:
@@ -519,7 +521,9 @@ def _indexed_by_id(frame: pd.DataFrame) -> pd.DataFrame:
     if "id" in frame.columns:
         frame = frame.set_index("id")
     elif frame.index.name != "id":
-        raise BadInput("the edited frame has no `id` column or index", "keep the ids: rows are matched by id, never by position")
+        raise BadInput(
+            "the edited frame has no `id` column or index", "keep the ids: rows are matched by id, never by position"
+        )
     duplicated = sorted(set(frame.index[frame.index.duplicated()]))
     if duplicated:
         raise BadInput(f"ids appear more than once in the edited frame: {', '.join(map(str, duplicated))}",
@@ -596,9 +600,7 @@ def _read_selection(
     return Selection(store, query, _typed_frame(rows, NOTICE_FRAME_FIELDS), now)
 
 
-def select(
-    query: str, *, store: Store, now: datetime | None = None, limit: int | None = None
-) -> Selection:
+def select(query: str, *, store: Store, now: datetime | None = None, limit: int | None = None) -> Selection:
     """Notices selected by `query` (see `describe_fields()`); `now` fixes the clock of `age()` and `now()`."""
     return _read_selection(store, query, compile_notice_query(query, now), now, limit)
 
@@ -606,9 +608,7 @@ def select(
 PREVIEW_ROWS = 10_000  # a preview holds this many rows of a selection; the rest are counted, not read
 
 
-def preview(
-    query: str, *, store: Store, now: datetime | None = None, limit: int | None = PREVIEW_ROWS
-) -> Selection:
+def preview(query: str, *, store: Store, now: datetime | None = None, limit: int | None = PREVIEW_ROWS) -> Selection:
     """The first `limit` notices `query` selects (all with None), with `.total` counted by the catalog when there
     are more: a selection of millions stays a bounded frame, and its `schedule()` takes every notice selected."""
     chosen = select(query, store=store, now=now, limit=limit)

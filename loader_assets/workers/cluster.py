@@ -37,6 +37,9 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 class ClusterIdentityError(BadInput):
     """The configured workers are not the ones the czar knows by these names (renamed or reordered)."""
 
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause, "name the workers as the czar knows them (LOADER_WORKERS=name=url,…)")
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -72,7 +75,8 @@ class ClusterConfig:
         path = state_dir / CONFIG_FILE
         if not path.exists():
             raise BadInput(
-                f"no cluster configured (no {path})", "set LOADER_CZAR and LOADER_WORKERS, or `loader-assets workers up`"
+                f"no cluster configured (no {path})",
+                "set LOADER_CZAR and LOADER_WORKERS, or `loader-assets workers up`",
             )
         return cls.from_json(json.loads(path.read_text()))
 
@@ -162,14 +166,16 @@ class Cluster:
         with self.czar.connect() as conn, conn.cursor() as cursor:
             for statement in _META_DDL:
                 cursor.execute(statement)
-            cursor.executemany(f"INSERT IGNORE INTO {META_DB}.workers VALUES (%s, %s)", list(self.config.workers.items()))
+            cursor.executemany(
+                f"INSERT IGNORE INTO {META_DB}.workers VALUES (%s, %s)", list(self.config.workers.items())
+            )
             cursor.execute(f"SELECT name, url FROM {META_DB}.workers")
             known = dict(cursor.fetchall())
         for name, url in sorted(self.config.workers.items()):
             if known[name] != url:
                 raise ClusterIdentityError(
                     f"worker {name} is {known[name]} at the czar, not {url}: the configuration renames or reorders "
-                    f"workers (name them: LOADER_WORKERS=name=url,…)"
+                    "workers"
                 )
         by_url = {url: name for name, url in known.items()}
         for name, url in sorted(self.config.workers.items()):

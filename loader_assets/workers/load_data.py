@@ -117,7 +117,9 @@ def load_file(
         fingerprinted = (
             pool.submit(fingerprint.of_file, path, fmt, columns, key, Dialect.of(fmt, dialect)) if key else None
         )
-        watched = statements.running(worker, conn, f"LOAD DATA of {path.name} into {table_name}") if statements else None
+        watched = (
+            statements.running(worker, conn, f"LOAD DATA of {path.name} into {table_name}") if statements else None
+        )
         with watched or contextlib.nullcontext() as running:
             if not partition_ready:
                 reset_partition(cursor, database, table_name, attempt_id)

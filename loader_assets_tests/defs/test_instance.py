@@ -47,7 +47,9 @@ def test_a_password_is_written_only_as_a_reference_to_the_environment() -> None:
 def test_an_instance_not_written_yet_or_unreachable_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(InstanceDown, match=r"no Dagster instance at .*; `loader-assets init` writes it"):
         open_instance(Settings.from_env({"DAGSTER_HOME": str(tmp_path)}))
-    unreachable = Settings.from_env({"DAGSTER_HOME": str(tmp_path), "LOADER_DAGSTER_PG_URL": "postgresql://u@127.0.0.1:1/x"})
+    unreachable = Settings.from_env(
+        {"DAGSTER_HOME": str(tmp_path), "LOADER_DAGSTER_PG_URL": "postgresql://u@127.0.0.1:1/x"}
+    )
     with pytest.raises(InstanceDown, match=r"storage .* cannot be used"):
         init_instance(unreachable)
 

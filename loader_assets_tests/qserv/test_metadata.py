@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import CaseMetadata, Dialect, MetadataError, TableSpec, mysql_unescape, read_case
 from loader_assets_tests.handmade import DATA_FILES, INDEX_JSON, OBJECT_JSON, HandMadeCase
 
@@ -402,5 +403,5 @@ def test_refuses_a_directory_without_metadata(tmp_path: Path) -> None:
         read_case(tmp_path)
 
 
-def test_metadata_error_is_a_value_error() -> None:
-    assert issubclass(MetadataError, ValueError)
+def test_metadata_error_is_bad_input_with_its_exit_code() -> None:
+    assert issubclass(MetadataError, BadInput) and MetadataError("x").exit_code == 2

@@ -12,6 +12,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from loader_assets.problems import BadInput
 from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import CaseMetadata, FileSpec, read_case
 from loader_assets.qserv.sample import write_sample_case
@@ -139,7 +140,7 @@ def test_a_single_chunk_makes_a_single_batch(tmp_path: Path) -> None:
 
 def test_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "stale.txt").write_text("")
-    with pytest.raises(FileExistsError, match="is not empty"):
+    with pytest.raises(BadInput, match="is not empty"):
         write_sample_case(tmp_path, chunks=1, rows_per_chunk=1)
 
 

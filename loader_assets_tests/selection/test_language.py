@@ -13,6 +13,7 @@ from sqlalchemy import Table, select
 
 from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import batches, cases, notices
+from loader_assets.problems import BadInput
 from loader_assets.selection.language import (
     BATCH_FIELDS,
     NOTICE_FIELDS,
@@ -441,7 +442,7 @@ def error_of(query: str, compile_query: Any = compile_notice_query) -> QueryErro
 def test_error_messages(query: str, message: str, position: int) -> None:
     error = error_of(query)
     assert (str(error), error.position) == (message, position)
-    assert isinstance(error, ValueError)
+    assert isinstance(error, BadInput) and error.exit_code == 2
 
 
 def test_unknown_field_without_near_names_lists_the_fields() -> None:

@@ -355,7 +355,7 @@ def test_cli_saved_selections(cli, store: Store) -> None:  # type: ignore[no-unt
     assert cli("selections", "delete", "dc2_src")[0] == 0
     assert [s.name for s in saved.saved_selections(store)] == ["bad_batches"]
     code, _, err = cli("selections", "enable", "nope")
-    assert code == 3 and "no saved selection named 'nope'" in err
+    assert code == 3 and "no saved selection nope; `loader-assets selections list` lists them" in err
     code, _, err = cli("selections", "save", "x", "table ==")
     assert code == 2 and err.splitlines()[-1] == "  " + " " * 8 + "^"
 

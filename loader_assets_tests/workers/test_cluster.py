@@ -7,38 +7,48 @@ import uuid
 
 import pytest
 
+from loader_assets.problems import BadInput
+from loader_assets.settings import Settings
 from loader_assets.workers.cluster import Cluster, ClusterConfig, choose_workers, parse_worker_list
 
 
-def test_config_from_env_names_workers(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOADER_CZAR", "mysql+pymysql://root@czar:3306")
-    monkeypatch.setenv("LOADER_WORKERS", "mysql+pymysql://qsmaster@w1:3306, big=mysql+pymysql://qsmaster@w2:3307")
-    config = ClusterConfig.from_env(tmp_path)
+def settings_of(tmp_path, **environ: str) -> Settings:
+    return Settings.from_env({"LOADER_STATE_DIR": str(tmp_path), **environ})
+
+
+def test_config_from_env_names_workers(tmp_path):
+    settings = settings_of(tmp_path, LOADER_CZAR="mysql+pymysql://root@czar:3306",
+                           LOADER_WORKERS="mysql+pymysql://qsmaster@w1:3306, big=mysql+pymysql://qsmaster@w2:3307")  # fmt: skip
+    config = ClusterConfig.of(settings)
     assert config.czar_url == "mysql+pymysql://root@czar:3306"
     assert config.workers == {"worker1": "mysql+pymysql://qsmaster@w1:3306", "big": "mysql+pymysql://qsmaster@w2:3307"}
-    resource = Cluster.from_env(tmp_path)
-    assert resource.workers == config.workers
+    cluster = Cluster.of(settings)
+    assert {name: server.url for name, server in cluster.workers.items()} == config.workers
+    assert str(cluster.worker("big")) == "worker big (w2:3307)" and str(cluster.czar) == "the czar (czar:3306)"
 
 
-def test_config_falls_back_to_workers_json(monkeypatch, cluster_state, cluster_config):
-    monkeypatch.delenv("LOADER_CZAR", raising=False)
-    monkeypatch.delenv("LOADER_WORKERS", raising=False)
-    assert ClusterConfig.from_env(cluster_state) == cluster_config
+def test_config_falls_back_to_workers_json(cluster_state, cluster_config):
+    assert ClusterConfig.of(Settings.from_env({"LOADER_STATE_DIR": str(cluster_state)})) == cluster_config
     stored = json.loads((cluster_state / "workers.json").read_text())
     assert set(stored) == {"czar", "workers"}
     assert ":@" not in json.dumps(stored)  # no password anywhere
 
 
-def test_passwords_are_refused_in_urls(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOADER_CZAR", "mysql+pymysql://root:secret@czar:3306")
-    monkeypatch.setenv("LOADER_WORKERS", "mysql+pymysql://root@w1:3306")
-    with pytest.raises(ValueError, match="LOADER_WORKER_PASSWORD") as failure:
-        ClusterConfig.from_env(tmp_path)
+def test_passwords_are_refused_in_urls(tmp_path):
+    settings = settings_of(tmp_path, LOADER_CZAR="mysql+pymysql://root:secret@czar:3306",
+                           LOADER_WORKERS="mysql+pymysql://root@w1:3306")  # fmt: skip
+    with pytest.raises(BadInput, match="LOADER_WORKER_PASSWORD") as failure:
+        ClusterConfig.of(settings)
     assert "secret" not in str(failure.value)
 
 
+def test_no_cluster_configured_says_how_to_configure_one(tmp_path):
+    with pytest.raises(BadInput, match=r"no cluster configured .*; set LOADER_CZAR and LOADER_WORKERS"):
+        ClusterConfig.of(settings_of(tmp_path))
+
+
 def test_duplicate_worker_names_are_refused():
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(BadInput, match="twice"):
         parse_worker_list(["a=mysql://h1", "a=mysql://h2"])
 
 
@@ -87,14 +97,14 @@ def test_databases_of_one_family_share_chunk_placement(cluster, database, family
 
 def test_database_partitioning_cannot_change(cluster, database, family):
     cluster.register_database(database, *family)
-    with pytest.raises(ValueError, match="registered"):
+    with pytest.raises(BadInput, match="registered"):
         cluster.register_database(database, family[0], family[1] + 1, family[2])
 
 
 def test_check_room_reports_workers_short_of_space(cluster, database, family):
     cluster.register_database(database, *family)
     placement = cluster.place_chunks(database, [1, 2], 10)
-    assert cluster.check_room(placement, 10) == []
+    assert cluster.check_room(placement, 10) == {}
     problems = cluster.check_room(placement, {1: 10**18, 2: 1})
-    assert len(problems) == 1
-    assert placement[1] in problems[0] and "free" in problems[0]
+    assert list(problems) == [placement[1]]
+    assert f"worker {placement[1]}" in problems[placement[1]] and "free" in problems[placement[1]]

@@ -132,9 +132,7 @@ def test_bad_line_after_escaped_newline_is_reported_on_its_physical_line(worker,
 def test_duplicate_key_is_an_error_too(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     with pytest.raises(LoadError, match="Duplicate entry"):
-        load(
-            worker, database, table, write(tmp_path, "dup.csv", b"1,6630,1,0,0,a,p\n1,6630,1,0,0,b,p\n"), attempt=9
-        )
+        load(worker, database, table, write(tmp_path, "dup.csv", b"1,6630,1,0,0,a,p\n1,6630,1,0,0,b,p\n"), attempt=9)
     assert count_rows(worker, database, table) == 0
 
 
