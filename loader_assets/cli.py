@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -299,11 +298,10 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_celery_worker(ctx: Context, args: argparse.Namespace) -> int:
-    """A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`): replaces this process."""
-    from loader_assets.operations.celery import worker_command
+    """A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`), until it ends or is signalled."""
+    from loader_assets.operations.celery import run_worker
 
-    command, environment = worker_command(ctx, args.name)
-    os.execve(command[0], command, environment)
+    return run_worker(ctx, args.name)
 
 
 # -- the parser ------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,8 +158,10 @@ class _Reader:
 
 def child_environment(settings: Settings) -> dict[str, str]:
     """The environment of a Dagster program this process starts (a Celery worker): this one's, with the
-    instance's directory as DAGSTER_HOME, where Dagster's own programs look for it."""
-    return {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
+    instance's directory as DAGSTER_HOME, where Dagster's own programs look for it, and this Python's programs
+    first on PATH (dagster-celery starts `celery` by name)."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "DAGSTER_HOME": str(settings.dagster_home), "PATH": path}
 
 
 def psycopg2_url(url: str) -> str:

@@ -154,6 +154,14 @@ def loaded_by_runs(db: CatalogDB, run_ids: Iterable[str]) -> list[WorkerLoad]:
         ]
 
 
+def lost_by_runs(db: CatalogDB, run_ids: Iterable[str]) -> int:
+    """Attempts of these runs whose notice was taken back from them (a lease lapsed, a holder seen dead)."""
+    with db.read() as connection:
+        return connection.execute(
+            select(func.count()).where(attempts.c.run_id.in_(list(run_ids)), attempts.c.outcome == "lost")
+        ).scalar_one()
+
+
 def held_under_live_lease(db: CatalogDB, case: str, level: int) -> int:
     """Notices of the level some run is loading right now."""
     with db.read() as connection:

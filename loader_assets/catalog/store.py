@@ -260,7 +260,7 @@ class Store:
             for worker in sorted(set(workers.values())):
                 ids = sorted(a for a, w in workers.items() if w == worker)
                 for batch in id_batches(ids):
-                    held |= set(
+                    taken = list(
                         connection.execute(
                             update(notices)
                             .where(notices.c.attempt_id.in_(batch), notices.c.status == "running",
@@ -269,7 +269,8 @@ class Store:
                             .returning(notices.c.attempt_id)
                         ).scalars()
                     )  # fmt: skip
-                    connection.execute(update(attempts).where(attempts.c.id.in_(batch)).values(worker=worker))
+                    connection.execute(update(attempts).where(attempts.c.id.in_(taken)).values(worker=worker))
+                    held |= set(taken)
         return held
 
     def finish(

@@ -168,6 +168,7 @@ class Heartbeat(threading.Thread):
         self.store, self.run_id, self.interval = store, run_id, interval
         self.claimed = dict(claimed)  # notice id -> attempt id
         self.lost: set[int] = set()
+        self.beaten_at = time.monotonic()  # the claim was the first beat
         self._stop_event = threading.Event()
         self._lock = threading.Lock()  # the load streams finish notices while it beats
 
@@ -185,6 +186,15 @@ class Heartbeat(threading.Thread):
             return
         with self._lock:
             self.lost |= set(self.claimed) - held
+            self.beaten_at = time.monotonic()
+
+    def still_held(self, notice_id: int) -> bool:
+        """Whether the notice is still ours, judged on a beat at most half a beat old: a process frozen beyond its
+        lease (SIGSTOP, a paused VM) beats again before it writes, so it never writes under a lease taken over
+        (the monotonic clock runs on while a process is stopped)."""
+        if time.monotonic() - self.beaten_at > self.interval / 2:
+            self.beat()
+        return notice_id not in self.lost
 
     def done_with(self, notice_id: int) -> None:
         with self._lock:
@@ -329,9 +339,9 @@ class Loader:
         layout = self.layout(claim.case)
         worker = _worker_of(claim, placement)
         target = Target(claim.table, claim.chunk, claim.overlap, worker)
-        # The heartbeat may not have noticed yet (a run stopped beyond its lease, then resumed): set_workers
-        # checked the lease in the same statement, so nothing is ever written under a lease already lost.
-        if claim.notice_id in beat.lost or not held:
+        # The lease was checked when its worker was recorded (`held`), and a beat at most half a beat old
+        # still holds it: nothing is written under a lease already lost, even by a run frozen and resumed.
+        if not held or not beat.still_held(claim.notice_id):
             self._give_up(claim, report, "lease lost before loading; nothing written")
             return None
         if (why := self._why_not_start(target)) is not None:

@@ -24,6 +24,7 @@ from loader_assets.catalog.notices import (
     first_unfinished,
     held_under_live_lease,
     loaded_by_runs,
+    lost_by_runs,
     notice_ids,
     status_tally,
 )
@@ -169,6 +170,8 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
     message = f"{counts.get('done', 0)} notices done in {len(plans)} run{'s' if len(plans) != 1 else ''}" + (
         f" ({len(skipped)} of them by other runs)" if skipped else ""
     )
+    if lost := lost_by_runs(store.db, run_ids):
+        message += f"; {lost} of this load's notices were taken over by others once its lease lapsed"
     per_worker = loaded_by_runs(store.db, run_ids)
     return LevelResult(level, len(plans), message, skipped, time.monotonic() - started, per_worker)
 

@@ -1,9 +1,16 @@
-"""A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`), started as dagster-celery documents."""
+"""A Celery worker executing the steps of runs (`LOADER_EXECUTOR=celery`), started as dagster-celery documents:
+`dagster-celery worker start`, which starts `celery worker` as its own child. This command stays their parent
+and passes SIGINT and SIGTERM on to both, so stopping it (a terminal, systemd, Kubernetes) stops the worker."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 import yaml
 
@@ -24,3 +31,18 @@ def worker_command(ctx: Context, name: str | None = None) -> tuple[list[str], di
     path.write_text(yaml.safe_dump(worker_config(ctx.settings), sort_keys=False))
     command = worker_command(str(path), name)
     return [str(Path(sys.executable).parent / command[0]), *command[1:]], child_environment(ctx.settings)
+
+
+def run_worker(ctx: Context, name: str | None = None) -> int:
+    """Run the worker in its own process group until it ends; a signal to this process goes to the whole group
+    (a Celery worker's warm shutdown: the step it runs ends, then it stops). Returns its exit code."""
+    command, environment = worker_command(ctx, name)
+    worker = subprocess.Popen(command, env=environment, start_new_session=True)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    return worker.wait()

@@ -12,10 +12,11 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 from celery import Celery
 from sqlalchemy import select
@@ -68,7 +69,7 @@ def celery_workers(celery_platform: Platform) -> Iterator[dict[str, subprocess.P
                 [sys.executable, "-m", "loader_assets.cli", "celery-worker", "--name", name], cwd=REPOSITORY,
                 env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-            workers[name] = stack.enter_context(reaped(process))
+            workers[name] = stack.enter_context(stopped_by_sigterm(process))
 
         def answering() -> bool:
             replies = {name.split("@")[0] for reply in BROKER.control.ping(timeout=1) for name in reply}
@@ -76,6 +77,33 @@ def celery_workers(celery_platform: Platform) -> Iterator[dict[str, subprocess.P
 
         wait_for(answering, "both Celery workers to answer", timeout=120, poll=1)
         yield workers
+
+
+@contextmanager
+def stopped_by_sigterm(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The worker is stopped as an operator stops it (SIGTERM, passed on to its Celery process), whatever the test
+    does; nothing of it is left running."""
+    try:
+        yield process
+    finally:
+        descendants = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        for child in descendants:
+            with suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+def celery_pid(process: subprocess.Popen) -> int:
+    """The `celery worker` process `loader-assets celery-worker` runs (through `dagster-celery worker start`): the
+    one that executes steps."""
+    found = [child for child in psutil.Process(process.pid).children(recursive=True)
+             if "celery" in " ".join(child.cmdline()) and "dagster-celery" not in " ".join(child.cmdline())]  # fmt: skip
+    assert len(found) == 1, [child.cmdline() for child in found]
+    return found[0].pid
 
 
 def holders(platform: Platform, case: str) -> set[int]:
@@ -113,7 +141,7 @@ def test_two_celery_workers_load_a_case_exactly_once_one_of_them_killed_in_its_s
 ) -> None:
     platform = celery_platform
     case = platform.sample_case(chunks=4, rows_per_chunk=200).case
-    pids = {process.pid: name for name, process in celery_workers.items()}
+    pids = {celery_pid(process): name for name, process in celery_workers.items()}
 
     # Both Celery workers caught in their load step (held at the first worker write), then one killed.
     with ExitStack() as stack:
@@ -122,7 +150,7 @@ def test_two_celery_workers_load_a_case_exactly_once_one_of_them_killed_in_its_s
             barrier.enter_context(writes_blocked(platform, worker))
         first = stack.enter_context(reaped(cli_process(platform, "load-1", "load", case, "--level", "1")))
         wait_for(lambda: holders(platform, case) >= set(pids), "both Celery workers holding notices", timeout=180)
-        os.kill(celery_workers["w1"].pid, signal.SIGKILL)
+        os.kill(next(pid for pid, name in pids.items() if name == "w1"), signal.SIGKILL)
         barrier.close()  # the locks lifted
         first.wait(timeout=300)
     log = (platform.root / "load-1.log").read_text()

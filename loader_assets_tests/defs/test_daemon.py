@@ -14,11 +14,11 @@ from loader_assets_tests.conftest import Platform
 def wait_until_done(platform: Platform, case: str, level: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        counts = status_counts(platform.store.db, case).xs(level, level="level").sum()
+        counts = status_counts(platform.store, case).xs(level, level="level").sum()
         if counts["done"] == counts["total"]:
             return
         time.sleep(2)
-    raise AssertionError(f"level {level} of {case} not done: {status_counts(platform.store.db, case)}")
+    raise AssertionError(f"level {level} of {case} not done: {status_counts(platform.store, case)}")
 
 
 @pytest.mark.parametrize("catalog_url", ["postgresql"], indirect=True)

@@ -11,10 +11,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from loader_assets import settings
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.cli import main
-from loader_assets.defs.instance import instance_config
+from loader_assets.defs.instance import config_path, instance_config
+from loader_assets.settings import Settings
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import (
     ON_POSTGRESQL,
@@ -47,9 +47,9 @@ def all_finished(platform: Platform, case: str, runs: int) -> list[dg.RunRecord]
 def one_queued_run_at_a_time(platform: Platform) -> None:
     """Before the daemon starts: one queued run at a time, so while the first holds one worker's notices the
     other worker's stay free for the CLI load — the race happens on every run, not by luck of timing."""
-    config = instance_config()
+    config = instance_config(platform.ctx.settings)
     config["concurrency"]["runs"]["max_concurrent_runs"] = 1
-    (settings.dagster_home() / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    config_path(platform.ctx.settings).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def test_a_cli_load_racing_a_scheduled_load_of_the_same_1000_notices_loads_each_once(
@@ -94,9 +94,9 @@ def _window(attempts: list) -> tuple[datetime, datetime]:  # type: ignore[type-a
 def one_run_per_worker(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     """The instance yaml rewritten before the daemon starts: K = 1 run per worker, RUNS_AT_ONCE in all."""
     monkeypatch.setenv("LOADER_RUNS_PER_WORKER", "1")
-    config = instance_config()
+    config = instance_config(Settings.from_env())
     config["concurrency"]["runs"]["max_concurrent_runs"] = RUNS_AT_ONCE
-    (settings.dagster_home() / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    config_path(platform.ctx.settings).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 CHUNKS_ONLY = "table = 'Object' AND NOT overlap"  # no overlaps: Object stays unfinished, no validation run joins

@@ -14,6 +14,7 @@ from loader_assets.cli import main
 from loader_assets.defs.jobs import LOAD_JOB
 from loader_assets.selection import saved
 from loader_assets_tests.conftest import Platform
+from loader_assets_tests.defs.test_sensors import requested_ids
 from loader_assets_tests.recovery.helpers import (
     ON_POSTGRESQL,
     assert_exact,
@@ -33,8 +34,8 @@ def test_an_attempt_whose_lease_was_taken_over_may_not_start_writing(platform: P
     [frozen] = platform.store.claim([notice_id], Owner.current("frozen"), now=utcnow() - 2 * lease)
     [taker] = platform.store.claim([notice_id], Owner.current("taker"))
 
-    assert not platform.store.set_worker(frozen.attempt_id, "worker1")
-    assert platform.store.set_worker(taker.attempt_id, "worker2")
+    assert platform.store.set_workers({frozen.attempt_id: "worker1", taker.attempt_id: "worker2"}) == {
+        taker.attempt_id}  # fmt: skip
     assert [(a.run_id, a.outcome, a.worker) for a in attempt_rows(platform, [notice_id])] == [
         ("frozen", "lost", None),
         ("taker", "running", "worker2"),
@@ -69,7 +70,7 @@ def test_a_failing_notice_backs_off_is_parked_after_max_attempts_and_comes_back_
             job.execute_in_process(
                 run_config=request.run_config, instance=platform.instance, tags=request.tags, raise_on_error=False
             )
-        return sorted(i for r in requests for i in r.run_config["ops"]["load_notices_op"]["config"]["notice_ids"])
+        return sorted(i for r in requests for i in requested_ids(r))
 
     def back_off() -> timedelta:
         """From the end of the last attempt to the earliest retry."""
