@@ -290,3 +290,18 @@ def case_files(db: CatalogDB, case: str) -> list[CaseFile]:
             select(n.table, n.chunk, n.overlap, n.path, n.format, n.rows).where(n.case == case).order_by(n.id)
         ).all()
     return [CaseFile(*row) for row in rows]
+
+
+def pending_chunk_bytes(db: CatalogDB) -> dict[str, dict[int, int]]:
+    """Bytes of the notices not done yet, per case and chunk (regular tables left out)."""
+    n = notices.c
+    query = (
+        select(n.case, n.chunk, func.sum(n.size))
+        .where(n.status != "done", n.chunk.is_not(None))
+        .group_by(n.case, n.chunk)
+    )
+    pending: dict[str, dict[int, int]] = {}
+    with db.read() as connection:
+        for case, chunk, size in connection.execute(query):
+            pending.setdefault(case, {})[chunk] = int(size or 0)
+    return pending

@@ -49,7 +49,8 @@ class ClusterResource(dg.ConfigurableResource):
         return Cluster(config, server_options(self.settings))
 
     def loader(self, store: Store) -> Loader:
-        return Loader(store, self.cluster, streams=self.settings.streams_per_worker)
+        settings = self.settings
+        return Loader(store, self.cluster, streams=settings.streams_per_worker, stall_seconds=settings.stall_seconds)
 
 
 def default_resources(catalog_url: str) -> dict[str, dg.ConfigurableResource]:

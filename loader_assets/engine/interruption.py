@@ -1,5 +1,5 @@
-"""A process is interrupted once, by a signal: every load in it stops starting files, has its statements in flight
-killed on their servers, and gives back what it holds; the command then ends with one line and exit 130/143.
+"""A process is interrupted once, by a signal: every load in it stops starting files, abandons its statements in
+flight, and gives back what it holds; the command then ends with one line and exit 130/143.
 
 Signals are the process's, so this is the one process-wide state of the engine: the CLI's handler calls
 `INTERRUPTION.interrupt(signum)`, loads register their statements while they run.
@@ -33,13 +33,13 @@ class Interruption:
             self.event.set()
             loads = list(self._loads)
         for statements in loads:
-            statements.kill_all(f"interrupted by {signal.Signals(signum).name}")
+            statements.abandon_all(f"interrupted by {signal.Signals(signum).name}")
 
     def register(self, statements: InFlight) -> None:
         with self._lock:
             self._loads.append(statements)
         if self.is_set:  # it came while the load was starting
-            statements.kill_all(f"interrupted by {self.name}")
+            statements.abandon_all(f"interrupted by {self.name}")
 
     def unregister(self, statements: InFlight) -> None:
         with self._lock:

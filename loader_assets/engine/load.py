@@ -32,8 +32,9 @@ from loader_assets.engine.chunk_census import census_of_worker, chunk_version, n
 from loader_assets.engine.interruption import INTERRUPTION, Interruption
 from loader_assets.engine.recovery import take_back
 from loader_assets.engine.targets import ALL_WORKERS, Target, chunk_sizes, drop_attempt_rows, place_chunks
+from loader_assets.engine.watchdog import Watchdog
 from loader_assets.problems import CatalogDown, Interrupted, Problem, ServerDown
-from loader_assets.workers.attempt_partitions import drop_attempt_partitions
+from loader_assets.workers.attempt_partitions import drop_partitions
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.ddl import (
     SchemaError,
@@ -49,6 +50,7 @@ from loader_assets.workers.statements import InFlight
 log = logging.getLogger(__name__)
 
 DEFAULT_STREAMS = 2  # LOAD DATA at once into each worker (benchmarks/end_to_end.py: more gain nothing here)
+DEFAULT_STALL_SECONDS = 300.0  # a statement waiting (full disk, lock) this long is abandoned (LOADER_STALL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -213,9 +215,11 @@ class Loader:
         cluster: Cluster,
         *,
         streams: int = DEFAULT_STREAMS,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
         interruption: Interruption = INTERRUPTION,
     ) -> None:
         self.store, self.cluster, self.streams, self.interruption = store, cluster, streams, interruption
+        self.stall_seconds = stall_seconds
         self.statements = InFlight()
         self._layouts: dict[str, CaseLayout] = {}
         self._made: set[tuple[str, str, str]] = set()  # (worker, database, table or "") made by this process
@@ -259,6 +263,8 @@ class Loader:
             self.store, owner.run_id, {c.notice_id: c.attempt_id for c in claims}, self.store.lease.total_seconds() / 4
         )
         heartbeat.start()
+        watchdog = Watchdog(self.statements, self.cluster, self.stall_seconds)
+        watchdog.start()
         self.interruption.register(self.statements)
         try:  # from here on, whatever happens, every claimed notice is finished
             placement = self._place(claims, progress)
@@ -267,6 +273,7 @@ class Loader:
             report.add_problem(problem)
         finally:
             heartbeat.stop()
+            watchdog.stop()
             self.interruption.unregister(self.statements)
             self._finish_unfinished(claims, report)
             wait(self._indexing)
@@ -352,9 +359,10 @@ class Loader:
         try:
             results = self._load_everywhere(claim, layout, target)
         except ServerDown as problem:  # not the file's fault: the notice goes back, the worker is skipped
-            if not self.interruption.is_set:  # an interrupt kills statements: no server is at fault
+            if not self.interruption.is_set:  # an interrupt abandons statements: no server is at fault
                 self._mark_down(target, problem)
-            drop_attempt_rows(self.cluster, layout.database, target, [claim.attempt_id])
+            # What it wrote stays in its attempt's partition until the next claim or the sweep drops it: a worker
+            # gone (or a statement still waiting on its server, holding the table) takes no DDL now.
             self._give_back(claim, report, beat, problem.cause)
             return None
         except (LoadError, SchemaError) as error:
@@ -446,7 +454,13 @@ class Loader:
         table = layout.tables[claim.table]
         fresh = self._prepare(worker, layout, claim, target)
         if claim.discard_attempts and not fresh:
-            drop_attempt_partitions(server, layout.database, target.table_name, claim.discard_attempts)
+            what = f"DROP PARTITION of earlier attempts of {target.table_name}"
+            with (
+                server.connect() as conn,
+                self.statements.running(server, conn, what, layout.database),
+                conn.cursor() as cursor,
+            ):
+                drop_partitions(cursor, layout.database, target.table_name, list(claim.discard_attempts))
         return load_file(
             server, layout.database, target.table_name, layout.root / claim.path, claim.format,
             layout.dialect_of(claim.format, table), layout.charset, claim.attempt_id, table.column_names,
@@ -477,7 +491,8 @@ class Loader:
 
     def _create(self, worker: str, name: str, database: str, columns: list, indexes: list, charset: str,
                 **kw: int) -> bool:  # fmt: skip
-        with self.cluster.worker(worker).connect() as conn:
+        server = self.cluster.worker(worker)
+        with server.connect() as conn, self.statements.running(server, conn, f"CREATE TABLE {name}", database):
             return create_table(conn, database, name, columns, indexes, charset, **kw)
 
     @contextmanager
@@ -538,11 +553,13 @@ class Loader:
         for case in sorted({c.case for c in claims}):
             sizes = chunk_sizes((c.chunk, c.size) for c in claims if c.case == case)
             of_case = place_chunks(self.cluster, self.layout(case), sizes)
-            for worker, problem in self.cluster.check_room(of_case, sizes).items():
-                if isinstance(problem, ServerDown):  # its notices go back; the others load
-                    self._down.setdefault(worker, problem)
+            for worker, found in self.cluster.check_room(of_case, sizes, self.layout(case).database).items():
+                if isinstance(found, ServerDown):  # its notices go back; the others load
+                    self._down.setdefault(worker, found)
+                elif found.refused:  # not a byte onto a disk that cannot take them all
+                    self._down.setdefault(worker, found.problem())
                 else:
-                    report_problem(f"warning: {problem}")
+                    report_problem(f"warning: {found.line()}")
             placement.update({(case, chunk): worker for chunk, worker in of_case.items()})
         return placement
 

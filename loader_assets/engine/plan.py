@@ -17,7 +17,8 @@ from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import PlanRow, plan_rows
 from loader_assets.catalog.store import Store
 from loader_assets.engine.targets import ALL_WORKERS, chunk_sizes, place_chunks
-from loader_assets.workers.cluster import Cluster
+from loader_assets.problems import ServerDown
+from loader_assets.workers.cluster import Cluster, Shortage
 
 MAX_NOTICES_PER_RUN = 1000
 
@@ -78,6 +79,19 @@ def plan_runs(
             worker = ALL_WORKERS if chunk is None or not per_worker else placement[chunk]
             groups.setdefault((case, level, worker), []).append((chunk, notice_id, notice_priority))
     return split_groups(groups, priority, force, max_per_run), {row[0]: row[6] for row in rows}
+
+
+def shortages(store: Store, cluster: Cluster, notice_ids: Iterable[int]) -> list[Shortage | ServerDown]:
+    """Workers short of room for what these notices put on them (placing their new chunks): refused ones, those
+    past 80 % of their free space, and workers that do not answer. Regular tables are left out."""
+    rows = plan_rows(store.db, notice_ids)
+    layouts = case_layouts(store.db)
+    found: list[Shortage | ServerDown] = []
+    for case in sorted({row[1] for row in rows}):
+        sizes = chunk_sizes((chunk, size) for _id, of_case, _level, chunk, size, _p, _a in rows if of_case == case)
+        placement = place_chunks(cluster, layouts[case], sizes)
+        found += cluster.check_room(placement, sizes, layouts[case].database).values()
+    return found
 
 
 def split_groups(

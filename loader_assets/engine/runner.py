@@ -30,10 +30,10 @@ from loader_assets.catalog.notices import (
 )
 from loader_assets.catalog.store import Store
 from loader_assets.engine.level_state import describe, is_loaded
-from loader_assets.engine.plan import RunPlan, plan_runs
+from loader_assets.engine.plan import RunPlan, plan_runs, shortages
 from loader_assets.engine.recovery import take_back
 from loader_assets.engine.targets import ALL_WORKERS
-from loader_assets.problems import CasePaused, Failed, Problem
+from loader_assets.problems import CasePaused, Failed, Problem, ServerDown
 from loader_assets.workers.cluster import Cluster
 
 HOLDER_POLL_SECONDS = 1.0
@@ -146,6 +146,7 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
     started = time.monotonic()
     wanted = notice_ids(store.db, layout.case, level=level, statuses=statuses)
     told.level_started(level, sum(status_tally(store.db, layout.case, level=level).values()))
+    _check_room(store, cluster, wanted, told)
     plans, _ = plan_runs(store, cluster, wanted, force=force, per_worker=False)
     skipped: dict[int, Refused] = {}
     run_ids = []
@@ -174,6 +175,17 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
         message += f"; {lost} of this load's notices were taken over by others once its lease lapsed"
     per_worker = loaded_by_runs(store.db, run_ids)
     return LevelResult(level, len(plans), message, skipped, time.monotonic() - started, per_worker)
+
+
+def _check_room(store: Store, cluster: Cluster, wanted: list[int], told: Progress) -> None:
+    """Before the level: a worker that cannot take what it is about to receive stops it, naming the worker and its
+    disk; one nearly full is warned of."""
+    for found in shortages(store, cluster, wanted):
+        if isinstance(found, ServerDown):
+            raise found
+        if found.refused:
+            raise found.problem()
+        told.note(f"warning: {found.line()}")
 
 
 def _wait_for_other_runs(store: Store, cluster: Cluster, case: str, level: int, told: Progress) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loader_assets.catalog.database import check_reachable, shown_url
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.notices import pending_chunk_bytes
 from loader_assets.operations.context import Context
 from loader_assets.problems import CatalogDown, Problem, ServerDown
-from loader_assets.workers.cluster import Cluster
+from loader_assets.workers.cluster import WARNED_SHARE, Cluster, Shortage
 
 CONNECT_TIMEOUT = 3.0
 
@@ -48,6 +50,42 @@ def servers(cluster: Cluster) -> list[Check]:
     return checks
 
 
+def disks(ctx: Context) -> list[Check]:
+    """Each worker's free space against the bytes of the notices not done yet that its chunks hold (chunks not
+    placed yet counted evenly over the workers); where it can be known."""
+    layouts = case_layouts(ctx.store.db)
+    workers = list(ctx.cluster.workers)
+    need = dict.fromkeys(workers, 0.0)
+    for case, sizes in pending_chunk_bytes(ctx.store.db).items():
+        try:
+            placement = ctx.cluster.placement(layouts[case].database)
+        except LookupError:  # nothing of the case placed yet
+            placement = {}
+        for chunk, size in sizes.items():
+            if chunk in placement:
+                need[placement[chunk]] += size
+            else:
+                for worker in workers:
+                    need[worker] += size / len(workers)
+    checks = []
+    for worker in workers:
+        try:
+            room = ctx.cluster.room(worker)
+        except ServerDown as problem:
+            checks.append(Check(f"disk of {worker}", problem))
+            continue
+        if room is None:
+            checks.append(Check(f"disk of {worker}", None, "free space cannot be known (remote, no DISKS plugin)"))
+            continue
+        shortage = Shortage(ctx.cluster.worker(worker), room, int(need[worker]))
+        if shortage.refused:
+            checks.append(Check(f"disk of {worker}", shortage.problem()))
+        else:
+            warned = "warning: " if shortage.need > WARNED_SHARE * room.free else ""
+            checks.append(Check(f"disk of {worker}", None, warned + shortage.line().split(": ", 1)[1]))
+    return checks
+
+
 def dagster(ctx: Context) -> list[Check]:
     """The instance opens, and a daemon beats for it."""
     try:
@@ -64,6 +102,8 @@ def doctor(ctx: Context) -> tuple[list[Check], str]:
         checks += servers(ctx.cluster)
     except Problem as problem:  # no cluster configured
         checks.append(Check("workers", problem))
+    if first_failure(checks) is None:
+        checks += disks(ctx)
     checks += dagster(ctx)
     web = ctx.dagster.webserver_problem() if "dagster" in ctx.__dict__ else None
     return checks, web or f"answers at {ctx.settings.webserver}"

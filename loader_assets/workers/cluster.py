@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import logging
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,11 +19,9 @@ from pathlib import Path
 
 import pymysql
 
-from loader_assets.problems import BadInput, CzarDown, ServerDown
+from loader_assets.problems import BadInput, CzarDown, ServerDown, WorkerDown
 from loader_assets.settings import Settings
 from loader_assets.workers.connection import CZAR, WORKER, Server, ServerOptions, parse_url, quote_name
-
-log = logging.getLogger(__name__)
 
 CONFIG_FILE = "workers.json"
 META_DB = "qservMeta"
@@ -251,39 +248,78 @@ class Cluster:
         with self.czar.connect() as conn, conn.cursor() as cursor:
             return _placed(cursor, self.family_of(database), None)
 
+    def room(self, worker: str, database: str | None = None) -> Room | None:
+        """Free space of the disk holding a worker's data (a database's own directory when named, which may be
+        another mount): read from the filesystem for a server on this host, else from MariaDB's DISKS plugin when
+        it is installed; None when it cannot be known."""
+        server = self.worker(worker)
+        with server.connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT @@datadir")
+            datadir = str(cursor.fetchone()[0]).rstrip("/")
+            place = f"{datadir}/{database}" if database else datadir
+            if server.address.host in _LOOPBACK_HOSTS:
+                where = place if Path(place).is_dir() else datadir
+                return Room(worker, where, shutil.disk_usage(where).free)
+            cursor.execute(
+                "SELECT 1 FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'DISKS' AND PLUGIN_STATUS = 'ACTIVE'"
+            )
+            if cursor.fetchone() is None:
+                return None
+            cursor.execute("SELECT Path, Available FROM information_schema.DISKS")
+            mounts = [(str(path), int(free) * 1024) for path, free in cursor.fetchall() if place.startswith(str(path))]
+        if not mounts:
+            return None
+        path, free = max(mounts, key=lambda mount: len(mount[0]))  # the mount point holding the data
+        return Room(worker, path, free)
+
     def check_room(
-        self, placement: Mapping[int, str], bytes_per_chunk: Mapping[int, int] | int
-    ) -> dict[str, str | ServerDown]:
-        """Per worker whose data directory lacks room for its chunks, the problem (a line); a worker that does not
-        answer, its problem."""
+        self, placement: Mapping[int, str], bytes_per_chunk: Mapping[int, int] | int, database: str | None = None
+    ) -> dict[str, Shortage | ServerDown]:
+        """Per worker short of room for its chunks, the shortage (refused: less free than the bytes to load;
+        warned: those bytes past 80 % of the free space); a worker that does not answer, its problem."""
         needed: dict[str, int] = {}
         for chunk, worker in placement.items():
             size = bytes_per_chunk if isinstance(bytes_per_chunk, int) else bytes_per_chunk.get(chunk, 0)
             needed[worker] = needed.get(worker, 0) + size
-        problems: dict[str, str | ServerDown] = {}
+        found: dict[str, Shortage | ServerDown] = {}
         for worker, need in sorted(needed.items()):
             try:
-                problem = self._room_problem(worker, need)
+                room = self.room(worker, database)
             except ServerDown as down:
-                problems[worker] = down
+                found[worker] = down
                 continue
-            if problem:
-                problems[worker] = problem
-        return problems
+            if room is not None and need > WARNED_SHARE * room.free:
+                found[worker] = Shortage(self.worker(worker), room, need)
+        return found
 
-    def _room_problem(self, worker: str, need: int) -> str | None:
-        server = self.worker(worker)
-        if server.address.host not in _LOOPBACK_HOSTS:
-            # The data directory is on another machine: its free space cannot be read from here.
-            log.info("room check skipped for remote worker %s", server)
-            return None
-        with server.connect() as conn, conn.cursor() as cursor:
-            cursor.execute("SELECT @@datadir")
-            (datadir,) = cursor.fetchone()
-        free = shutil.disk_usage(datadir).free
-        if free < need:
-            return f"{server}: {need:,} bytes to load but only {free:,} free in {datadir}"
-        return None
+
+WARNED_SHARE = 0.8  # bytes to load past this share of a disk's free space: warned; past all of it: refused
+
+
+@dataclass(frozen=True)
+class Room:
+    worker: str
+    where: str  # the directory (or mount point) whose free space this is
+    free: int
+
+
+@dataclass(frozen=True)
+class Shortage:
+    server: Server
+    room: Room
+    need: int
+
+    @property
+    def refused(self) -> bool:
+        return self.need > self.room.free
+
+    def line(self) -> str:
+        return (f"{self.server}: {self.need / 1e6:,.1f} MB to load, {self.room.free / 1e6:,.1f} MB free on its disk "
+                f"({self.room.where})")  # fmt: skip
+
+    def problem(self) -> ServerDown:
+        return WorkerDown(f"{self.line()}: not enough room", f"free space on {self.server.name}'s disk, then load again",
+                          self.server.name)  # fmt: skip
 
 
 def server_options(settings: Settings) -> ServerOptions:

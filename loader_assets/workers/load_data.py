@@ -37,7 +37,7 @@ from loader_assets.workers.formats import (
     parquet_text_blocks,
     prefetch,
 )
-from loader_assets.workers.statements import InFlight, StatementKilled
+from loader_assets.workers.statements import InFlight, StatementAbandoned
 
 _SHOWN_WARNINGS = 5
 # Test hook: the file LOAD DATA reads instead of a text input (a line dropped or altered in transit).
@@ -99,8 +99,8 @@ def load_file(
 
     With `key`, the fingerprint of that column is computed from the file while it loads. Up to
     `max_warnings` LOAD DATA warnings are tolerated when every record loaded. Raises LoadError (nothing of
-    the file left), WorkerDown (the worker is down or went away) or StatementKilled (stopped on purpose, through
-    `statements`, where the LOAD DATA is registered while it runs).
+    the file left), WorkerDown (the worker is down or went away) or StatementAbandoned (given up on purpose,
+    through `statements`, where the LOAD DATA is registered while it runs).
     """
     assert fmt in FILE_FORMATS, f"unknown format {fmt!r}; expected one of {FILE_FORMATS}"
     path = Path(path)
@@ -117,9 +117,8 @@ def load_file(
         fingerprinted = (
             pool.submit(fingerprint.of_file, path, fmt, columns, key, Dialect.of(fmt, dialect)) if key else None
         )
-        watched = (
-            statements.running(worker, conn, f"LOAD DATA of {path.name} into {table_name}") if statements else None
-        )
+        what = f"LOAD DATA of {path.name} into {table_name}"
+        watched = statements.running(worker, conn, what, database) if statements else None
         with watched or contextlib.nullcontext() as running:
             if not partition_ready:
                 reset_partition(cursor, database, table_name, attempt_id)
@@ -130,11 +129,11 @@ def load_file(
                     loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
                 warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
             except Exception as error:
+                if running is not None and running.abandoned_because is not None:  # its connection is shut
+                    raise StatementAbandoned(running) from error
                 # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
                 if not is_unavailable_error(error):
                     drop_partitions(cursor, database, table_name, [attempt_id])
-                if running is not None and running.killed_because is not None:
-                    raise StatementKilled(running) from error
                 raise
         keys, unproved = _fingerprint_of(fingerprinted)
     return LoadResult(

@@ -1,10 +1,17 @@
-"""Statements this process has running on the servers: what each is, where, since when. An interrupt kills them
-on their servers (a LOAD DATA of gigabytes would otherwise finish first); the stall watchdog reads how each is
-doing in its server's process list."""
+"""Statements this process has running on the servers: what each is, where, since when. An interrupt abandons
+them (a LOAD DATA of gigabytes would otherwise finish first), the stall watchdog reads how each is doing in its
+server's process list and abandons the ones that wait on a full disk or a lock for too long.
+
+Abandoning shuts this side of the statement's connection: its client call returns at once, and the server ends
+the statement at its next read from the client. Not `KILL`: MariaDB 10.11 was seen to crash when a LOAD DATA
+into a partitioned MyISAM table, waiting for disk space, was killed; a lost client is the path every server
+takes daily. What the statement wrote lies in its attempt's partition, dropped by the next claim or the sweep.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,19 +19,26 @@ from dataclasses import dataclass, field
 
 import pymysql
 
-from loader_assets.problems import ServerDown, WorkerDown
+from loader_assets.problems import WorkerDown
 from loader_assets.workers.connection import Server
+
+# Process-list states of a statement that is waiting, not working: on a full disk, or for a lock.
+WAITING_STATES = ("Waiting for someone to free space", "Waiting for table metadata lock", "Waiting for table level lock",
+                  "Waiting for table flush", "Waiting for global read lock", "Waiting for backup lock", "Locked")  # fmt: skip
 
 
 @dataclass
 class Running:
-    """One statement in flight: its server, its connection's id there, and what it does."""
+    """One statement in flight: its server, its connection (and that connection's id there), and what it does."""
 
     server: Server
+    connection: pymysql.Connection = field(repr=False)
     connection_id: int
     what: str
+    database: str | None = None  # where its rows go: the disk that matters is that database's directory
     started: float = field(default_factory=time.monotonic)
-    killed_because: str | None = None  # set when this process killed it (an interrupt, a stall)
+    abandoned_because: str | None = None  # set when this process gave it up (an interrupt, a stall)
+    fix: str | None = None  # what the operator does about it, when it is theirs to do
 
 
 class InFlight:
@@ -32,39 +46,67 @@ class InFlight:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[int, Running] = {}  # by connection id and server (see _key)
+        self._running: dict[int, Running] = {}
 
     @contextlib.contextmanager
-    def running(self, server: Server, conn: pymysql.Connection, what: str) -> Iterator[Running]:
-        entry = Running(server, conn.thread_id(), what)
-        key = id(entry)
+    def running(
+        self, server: Server, conn: pymysql.Connection, what: str, database: str | None = None
+    ) -> Iterator[Running]:
+        entry = Running(server, conn, conn.thread_id(), what, database)
         with self._lock:
-            self._running[key] = entry
+            self._running[id(entry)] = entry
         try:
             yield entry
         finally:
             with self._lock:
-                self._running.pop(key, None)
+                self._running.pop(id(entry), None)
 
     def snapshot(self) -> list[Running]:
         with self._lock:
             return list(self._running.values())
 
-    def kill(self, entry: Running, why: str) -> None:
-        """`KILL QUERY` on its server: the statement fails at once, its connection stays usable."""
-        entry.killed_because = why
-        with contextlib.suppress(ServerDown, pymysql.err.MySQLError), entry.server.connect() as conn:
-            conn.cursor().execute(f"KILL QUERY {int(entry.connection_id)}")
+    @staticmethod
+    def abandon(entry: Running, why: str, fix: str | None = None) -> None:
+        """Give the statement up: this side of its connection is shut, its client call fails at once."""
+        entry.abandoned_because, entry.fix = why, fix
+        sock = getattr(entry.connection, "_sock", None)  # pymysql keeps no public handle of its socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
-    def kill_all(self, why: str) -> None:
+    def abandon_all(self, why: str) -> None:
         for entry in self.snapshot():
-            self.kill(entry, why)
+            self.abandon(entry, why)
 
 
-class StatementKilled(WorkerDown):
-    """A statement this process killed on purpose (an interrupt, a stall): the file is not at fault."""
+@dataclass(frozen=True)
+class Activity:
+    """A statement as its server's process list shows it."""
+
+    state: str
+    seconds: float
+
+    @property
+    def waiting(self) -> bool:
+        return any(self.state.startswith(waiting) for waiting in WAITING_STATES)
+
+
+def activities(server: Server, connection_ids: list[int]) -> dict[int, Activity]:
+    """What the server says of each of these connections' statements (a connection with none is absent)."""
+    if not connection_ids:
+        return {}
+    with server.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT ID, COALESCE(STATE, ''), TIME_MS / 1000 FROM information_schema.PROCESSLIST "
+            f"WHERE ID IN ({','.join(str(int(i)) for i in connection_ids)}) AND INFO IS NOT NULL"
+        )
+        return {int(i): Activity(state, float(seconds or 0)) for i, state, seconds in cursor.fetchall()}
+
+
+class StatementAbandoned(WorkerDown):
+    """A statement this process gave up on purpose (an interrupt, a stall): the file is not at fault."""
 
     def __init__(self, entry: Running) -> None:
-        super().__init__(f"{entry.what} on {entry.server} was stopped: {entry.killed_because}",
-                         "nothing of it was kept; load again once the cause is gone", entry.server.name)  # fmt: skip
+        super().__init__(entry.abandoned_because or f"{entry.what} on {entry.server} was given up",
+                         entry.fix or "nothing of it was kept; load again once the cause is gone", entry.server.name)  # fmt: skip
         self.entry = entry

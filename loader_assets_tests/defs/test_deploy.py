@@ -28,6 +28,6 @@ def test_the_kubernetes_instance_is_valid_for_dagster_and_its_run_launcher(tmp_p
 def test_the_helm_values_name_the_code_location_and_its_environment() -> None:
     values = yaml.safe_load((K8S / "values.yaml").read_text())
     [deployment] = values["dagster-user-deployments"]["deployments"]
-    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "loader_assets.definitions"]
+    assert deployment["codeServerArgs"] == ["--module-name", "loader_assets.definitions"], "reloads without a restart"
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert {"name": "loader-assets-secrets"} in deployment["envSecrets"]

@@ -29,6 +29,7 @@ from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.local import LocalServer
 from loader_assets_tests.conftest import REPOSITORY, Platform
 
+BIG_ROWS = 800_000  # a LOAD DATA of a few seconds: long enough to catch it half-way
 ON_POSTGRESQL = pytest.mark.parametrize("catalog_url", ["postgresql"], indirect=True)
 Key = tuple[str, str]  # (worker, table name on that worker)
 
@@ -252,3 +253,24 @@ def holds_sqlite_write_lock(pid: int) -> bool:
     with open("/proc/locks") as lines:
         return any(fields[1] == "POSIX" and fields[3] == "WRITE" and fields[4] == str(pid)
                    for fields in (line.split() for line in lines) if len(fields) > 4)  # fmt: skip
+
+
+def big_notice(platform: Platform, case: str, rows: int = BIG_ROWS, among: tuple[int, ...] | None = None) -> int:
+    """Makes the file of the first Object chunk notice (among `among`) big; returns that notice."""
+    [notice] = [n for n in level_notices(platform, case, 1)
+                if n.table == "Object" and not n.overlap and (among is None or n.id in among)][:1]  # fmt: skip
+    inflate_object_file(platform, case, notice.chunk, rows)
+    return notice.id
+
+
+def rows_arriving(platform: Platform, cluster_state: Path, case: str, notice_id: int) -> tuple[str, int] | None:
+    """(worker, attempt) once the notice's current attempt has written rows into its partition."""
+    notice = next(n for n in level_notices(platform, case, 1) if n.id == notice_id)
+    with platform.store.db.read() as connection_:
+        worker = connection_.execute(select(notices.c.worker).where(notices.c.id == notice_id)).scalar()
+    if notice.status != "running" or worker is None:
+        return None
+    database = case_layouts(platform.store.db, case)[case].database
+    table = chunk_table_name("Object", notice.chunk)
+    written = partition_file_bytes(cluster_state, worker, database, table, notice.attempt_id)
+    return (worker, notice.attempt_id) if written > 0 else None

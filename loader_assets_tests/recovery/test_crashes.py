@@ -24,23 +24,23 @@ from loader_assets.workers.attempt_partitions import count_rows
 from loader_assets.workers.ddl import chunk_table_name
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import (
+    BIG_ROWS,
     ON_POSTGRESQL,
     assert_exact,
     attempt_rows,
+    big_notice,
     cli_load,
     holds_sqlite_write_lock,
-    inflate_object_file,
     level_notices,
     outcomes,
-    partition_file_bytes,
     reaped,
+    rows_arriving,
     running_statements,
     sweep_now,
     wait_for,
 )
 
 pytestmark = ON_POSTGRESQL
-BIG_ROWS = 800_000  # a LOAD DATA of a few seconds: long enough to catch it half-way
 SLOW_ROWS = 1_500_000  # a LOAD DATA of 3 s or more here: well over SLOW_LEASE
 LEASE = "4"
 SLOW_LEASE = "1.5"  # heart-beaten every 0.375 s
@@ -52,27 +52,6 @@ def quiet(_: str) -> None:
 
 def reload_level_1(platform: Platform, case: str) -> None:
     platform.load(case, (1,))
-
-
-def big_notice(platform: Platform, case: str, rows: int = BIG_ROWS, among: tuple[int, ...] | None = None) -> int:
-    """Makes the file of the first Object chunk notice (among `among`) big; returns that notice."""
-    [notice] = [n for n in level_notices(platform, case, 1)
-                if n.table == "Object" and not n.overlap and (among is None or n.id in among)][:1]  # fmt: skip
-    inflate_object_file(platform, case, notice.chunk, rows)
-    return notice.id
-
-
-def rows_arriving(platform: Platform, cluster_state: Path, case: str, notice_id: int) -> tuple[str, int] | None:
-    """(worker, attempt) once the notice's current attempt has written rows into its partition."""
-    notice = next(n for n in level_notices(platform, case, 1) if n.id == notice_id)
-    with platform.store.db.read() as connection_:
-        worker = connection_.execute(select(notices.c.worker).where(notices.c.id == notice_id)).scalar()
-    if notice.status != "running" or worker is None:
-        return None
-    database = case_layouts(platform.store.db, case)[case].database
-    table = chunk_table_name("Object", notice.chunk)
-    written = partition_file_bytes(cluster_state, worker, database, table, notice.attempt_id)
-    return (worker, notice.attempt_id) if written > 0 else None
 
 
 def test_a_killed_run_is_reclaimed_at_once_its_rows_dropped_and_the_reload_exact(

@@ -1,0 +1,135 @@
+"""Faults an unattended load meets, each reproduced for real, each ending exact without a person — or, where a
+person must act (free a disk), with one line saying so: a case dropped and registered again, a worker's disk
+filling during a load, a load killed whose notices the next load needs (its holder dead on this host)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loader_assets.catalog.notices import notice_ids
+from loader_assets.engine.plan import plan_runs
+from loader_assets.problems import Exit
+from loader_assets.qserv.sample import write_sample_case
+from loader_assets.workers.local import LocalServer
+from loader_assets_tests.conftest import REPOSITORY, Platform
+from loader_assets_tests.recovery.helpers import (
+    assert_exact,
+    attempt_rows,
+    big_notice,
+    level_notices,
+    outcomes,
+    rows_arriving,
+    wait_for,
+)
+
+pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
+
+
+def loader_assets(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loader_assets.cli", *args], cwd=REPOSITORY,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def started(*args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "loader_assets.cli", *args], cwd=REPOSITORY,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_a_case_dropped_and_registered_again_loads_exact(platform: Platform) -> None:
+    """The director index kept a version per chunk made of attempt ids; SQLite hands the same ids out again once
+    the case's rows are gone, so a stale index passed for fresh and level 2 failed for ever."""
+    root = write_sample_case(platform.root / "again", chunks=2, rows_per_chunk=500, database="again")
+    for attempt in ("first", "second"):
+        assert loader_assets("register", str(root)).returncode == 0
+        loaded = loader_assets("load", "again")
+        assert loaded.returncode == 0, f"{attempt} load: {loaded.stderr}"
+        assert_exact(platform, "again", 1) and assert_exact(platform, "again", 3)
+        if attempt == "first":
+            assert loader_assets("drop", "again", "--force").returncode == 0
+
+
+@pytest.fixture
+def small_disk(platform: Platform, cluster_state: Path):  # type: ignore[no-untyped-def]
+    """A case whose database directory on worker2 is a tmpfs of its own (the worker's disk, as far as the case
+    sees it); unmounted afterwards."""
+    case = platform.sample_case(chunks=4, rows_per_chunk=5).case
+    mount = LocalServer(cluster_state, "worker2").datadir / case
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        yield case, mount
+    finally:
+        with platform.cluster.worker("worker2").connect() as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{case}`")
+            cursor.execute("FLUSH TABLES")
+        subprocess.run(["umount", str(mount)], check=True)
+        mount.rmdir()
+
+
+def fill(mount: Path) -> Path:
+    """Another writer takes every byte left on the disk."""
+    filler = mount / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+                out.flush()
+        except OSError:  # ENOSPC: the disk is full
+            pass
+    return filler
+
+
+def test_a_worker_disk_filling_during_a_load_ends_it_naming_the_worker_and_its_disk(
+    platform: Platform, cluster_state: Path, small_disk: tuple[str, Path]
+) -> None:
+    case, mount = small_disk
+    plans, _ = plan_runs(platform.store, platform.cluster, notice_ids(platform.store.db, case, level=1))
+    [on_worker2] = [plan for plan in plans if plan.worker == "worker2"]
+    notice_id = big_notice(platform, case, rows=300_000, among=on_worker2.notice_ids)
+    load = started("load", case, "--level", "1", LOADER_STALL_SECONDS="3")
+    try:
+        wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "rows arriving on worker2")
+        filler = fill(mount)
+        _, stderr = load.communicate(timeout=3 + 60)
+    finally:
+        load.kill()
+    assert load.returncode == Exit.WORKER_DOWN, stderr
+    [line] = [line for line in stderr.splitlines() if line.strip()]
+    assert line.startswith("loader-assets load: worker worker2 (127.0.0.1:") and "stalled" in line, line
+    assert "Waiting for someone to free space" in line and f"{mount}: 0.0 MB free" in line and "is full" in line
+    assert line.endswith("free space on worker2's disk, then load again"), line
+    [big] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
+    assert big.status == "ready" and big.locked_by is None, "given back, not counted: the file is not at fault"
+
+    filler.unlink()  # the operator frees the disk: the next load ends exact
+    again = loader_assets("load", case, "--level", "1")
+    assert again.returncode == 0, again.stderr
+    assert_exact(platform, case, 1)
+
+
+def test_the_next_load_takes_back_at_once_what_a_killed_load_held(platform: Platform, cluster_state: Path) -> None:
+    """A load SIGKILLed leaves its notices `running` under a lease of 5 minutes; its process is dead on this host,
+    so the next load takes them back at once instead of waiting the lease out."""
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    notice_id = big_notice(platform, case)
+    killed = started("load", case, "--level", "1", LOADER_LEASE_SECONDS="300")
+    try:
+        wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "a LOAD DATA half-way")
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert any(n.status == "running" for n in level_notices(platform, case, 1)), "held by a dead process"
+
+    again = loader_assets("load", case, "--level", "1", LOADER_LEASE_SECONDS="300", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "waiting for" not in again.stdout, "nothing waited for a dead holder"
+    assert_exact(platform, case, 1)
+    [lost, done] = [a for a in attempt_rows(platform, [notice_id])]
+    assert (lost.outcome, done.outcome) == ("lost", "done") and f"process {killed.pid}" in (lost.error or "")
+    assert outcomes(platform, [notice_id])[notice_id] == ["lost", "done"]
