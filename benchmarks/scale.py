@@ -15,7 +15,9 @@ nothing is loaded) it prints one line per figure with its target:
 - scheduled_loads: seconds and run requests of each tick serving one schedule of every level-1 notice, ticks;
 - select: seconds and peak memory of a notebook preview of level 1 and of its counts;
 - events: milliseconds per chunk materialization on the instance, one at a time and in one batch;
-- backfill: runs a UI backfill of every partition of a load asset plans (its backfill policy).
+- backfill: runs a UI backfill of every partition of a load asset plans (its backfill policy);
+- sky map: seconds of `nb.plot(case)` (catalog read, projection, figure, PNG) once part of level 1 went through
+  the store's transitions (done in a band of the sky, some running, a few failed); --skymap writes the PNG.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CASE = "dp02"
 TARGETS = {"register_seconds": 60.0, "register_peak_mb": 300.0, "plan_seconds": 2.0, "tick_seconds": 30.0,
-           "backfill_runs": 300}  # fmt: skip
+           "backfill_runs": 300, "skymap_seconds": 10.0}  # fmt: skip
 
 
 def peak_mb() -> float:
@@ -100,7 +102,18 @@ def phase_select() -> dict:
             "peak_mb": peak_mb()}  # fmt: skip
 
 
-PHASES = {"register": phase_register, "select": phase_select}
+def phase_skymap(png: str) -> dict:
+    """What `nb.plot(case)` does, saved as PNG."""
+    from loader_assets.operations import notices
+    from loader_assets.operations.context import Context
+
+    ctx = Context.from_env()
+    started = time.monotonic()
+    notices.sky_map(ctx, CASE).savefig(png)
+    return {"seconds": time.monotonic() - started, "peak_mb": peak_mb()}
+
+
+PHASES = {"register": phase_register, "select": phase_select, "skymap": phase_skymap}
 
 
 # -- the parent: layout, servers, the phases in order -------------------------------------------------------------
@@ -187,6 +200,32 @@ def backfill_runs(partitions: int) -> str:
             f"(multi_run, {CHUNKS_PER_BACKFILL_RUN} per run; target <= {TARGETS['backfill_runs']}) {verdict}")  # fmt: skip
 
 
+def mark_progress(ctx: Context, done: float = 0.1, running: float = 0.01, failed: float = 0.001) -> str:
+    """Level 1 of the case part-way, through the store's own transitions (nothing is loaded): the first `done`
+    share of its chunks (south to north) done, the next `running` share held, `failed` of them failed."""
+    import socket
+
+    from sqlalchemy import select
+
+    from loader_assets.catalog.schema import notices
+    from loader_assets.catalog.store import Owner
+
+    store = ctx.store
+    with store.db.read() as connection:
+        rows = connection.execute(
+            select(notices.c.id, notices.c.chunk).where(notices.c.case == CASE, notices.c.level == 1)
+            .order_by(notices.c.chunk, notices.c.id)
+        ).all()  # fmt: skip
+    ids = [notice for notice, _chunk in rows]
+    first, second = int(len(ids) * done), int(len(ids) * (done + running))
+    owner = Owner("scale-benchmark", socket.gethostname(), os.getpid())
+    started = time.monotonic()
+    claims = store.claim(ids[:second], owner)
+    for number, claim in enumerate(claims[:first]):
+        store.finish(claim.attempt_id, "failed" if number % int(1 / failed) == 0 else "done", rows=0, error="x")
+    return f"marked {first:,} notices done or failed, {second - first:,} running in {time.monotonic() - started:.0f} s"
+
+
 def figure(name: str, value: float, target: str, detail: str = "", unit: str = "s") -> str:
     goal = TARGETS[target]
     verdict = "ok" if value <= goal else "OVER"
@@ -201,6 +240,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=34)
     parser.add_argument("--workers", type=int, default=5)
     parser.add_argument("--layout", type=Path, help="reuse (or write once into) this directory")
+    parser.add_argument("--skymap", type=Path, default=None, help="write the sky map PNG here")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("phase_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,6 +292,11 @@ def main() -> None:
         for line in event_cost(ctx):
             print(line)
         print(backfill_runs(first["chunks"]))
+        print(mark_progress(ctx))
+        png = args.skymap or tmp / "skymap.png"
+        drawn = in_child("skymap", env, str(png))
+        print(figure("sky map", drawn["seconds"], "skymap_seconds",
+                     f"{first['chunks']:,} chunks, peak {drawn['peak_mb']:.0f} MB, {png}"))  # fmt: skip
 
 
 if __name__ == "__main__":

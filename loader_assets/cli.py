@@ -32,6 +32,7 @@ from loader_assets.problems import Problem
 from loader_assets.selection.language import QueryError, describe_fields
 
 Command = Callable[[Context, argparse.Namespace], int]
+COOPERATIVE = ("load", "metrics")  # commands that end by themselves once interrupted
 
 
 def _print_frame(frame: pd.DataFrame, empty: str) -> None:
@@ -164,6 +165,15 @@ def cmd_doctor(ctx: Context, args: argparse.Namespace) -> int:
     print(f"info  webserver: {web}")
     failed = doctor.first_failure(checks)
     return 0 if failed is None else failed.exit_code
+
+
+def cmd_metrics(ctx: Context, args: argparse.Namespace) -> int:
+    """A Prometheus exporter of the catalog's numbers, until SIGINT or SIGTERM."""
+    from loader_assets.operations.metrics import serve  # prometheus_client is imported only when used
+
+    serve(ctx, args.port, args.address,
+          ready=lambda port: print(f"serving metrics on http://{args.address}:{port}/metrics", flush=True))  # fmt: skip
+    return 0
 
 
 def cmd_workers(ctx: Context, args: argparse.Namespace) -> int:
@@ -416,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_ = commands.add_parser("doctor", help="check catalog, czar, workers, instance, daemon and webserver")
     doctor_.set_defaults(run=cmd_doctor)
 
+    metrics = commands.add_parser("metrics", help="serve the catalog's numbers to Prometheus (until interrupted)")
+    metrics.add_argument("--port", type=int, default=9464, help="TCP port (default 9464; 0: any free port)")
+    metrics.add_argument("--address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    metrics.set_defaults(run=cmd_metrics)
+
     sample = commands.add_parser("sample", help="write a realistic sample case")
     sample.add_argument("out_dir", help="a new or empty directory; its name is the case's database")
     sample.add_argument("--chunks", type=int, default=10, help="chunks of the sky (default 10)")
@@ -468,9 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     INTERRUPTION.reset()
     ctx: Context | None = None
     try:
-        # A load (and a watch) stops by itself once interrupted, a load giving back what it holds first; any other
-        # command is stopped where it stands: it holds nothing a rerun would not finish.
-        with _signals(cooperative=args.command == "load" or getattr(args, "watch", False)):
+        # A load (a watch, the exporter) stops by itself once interrupted, a load giving back what it holds first;
+        # any other command is stopped where it stands: it holds nothing a rerun would not finish.
+        with _signals(cooperative=args.command in COOPERATIVE or getattr(args, "watch", False)):
             ctx = Context.from_env(verbose=args.verbose)
             return args.run(ctx, args)
     except KeyboardInterrupt:  # a signal where the command stood (it held nothing a rerun would not finish)

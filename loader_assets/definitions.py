@@ -17,6 +17,7 @@ import dagster as dg
 from loader_assets.catalog.database import catalog_db
 from loader_assets.catalog.layout import CaseLayout, case_layouts
 from loader_assets.catalog.store import Store
+from loader_assets.defs.alerts import alerts_sensor
 from loader_assets.defs.assets import case_assets, gate_jobs
 from loader_assets.defs.celery import executor
 from loader_assets.defs.jobs import load_notices_job, sweep_job
@@ -36,7 +37,7 @@ def build_definitions(settings: Settings, catalog_url: str | None = None) -> dg.
     return dg.Definitions(
         assets=[asset for layout in layouts for asset in case_assets(layout)],
         jobs=[load_notices_job, sweep_job, *gates],
-        sensors=all_sensors(gates, selections, settings),
+        sensors=[*all_sensors(gates, selections, settings), alerts_sensor(settings)],
         resources=default_resources(url),
         executor=executor(settings),
     )

@@ -124,7 +124,7 @@ class Interrupted(Problem):
 
     def __init__(self, signum: int, cause: str, fix: str) -> None:
         super().__init__(cause, fix)
-        self.signum = signum
+        self.signum = int(signum)  # a plain number, whether given as one or as a `signal.Signals`
 
     @property
     def exit_code(self) -> Exit:  # type: ignore[override]  # the signal decides

@@ -35,6 +35,10 @@ FORBIDDEN = {
     "problems": {"dagster", "sqlalchemy", "loader_assets"},
     "capacity": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
                  "loader_assets.selection", *UPPER},
+    "skymap": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
+               "loader_assets.selection", *UPPER},
+    "alerts": {"dagster", "sqlalchemy", "loader_assets.workers", "loader_assets.engine", "loader_assets.selection",
+               *UPPER},
 }  # fmt: skip
 ENVIRONMENT_READERS = {"settings.py"}  # the one module that reads os.environ / os.getenv
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure what the tests and the demo need is here: MariaDB server binaries (the project starts its own
-# mariadbd processes), a PostgreSQL server on 127.0.0.1:5432, RabbitMQ on 127.0.0.1:5672 (the Celery broker) and
-# Chromium (the UI's real-browser check and scripts/screenshots.sh). Installs and starts them on Debian when missing; fails loudly when one cannot be had.
+# mariadbd processes), a PostgreSQL server on 127.0.0.1:5432, RabbitMQ on 127.0.0.1:5672 (the Celery broker),
+# Prometheus (the metrics test starts its own on a free port) and Chromium (the UI's real-browser check and
+# scripts/screenshots.sh). Installs and starts them on Debian when missing; fails loudly when one cannot be had.
 set -euo pipefail
 
 PG_HOST=127.0.0.1 PG_PORT=5432
@@ -44,6 +45,10 @@ if ! rabbit_up; then
   for _ in $(seq 60); do rabbit_up && break; sleep 1; done
 fi
 rabbit_up || { echo "ensure-servers: RabbitMQ is not answering on 127.0.0.1:5672" >&2; exit 1; }
+if ! command -v prometheus >/dev/null; then  # the metrics test scrapes the exporter with a real Prometheus
+  apt_install prometheus
+fi
+command -v prometheus >/dev/null || { echo "ensure-servers: no prometheus after install" >&2; exit 1; }
 if ! command -v chromium >/dev/null; then
   apt_install chromium
 fi

@@ -12,6 +12,7 @@ from loader_assets import levels
 from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.schema import cases, tables
 from loader_assets.problems import Unknown
+from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import Dialect
 
 
@@ -56,6 +57,11 @@ class CaseLayout:
         """Which registration of the case this is: a case dropped and registered again is another one, even
         where the catalog hands out the same attempt ids again (SQLite reuses them once the rows are gone)."""
         return f"{self.case}@{self.registered_at.isoformat() if self.registered_at else ''}"
+
+    @property
+    def chunker(self) -> Chunker:
+        """The case's partitioning: which chunk each position of the sky is in."""
+        return Chunker(self.num_stripes, self.num_sub_stripes, self.overlap)
 
     def dialect_of(self, fmt: str, table: TableLayout | None = None) -> Dialect:
         """How a file of this format (of this table) is read: the table's own dialect, else the case's."""

@@ -79,7 +79,18 @@ def _v4(op: Operations) -> None:
     op.add_column("cases", Column("registering", Boolean, nullable=False, server_default=false()))
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4}
+def _v5(op: Operations) -> None:
+    """Alerts go out once: the ones delivered are remembered."""
+    op.create_table(
+        "alerts_sent",
+        Column("key", String(255), primary_key=True),
+        Column("kind", String(16), nullable=False),
+        Column("case", String(64)),
+        Column("sent_at", DateTime, nullable=False),
+    )
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 
 def upgrade(connection: Connection, version: int) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
 )
 
-SCHEMA_VERSION = 4  # each step from 1 is in `migrations`
+SCHEMA_VERSION = 5  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
 SCHEDULE_STATES = ("pending", "submitted", "cancelled")
@@ -209,6 +209,16 @@ selections = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("comment", Text),
     Column("created_at", DateTime, nullable=False),
+)
+
+# Alerts already delivered (by SMTP and/or webhook), so each goes out once, whatever restarts in between.
+alerts_sent = Table(
+    "alerts_sent",
+    metadata,
+    Column("key", String(255), primary_key=True),  # e.g. run:<id>, gate:<case>:<level>:<table>@<generation>
+    Column("kind", String(16), nullable=False),  # run | gate | stall | parked
+    Column("case", String(64)),
+    Column("sent_at", DateTime, nullable=False),
 )
 
 # A frozen list of notices handed to the run queue (by `Selection.schedule()` or `loader-assets schedule`):

@@ -8,14 +8,19 @@ executed by whichever Celery worker takes them, on any host that reaches the bro
 
 A worker killed in a step: its message was acknowledged only once the step ended (`task_acks_late`), so the
 broker hands the step to another worker and it runs again; the notices the dead process held are taken back by
-the next load or the sweeper (dead pid on this host, else an expired lease).
+the next load or the sweeper (dead pid on this host, else an expired lease). A worker told to stop (SIGTERM,
+SIGINT) does not finish its step's files: the load gives its notices back at once, and the worker ends.
 """
 
 from __future__ import annotations
 
+import signal
+
 import dagster as dg
+from celery import signals as celery_signals
 from dagster_celery import celery_executor
 
+from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.settings import Settings
 
 BROKER_ENV = "LOADER_CELERY_BROKER"
@@ -47,12 +52,21 @@ def executor(settings: Settings) -> dg.ExecutorDefinition:
 
 
 def worker_command(config_yaml: str, name: str | None = None) -> list[str]:
-    """dagster-celery's documented worker start; `solo` pool: a step runs in the worker's own process, one at a
-    time (a killed worker then takes exactly its step with it)."""
+    """dagster-celery's documented worker start. One step at a time, in the worker's own process (a killed worker
+    takes exactly its step with it), on a thread of its own: Dagster then leaves the process's signal handlers to
+    Celery, whose warm shutdown interrupts the step's loads (`interrupt_loads`)."""
     return ["dagster-celery", "worker", "start", "-A", "dagster_celery.app", "-y", config_yaml, "-q", QUEUE,
-            *(["-n", name] if name else []), "--", "--pool", "solo"]  # fmt: skip
+            *(["-n", name] if name else []), "--", "--pool", "threads", "--concurrency", "1"]  # fmt: skip
 
 
 def worker_config(settings: Settings) -> dict:
     """The file `dagster-celery worker start -y` reads: the executor's block, as a job's run config gives it."""
     return {"execution": {"config": executor_config(settings)}}
+
+
+@celery_signals.worker_shutting_down.connect
+def interrupt_loads(sig: str = "SIGTERM", **_: object) -> None:
+    """Celery's warm shutdown would wait for the step to load all its files: its loads are interrupted instead
+    (statements abandoned, notices given back), so the worker stops within seconds. Connected when a step first
+    imports the definitions, in the worker's own process."""
+    INTERRUPTION.interrupt(getattr(signal, sig if sig.startswith("SIG") else f"SIG{sig}", signal.SIGTERM))

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
@@ -19,7 +21,7 @@ from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
 from loader_assets.engine.load import Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
-from loader_assets.problems import Problem, as_record, from_record
+from loader_assets.problems import Interrupted, Problem, as_record, from_record
 
 SHOWN_ERRORS = 20
 
@@ -86,7 +88,8 @@ def load_failure(report: LoadReport) -> dg.Failure | None:
     """The failure a load step ends with, or None: a problem that stopped it, failed files, lost leases (a closed
     gate is a wait, not a failure)."""
     if report.problem is not None:
-        return failure(report.problem, **{"given back": len(report.given_back), "failed": len(report.failed)})
+        return failure(_as_seen_by_the_run(report.problem),
+                       **{"given back": len(report.given_back), "failed": len(report.failed)})  # fmt: skip
     if report.failed:
         errors = [f"notice {nid}: {error}" for nid, error in sorted(report.failed.items())]
         return dg.Failure(
@@ -99,6 +102,15 @@ def load_failure(report: LoadReport) -> dg.Failure | None:
     if report.lost:
         return dg.Failure(description=f"lease lost on {len(report.lost)} notices; their rows were discarded")
     return None
+
+
+def _as_seen_by_the_run(problem: Problem) -> Problem:
+    """An interrupt reached the step's process (a Celery worker, a run worker), not the command waiting for the
+    run: the line says whose."""
+    if not isinstance(problem, Interrupted):
+        return problem
+    where = f"the process running the step (pid {os.getpid()} on {socket.gethostname()}) was {problem.cause}"
+    return Interrupted(problem.signum, where, problem.fix)
 
 
 def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, report: LoadReport) -> None:

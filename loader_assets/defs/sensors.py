@@ -9,6 +9,7 @@ a tick skip, saying so, and the next tick tries again.
 - `case_overviews`: each case's overview asset, re-materialized when it changed.
 """
 
+import base64
 import functools
 import hashlib
 import json
@@ -23,10 +24,10 @@ from loader_assets import levels, tags
 from loader_assets.catalog import schedules
 from loader_assets.catalog.claims import behind_closed_gates
 from loader_assets.catalog.gates import Gate
-from loader_assets.catalog.layout import TableLayout, case_layouts
+from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
-from loader_assets.catalog.views import Overview, overview
+from loader_assets.catalog.views import Overview, chunk_statuses, overview
 from loader_assets.defs.assets import AssetJob, gate_job_name, overview_key, validation_key
 from loader_assets.defs.jobs import SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
@@ -52,6 +53,8 @@ PENDING_SCHEDULES_READ = 100  # schedules waiting for a gate are read again each
 SCHEDULE_INTERVAL_SECONDS = 2
 GATE_INTERVAL_SECONDS = 2
 OVERVIEW_INTERVAL_SECONDS = 10
+SKY_MAP_SECONDS = 300  # a loading case's sky map is drawn again at most this often
+SKY_MAP_WIDTH = 720  # pixels: tens of kB of PNG in the overview's metadata
 SWEEP_RETRY_SECONDS = 300  # findings a sweep could not clear (a worker still down) are swept again this often
 
 
@@ -199,30 +202,58 @@ def selection_sensor(selection: SavedSelection, settings: Settings) -> dg.Sensor
 @skips_when_down
 def case_overviews(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
     store = catalog.store()
-    seen = json.loads(context.cursor) if context.cursor else {}
+    seen = _overview_cursor(context.cursor)
     events = []
-    for case in sorted(case_layouts(store.db)):
+    now = time.time()
+    for case, layout in sorted(case_layouts(store.db).items()):
         found = overview(store, case)
         digest = hashlib.sha1(json.dumps(asdict(found), sort_keys=True, default=str).encode()).hexdigest()
-        if seen.get(case) != digest:
-            events.append(overview_materialization(found))
-            seen[case] = digest
+        last_digest, mapped_at = seen.get(case, ("", 0.0))
+        if last_digest == digest:
+            continue
+        # The sky map reads every notice of the case: drawn at most every SKY_MAP_SECONDS while the case loads,
+        # and always once nothing of it runs (the picture an operator comes back to is the latest).
+        settled = not any(counts.get("running", 0) for counts in found.counts.values())
+        if settled or now - mapped_at >= SKY_MAP_SECONDS:
+            sky = sky_map_markdown(store, layout)
+            mapped_at = now
+        else:
+            sky = None
+        events.append(overview_materialization(found, sky))
+        seen[case] = (digest, mapped_at)
     return dg.SensorResult(asset_events=events, cursor=json.dumps(seen), skip_reason=None if events else "no change")
 
 
-def overview_materialization(found: Overview) -> dg.AssetMaterialization:
+def _overview_cursor(cursor: str | None) -> dict[str, tuple[str, float]]:
+    """case -> (digest of its last overview, when its sky map was last drawn); an older cursor held digests only."""
+    found = json.loads(cursor) if cursor else {}
+    return {case: (value, 0.0) if isinstance(value, str) else (value[0], value[1]) for case, value in found.items()}
+
+
+def sky_map_markdown(store: Store, layout: CaseLayout) -> str:
+    """The case's sky map as a small PNG inlined in markdown (the UI shows it with the overview)."""
+    from loader_assets import skymap  # matplotlib is imported only when drawn
+
+    shown = chunk_statuses(store, layout.case)
+    image = skymap.png(layout.chunker, shown["chunk"], shown["status"].tolist(), f"case {layout.case}",
+                       SKY_MAP_WIDTH)  # fmt: skip
+    return f"![sky map of {layout.case}](data:image/png;base64,{base64.b64encode(image).decode()})"
+
+
+def overview_materialization(found: Overview, sky_map: str | None = None) -> dg.AssetMaterialization:
+    metadata: dict[str, Any] = {
+        "overview": dg.MetadataValue.md(found.markdown()),
+        "state": found.state,
+        "counts": dg.MetadataValue.json(found.counts),
+        "gates": dg.MetadataValue.json(found.gates),
+        "held locks": found.held_locks,
+        "stale locks": found.stale_locks,
+        "unfinished chunks (first)": dg.MetadataValue.json(found.unfinished_chunks),
+    }
+    if sky_map is not None:
+        metadata["sky map"] = dg.MetadataValue.md(sky_map)
     return dg.AssetMaterialization(
-        asset_key=overview_key(found.case),
-        description=f"case {found.case}: {found.state}",
-        metadata={
-            "overview": dg.MetadataValue.md(found.markdown()),
-            "state": found.state,
-            "counts": dg.MetadataValue.json(found.counts),
-            "gates": dg.MetadataValue.json(found.gates),
-            "held locks": found.held_locks,
-            "stale locks": found.stale_locks,
-            "unfinished chunks (first)": dg.MetadataValue.json(found.unfinished_chunks),
-        },
+        asset_key=overview_key(found.case), description=f"case {found.case}: {found.state}", metadata=metadata
     )
 
 

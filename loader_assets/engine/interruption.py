@@ -25,15 +25,16 @@ class Interruption:
     def is_set(self) -> bool:
         return self.event.is_set()
 
-    def interrupt(self, signum: int) -> None:
-        """Stop every load of this process (first signal wins; called from a signal handler or a test)."""
+    def interrupt(self, signum: int | None) -> None:
+        """Stop every load of this process (first signal wins; called from a signal handler or a test; None: a
+        signal that reached the process through someone else's handler, its number unknown)."""
         with self._lock:
             if self.signum is None:
                 self.signum = signum
             self.event.set()
             loads = list(self._loads)
         for statements in loads:
-            statements.abandon_all(f"interrupted by {signal.Signals(signum).name}")
+            statements.abandon_all(f"interrupted by {self.name}")
 
     def register(self, statements: InFlight) -> None:
         with self._lock:
@@ -48,7 +49,7 @@ class Interruption:
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else "an interrupt"
+        return signal.Signals(self.signum).name if self.signum else "a signal"
 
     def problem(self, done: str) -> Interrupted:
         """The one line of a command this interrupt stopped; `done` says what was released."""

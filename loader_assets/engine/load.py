@@ -331,6 +331,10 @@ class Loader:
                     progress(
                         f"{number}/{len(claims)} notices: {len(report.loaded)} loaded, {len(report.failed)} failed"
                     )
+        except BaseException as error:
+            if not isinstance(error, Exception):  # a signal raised in this thread (Dagster raises a step's here)
+                self.interruption.interrupt(None)
+            raise
         finally:  # what has not started will not; what runs ends before the claims are finished for it
             for future in futures:
                 future.cancel()
@@ -477,7 +481,8 @@ class Loader:
         spec = (layout.database, table.columns, table.indexes, layout.charset)
         with self._made_once(worker, layout.database, None) as made:
             if not made:
-                with server.connect() as conn:
+                what = f"CREATE DATABASE {layout.database}"
+                with server.connect() as conn, self.statements.running(server, conn, what, layout.database):
                     create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
         with self._made_once(worker, layout.database, target.table_name) as made:
             fresh = not made and self._create(worker, target.table_name, *spec, attempt_id=claim.attempt_id)

@@ -14,6 +14,7 @@ from types import FrameType
 
 import yaml
 
+from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.operations.context import Context
 from loader_assets.settings import child_environment
 
@@ -35,14 +36,19 @@ def worker_command(ctx: Context, name: str | None = None) -> tuple[list[str], di
 
 def run_worker(ctx: Context, name: str | None = None) -> int:
     """Run the worker in its own process group until it ends; a signal to this process goes to the whole group
-    (a Celery worker's warm shutdown: the step it runs ends, then it stops). Returns its exit code."""
+    (the step it runs gives its notices back, then it stops: `defs.celery.interrupt_loads`), and ends this
+    command with that signal's line and exit code. Returns the worker's exit code when it ended by itself."""
     command, environment = worker_command(ctx, name)
     worker = subprocess.Popen(command, env=environment, start_new_session=True)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        INTERRUPTION.interrupt(signum)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, forward)
-    return worker.wait()
+    code = worker.wait()
+    if INTERRUPTION.is_set:
+        raise INTERRUPTION.problem("the Celery worker stopped, the notices of its step given back")
+    return code

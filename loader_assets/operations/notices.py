@@ -28,6 +28,15 @@ def status(ctx: Context, case: str | None = None) -> Status:
     return Status(views.status_counts(ctx.store, case), views.gates(ctx.store.db, case))
 
 
+def sky_map(ctx: Context, case: str, width: int = 1600):  # type: ignore[no-untyped-def]  # a matplotlib Figure
+    """The case on the sky, each chunk coloured by its most pressing notice's shown status (`skymap`)."""
+    from loader_assets import skymap  # matplotlib is imported only when drawn
+
+    layout = known_case(ctx, case)
+    shown = views.chunk_statuses(ctx.store, case)
+    return skymap.figure(layout.chunker, shown["chunk"], shown["status"].tolist(), f"case {case}", width)
+
+
 def locks(ctx: Context, case: str | None = None) -> pd.DataFrame:
     return views.locks(ctx.store.db, case)
 

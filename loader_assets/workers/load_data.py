@@ -37,7 +37,7 @@ from loader_assets.workers.formats import (
     parquet_text_blocks,
     prefetch,
 )
-from loader_assets.workers.statements import InFlight, StatementAbandoned
+from loader_assets.workers.statements import InFlight
 
 _SHOWN_WARNINGS = 5
 # Test hook: the file LOAD DATA reads instead of a text input (a line dropped or altered in transit).
@@ -129,8 +129,8 @@ def load_file(
                     loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
                 warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
             except Exception as error:
-                if running is not None and running.abandoned_because is not None:  # its connection is shut
-                    raise StatementAbandoned(running) from error
+                if running is not None and running.abandoned_because is not None:  # raised as StatementAbandoned
+                    raise
                 # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
                 if not is_unavailable_error(error):
                     drop_partitions(cursor, database, table_name, [attempt_id])

@@ -47,16 +47,28 @@ class InFlight:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[int, Running] = {}
+        self._closed: str | None = None  # why every statement was given up: none starts after that
 
     @contextlib.contextmanager
     def running(
         self, server: Server, conn: pymysql.Connection, what: str, database: str | None = None
     ) -> Iterator[Running]:
+        """Registers the statement(s) run in the block; a failure of one this process gave up (an interrupt, a
+        stall) is raised as `StatementAbandoned`, carrying why."""
         entry = Running(server, conn, conn.thread_id(), what, database)
         with self._lock:
+            if self._closed is not None:
+                entry.abandoned_because = self._closed
+                raise StatementAbandoned(entry)
             self._running[id(entry)] = entry
         try:
             yield entry
+        except StatementAbandoned:
+            raise
+        except Exception as error:
+            if entry.abandoned_because is not None:  # its connection was shut under it
+                raise StatementAbandoned(entry) from error
+            raise
         finally:
             with self._lock:
                 self._running.pop(id(entry), None)
@@ -75,6 +87,9 @@ class InFlight:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def abandon_all(self, why: str) -> None:
+        """Give up every statement in flight, and any later one before it starts."""
+        with self._lock:
+            self._closed = self._closed or why
         for entry in self.snapshot():
             self.abandon(entry, why)
 

@@ -27,9 +27,18 @@ from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.operations import cases
 from loader_assets.operations.context import Context
+from loader_assets.problems import Exit
 from loader_assets.workers.cluster import ClusterConfig
 from loader_assets_tests.conftest import REPOSITORY, Platform
-from loader_assets_tests.recovery.helpers import assert_exact, load_runs, reaped, wait_for, writes_blocked
+from loader_assets_tests.recovery.helpers import (
+    assert_exact,
+    level_notices,
+    load_runs,
+    outcomes,
+    reaped,
+    wait_for,
+    writes_blocked,
+)
 from loader_assets_tests.servers import postgres_database
 
 CELERY_WORKERS = ("w1", "w2")
@@ -106,6 +115,14 @@ def celery_pid(process: subprocess.Popen) -> int:
     return found[0].pid
 
 
+def held_by(platform: Platform, case: str, pid: int) -> set[int]:
+    """The notices of the case a process holds now."""
+    a, n = attempts.c, notices.c
+    query = select(n.id).join(attempts, a.id == n.attempt_id).where(n.case == case, n.status == "running", a.pid == pid)
+    with platform.store.db.read() as connection:
+        return set(connection.execute(query).scalars())
+
+
 def holders(platform: Platform, case: str) -> set[int]:
     """Pids writing a notice of the case into a worker now."""
     a, n = attempts.c, notices.c
@@ -174,3 +191,42 @@ def test_two_celery_workers_load_a_case_exactly_once_one_of_them_killed_in_its_s
     for table in case_layouts(platform.store.db, case)[case].validated_tables():
         verdict = gate(platform.store.db, case, table.validation_level or 0, table.name)
         assert verdict is not None and verdict.status == "passed", verdict
+
+
+def test_a_celery_worker_sigtermed_in_its_step_gives_its_notices_back_and_ends_in_seconds(
+    celery_platform: Platform, celery_workers: dict[str, subprocess.Popen]
+) -> None:
+    platform = celery_platform
+    case = platform.sample_case(chunks=4, rows_per_chunk=200).case
+    pids = {celery_pid(process): name for name, process in celery_workers.items()}
+    stopped = celery_workers["w1"]
+    with ExitStack() as stack:
+        barrier = stack.enter_context(ExitStack())
+        for worker in sorted(platform.cluster.workers):
+            barrier.enter_context(writes_blocked(platform, worker))
+        load = stack.enter_context(reaped(cli_process(platform, "load-1", "load", case, "--level", "1")))
+        wait_for(lambda: holders(platform, case) >= set(pids), "both Celery workers holding notices", timeout=180)
+        w1_pid = next(pid for pid, name in pids.items() if name == "w1")
+        given = held_by(platform, case, w1_pid)
+        stopped.send_signal(signal.SIGTERM)  # as systemd or Kubernetes stops it, while its statements wait
+        code = stopped.wait(timeout=60)  # its statements are abandoned, not waited for: seconds
+        barrier.close()
+        load.wait(timeout=300)
+    said = (platform.root / "celery-w1.log").read_text()
+    assert code == Exit.TERMINATED, said
+    assert "loader-assets celery-worker: interrupted by SIGTERM: the Celery worker stopped" in said
+    told = (platform.root / "load-1.log").read_text()
+    assert "loader-assets load: the process running the step (pid " in told, told
+    assert "was interrupted by SIGTERM" in told and load.returncode == Exit.TERMINATED, told
+    assert "Traceback" not in said.split("worker: Warm shutdown")[-1], said
+    assert given, "w1 held notices when it was stopped"
+    # Each notice w1 held was given back (ready, its attempt `released`, not counted) unless it ended first.
+    history = outcomes(platform, sorted(given))
+    assert {events[-1] for events in history.values()} <= {"released", "done"}, history
+    assert any(events[-1] == "released" for events in history.values()), history
+    statuses = {n.id: n.status for n in level_notices(platform, case, 1) if n.id in given}
+    assert all(statuses[i] == ("ready" if events[-1] == "released" else "done") for i, events in history.items())
+
+    again = cli_process(platform, "load-again", "load", case, "--level", "1")
+    assert again.wait(timeout=600) == 0, (platform.root / "load-again.log").read_text()
+    assert_exact(platform, case, levels.LOAD_DIRECTOR)
