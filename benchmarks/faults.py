@@ -34,6 +34,7 @@ from loader_assets.engine.plan import plan_runs  # noqa: E402
 from loader_assets.operations.context import Context  # noqa: E402
 from loader_assets.settings import Settings  # noqa: E402
 from loader_assets.workers import local  # noqa: E402
+from loader_assets.workers.ddl import director_index_table  # noqa: E402
 from loader_assets.workers.local import Binaries, LocalServer  # noqa: E402
 from loader_assets_tests.conftest import Platform  # noqa: E402
 from loader_assets_tests.recovery.helpers import assert_exact, big_notice, level_notices, rows_arriving  # noqa: E402
@@ -52,6 +53,7 @@ class Outcome:
     said: str = ""  # its first line
     recovery: float | None = None  # seconds from the fault's end to the case exact
     person: str = "no"  # what a person had to do
+    output: str = ""  # everything the command printed (--output)
 
     def row(self) -> str:
         recovered = "-" if self.recovery is None else f"{self.recovery:6.1f}"
@@ -113,6 +115,8 @@ class World:
                 break
         outcome.recovery = time.monotonic() - fault_ended
         outcome.exact, outcome.why = self.exact(case)
+        if not outcome.exact:
+            outcome.why += f"; the last `load` said: {first_line(again)}"
         outcome.person = person if outcome.code not in (0, None) else outcome.person
         return outcome
 
@@ -170,7 +174,8 @@ def half_way(w: World, case: str, notice_id: int, process: subprocess.Popen) -> 
 
 def ended(process: subprocess.Popen, outcome: Outcome) -> Outcome:
     out, err = process.communicate(timeout=TIMEOUT)
-    outcome.code, outcome.said = process.returncode, first_line((out, err))
+    outcome.code, outcome.said = process.returncode, first_line((out, err)) or "(nothing: the process was killed)"
+    outcome.output = err + out
     return outcome
 
 
@@ -221,6 +226,9 @@ def czar_killed(level: int) -> Callable[[], Outcome]:
             case = w.case()
             if level == levels.VALIDATE_DIRECTOR:
                 assert w.cli("load", case, "--level", "1").returncode == 0
+                database = case_layouts(w.ctx.store.db, case)[case].database
+                holder = w.ctx.cluster.czar.open()  # the validation reads the index: it waits behind this lock
+                holder.cursor().execute(f"LOCK TABLES qservMeta.`{director_index_table(database, 'Object')}` WRITE")
                 load = w.start("load", case, "--level", "2")
                 wait_until(lambda: validating(w, case), "the level 2 validation running", load)
             else:
@@ -302,7 +310,7 @@ def daemon_killed(moment: str) -> Callable[[], Outcome]:
     while the runs start; a daemon started again (as its supervisor does) finishes the schedule."""
 
     def scenario() -> Outcome:
-        with world(f"daemon-{moment}") as w:
+        with world("daemon-" + moment.replace(" ", "-")) as w:
             case = w.case()
             log = w.root / "daemon.log"
             outcome = Outcome(f"daemon SIGKILL {moment}")
@@ -411,6 +419,7 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated scenario names (default: all)")
     parser.add_argument("--rounds", type=int, default=1, help="run the matrix this many times")
     parser.add_argument("--list", action="store_true", help="the scenario names")
+    parser.add_argument("--output", action="store_true", help="show all the faulted command printed")
     args = parser.parse_args()
     if args.list:
         print("\n".join(SCENARIOS))
@@ -433,6 +442,8 @@ def main() -> int:
                 outcome = Outcome(name, why=f"{type(error).__name__}: {str(error)[:200]}")
             failures += not outcome.exact
             print(f"{outcome.row()}\n    ({time.monotonic() - started:.0f} s)", flush=True)
+            if args.output and outcome.output:
+                print("    | " + outcome.output.rstrip().replace("\n", "\n    | "))
     print(f"{failures} scenario runs not exact" if failures else "every scenario ended exact")
     return 1 if failures else 0
 

@@ -114,13 +114,13 @@ class Bars:
     def _refresh(self) -> None:
         while not self._stop.wait(0.5):
             for level, bar in list(self.bars.items()):
-                self._advance(level, bar)
+                try:
+                    self._advance(level, bar)
+                except Problem:  # the catalog out of reach: the bar waits; the load itself tells what happened
+                    continue
 
     def _advance(self, level: int, bar: object) -> None:
-        from loader_assets.catalog.notices import status_tally
-
-        done = status_tally(self.ctx.store.db, self.case, level=level).get("done", 0)
-        bar.update(done - bar.n)  # type: ignore[attr-defined]
+        bar.update(loading.files_done(self.ctx, self.case, level) - bar.n)  # type: ignore[attr-defined]
 
 
 def cmd_load(ctx: Context, args: argparse.Namespace) -> int:
@@ -538,7 +538,7 @@ def _quiet_unless(verbose: bool) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         return
     warnings.simplefilter("ignore")  # Dagster's beta and deprecation warnings are not the operator's business
-    for name in ("dagster", "loader_assets", "alembic"):
+    for name in ("", "dagster", "loader_assets", "alembic"):  # "": the root logger (Dagster's storage retries)
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -89,15 +91,22 @@ def open_instance(settings: Settings) -> DagsterInstance:
         raise InstanceDown(
             f"no Dagster instance at {settings.dagster_home} (no dagster.yaml)", "`loader-assets init` writes it"
         )
-    try:
+    with storage_errors(settings):
         # The persistent instance of that directory, read from its dagster.yaml (`local_temp` given a directory
         # is Dagster's public way to open one that is not $DAGSTER_HOME of this process's environment).
         return DagsterInstance.local_temp(tempdir=str(settings.dagster_home))
+
+
+@contextmanager
+def storage_errors(settings: Settings) -> Iterator[None]:
+    """Whatever is done with the instance in the block: its storage out of reach is an `InstanceDown`."""
+    try:
+        yield
     except Exception as error:
         if storage_unreachable(error):
             raise InstanceDown(
                 f"the Dagster instance's storage ({_storage_name(settings)}) cannot be used: {_first_line(error)}",
-                "start its server, or correct LOADER_DAGSTER_PG_URL",
+                "start its server (or free its disk), or correct LOADER_DAGSTER_PG_URL; then run the command again",
             ) from error
         raise
 

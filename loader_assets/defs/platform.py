@@ -6,7 +6,8 @@ runner's executor — a load or a validation run in this process against the per
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, redirect_stderr
 
 import dagster as dg
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
@@ -17,7 +18,7 @@ from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs, val
 from loader_assets.defs.celery import executor
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
 from loader_assets.defs.events import error_of, problem_of
-from loader_assets.defs.instance import daemon_problem, open_instance, webserver_problem
+from loader_assets.defs.instance import daemon_problem, open_instance, storage_errors, webserver_problem
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
 from loader_assets.engine.plan import RunPlan
@@ -71,24 +72,25 @@ class DagsterExecutor:
     """The runner's `Executor`: each plan a run in this process (its steps here, or on Celery)."""
 
     def __init__(self, platform: DagsterPlatform, catalog_url: str, console_level: str) -> None:
-        self.platform, self.catalog_url = platform, catalog_url
+        self.platform, self.catalog_url, self.quiet = platform, catalog_url, console_level == QUIET
         self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
         self._load_job: dg.JobDefinition | None = None  # built once: every run of a load uses it
 
     def run_load(self, plan: RunPlan) -> RunOutcome:
         settings = self.platform.settings
         config = {**run_config(plan, per_worker=settings.executor == "celery"), **self.console}
-        if settings.executor == "celery":  # execute_in_process would run the steps here whatever the executor
-            job = dg.build_reconstructable_job(
-                "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
+        with storage_errors(settings), self._dagster_stderr():
+            if settings.executor == "celery":  # execute_in_process would run the steps here whatever the executor
+                job = dg.build_reconstructable_job(
+                    "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
+                )
+                with dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result:
+                    return _outcome(result)
+            self._load_job = self._load_job or load_job(settings, self.catalog_url)
+            result = self._load_job.execute_in_process(
+                run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
             )
-            with dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result:
-                return _outcome(result)
-        self._load_job = self._load_job or load_job(settings, self.catalog_url)
-        result = self._load_job.execute_in_process(
-            run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
-        )
-        return _outcome(result)
+            return _outcome(result)
 
     def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome:
         key = validation_key(layout.case, table)
@@ -98,11 +100,24 @@ class DagsterExecutor:
             assets=case_assets(layout), jobs=gate_jobs(layout), resources=default_resources(self.catalog_url)
         )
         job = definitions.resolve_job_def(gate_job_name(layout.case, level))
-        result = job.execute_in_process(
-            run_config=self.console, instance=self.platform.instance, asset_selection=[key], raise_on_error=False,
-            tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
-        )  # fmt: skip
-        return _outcome(result)
+        with storage_errors(self.platform.settings), self._dagster_stderr():
+            result = job.execute_in_process(
+                run_config=self.console, instance=self.platform.instance, asset_selection=[key],
+                raise_on_error=False, tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
+            )  # fmt: skip
+            return _outcome(result)
+
+    @contextmanager
+    def _dagster_stderr(self) -> Iterator[None]:
+        """Quiet, what Dagster writes to stderr itself (an event it could not store) goes to
+        `<state dir>/dagster-stderr.log`, not the operator's terminal, which gets one line."""
+        if not self.quiet:
+            yield
+            return
+        path = self.platform.settings.state_dir / "dagster-stderr.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as log, redirect_stderr(log):
+            yield
 
 
 def _outcome(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> RunOutcome:

@@ -10,11 +10,20 @@ import threading
 from collections import defaultdict
 
 from loader_assets.problems import ServerDown
-from loader_assets.workers.cluster import Cluster
+from loader_assets.workers.cluster import Cluster, Room
 from loader_assets.workers.connection import Server
-from loader_assets.workers.statements import Activity, InFlight, Running, activities
+from loader_assets.workers.statements import (
+    DISK_FULL,
+    LOCK_WAITS,
+    Activity,
+    InFlight,
+    Running,
+    activities,
+    waiting_for_space,
+)
 
-DISK_FULL = "Waiting for someone to free space"
+RESUME_SECONDS = 60  # MariaDB writes again within this once a full disk has room (mysys' wait for free space)
+FREED_BYTES = 16 << 20  # room beyond this on a disk a write waited on: someone freed space
 
 
 class Watchdog(threading.Thread):
@@ -46,19 +55,35 @@ class Watchdog(threading.Thread):
             for entry in entries:
                 activity = seen.get(entry.connection_id)
                 if activity is not None and activity.waiting and activity.seconds >= self.stall_seconds:
-                    why, fix = self.diagnosis(entry, activity)
-                    self.statements.abandon(entry, why, fix)
-                    abandoned.append(entry)
+                    found = self.diagnosis(entry, activity)
+                    if found is not None:
+                        self.statements.abandon(entry, *found)
+                        abandoned.append(entry)
         return abandoned
 
-    def diagnosis(self, entry: Running, activity: Activity) -> tuple[str, str]:
-        """What happened, naming the worker and the disk (its free space when it can be known), and what to do."""
+    def diagnosis(self, entry: Running, activity: Activity) -> tuple[str, str] | None:
+        """What happened, naming the worker and the disk (its free space when it can be known), and what to do;
+        None while the wait is one that ends by itself (a lock held by a write that resumes now the disk has
+        room)."""
         cause = f"{entry.server} stalled: {entry.what} waited {activity.seconds:.0f} s, '{activity.state}'"
-        if not activity.state.startswith(DISK_FULL):
+        disk_full = activity.state.startswith(DISK_FULL)
+        if not disk_full and activity.state.startswith(LOCK_WAITS):
+            try:
+                disk_full = waiting_for_space(entry.server) > 0
+            except ServerDown:
+                disk_full = False
+            if disk_full:
+                cause += ", behind a write waiting for disk space"
+        if not disk_full:
             return cause, f"end what holds the lock on {entry.server.name}, then load again"
-        try:
-            room = self.cluster.room(entry.server.name, entry.database)
-        except ServerDown:
-            room = None
+        room = self._room(entry)
+        if room is not None and room.free > FREED_BYTES and activity.seconds < self.stall_seconds + RESUME_SECONDS:
+            return None  # space was freed: the held write resumes within a minute, and the lock with it
         disk = "its disk" if room is None else f"its disk ({room.where}: {room.free / 1e6:,.1f} MB free)"
         return f"{cause}: {disk} is full", f"free space on {entry.server.name}'s disk, then load again"
+
+    def _room(self, entry: Running) -> Room | None:
+        try:
+            return self.cluster.room(entry.server.name, entry.database)
+        except ServerDown:
+            return None

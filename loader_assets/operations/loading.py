@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from loader_assets import levels
-from loader_assets.catalog.notices import case_files
+from loader_assets.catalog.notices import case_files, status_tally
 from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.engine.level_state import start_refusal
 from loader_assets.engine.runner import LevelResult, Progress, Silent, load_case
@@ -48,6 +48,11 @@ def load(
                          progress=progress or Silent())  # fmt: skip
 
     return _interruptible(run)
+
+
+def files_done(ctx: Context, case: str, level: int) -> int:
+    """Notices of the level done (what a progress bar shows)."""
+    return status_tally(ctx.store.db, case, level=level).get("done", 0)
 
 
 def _interruptible(work: Any) -> Any:

@@ -24,6 +24,7 @@ ACCESS_DENIED = 1045
 
 # Client-side codes (20xx) plus server codes meaning "the server is going away or went away".
 _UNAVAILABLE_CODES = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927})
+_DISK_FULL_CODES = frozenset({1021, 1114})  # ER_DISK_FULL, ER_RECORD_FILE_FULL
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class Server:
         except (pymysql.err.MySQLError, OSError) as error:
             if is_unavailable_error(error):
                 raise self.down(f"went away ({_describe(error)})") from error
+            if is_disk_full_error(error):
+                raise self.out_of_space(error) from error
             raise
         finally:
             close_quietly(conn)
@@ -103,6 +106,12 @@ class Server:
             f"start it (`loader-assets workers up` starts the local cluster) or correct {variable}",
             self.name,
         )
+
+    def out_of_space(self, error: BaseException) -> ServerDown:
+        """A write refused for want of disk space: the server's problem, not the file's (nothing is counted)."""
+        kind = CzarDown if self.role == CZAR else WorkerDown
+        return kind(f"{self} is out of disk space ({_describe(error)})",
+                    f"free space on {self.name}'s disk, then load again", self.name)  # fmt: skip
 
     def refused(self, error: BaseException) -> ServerDown:
         kind = CzarDown if self.role == CZAR else WorkerDown
@@ -142,6 +151,14 @@ def is_unavailable_error(error: BaseException) -> bool:
     if isinstance(error, ServerDown | pymysql.err.InterfaceError | ConnectionError | TimeoutError):
         return True
     return isinstance(error, pymysql.err.OperationalError) and _code(error) in _UNAVAILABLE_CODES
+
+
+def is_disk_full_error(error: BaseException) -> bool:
+    """True when the server could not write for want of disk space (the statement itself is sound)."""
+    if not isinstance(error, pymysql.err.MySQLError):
+        return False
+    text = str(error)
+    return _code(error) in _DISK_FULL_CODES or "Errcode: 28" in text or "No space left on device" in text
 
 
 def _describe(error: BaseException) -> str:

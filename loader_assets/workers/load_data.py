@@ -26,7 +26,14 @@ from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import FILE_FORMATS, Dialect
 from loader_assets.workers import fingerprint
 from loader_assets.workers.attempt_partitions import drop_partitions, partition_name, reset_partition
-from loader_assets.workers.connection import Server, charset_name, is_unavailable_error, quote_name, quote_table
+from loader_assets.workers.connection import (
+    Server,
+    charset_name,
+    is_disk_full_error,
+    is_unavailable_error,
+    quote_name,
+    quote_table,
+)
 from loader_assets.workers.ddl import TRANS_ID
 from loader_assets.workers.fingerprint import Fingerprint, FingerprintError
 from loader_assets.workers.formats import (
@@ -131,8 +138,9 @@ def load_file(
             except Exception as error:
                 if running is not None and running.abandoned_because is not None:  # raised as StatementAbandoned
                     raise
-                # A lost server cannot drop anything now; a retry of the attempt id starts by dropping it.
-                if not is_unavailable_error(error):
+                # A lost server (or a full disk) cannot drop anything now; a retry of the attempt id starts by
+                # dropping it.
+                if not is_unavailable_error(error) and not is_disk_full_error(error):
                     drop_partitions(cursor, database, table_name, [attempt_id])
                 raise
         keys, unproved = _fingerprint_of(fingerprinted)
@@ -195,7 +203,7 @@ def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
     try:
         cursor.execute(sql)
     except pymysql.err.MySQLError as error:
-        if is_unavailable_error(error):
+        if is_unavailable_error(error) or is_disk_full_error(error):  # the server's problem, not the file's
             raise
         raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
 

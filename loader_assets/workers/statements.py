@@ -23,6 +23,8 @@ from loader_assets.problems import WorkerDown
 from loader_assets.workers.connection import Server
 
 # Process-list states of a statement that is waiting, not working: on a full disk, or for a lock.
+DISK_FULL = "Waiting for someone to free space"  # MariaDB retries the write every 60 s once space is freed
+LOCK_WAITS = ("Waiting for table metadata lock", "Waiting for table level lock")
 WAITING_STATES = ("Waiting for someone to free space", "Waiting for table metadata lock", "Waiting for table level lock",
                   "Waiting for table flush", "Waiting for global read lock", "Waiting for backup lock", "Locked")  # fmt: skip
 
@@ -116,6 +118,15 @@ def activities(server: Server, connection_ids: list[int]) -> dict[int, Activity]
             f"WHERE ID IN ({','.join(str(int(i)) for i in connection_ids)}) AND INFO IS NOT NULL"
         )
         return {int(i): Activity(state, float(seconds or 0)) for i, state, seconds in cursor.fetchall()}
+
+
+def waiting_for_space(server: Server) -> int:
+    """Statements on the server (ours, or a given-up attempt's still running there) waiting for disk space: a lock
+    they hold is what a later statement waits for. (By server: a statement's DB is its connection's default,
+    none for ours.)"""
+    with server.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE %s", (f"{DISK_FULL}%",))
+        return int(cursor.fetchone()[0])
 
 
 class StatementAbandoned(WorkerDown):
