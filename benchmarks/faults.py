@@ -19,9 +19,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' helpers: census, big files, servers
@@ -132,7 +134,8 @@ def world(name: str, *, catalog: OwnPostgres | None = None, instance: OwnPostgre
     """A fresh cluster (czar, two workers), catalog (SQLite, or a database on `catalog`) and instance (SQLite, or a
     database on `instance`)."""
     with ExitStack() as stack:
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"faults-{name}-")))
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"faults-{name}-",
+                                                                    ignore_cleanup_errors=True)))  # fmt: skip
         state = root / "state"
         config = local.start_cluster(state, 2)
         stack.callback(local.stop_cluster, state)
@@ -336,9 +339,19 @@ def daemon_killed(moment: str) -> Callable[[], Outcome]:
                 outcome.recovery = time.monotonic() - restarted
             outcome.exact, outcome.why = w.exact(case)
             outcome.person = "no (the daemon's supervisor restarts it)"
+            kill_leftovers(w)
             return outcome
 
     return scenario
+
+
+def kill_leftovers(w: World) -> None:
+    """What a killed daemon left running of this world (its code server, run processes): they would outlive it."""
+    home = w.env["DAGSTER_HOME"]
+    for process in psutil.process_iter():
+        with suppress(psutil.Error):
+            if process.pid != os.getpid() and process.environ().get("DAGSTER_HOME") == home:
+                process.kill()
 
 
 def load_signalled(signum: int) -> Callable[[], Outcome]:

@@ -32,7 +32,7 @@ from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
 from loader_assets.engine.reconcile import reconcile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.ddl import DirectorIndexError, build_director_index, index_version
+from loader_assets.workers.ddl import DirectorIndexError, build_director_index, index_version, key_director_index
 
 DIRECTOR_CHECKS = {
     "rows_match_files": "rows of every chunk and overlap table on its worker equal the records of its files",
@@ -247,6 +247,7 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
         index_rows = build_director_index(
             cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )
+        key_director_index(cluster, layout.database, table.name, key)
         with cluster.czar.connect() as czar, czar.cursor() as cursor:
             per_chunk = census.index_rows_per_chunk(
                 cursor, census.index_table(layout.database, table.name), [c.chunk for c in own]

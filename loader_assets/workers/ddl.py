@@ -231,6 +231,9 @@ def build_director_index(
     since the index last took them are replaced; without, all of them. The workers' rows stream into a
     temporary TSV file (one GROUP_CONCAT blob per sub-chunk: memory bounded by a sub-chunk) loaded at the czar
     with LOAD DATA. Returns the number of index rows written.
+
+    The index is made without keys: while level 1 appends chunk after chunk, a MyISAM append updates no key.
+    `key_director_index` (level 2) then builds them in one sorted pass.
     """
     placement = chunks if isinstance(chunks, Mapping) else _placed_chunks(cluster, db, chunks)
     if not placement:
@@ -241,20 +244,19 @@ def build_director_index(
     with cluster.czar.connect(local_infile=True) as czar, czar.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS {META_DB}")
         cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {index} ({quote_name(director_key)} {key_type} NOT NULL PRIMARY KEY, "
-            "chunkId INT NOT NULL, subChunkId INT NOT NULL, KEY by_chunk (chunkId)) ENGINE=MyISAM"
+            f"CREATE TABLE IF NOT EXISTS {index} ({quote_name(director_key)} {key_type} NOT NULL, "
+            "chunkId INT NOT NULL, subChunkId INT NOT NULL) ENGINE=MyISAM"
         )
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS {indexed} (chunkId INT NOT NULL PRIMARY KEY, version CHAR(40) NOT NULL)"
             " ENGINE=InnoDB"
         )
-        stale = _stale_chunks(cursor, indexed, placement, versions)
+        stale, known = _stale_chunks(cursor, indexed, placement, versions)
         if not stale:
             return 0
-        cursor.execute(f"DELETE FROM {indexed} WHERE chunkId IN ({','.join(map(str, stale))})")
-        _clear_index_chunks(cursor, index, stale)
-        # One file for all workers, one LOAD DATA: into an empty MyISAM table the keys are then built by
-        # sorting, several times faster than inserting them one by one.
+        # Marked before their rows go in: a build that dies half-way leaves them known, so cleared next time.
+        cursor.executemany(f"REPLACE INTO {indexed} VALUES (%s, 'building')", [(c,) for c in stale])
+        _clear_index_chunks(cursor, index, [c for c in stale if c in known])
         with tempfile.NamedTemporaryFile("wb", suffix=".tsv") as dump:
             rows = sum(
                 _dump_director_rows(cluster.worker(worker), db, director, director_key, worker_chunks, dump)
@@ -263,8 +265,29 @@ def build_director_index(
             dump.flush()
             loaded = _load_index_file(cursor, index, Path(dump.name), director_key, rows)
         if versions is not None:
-            cursor.executemany(f"INSERT INTO {indexed} VALUES (%s, %s)", [(c, versions[c]) for c in stale])
+            cursor.executemany(f"REPLACE INTO {indexed} VALUES (%s, %s)", [(c, versions[c]) for c in stale])
         return loaded
+
+
+def key_director_index(cluster: Cluster, db: str, director: str, director_key: str) -> None:
+    """The index's keys — its primary key on the director key, a key by chunk — built in one sorted pass if it
+    has none yet; a key found twice is a `DirectorIndexError` naming it."""
+    name = director_index_table(db, director)
+    with cluster.czar.connect() as czar, czar.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY'",
+            (META_DB, name),
+        )
+        if cursor.fetchone()[0]:
+            return
+        try:
+            cursor.execute(
+                f"ALTER TABLE {META_DB}.{quote_name(name)} ADD PRIMARY KEY ({quote_name(director_key)}), "
+                "ADD KEY by_chunk (chunkId)"
+            )
+        except pymysql.err.IntegrityError as error:
+            raise DirectorIndexError(f"director index {META_DB}.{name}: {error.args[-1]}") from None
 
 
 def index_version(incarnation: str, attempt_ids: Iterable[int]) -> str:
@@ -275,16 +298,19 @@ def index_version(incarnation: str, attempt_ids: Iterable[int]) -> str:
 
 def _stale_chunks(
     cursor: pymysql.cursors.Cursor, indexed: str, placement: Mapping[int, str], versions: Mapping[int, str] | None
-) -> list[int]:
-    if versions is None:
-        return sorted(placement)
+) -> tuple[list[int], set[int]]:
+    """The chunks to (re)build, and the chunks the index holds rows of (or may, after a build that died)."""
     cursor.execute(f"SELECT chunkId, version FROM {indexed}")
     known = dict(cursor.fetchall())
-    return sorted(c for c in placement if known.get(c) != versions[c])
+    if versions is None:
+        return sorted(placement), set(placement)  # all of them, whatever the index holds of them
+    return sorted(c for c in placement if known.get(c) != versions[c]), set(known)
 
 
 def _clear_index_chunks(cursor: pymysql.cursors.Cursor, index: str, chunks: list[int]) -> None:
     """Remove the index rows of these chunks; TRUNCATE when they are all there is (much faster than DELETE)."""
+    if not chunks:
+        return
     listed = ",".join(map(str, chunks))
     cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {index} WHERE chunkId NOT IN ({listed}))")
     if cursor.fetchone()[0]:

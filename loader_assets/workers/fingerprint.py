@@ -89,6 +89,7 @@ def key_column(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: 
                 quote_char=dialect.fields_enclosed_by or False,
                 escape_char=dialect.fields_escaped_by or False,
                 newlines_in_values=True,
+                ignore_empty_lines=False,  # an empty line is a record to LOAD DATA: not to be skipped here
             ),
             convert_options=pacsv.ConvertOptions(include_columns=[key], column_types={key: pa.string()}),
         )

@@ -2,19 +2,20 @@
 
 With LOCAL, MariaDB downgrades data errors to warnings and keeps the rows, so every load is checked
 afterwards: more warnings than the case tolerates, or a row count different from the file's record count,
-drops the partition and raises `LoadError`. Text is counted while it loads; Parquet is streamed through a
-named pipe (`formats`); the key fingerprint is computed from the file meanwhile (`fingerprint`).
+drops the partition and raises `LoadError`. While it loads, one parse of the file gives the key fingerprint
+(`fingerprint`) and the record count; Parquet is streamed through a named pipe (`formats`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,10 +121,9 @@ def load_file(
         worker.connect(local_infile=True) as conn,
         conn.cursor() as cursor,
     ):
-        # From the file as the partitioner wrote it, while LOAD DATA reads it: off the critical path.
-        fingerprinted = (
-            pool.submit(fingerprint.of_file, path, fmt, columns, key, Dialect.of(fmt, dialect)) if key else None
-        )
+        sent = TRANSIT(path) if TRANSIT and fmt != "parquet" else path  # what reaches the server (a test hook)
+        # Read from the file as the partitioner wrote it, while LOAD DATA loads it: off the critical path.
+        reading = pool.submit(_read_file, path, sent, fmt, columns, key, Dialect.of(fmt, dialect))
         what = f"LOAD DATA of {path.name} into {table_name}"
         watched = statements.running(worker, conn, what, database) if statements else None
         with watched or contextlib.nullcontext() as running:
@@ -133,7 +133,8 @@ def load_file(
                 if fmt == "parquet":
                     loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
                 else:
-                    loaded, expected = _load_text(cursor, table, path, attempt_id, columns, fmt, dialect, charset)
+                    loaded = _load_text(cursor, table, path, sent, attempt_id, columns, fmt, dialect, charset)
+                    expected = reading.result().records
                 warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
             except Exception as error:
                 if running is not None and running.abandoned_because is not None:  # raised as StatementAbandoned
@@ -143,21 +144,44 @@ def load_file(
                 if not is_unavailable_error(error) and not is_disk_full_error(error):
                     drop_partitions(cursor, database, table_name, [attempt_id])
                 raise
-        keys, unproved = _fingerprint_of(fingerprinted)
+        read = reading.result()
     return LoadResult(
         rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size,
-        empty=loaded == 0, fingerprint=keys, unproved=unproved,
+        empty=loaded == 0, fingerprint=read.fingerprint, unproved=read.unproved,
     )  # fmt: skip
 
 
-def _fingerprint_of(computing: Future[Fingerprint] | None) -> tuple[Fingerprint | None, str | None]:
-    """The file's key fingerprint, or why it could not be computed (the load stands; validation says so)."""
-    if computing is None:
-        return None, None
-    try:
-        return computing.result(), None
-    except FingerprintError as error:
-        return None, error.cause
+@dataclass(frozen=True)
+class FileRead:
+    """What one read of a file tells: its key fingerprint (or why none: the load stands, validation says so)
+    and, for text, its records as LOAD DATA splits them."""
+
+    fingerprint: Fingerprint | None
+    unproved: str | None
+    records: int | None
+
+
+def _read_file(path: Path, sent: Path, fmt: str, columns: Sequence[str], key: str | None, dialect: Dialect) -> FileRead:
+    """One parse serves the fingerprint and the record count where their rules agree (a `\n` terminator and no
+    `\r`, which Arrow would split lines at); the count is taken apart otherwise, and of what is sent."""
+    found, unproved = None, None
+    if key:
+        try:
+            found = fingerprint.of_file(path, fmt, columns, key, dialect)
+        except FingerprintError as error:
+            unproved = error.cause
+    if fmt == "parquet":
+        return FileRead(found, unproved, None)
+    if found is not None and sent == path and dialect.lines_terminated_by == "\n" and not _has_carriage_return(path):
+        return FileRead(found, unproved, found.rows)
+    return FileRead(found, unproved, count_records(sent, dialect))
+
+
+def _has_carriage_return(path: Path) -> bool:
+    if path.stat().st_size == 0:
+        return False
+    with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"\r") >= 0
 
 
 def _load_data_sql(
@@ -181,21 +205,17 @@ def _load_text(
     cursor: pymysql.cursors.Cursor,
     table: str,
     path: Path,
+    sent: Path,
     attempt_id: int,
     columns: Sequence[str],
     fmt: str,
     dialect: Mapping[str, str] | Dialect | None,
     charset: str,
-) -> tuple[int, int]:
-    """(rows loaded, records in the file)."""
-    text_dialect = Dialect.of(fmt, dialect)
-    sent = TRANSIT(path) if TRANSIT else path  # what reaches the server (a test may alter it in transit)
-    sql = _load_data_sql(cursor.connection, table, sent, attempt_id, columns, text_dialect, charset)
-    # Count while the server loads: the count is off the critical path (numpy releases the GIL).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count-records") as pool:
-        records = pool.submit(count_records, sent, text_dialect)
-        _execute_load(cursor, path, sql)
-        return cursor.rowcount, records.result()
+) -> int:
+    """Rows loaded from `sent` (the file, unless a test alters it in transit)."""
+    sql = _load_data_sql(cursor.connection, table, sent, attempt_id, columns, Dialect.of(fmt, dialect), charset)
+    _execute_load(cursor, path, sql)
+    return cursor.rowcount
 
 
 def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:

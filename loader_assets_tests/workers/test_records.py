@@ -46,3 +46,21 @@ def test_crlf_terminated_records(tmp_path):
     path = tmp_path / "crlf.csv"
     path.write_bytes(b"1,a\r\n2,b\\\r\nc\r\n3,d")
     assert count_records(path, Dialect.of("csv", {"lines_terminated_by": "\r\n"})) == 3
+
+
+def test_one_parse_counts_records_as_load_data_does_whenever_it_reads_the_keys(tmp_path):
+    """The fingerprint's parse stands in for the record count only where both rules agree (else it counts)."""
+    from loader_assets.workers.load_data import _read_file
+
+    rng = random.Random(5)
+    path = tmp_path / "rows.tsv"
+    pieces = [b"a", b"b", b"\\\n", b"\\\\", b"\\N", b"\t", b"\n", b"\r"]
+    agreed = 0
+    for _ in range(400):
+        lines = [b"%d\t%s" % (rng.randint(-5, 5), b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 4))))
+                 for _ in range(rng.randint(0, 6))]  # fmt: skip
+        path.write_bytes(b"\n".join(lines) + rng.choice([b"", b"\n"]))
+        read = _read_file(path, path, "tsv", ["id", "name"], "id", Dialect())
+        assert read.records == count_records(path, Dialect()), path.read_bytes()
+        agreed += read.fingerprint is not None
+    assert agreed > 100, "most files parse: the single parse is the common path"
