@@ -107,7 +107,7 @@ def test_a_worker_disk_filling_during_a_load_ends_it_naming_the_worker_and_its_d
     assert line.startswith("loader-assets load: worker worker2 (127.0.0.1:"), line
     # The LOAD DATA waiting for space is diagnosed as a stall, or another statement is refused the space first.
     stalled = "stalled" in line and "Waiting for someone to free space" in line and f"{mount}: 0.0 MB free" in line
-    assert stalled or "is out of disk space" in line and "No space left on device" in line, line
+    assert stalled or ("is out of disk space" in line and "No space left on device" in line), line
     assert line.endswith("free space on worker2's disk, then load again"), line
     [big] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
     assert big.status == "ready" and big.locked_by is None, "given back, not counted: the file is not at fault"

@@ -107,4 +107,5 @@ def test_check_room_reports_workers_short_of_space(cluster, database, family):
     assert cluster.check_room(placement, 10) == {}
     problems = cluster.check_room(placement, {1: 10**18, 2: 1})
     assert list(problems) == [placement[1]]
-    assert f"worker {placement[1]}" in problems[placement[1]] and "free" in problems[placement[1]]
+    short = problems[placement[1]]
+    assert short.refused and f"worker {placement[1]}" in short.line() and "MB free on its disk" in short.line()
