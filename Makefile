@@ -25,7 +25,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 test: venv servers lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 # The server-free tier (no PostgreSQL, MariaDB, RabbitMQ or daemon): seconds, on any machine with Python.
 unit: venv

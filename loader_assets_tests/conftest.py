@@ -41,7 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         on_postgres = getattr(getattr(item, "callspec", None), "params", {}).get("catalog_url") == "postgresql"
         in_unit = "unit" in item.path.relative_to(Path(__file__).parent).parts  # fakes there, never a server
-        servers = not in_unit and (bool(names & SERVER_FIXTURES) or on_postgres)
+        marked = item.get_closest_marker("servers") is not None  # starts its servers itself
+        servers = marked or (not in_unit and (bool(names & SERVER_FIXTURES) or on_postgres))
         item.add_marker(pytest.mark.servers if servers else pytest.mark.unit)
 
 

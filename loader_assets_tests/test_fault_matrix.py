@@ -7,8 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from loader_assets_tests.conftest import REPOSITORY
 
+pytestmark = pytest.mark.servers
 SUBSET = ("wrong-password", "file-replaced-by-directory", "drop-register-again", "load-sigterm")
 
 

@@ -190,11 +190,11 @@ class Heartbeat(threading.Thread):
             self.lost |= set(self.claimed) - held
             self.beaten_at = time.monotonic()
 
-    def still_held(self, notice_id: int) -> bool:
-        """Whether the notice is still ours, judged on a beat at most half a beat old: a process frozen beyond its
-        lease (SIGSTOP, a paused VM) beats again before it writes, so it never writes under a lease taken over
-        (the monotonic clock runs on while a process is stopped)."""
-        if time.monotonic() - self.beaten_at > self.interval / 2:
+    def still_held(self, notice_id: int, *, fresh: bool = False) -> bool:
+        """Whether the notice is still ours, judged on a beat at most half a beat old (`fresh`: on a beat now): a
+        process frozen beyond its lease (SIGSTOP, a paused VM) beats again before it writes, so it never writes
+        under a lease taken over (the monotonic clock runs on while a process is stopped)."""
+        if fresh or time.monotonic() - self.beaten_at > self.interval / 2:
             self.beat()
         return notice_id not in self.lost
 
@@ -363,6 +363,9 @@ class Loader:
         try:
             results = self._load_everywhere(claim, layout, target)
         except ServerDown as problem:  # not the file's fault: the notice goes back, the worker is skipped
+            if not beat.still_held(claim.notice_id, fresh=True):  # frozen past its lease, a handshake timed out:
+                self._give_up(claim, report, f"lease lost while loading; {problem.cause}")  # not the server's fault
+                return None
             if not self.interruption.is_set:  # an interrupt abandons statements: no server is at fault
                 self._mark_down(target, problem)
             # What it wrote stays in its attempt's partition until the next claim or the sweep drops it: a worker

@@ -14,6 +14,7 @@ from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Owner
 from loader_assets.catalog.time import utcnow
 from loader_assets.engine.load import Loader
+from loader_assets.problems import WorkerDown
 from loader_assets.workers.attempt_partitions import count_rows, drop_attempt_partitions, partitions_of
 from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.load_data import load_file
@@ -71,3 +72,26 @@ def test_a_done_attempts_missing_partition_fails_its_notice_to_load_again(platfo
         and f"partition p{loaded.attempt_id} of {table} missing on {loaded.worker}" in after.error
     )
     assert gate(platform.store.db, case, 2, "Object").generation > generation
+
+
+def test_a_run_resumed_past_its_lease_whose_connection_broke_blames_the_lease_not_the_worker(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = platform.sample_case(chunks=1, rows_per_chunk=5).case
+    notice = director_notice(platform, case)
+    loader = Loader(platform.store, platform.cluster)
+
+    def frozen_then_broken(*_args: object) -> None:
+        # Frozen past its lease: B takes the notice; A's half-open handshake is then reset by the worker.
+        assert platform.store.claim([notice.id], Owner.current("run-b"), now=utcnow() + timedelta(hours=1))
+        raise WorkerDown("worker worker1 does not answer (connection reset by peer)", "start it", "worker1")
+
+    monkeypatch.setattr(loader, "_load_everywhere", frozen_then_broken)
+    report = loader.load([notice.id], Owner.current("run-a"))
+
+    assert report.problem is None, "the worker answers: nothing to tell the operator about it"
+    with platform.store.db.read() as connection:
+        history = connection.execute(
+            select(attempts.c.run_id, attempts.c.outcome).where(attempts.c.notice == notice.id).order_by(attempts.c.id)
+        ).all()
+    assert [tuple(row) for row in history] == [("run-a", "lost"), ("run-b", "running")]
