@@ -124,3 +124,21 @@ def test_a_signal_ends_load_in_seconds_its_notices_given_back(
 
     assert loader_assets("load", case, "--level", "1").returncode == 0
     assert_exact(platform, case, 1)
+
+
+def test_a_signal_ends_schedule_watch_in_seconds_leaving_the_schedule_to_its_runs(platform: Platform) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=2).case
+    # No daemon: the notices stay ready, so the watch would go on for ever.
+    watch = started("schedule", f"case = '{case}'", "--no-daemon", "--watch")
+    try:
+        assert watch.stdout is not None and watch.stdout.readline().startswith("schedule "), "scheduled"
+        assert watch.stdout.readline().strip(), "watching: its first progress line"
+        watch.send_signal(signal.SIGTERM)
+        _, stderr = watch.communicate(timeout=30)
+    finally:
+        watch.kill()
+    assert watch.returncode == Exit.TERMINATED, stderr
+    [line] = [line for line in stderr.splitlines() if line.strip()]
+    assert line.startswith("loader-assets schedule: interrupted by SIGTERM") and "its runs go on" in line, line
+    listed = loader_assets("schedule", "list")
+    assert listed.returncode == 0 and "pending" in listed.stdout, "the schedule stays, for the daemon to serve"
