@@ -16,6 +16,7 @@ from loader_assets.settings import Settings
 from loader_assets_tests.servers import postgres_database
 
 
+@pytest.mark.servers  # a throwaway PostgreSQL database of its own
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg2"])
 def test_every_form_of_a_postgresql_url_opens_the_instance(
     scheme: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
