@@ -161,6 +161,11 @@ def is_disk_full_error(error: BaseException) -> bool:
     return _code(error) in _DISK_FULL_CODES or "Errcode: 28" in text or "No space left on device" in text
 
 
+def is_servers_fault(error: BaseException) -> bool:
+    """The server went away or has no disk space: nothing wrong with the statement or its file."""
+    return is_unavailable_error(error) or is_disk_full_error(error)
+
+
 def _describe(error: BaseException) -> str:
     """The first informative message in the chain: pymysql raises a bare `(0, '')` after a lost link."""
     current: BaseException | None = error

@@ -30,8 +30,7 @@ from loader_assets.workers.attempt_partitions import drop_partitions, partition_
 from loader_assets.workers.connection import (
     Server,
     charset_name,
-    is_disk_full_error,
-    is_unavailable_error,
+    is_servers_fault,
     quote_name,
     quote_table,
 )
@@ -141,7 +140,7 @@ def load_file(
                     raise
                 # A lost server (or a full disk) cannot drop anything now; a retry of the attempt id starts by
                 # dropping it.
-                if not is_unavailable_error(error) and not is_disk_full_error(error):
+                if not is_servers_fault(error):
                     drop_partitions(cursor, database, table_name, [attempt_id])
                 raise
         read = reading.result()
@@ -223,7 +222,7 @@ def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
     try:
         cursor.execute(sql)
     except pymysql.err.MySQLError as error:
-        if is_unavailable_error(error) or is_disk_full_error(error):  # the server's problem, not the file's
+        if is_servers_fault(error):  # the server's problem, not the file's
             raise
         raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
 

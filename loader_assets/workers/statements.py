@@ -25,8 +25,8 @@ from loader_assets.workers.connection import Server
 # Process-list states of a statement that is waiting, not working: on a full disk, or for a lock.
 DISK_FULL = "Waiting for someone to free space"  # MariaDB retries the write every 60 s once space is freed
 LOCK_WAITS = ("Waiting for table metadata lock", "Waiting for table level lock")
-WAITING_STATES = ("Waiting for someone to free space", "Waiting for table metadata lock", "Waiting for table level lock",
-                  "Waiting for table flush", "Waiting for global read lock", "Waiting for backup lock", "Locked")  # fmt: skip
+WAITING_STATES = (DISK_FULL, *LOCK_WAITS, "Waiting for table flush", "Waiting for global read lock",
+                  "Waiting for backup lock", "Locked")  # fmt: skip
 
 
 @dataclass
