@@ -24,8 +24,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Most server-bound tests wait (on daemons, runs, servers), so three test processes share two cores; a file's
+# tests stay in one process (the Celery tests share one broker queue). TEST_PROCESSES=0 runs them in this one.
+TEST_PROCESSES ?= 3
 test: venv servers lint
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=15
 
 # The server-free tier (no PostgreSQL, MariaDB, RabbitMQ or daemon): seconds, on any machine with Python.
 unit: venv

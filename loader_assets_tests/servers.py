@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
+import psutil
 from sqlalchemy import create_engine, text
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -73,15 +74,27 @@ def dagster_daemon(
 
 
 def stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM a process group, SIGKILL it if it lingers."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
+    """SIGTERM a process group, SIGKILL it if it lingers; then SIGKILL what outlived its leader (a browser's or a
+    daemon's helpers still writing into a directory the test is about to remove) and wait until it is gone."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    left = [p for p in psutil.process_iter() if _group_of(p) == process.pid]
+    for member in left:
+        with suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(left, timeout=timeout)
+
+
+def _group_of(process: psutil.Process) -> int | None:
     try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return None
 
 
 def free_port() -> int:

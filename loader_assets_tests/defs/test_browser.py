@@ -22,7 +22,7 @@ import websocket
 
 from loader_assets_tests.conftest import REPOSITORY, Platform
 from loader_assets_tests.defs.test_ui import refresh_overviews
-from loader_assets_tests.servers import free_port
+from loader_assets_tests.servers import free_port, stop_group
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -68,7 +68,7 @@ def chromium_page(url: str) -> Iterator[Page]:
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
             [chromium, *CHROMIUM_ARGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
             wait_for(f"http://127.0.0.1:{port}/json/version")
@@ -79,9 +79,8 @@ def chromium_page(url: str) -> Iterator[Page]:
                 yield Page(socket)
             finally:
                 socket.close()
-        finally:
-            browser.terminate()
-            browser.wait(timeout=60)
+        finally:  # the whole browser, helpers included, before its profile is removed
+            stop_group(browser, timeout=60)
 
 
 def test_chromium_renders_the_overview_of_a_case_with_its_sky_map(platform: Platform) -> None:

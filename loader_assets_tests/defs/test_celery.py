@@ -41,6 +41,8 @@ from loader_assets_tests.recovery.helpers import (
 )
 from loader_assets_tests.servers import postgres_database
 
+# One broker for every test process: `make test` runs a file's tests in one process (pytest-xdist's
+# `--dist loadfile`), so the tests here, which purge and consume its queue, never run at once.
 CELERY_WORKERS = ("w1", "w2")
 BROKER = Celery(broker="pyamqp://guest@127.0.0.1:5672//")  # the test's own view of the broker: purge, ping
 EXECUTING = "Executing steps "  # dagster_celery's engine event when a Celery worker starts a step
