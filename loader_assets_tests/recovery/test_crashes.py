@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -129,9 +130,9 @@ def test_a_worker_stopped_mid_run_gives_its_notices_back_uncounted_and_a_reload_
     assert outcomes(platform, [notice_id])[notice_id] == ["released", "done"]
 
 
-def stopped_between_statements(process, platform: Platform, database: str) -> bool:  # type: ignore[no-untyped-def]
-    """SIGSTOP the process at a moment it holds no LOAD DATA on a worker, no catalog transaction and no write
-    lock on the Dagster instance's SQLite files.
+def stopped_between_statements(process, platform: Platform, database: str, holds: Callable[[], bool]) -> bool:  # type: ignore[no-untyped-def]
+    """SIGSTOP the process at a moment it `holds` notices but no LOAD DATA on a worker, no catalog transaction and
+    no write lock on the Dagster instance's SQLite files.
 
     A client frozen inside a LOAD DATA keeps the table locked until the server's read timeout, and one frozen
     inside a catalog transaction keeps its rows locked: both would only slow this test, not change it. One
@@ -140,7 +141,7 @@ def stopped_between_statements(process, platform: Platform, database: str) -> bo
     process.send_signal(signal.SIGSTOP)
     time.sleep(0.1)
     if (not running_statements(platform, database) and not open_catalog_transactions(platform)
-            and not holds_sqlite_write_lock(process.pid)):  # fmt: skip
+            and not holds_sqlite_write_lock(process.pid) and holds()):  # fmt: skip
         return True
     process.send_signal(signal.SIGCONT)
     time.sleep(0.05)
@@ -159,7 +160,7 @@ def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOADER_LEASE_SECONDS", LEASE)
-    case = platform.sample_case(chunks=150, rows_per_chunk=5, seed=5).case  # runs long enough to be frozen
+    case = platform.sample_case(chunks=400, rows_per_chunk=5, seed=5).case  # runs long enough to be frozen
     database = case_layouts(platform.store.db, case)[case].database
     level_1 = [n.id for n in level_notices(platform, case, 1)]
 
@@ -167,9 +168,15 @@ def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once
         statuses = [n.status for n in level_notices(platform, case, 1)]
         return {status: statuses.count(status) for status in set(statuses)}
 
-    with reaped(cli_load(case, 1, platform.root / "frozen.log")) as process:
+    # One stream per worker: moments with notices held and no LOAD DATA running come often enough to be found.
+    with reaped(cli_load(case, 1, platform.root / "frozen.log", LOADER_STREAMS_PER_WORKER="1")) as process:
         wait_for(lambda: counts().get("done", 0) >= 5 and counts().get("running"), "a run half-way")
-        wait_for(lambda: stopped_between_statements(process, platform, database), "a stop between statements")
+
+        # Frozen while it holds notices, not after its last one: the search for a quiet moment takes a while.
+        def holds() -> bool:
+            return bool(counts().get("running"))
+
+        wait_for(lambda: stopped_between_statements(process, platform, database, holds), "a stop between statements")
         frozen = {n.id: n.locked_by for n in level_notices(platform, case, 1) if n.status == "running"}
         assert frozen
 
