@@ -200,23 +200,26 @@ class BusySampler(threading.Thread):
 
 
 class CpuSampler(threading.Thread):
-    """Every CPU_EVERY s, the CPU seconds so far of each server and of the `load` process."""
+    """Every CPU_EVERY s, the CPU seconds so far of each server and of each process `watch`ed since."""
 
-    def __init__(self, servers: dict[str, int], load_pid: int) -> None:
+    def __init__(self, servers: dict[str, int]) -> None:
         super().__init__(daemon=True, name="cpu-sampler")
-        self.pids = {**servers, "load": load_pid}
+        self.pids = dict(servers)
         self.samples: list[tuple[float, dict[str, float]]] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
         while True:
             sample = dict(self.samples[-1][1]) if self.samples else {}  # a process ended: its last value stands
-            for name, pid in self.pids.items():
+            for name, pid in list(self.pids.items()):
                 with suppress(FileNotFoundError, ProcessLookupError):
                     sample[name] = process_cpu(pid, with_children=name == "load")
             self.samples.append((time.monotonic(), sample))
             if self._halt.wait(CPU_EVERY):
                 return
+
+    def watch(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
 
     def stop(self) -> None:
         self._halt.set()
@@ -260,18 +263,13 @@ def run_platform(site: Site, case_dir: Path) -> PlatformRun:
     sampler.start()
     lines: list[tuple[float, str]] = []
     started, started_at = time.monotonic(), time.time()
-    cpu_sampler: list[CpuSampler] = []
-
-    def sample_cpu(pid: int) -> None:
-        cpu_sampler.append(CpuSampler(site.server_pids(), pid))
-        cpu_sampler[0].start()
-
+    cpu_sampler = CpuSampler(site.server_pids())
+    cpu_sampler.start()
     try:
-        site.cli("load", CASE, lines=lines, on_start=sample_cpu)
+        site.cli("load", CASE, lines=lines, on_start=lambda pid: cpu_sampler.watch("load", pid))
     finally:
         sampler.stop()
-        for running in cpu_sampler:
-            running.stop()
+        cpu_sampler.stop()
     cpu_after = site.cpu()
     first_run = started + first_run_created(site) - started_at
     ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
@@ -281,8 +279,8 @@ def run_platform(site: Site, case_dir: Path) -> PlatformRun:
         previous = ends[level]
     busy = {level: {w: sampler.share(w, *bounds[level]) for w in site.config.workers} for level in levels.LOAD_LEVELS}
     phase_cpu = {"registration": cpu_since(cpu_before, cpu_registered)}
-    phase_cpu["start-up"] = cpu_sampler[0].between(started, first_run)
-    phase_cpu |= {f"level {lv}": cpu_sampler[0].between(*bounds[lv]) for lv in levels.ALL}
+    phase_cpu["start-up"] = cpu_sampler.between(started, first_run)
+    phase_cpu |= {f"level {lv}": cpu_sampler.between(*bounds[lv]) for lv in levels.ALL}
     return PlatformRun(
         register, first_run - started, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
         dagster_overhead(site), [line for _at, line in lines if line.startswith("  level ") and "rows/s" in line],
