@@ -10,10 +10,14 @@ attempts and its director chunk's), so level 4 recounts only the chunks that cha
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pymysql
 
 from loader_assets.catalog.layout import CaseLayout, TableLayout
@@ -95,6 +99,55 @@ def census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: T
                 _absent_keys(conn, czar_cursor, layout, chunk, table, director)
 
 
+class DirectorKeys:
+    """The director index's keys of the last few chunks read (a chunk's child tables ask for them in turn)."""
+
+    def __init__(self, kept: int = 4) -> None:
+        self.kept = kept
+        self._keys: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of_chunk(self, czar_cursor: pymysql.cursors.Cursor, layout: CaseLayout, director: TableLayout, chunk: int,
+                 dtype: np.dtype) -> np.ndarray:  # fmt: skip
+        wanted = (census.index_table(layout.database, director.name), chunk, dtype.str)
+        with self._lock:
+            if wanted in self._keys:
+                self._keys.move_to_end(wanted)
+                return self._keys[wanted]
+        found = census.index_keys_of_chunk(czar_cursor, wanted[0], director.director_key or "", chunk, dtype)
+        with self._lock:
+            self._keys[wanted] = found
+            while len(self._keys) > self.kept:
+                self._keys.popitem(last=False)
+        return found
+
+
+def census_from_keys(cluster: Cluster, layout: CaseLayout, table: TableLayout, director: TableLayout,
+                     chunk: ChunkCensus, keys: pa.Array, director_keys: DirectorKeys) -> None:  # fmt: skip
+    """The census of a child chunk made of one file whose keys this process just parsed: its absent keys come
+    from those keys against the director index's keys of the chunk (level 2 proved them equal to the director
+    chunk on the worker), not from an anti-join on the worker; the worker proves it holds the file's keys
+    through the attempt's fingerprint, so NULL keys are the file's too."""
+    with (
+        cluster.worker(chunk.worker).connect() as conn,
+        conn.cursor() as cursor,
+        cluster.czar.connect() as czar,
+        czar.cursor() as czar_cursor,
+    ):
+        chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
+        if chunk.rows is None:
+            return
+        _check_fingerprints(cursor, layout, table, chunk, table.director_key or "")
+        chunk.null_keys = keys.null_count
+        present = keys.drop_null().to_numpy(zero_copy_only=False)
+        in_director = director_keys.of_chunk(czar_cursor, layout, director, chunk.chunk, present.dtype)
+        absent, rows = np.unique(present[~pd.Series(present).isin(in_director).to_numpy()], return_counts=True)
+        pairs = list(zip(absent.tolist(), rows.tolist(), strict=True))
+        index = census.index_table(layout.database, director.name)
+        for start in range(0, len(pairs), census.KEY_BATCH):
+            _tell_apart(czar_cursor, index, director.director_key or "", chunk, pairs[start : start + census.KEY_BATCH])
+
+
 def _check_fingerprints(
     cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableLayout, chunk: ChunkCensus, key: str
 ) -> None:
@@ -149,13 +202,20 @@ def _absent_keys(conn: pymysql.Connection, czar_cursor: pymysql.cursors.Cursor, 
         table.director_key or "", director_key,
     )  # fmt: skip
     for batch in batches:
-        found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in batch])
-        for key, rows in batch:
-            if key in found:  # in the director, but in another chunk (its own would have matched here)
-                chunk.misplaced_rows += rows
-                if len(chunk.misplaced) < SHOWN_KEYS:
-                    chunk.misplaced[key] = rows
-            else:
-                chunk.orphan_rows += rows
-                if len(chunk.orphans) < SHOWN_KEYS:
-                    chunk.orphans[key] = rows
+        _tell_apart(czar_cursor, index, director_key, chunk, batch)
+
+
+def _tell_apart(czar_cursor: pymysql.cursors.Cursor, index: str, director_key: str, chunk: ChunkCensus,
+                absent: list[tuple[int, int]]) -> None:  # fmt: skip
+    """(key, rows) absent from the director chunk: misplaced when the index has the key in another chunk,
+    else orphans."""
+    found = census.index_chunks_of(czar_cursor, index, director_key, [k for k, _ in absent])
+    for key, rows in absent:
+        if key in found:
+            chunk.misplaced_rows += rows
+            if len(chunk.misplaced) < SHOWN_KEYS:
+                chunk.misplaced[key] = rows
+        else:
+            chunk.orphan_rows += rows
+            if len(chunk.orphans) < SHOWN_KEYS:
+                chunk.orphans[key] = rows

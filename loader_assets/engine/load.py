@@ -22,13 +22,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from loader_assets import levels
 from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.claims import Refusal, Refused
+from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.notices import done_files
 from loader_assets.catalog.store import Claim, Owner, Store
-from loader_assets.engine.chunk_census import census_of_worker, chunk_version, new_census
+from loader_assets.engine.chunk_census import (
+    DirectorKeys,
+    census_from_keys,
+    census_of_worker,
+    chunk_version,
+    new_census,
+)
 from loader_assets.engine.interruption import INTERRUPTION, Interruption
 from loader_assets.engine.recovery import take_back
 from loader_assets.engine.targets import ALL_WORKERS, Target, chunk_sizes, drop_attempt_rows, place_chunks
@@ -50,6 +59,7 @@ from loader_assets.workers.statements import InFlight
 log = logging.getLogger(__name__)
 
 DEFAULT_STREAMS = 2  # LOAD DATA at once into each worker (benchmarks/end_to_end.py: more gain nothing here)
+MAX_KEPT_KEYS = 8  # files' key columns waiting for their chunk's census (beyond, the census reads the worker)
 DEFAULT_STALL_SECONDS = 300.0  # a statement waiting (full disk, lock) this long is abandoned (LOADER_STALL_SECONDS)
 
 
@@ -231,6 +241,7 @@ class Loader:
         # then recounts only chunks that changed since).
         self._indexing: list[Future[None]] = []
         self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-checks")  # one czar index writer
+        self._director_keys = DirectorKeys()
 
     def layout(self, case: str) -> CaseLayout:
         if case not in self._layouts:
@@ -396,7 +407,7 @@ class Loader:
             beat.done_with(claim.notice_id)
             return None
         beat.done_with(claim.notice_id)
-        self._check_chunk_soon(layout, claim, worker)
+        self._check_chunk_soon(layout, claim, worker, results[0].keys)
         loaded = Loaded(
             notice_id=claim.notice_id, attempt_id=claim.attempt_id, case=claim.case, table=claim.table,
             chunk=claim.chunk, overlap=claim.overlap, path=claim.path, worker=worker, rows=rows,
@@ -417,12 +428,16 @@ class Loader:
     def _mark_down(self, target: Target, problem: ServerDown) -> None:
         self._down.setdefault(problem.server or target.worker, problem)
 
-    def _check_chunk_soon(self, layout: CaseLayout, claim: Claim, worker: str) -> None:
+    def _check_chunk_soon(self, layout: CaseLayout, claim: Claim, worker: str, keys: pa.Array | None) -> None:
         table = layout.tables[claim.table]
         if table.kind == levels.DIRECTOR and not claim.overlap:
             self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
         elif table.kind == levels.CHILD:
-            self._indexing.append(self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker))
+            if sum(not f.done() for f in self._indexing) >= MAX_KEPT_KEYS:  # the census lags: bound the memory
+                keys = None
+            self._indexing.append(
+                self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker, (claim.attempt_id, keys))
+            )
 
     def _index_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
         """The director chunk's keys into the czar's director index now, so level 2 mostly verifies it. Level 2
@@ -438,19 +453,34 @@ class Loader:
                 "director index of chunk %s of %s.%s left to level 2: %s", chunk, layout.database, table.name, error
             )
 
-    def _census_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
-        """A loaded child chunk's census on its worker, kept with its version for level 4 (which takes it
-        again if anything changed or this failed)."""
+    def _census_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str,
+                      loaded: tuple[int, pa.Array | None]) -> None:  # fmt: skip
+        """A loaded child chunk's census, kept with its version for level 4 (which takes it again if anything
+        changed or this failed). `loaded`: the attempt just loaded and its file's keys; when that file is the
+        whole chunk, its keys tell the absent ones, else an anti-join on the worker does."""
         assert chunk is not None
         director = layout.director_of(table)
         files = done_files(self.store.db, layout.case, table.name, chunk=chunk)
         version = chunk_version(files, done_files(self.store.db, layout.case, director.name, chunk=chunk))
         found = new_census(table, chunk, False, worker, files)
+        attempt_id, keys = loaded
         try:
-            census_of_worker(self.cluster, worker, layout, table, director, [found])
+            if (
+                keys is not None
+                and [f.attempt_id for f in files] == [attempt_id]
+                and self._index_proved(layout, director)
+            ):
+                census_from_keys(self.cluster, layout, table, director, found, keys, self._director_keys)
+            else:
+                census_of_worker(self.cluster, worker, layout, table, director, [found])
             chunk_checks.keep(self.store.db, layout.case, table.name, chunk, version, found.to_json())
         except Exception as error:  # a worker or the czar busy or down: level 4 takes it
             log.warning("census of chunk %s of %s.%s left to level 4: %s", chunk, layout.database, table.name, error)
+
+    def _index_proved(self, layout: CaseLayout, director: TableLayout) -> bool:
+        """Whether level 2 proved the director index equal to the workers (its gate passed)."""
+        found = gate(self.store.db, layout.case, levels.VALIDATE_DIRECTOR, director.name)
+        return found is not None and found.status == "passed"
 
     def _load_everywhere(self, claim: Claim, layout: CaseLayout, target: Target) -> list[LoadResult]:
         """Load the notice on each worker of its target (a regular table on all of them)."""

@@ -15,6 +15,7 @@ catalog, which every later claim reads.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -32,7 +33,15 @@ from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
 from loader_assets.engine.reconcile import reconcile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.ddl import DirectorIndexError, build_director_index, index_version, key_director_index
+from loader_assets.workers.ddl import (
+    DirectorIndexError,
+    build_director_index,
+    index_is_current,
+    index_version,
+    key_director_index,
+)
+
+log = logging.getLogger(__name__)
 
 DIRECTOR_CHECKS = {
     "rows_match_files": "rows of every chunk and overlap table on its worker equal the records of its files",
@@ -155,7 +164,10 @@ def _run_checks(store: Store, cluster: Cluster, layout: CaseLayout, table: Table
         for (chunk, overlap), items in sorted(by_table.items())
     ]
     if table.kind != levels.CHILD:
-        _census_in_parallel(cluster, layout, table, None, chunks)
+        versions = {c.chunk: _index_version(layout, c) for c in chunks if not c.overlap}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="director-index") as pool:
+            pool.submit(_key_index_now, cluster, layout, table, versions)  # the czar's work beside the workers'
+            _census_in_parallel(cluster, layout, table, None, chunks)
         return _director_verdict(cluster, layout, table, chunks, placement)
     director = layout.director_of(table)
     chunks = _child_census(store, cluster, layout, table, director, chunks)
@@ -235,15 +247,27 @@ def _rows_outcome(chunks: list[ChunkCensus], fingerprinted: Callable[[ChunkCensu
     )  # fmt: skip
 
 
+def _index_version(layout: CaseLayout, chunk: ChunkCensus) -> str:
+    return index_version(layout.incarnation, (f.attempt_id for f in chunk.files))  # a reload changes it
+
+
+def _key_index_now(cluster: Cluster, layout: CaseLayout, table: TableLayout, versions: dict[int, str]) -> None:
+    """The director index's keys built while the workers count, when level 1 indexed every chunk as it is now
+    (else the verdict first rebuilds what is stale, then keys it). A failure is met again, and told, there."""
+    try:
+        if index_is_current(cluster, layout.database, table.name, versions):
+            key_director_index(cluster, layout.database, table.name, table.director_key or "")
+    except Exception as error:  # the czar down, a duplicate key: the verdict names it
+        log.info("director index of %s.%s left to the verdict: %s", layout.database, table.name, error)
+
+
 def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, chunks: list[ChunkCensus],
                       placement: dict[int, str]) -> Validation:  # fmt: skip
     key = table.director_key or ""
     own = [c for c in chunks if not c.overlap and c.rows is not None]
     index_error, index_rows, per_chunk = None, 0, {}
     try:
-        versions = {
-            c.chunk: index_version(layout.incarnation, (f.attempt_id for f in c.files)) for c in own
-        }  # a reload changes it
+        versions = {c.chunk: _index_version(layout, c) for c in own}
         index_rows = build_director_index(
             cluster, layout.database, table.name, key, {c.chunk: c.worker for c in own}, versions
         )

@@ -24,7 +24,7 @@ from loader_assets.workers.connection import Server, charset_name, quote_name, q
 
 TRANS_ID = "qserv_trans_id"
 INDEX_SPECS = {"DEFAULT": "", "UNIQUE": "UNIQUE ", "FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}
-_GROUP_CONCAT_BYTES = 1 << 30  # one sub-chunk's lines must fit (and in max_allowed_packet)
+GROUP_CONCAT_BYTES = 1 << 30  # one sub-chunk's lines must fit (and in max_allowed_packet)
 
 
 class SchemaError(BadInput):
@@ -269,6 +269,17 @@ def build_director_index(
         return loaded
 
 
+def index_is_current(cluster: Cluster, db: str, director: str, versions: Mapping[int, str]) -> bool:
+    """Whether the director index holds every one of these chunks at its version (nothing to rebuild)."""
+    indexed = f"{META_DB}.{quote_name(director_index_tables(db, director)[1])}"
+    with cluster.czar.connect() as czar, czar.cursor() as cursor:
+        try:
+            stale, _known = _stale_chunks(cursor, indexed, versions, versions)
+        except pymysql.err.ProgrammingError:  # no index yet
+            return False
+    return not stale
+
+
 def key_director_index(cluster: Cluster, db: str, director: str, director_key: str) -> None:
     """The index's keys — its primary key on the director key, a key by chunk — built in one sorted pass if it
     has none yet; a key found twice is a `DirectorIndexError` naming it."""
@@ -282,9 +293,9 @@ def key_director_index(cluster: Cluster, db: str, director: str, director_key: s
         if cursor.fetchone()[0]:
             return
         try:
-            cursor.execute(
-                f"ALTER TABLE {META_DB}.{quote_name(name)} ADD PRIMARY KEY ({quote_name(director_key)}), "
-                "ADD KEY by_chunk (chunkId)"
+            key = quote_name(director_key)
+            cursor.execute(  # by_chunk covers a chunk's keys: a child's census reads them off it
+                f"ALTER TABLE {META_DB}.{quote_name(name)} ADD PRIMARY KEY ({key}), ADD KEY by_chunk (chunkId, {key})"
             )
         except pymysql.err.IntegrityError as error:
             raise DirectorIndexError(f"director index {META_DB}.{name}: {error.args[-1]}") from None
@@ -373,7 +384,7 @@ def _dump_director_rows(server: Server, db: str, director: str, key: str, chunks
     rows = 0
     line = f"CONCAT_WS('\\t', {quote_name(key)}, chunkId, subChunkId)"
     with server.connect() as conn, conn.cursor() as cursor:
-        cursor.execute("SET SESSION group_concat_max_len = %s", (_GROUP_CONCAT_BYTES,))
+        cursor.execute("SET SESSION group_concat_max_len = %s", (GROUP_CONCAT_BYTES,))
         for chunk in chunks:
             cursor.execute(
                 f"SELECT CAST(GROUP_CONCAT({line} SEPARATOR '\\n') AS BINARY), COUNT(*) "

@@ -65,12 +65,6 @@ def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     return Fingerprint(rows, len(present), key_sum, int(low.sum()) + int(high.sum()))
 
 
-def of_file(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: Dialect) -> Fingerprint:
-    """Fingerprint of the key column of one input file."""
-    keys, rows = key_column(path, fmt, columns, key, dialect)
-    return of_keys(keys, rows)
-
-
 def key_column(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: Dialect) -> tuple[pa.Array, int]:
     """The integer key column of one input file (NULLs kept) and the file's record count."""
     try:

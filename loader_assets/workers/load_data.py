@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,6 +47,9 @@ from loader_assets.workers.formats import (
 from loader_assets.workers.statements import InFlight
 
 _SHOWN_WARNINGS = 5
+# The files' parses beside their LOAD DATA: threads kept for the process (one made and joined per file cost
+# more than the parse of a small file); more than the streams of any load, so a parse never waits for a thread.
+_READERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="file-reader")
 # Test hook: the file LOAD DATA reads instead of a text input (a line dropped or altered in transit).
 TRANSIT: Callable[[Path], Path] | None = None
 _ROW_NUMBER = re.compile(r"\brow (\d+)", re.IGNORECASE)
@@ -63,6 +66,7 @@ class LoadResult:
     empty: bool = False
     fingerprint: Fingerprint | None = None  # of the key column, from the file
     unproved: str | None = None  # why the file's keys could not be fingerprinted
+    keys: pa.Array | None = field(default=None, repr=False)  # the file's key column (NULLs kept), when parsed
 
 
 class LoadError(BadInput):
@@ -115,14 +119,10 @@ def load_file(
         raise LoadError(path, "no such file")
     started = time.monotonic()
     table = quote_table(database, table_name)
-    with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint") as pool,
-        worker.connect(local_infile=True) as conn,
-        conn.cursor() as cursor,
-    ):
+    with worker.connect(local_infile=True) as conn, conn.cursor() as cursor:
         sent = TRANSIT(path) if TRANSIT and fmt != "parquet" else path  # what reaches the server (a test hook)
         # Read from the file as the partitioner wrote it, while LOAD DATA loads it: off the critical path.
-        reading = pool.submit(_read_file, path, sent, fmt, columns, key, Dialect.of(fmt, dialect))
+        reading = _READERS.submit(_read_file, path, sent, fmt, columns, key, Dialect.of(fmt, dialect))
         what = f"LOAD DATA of {path.name} into {table_name}"
         watched = statements.running(worker, conn, what, database) if statements else None
         with watched or contextlib.nullcontext() as running:
@@ -146,7 +146,7 @@ def load_file(
         read = reading.result()
     return LoadResult(
         rows=loaded, warnings=warnings, seconds=time.monotonic() - started, bytes=path.stat().st_size,
-        empty=loaded == 0, fingerprint=read.fingerprint, unproved=read.unproved,
+        empty=loaded == 0, fingerprint=read.fingerprint, unproved=read.unproved, keys=read.keys,
     )  # fmt: skip
 
 
@@ -158,22 +158,24 @@ class FileRead:
     fingerprint: Fingerprint | None
     unproved: str | None
     records: int | None
+    keys: pa.Array | None = None
 
 
 def _read_file(path: Path, sent: Path, fmt: str, columns: Sequence[str], key: str | None, dialect: Dialect) -> FileRead:
     """One parse serves the fingerprint and the record count where their rules agree (a `\n` terminator and no
     `\r`, which Arrow would split lines at); the count is taken apart otherwise, and of what is sent."""
-    found, unproved = None, None
+    found, unproved, keys = None, None, None
     if key:
         try:
-            found = fingerprint.of_file(path, fmt, columns, key, dialect)
+            keys, rows = fingerprint.key_column(path, fmt, columns, key, dialect)
+            found = fingerprint.of_keys(keys, rows)
         except FingerprintError as error:
             unproved = error.cause
     if fmt == "parquet":
-        return FileRead(found, unproved, None)
+        return FileRead(found, unproved, None, keys)
     if found is not None and sent == path and dialect.lines_terminated_by == "\n" and not _has_carriage_return(path):
-        return FileRead(found, unproved, found.rows)
-    return FileRead(found, unproved, count_records(sent, dialect))
+        return FileRead(found, unproved, found.rows, keys)
+    return FileRead(found, unproved, count_records(sent, dialect), keys)
 
 
 def _has_carriage_return(path: Path) -> bool:

@@ -3,6 +3,7 @@ worker — after the load, or in transit — and names the chunk and, where it c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,10 +12,14 @@ import pytest
 from loader_assets.catalog import chunk_checks
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import done_files
+from loader_assets.engine.chunk_census import ChunkCensus, DirectorKeys, census_from_keys, census_of_worker, new_census
 from loader_assets.engine.validate import Validation, validate_table
+from loader_assets.operations import cases
+from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import load_data
 from loader_assets.workers.connection import quote_table
 from loader_assets.workers.ddl import chunk_table_name
+from loader_assets.workers.fingerprint import key_column
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -154,3 +159,35 @@ def test_a_child_chunks_census_is_kept_from_its_load_and_taken_again_when_its_ro
     validation = validate_table(platform.store, platform.cluster, layout, layout.tables["Source"], "check-4", quiet)
     assert validation.failed == ["rows_match_files"]
     assert f"Source_{chunk} on {worker}" in str(outcome(validation, "rows_match_files"))
+
+
+def test_a_child_chunks_census_from_its_files_keys_equals_the_anti_join_on_its_worker(platform: Platform) -> None:
+    """The census taken as a child file loads finds absent keys from the file's keys and the director index; the
+    worker's anti-join, taken at level 4 when a chunk has several files, must say the same."""
+    case = f"c{uuid.uuid4().hex[:8]}"
+    root = write_sample_case(platform.root / "cases" / case, chunks=2, rows_per_chunk=30, database=case)
+    first, second = sorted((root / "step1_1").parent.glob("step3_*/Source/chunk_*.txt"))
+    elsewhere = second.read_text().split(",")[1]  # an object of the other chunk
+    lines = first.read_text().splitlines(keepends=True)
+    for number, key in ((0, elsewhere), (1, "999"), (2, "999")):  # one misplaced row, two orphan rows of one key
+        fields = lines[number].split(",")
+        lines[number] = ",".join([fields[0], key, *fields[2:]])
+    first.write_text("".join(lines))
+    cases.register(platform.ctx, root, case)
+    platform.load(case, (1, 2, 3))
+
+    layout = case_layout(platform.store.db, case)
+    source, director = layout.tables["Source"], layout.tables["Object"]
+    chunk = int(first.stem.removeprefix("chunk_"))
+    kept = chunk_checks.kept(platform.store.db, case, "Source")[chunk][1]
+    assert (kept["misplaced"], kept["orphans"]) == ([[int(elsewhere), 1]], [[999, 2]])
+    assert (kept["misplaced_rows"], kept["orphan_rows"], kept["null_keys"]) == (1, 2, 0)
+
+    worker = platform.cluster.placement(layout.database)[chunk]
+    files = done_files(platform.store.db, case, "Source", chunk=chunk)
+    on_worker = new_census(source, chunk, False, worker, files)
+    census_of_worker(platform.cluster, worker, layout, source, director, [on_worker])
+    from_keys = new_census(source, chunk, False, worker, files)
+    keys, _ = key_column(first, "csv", source.column_names, "objectId", layout.dialect_of("csv", source))
+    census_from_keys(platform.cluster, layout, source, director, from_keys, keys, DirectorKeys())
+    assert from_keys == on_worker == ChunkCensus.from_json(kept, files)
