@@ -24,6 +24,7 @@ from loader_assets.workers.connection import Server, charset_name, quote_name, q
 
 TRANS_ID = "qserv_trans_id"
 INDEX_SPECS = {"DEFAULT": "", "UNIQUE": "UNIQUE ", "FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}
+_FEW_CHUNKS = 1000  # asked of the director index by their ids, not by reading all it knows
 GROUP_CONCAT_BYTES = 1 << 30  # one sub-chunk's lines must fit (and in max_allowed_packet)
 
 
@@ -310,8 +311,14 @@ def index_version(incarnation: str, attempt_ids: Iterable[int]) -> str:
 def _stale_chunks(
     cursor: pymysql.cursors.Cursor, indexed: str, placement: Mapping[int, str], versions: Mapping[int, str] | None
 ) -> tuple[list[int], set[int]]:
-    """The chunks to (re)build, and the chunks the index holds rows of (or may, after a build that died)."""
-    cursor.execute(f"SELECT chunkId, version FROM {indexed}")
+    """The chunks to (re)build, and those of them the index holds rows of (or may, after a build that died);
+    without `versions`, every chunk the index knows. Only the asked chunks are read when they are few: level 1
+    asks chunk by chunk, and a case has up to ~150,000."""
+    if versions is not None and len(placement) <= _FEW_CHUNKS:
+        listed = ",".join(str(int(c)) for c in placement) or "NULL"
+        cursor.execute(f"SELECT chunkId, version FROM {indexed} WHERE chunkId IN ({listed})")
+    else:
+        cursor.execute(f"SELECT chunkId, version FROM {indexed}")
     known = dict(cursor.fetchall())
     if versions is None:
         return sorted(placement), set(placement)  # all of them, whatever the index holds of them
