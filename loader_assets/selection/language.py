@@ -27,6 +27,7 @@ Comparisons follow SQL: a NULL value satisfies neither ``f = x`` nor ``f != x``;
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import operator
 import re
@@ -231,7 +232,12 @@ _COMMA: ","
 %ignore WS
 """
 
-_PARSER = Lark(GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=False)
+
+@functools.cache
+def _parser() -> Lark:
+    """Built on the first query, not on import: building the tables costs every CLI command a third of a second."""
+    return Lark(GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=False)
+
 
 # What the terminals look like, for "expected ..." in syntax errors.
 _TERMINAL_WORDS = {
@@ -673,7 +679,7 @@ def _naive_utc(now: datetime | None) -> datetime:
 
 def _parse(text: str) -> Tree[Token]:
     try:
-        return _PARSER.parse(text)
+        return _parser().parse(text)
     except UnexpectedInput as error:
         raise _syntax_error(text, error) from None
 
