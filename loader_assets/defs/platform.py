@@ -125,13 +125,18 @@ def _outcome(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> RunOu
     return RunOutcome(result.run_id, problem_of(failures), error_of(failures))
 
 
+# The reload answers once the code server has imported the definitions again: on a busy 2-core host that took
+# more than 10 s (seen in a fresh clone's `make test`).
+RELOAD_SECONDS = 60
+
+
 def reload_code_location(settings: Settings) -> str:
     """Ask the webserver to reload the code location (a new case, a new saved selection appear at once); without
     one, say when they appear. Needs no instance: the webserver's GraphQL only."""
     address = settings.webserver
     host, _, port = address.partition(":")
     try:
-        client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=10)
+        client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=RELOAD_SECONDS)
         client.reload_repository_location(CODE_LOCATION)
     except (DagsterGraphQLClientError, OSError, ValueError) as error:  # no webserver: nothing to reload
         return (
