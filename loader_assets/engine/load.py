@@ -234,7 +234,7 @@ class Loader:
         self._layouts: dict[str, CaseLayout] = {}
         self._made: set[tuple[str, str, str]] = set()  # (worker, database, table or "") made by this process
         self._table_locks: dict[tuple[str, str, str], threading.Lock] = {}  # streams of a chunk and its overlap
-        self._locks_guard = threading.Lock()
+        self._locks_guard = threading.Lock()  # `_table_locks`, and the chunk checks in flight
         self._loading: set[tuple[str, str]] = set()  # (case, table name) this run's notices load into
         self._down: dict[str, Problem] = {}  # workers (and "czar") found down during this load
         # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
@@ -430,14 +430,16 @@ class Loader:
 
     def _check_chunk_soon(self, layout: CaseLayout, claim: Claim, worker: str, keys: pa.Array | None) -> None:
         table = layout.tables[claim.table]
-        if table.kind == levels.DIRECTOR and not claim.overlap:
-            self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
-        elif table.kind == levels.CHILD:
-            if sum(not f.done() for f in self._indexing) >= MAX_KEPT_KEYS:  # the census lags: bound the memory
-                keys = None
-            self._indexing.append(
-                self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker, (claim.attempt_id, keys))
-            )
+        with self._locks_guard:  # the streams call this at once; what is done is dropped (its errors are logged)
+            self._indexing = [f for f in self._indexing if not f.done()]
+            if table.kind == levels.DIRECTOR and not claim.overlap:
+                self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
+            elif table.kind == levels.CHILD:
+                kept = keys if len(self._indexing) < MAX_KEPT_KEYS else None  # the census lags: bound the memory
+                loaded = (claim.attempt_id, kept)
+                self._indexing.append(
+                    self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker, loaded)
+                )
 
     def _index_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
         """The director chunk's keys into the czar's director index now, so level 2 mostly verifies it. Level 2
