@@ -15,7 +15,7 @@ from loader_assets.workers import fingerprint
 from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB
 from loader_assets.workers.connection import Server, quote_name, quote_table
-from loader_assets.workers.ddl import GROUP_CONCAT_BYTES, director_index_table
+from loader_assets.workers.ddl import concatenated, director_index_table
 from loader_assets.workers.fingerprint import Fingerprint
 
 NO_SUCH_TABLE = 1146
@@ -137,27 +137,13 @@ def index_chunks_of(cursor: pymysql.cursors.Cursor, index: str, key: str, keys: 
 def index_keys_of_chunk(
     cursor: pymysql.cursors.Cursor, index: str, key: str, chunk: int, dtype: np.dtype
 ) -> np.ndarray:
-    """The director keys the index holds for one chunk, as `dtype`: one GROUP_CONCAT blob off the covering key
-    `by_chunk` (a chunk's keys one row each would cost pymysql seconds); one blob per sub-chunk when the chunk's
-    does not fit in a packet."""
-    k = quote_name(key)
-    cursor.execute("SET SESSION group_concat_max_len = %s", (GROUP_CONCAT_BYTES,))
-    cursor.execute(f"SELECT CAST(GROUP_CONCAT({k}) AS BINARY), COUNT(*) FROM {index} WHERE chunkId = %s", (chunk,))
-    text, count = cursor.fetchone()
-    cursor.execute("SELECT @@warning_count")  # a blob cut short (max_allowed_packet) is only a warning
-    if not cursor.fetchone()[0]:
-        keys = _parse_keys([text], dtype)
-        if len(keys) == count:
-            return keys
-    cursor.execute(
-        f"SELECT CAST(GROUP_CONCAT({k}) AS BINARY) FROM {index} WHERE chunkId = %s GROUP BY subChunkId", (chunk,)
-    )
-    return _parse_keys([text for (text,) in cursor.fetchall()], dtype)
-
-
-def _parse_keys(blobs: list[bytes | None], dtype: np.dtype) -> np.ndarray:
-    parsed = [np.fromstring(blob.decode(), dtype=dtype, sep=",") for blob in blobs if blob]
-    return np.concatenate(parsed) if parsed else np.empty(0, dtype)
+    """The director keys the index holds for one chunk, as `dtype`, read off its covering key `by_chunk`."""
+    blobs = concatenated(cursor, f"GROUP_CONCAT({quote_name(key)})", f"{index} WHERE chunkId = %s", (chunk,))
+    parsed = [np.fromstring(text.decode(), dtype=dtype, sep=",") for text, _count in blobs]
+    keys = np.concatenate(parsed) if parsed else np.empty(0, dtype)
+    if len(keys) != sum(count for _text, count in blobs):
+        raise ValueError(f"{index}: chunk {chunk}'s keys read back incomplete")
+    return keys
 
 
 def index_rows_per_chunk(cursor: pymysql.cursors.Cursor, index: str, chunks: list[int]) -> dict[int, int]:

@@ -25,7 +25,7 @@ from loader_assets.workers.connection import Server, charset_name, quote_name, q
 TRANS_ID = "qserv_trans_id"
 INDEX_SPECS = {"DEFAULT": "", "UNIQUE": "UNIQUE ", "FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}
 _FEW_CHUNKS = 1000  # asked of the director index by their ids, not by reading all it knows
-GROUP_CONCAT_BYTES = 1 << 30  # one sub-chunk's lines must fit (and in max_allowed_packet)
+GROUP_CONCAT_BYTES = 1 << 30  # one blob's text must fit (and in max_allowed_packet)
 
 
 class SchemaError(BadInput):
@@ -382,27 +382,31 @@ def _load_index_file(cursor: pymysql.cursors.Cursor, index: str, path: Path, key
     return loaded
 
 
-def _dump_director_rows(server: Server, db: str, director: str, key: str, chunks: list[int], out: IO[bytes]) -> int:
-    """Write `key \\t chunkId \\t subChunkId` lines of the chunks (overlap excluded) to `out`; returns rows.
+def concatenated(
+    cursor: pymysql.cursors.Cursor, value: str, source: str, params: tuple = ()
+) -> list[tuple[bytes, int]]:
+    """(blob, rows) of `GROUP_CONCAT` expression `value` over `source` (`table [WHERE …]`, a director's chunk
+    table or its index): one blob — no grouping, a temporary table would cost more than the text — or one per
+    sub-chunk when it does not fit in a packet. Parsing a chunk's rows one by one in pymysql would take
+    seconds; a few blobs take none."""
+    cursor.execute("SET SESSION group_concat_max_len = %s", (GROUP_CONCAT_BYTES,))
+    sql = f"SELECT CAST({value} AS BINARY), COUNT(*) FROM {source}"
+    cursor.execute(sql, params or None)
+    found = cursor.fetchall()
+    cursor.execute("SELECT @@warning_count")  # a blob cut short (max_allowed_packet) is only a warning
+    if cursor.fetchone()[0]:
+        cursor.execute(f"{sql} GROUP BY subChunkId", params or None)
+        found = cursor.fetchall()
+    return [(text, count) for text, count in found if count]
 
-    The server formats the lines, one GROUP_CONCAT blob per chunk (no grouping: a temporary table per chunk cost
-    the worker more than the lines), one per sub-chunk when the chunk's does not fit in a packet: parsing a
-    million rows one by one in pymysql would take many seconds, a few blobs take none.
-    """
+
+def _dump_director_rows(server: Server, db: str, director: str, key: str, chunks: list[int], out: IO[bytes]) -> int:
+    """Write `key \\t chunkId \\t subChunkId` lines of the chunks (overlap excluded) to `out`; returns rows."""
     rows = 0
-    line = f"CAST(GROUP_CONCAT(CONCAT_WS('\\t', {quote_name(key)}, chunkId, subChunkId) SEPARATOR '\\n') AS BINARY)"
+    lines = f"GROUP_CONCAT(CONCAT_WS('\\t', {quote_name(key)}, chunkId, subChunkId) SEPARATOR '\\n')"
     with server.connect() as conn, conn.cursor() as cursor:
-        cursor.execute("SET SESSION group_concat_max_len = %s", (GROUP_CONCAT_BYTES,))
         for chunk in chunks:
-            table = quote_table(db, chunk_table_name(director, chunk))
-            cursor.execute(f"SELECT {line}, COUNT(*) FROM {table}")
-            found = cursor.fetchall()
-            cursor.execute("SELECT @@warning_count")  # a blob cut short (max_allowed_packet) is only a warning
-            if cursor.fetchone()[0]:
-                cursor.execute(f"SELECT {line}, COUNT(*) FROM {table} GROUP BY subChunkId")
-                found = cursor.fetchall()
-            for text, count in found:
-                if count:
-                    out.write(text + b"\n")
-                    rows += count
+            for text, count in concatenated(cursor, lines, quote_table(db, chunk_table_name(director, chunk))):
+                out.write(text + b"\n")
+                rows += count
     return rows
