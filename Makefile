@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m compileall -q loader_assets  # as pip does for an installed package (PYTHONDONTWRITEBYTECODE)
 	touch $@
 
 servers:

@@ -37,6 +37,8 @@ FORBIDDEN = {
                  "loader_assets.selection", *UPPER},
     "skymap": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
                "loader_assets.selection", *UPPER},
+    "startup": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
+                "loader_assets.selection", *UPPER},  # the console script: it imports the command line, paused
     "alerts": {"dagster", "sqlalchemy", "loader_assets.workers", "loader_assets.engine", "loader_assets.selection",
                *UPPER},
 }  # fmt: skip

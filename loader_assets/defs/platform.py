@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, redirect_stderr
 
 import dagster as dg
-from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from loader_assets import tags
 from loader_assets.catalog.layout import CaseLayout, TableLayout
@@ -132,18 +131,21 @@ RELOAD_SECONDS = 60
 
 def reload_code_location(settings: Settings) -> str:
     """Ask the webserver to reload the code location (a new case, a new saved selection appear at once); without
-    one, say when they appear. Needs no instance: the webserver's GraphQL only."""
+    one, say when they appear. Needs no instance: the webserver's GraphQL only (its client imported only when a
+    webserver answers: a quarter of a second of every `register` without one)."""
     address = settings.webserver
-    host, _, port = address.partition(":")
-    try:
-        client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=RELOAD_SECONDS)
-        client.reload_repository_location(CODE_LOCATION)
-    except (DagsterGraphQLClientError, OSError, ValueError) as error:  # no webserver: nothing to reload
-        return (
-            f"no Dagster webserver answered at {address} ({type(error).__name__}); the new definitions appear "
-            "when `dagster dev` (or the daemon, within a minute) loads the code location again"
-        )
-    return f"code location {CODE_LOCATION} reloaded at {address}"
+    absent = webserver_problem(address)
+    if absent is None:
+        from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+        host, _, port = address.partition(":")
+        try:
+            client = DagsterGraphQLClient(host, port_number=int(port or 3000), timeout=RELOAD_SECONDS)
+            client.reload_repository_location(CODE_LOCATION)
+            return f"code location {CODE_LOCATION} reloaded at {address}"
+        except (DagsterGraphQLClientError, OSError, ValueError) as error:  # it went away, or timed out
+            absent = f"no Dagster webserver answered at {address} ({type(error).__name__})"
+    return f"{absent}; the new definitions appear when `dagster dev` (or the daemon, within a minute) loads the code location again"
 
 
 def load_job(settings: Settings, catalog_url: str) -> dg.JobDefinition:

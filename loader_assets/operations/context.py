@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from loader_assets.catalog.store import Store
 from loader_assets.settings import Settings
+from loader_assets.startup import importing
 from loader_assets.workers.cluster import Cluster
 
 if TYPE_CHECKING:
@@ -34,9 +35,10 @@ class Context:
     @cached_property
     def dagster(self) -> DagsterPlatform:
         """The Dagster instance (and what is done through it); opened only by the actions that need it."""
-        from loader_assets.defs.platform import DagsterPlatform  # Dagster is imported only when used
+        with importing():  # Dagster is imported only when used
+            from loader_assets.defs.platform import DagsterPlatform
 
-        return DagsterPlatform(self.settings)
+            return DagsterPlatform(self.settings)
 
     def close(self) -> None:
         if "dagster" in self.__dict__:
