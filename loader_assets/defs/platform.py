@@ -12,8 +12,8 @@ from contextlib import contextmanager, redirect_stderr
 import dagster as dg
 
 from loader_assets import tags
-from loader_assets.catalog.layout import CaseLayout, TableLayout
-from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs, validation_key
+from loader_assets.catalog.layout import CaseLayout
+from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs
 from loader_assets.defs.celery import executor
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
 from loader_assets.defs.events import error_of, problem_of
@@ -91,18 +91,15 @@ class DagsterExecutor:
             )
             return _outcome(result)
 
-    def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome:
-        key = validation_key(layout.case, table)
-        level = table.validation_level
-        assert level is not None
+    def run_validation(self, layout: CaseLayout, level: int) -> RunOutcome:
         definitions = dg.Definitions(
             assets=case_assets(layout), jobs=gate_jobs(layout), resources=default_resources(self.catalog_url)
         )
         job = definitions.resolve_job_def(gate_job_name(layout.case, level))
         with storage_errors(self.platform.settings), self._dagster_stderr():
             result = job.execute_in_process(
-                run_config=self.console, instance=self.platform.instance, asset_selection=[key],
-                raise_on_error=False, tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
+                run_config=self.console, instance=self.platform.instance, raise_on_error=False,
+                tags={tags.CASE: layout.case, tags.LEVEL: str(level)},
             )  # fmt: skip
             return _outcome(result)
 

@@ -17,7 +17,7 @@ from typing import Protocol
 from loader_assets import levels
 from loader_assets.catalog.claims import Refused
 from loader_assets.catalog.gates import gate
-from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layout
+from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import (
     WorkerLoad,
     claimed_by_run,
@@ -54,7 +54,7 @@ class Executor(Protocol):
 
     def run_load(self, plan: RunPlan) -> RunOutcome: ...
 
-    def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome: ...
+    def run_validation(self, layout: CaseLayout, level: int) -> RunOutcome: ...  # every table of the level
 
 
 class Progress(Protocol):
@@ -211,10 +211,10 @@ def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: S
     tables = layout.tables_of_kind(levels.validated_kind(level))
     told.level_started(level, len(tables))
     started = time.monotonic()
+    outcome = executor.run_validation(layout, level)  # one run: a run costs its start and its events
+    if outcome.problem is not None:
+        raise outcome.problem
     for table in tables:
-        outcome = executor.run_validation(layout, table)
-        if outcome.problem is not None:
-            raise outcome.problem
         verdict = gate(store.db, layout.case, level, table.name)
         if verdict is None or verdict.status != "passed":
             failed = ", ".join(verdict.failed_checks) if verdict else ""

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from loader_assets import levels
-from loader_assets.catalog.layout import CaseLayout, TableLayout
+from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.engine.plan import RunPlan
 from loader_assets.engine.runner import LevelResult, RunOutcome
@@ -69,12 +69,13 @@ class FakeExecutor:
                 self.store.finish(claim.attempt_id, "failed", error=self.load_error)
         return RunOutcome(run_id)
 
-    def run_validation(self, layout: CaseLayout, table: TableLayout) -> RunOutcome:
-        level = levels.validation_level(table.kind)
-        assert level is not None
-        self.validated.append((level, table.name))
-        failed = self.failing_checks.get(table.name, [])
-        decide_gate(self.store, layout.case, table.name, "failed" if failed else "passed", {"failed_checks": failed})
+    def run_validation(self, layout: CaseLayout, level: int) -> RunOutcome:
+        for table in layout.tables_of_kind(levels.validated_kind(level)):
+            self.validated.append((level, table.name))
+            failed = self.failing_checks.get(table.name, [])
+            decide_gate(
+                self.store, layout.case, table.name, "failed" if failed else "passed", {"failed_checks": failed}
+            )
         return RunOutcome(f"validation-{len(self.validated)}")
 
 
