@@ -100,24 +100,26 @@ def census_of_worker(cluster: Cluster, worker: str, layout: CaseLayout, table: T
 
 
 class DirectorKeys:
-    """The director index's keys of the last few chunks read (a chunk's child tables ask for them in turn)."""
+    """The director chunks' keys read last, up to `kept_bytes` (8 a key): each child table of a chunk asks for
+    them, often a whole level apart (a level loads Source's chunks, then ForcedSource's)."""
 
-    def __init__(self, kept: int = 4) -> None:
-        self.kept = kept
-        self._keys: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
+    def __init__(self, kept_bytes: int = 128 << 20) -> None:
+        self.kept_bytes = kept_bytes
+        self._keys: OrderedDict[tuple[str, str, str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of_chunk(self, czar_cursor: pymysql.cursors.Cursor, layout: CaseLayout, director: TableLayout, chunk: int,
-                 dtype: np.dtype) -> np.ndarray:  # fmt: skip
-        wanted = (census.index_table(layout.database, director.name), chunk, dtype.str)
+    def of_chunk(self, cursor: pymysql.cursors.Cursor, worker: str, layout: CaseLayout, director: TableLayout,
+                 chunk: int, dtype: np.dtype) -> np.ndarray:  # fmt: skip
+        """The keys of the director's chunk table on `worker` (`cursor` is on it)."""
+        wanted = (worker, layout.database, chunk_table_name(director.name, chunk), dtype.str)
         with self._lock:
             if wanted in self._keys:
                 self._keys.move_to_end(wanted)
                 return self._keys[wanted]
-        found = census.index_keys_of_chunk(czar_cursor, wanted[0], director.director_key or "", chunk, dtype)
+        found = census.table_keys(cursor, layout.database, wanted[2], director.director_key or "", dtype)
         with self._lock:
             self._keys[wanted] = found
-            while len(self._keys) > self.kept:
+            while len(self._keys) > 1 and sum(keys.nbytes for keys in self._keys.values()) > self.kept_bytes:
                 self._keys.popitem(last=False)
         return found
 
@@ -125,25 +127,22 @@ class DirectorKeys:
 def census_from_keys(cluster: Cluster, layout: CaseLayout, table: TableLayout, director: TableLayout,
                      chunk: ChunkCensus, keys: pa.Array, director_keys: DirectorKeys) -> None:  # fmt: skip
     """The census of a child chunk made of one file whose keys this process just parsed: its absent keys come
-    from those keys against the director index's keys of the chunk (level 2 proved them equal to the director
-    chunk on the worker), not from an anti-join on the worker; the worker proves it holds the file's keys
-    through the attempt's fingerprint, so NULL keys are the file's too."""
-    with (
-        cluster.worker(chunk.worker).connect() as conn,
-        conn.cursor() as cursor,
-        cluster.czar.connect() as czar,
-        czar.cursor() as czar_cursor,
-    ):
+    from those keys against the director chunk's keys (read off its worker), not from an anti-join there; the
+    worker proves it holds the file's keys through the attempt's fingerprint, so NULL keys are the file's too."""
+    with cluster.worker(chunk.worker).connect() as conn, conn.cursor() as cursor:
         chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
         if chunk.rows is None:
             return
         _check_fingerprints(cursor, layout, table, chunk, table.director_key or "")
         chunk.null_keys = keys.null_count
         present = keys.drop_null().to_numpy(zero_copy_only=False)
-        in_director = director_keys.of_chunk(czar_cursor, layout, director, chunk.chunk, present.dtype)
-        absent, rows = np.unique(present[~pd.Series(present).isin(in_director).to_numpy()], return_counts=True)
-        pairs = list(zip(absent.tolist(), rows.tolist(), strict=True))
-        index = census.index_table(layout.database, director.name)
+        in_director = director_keys.of_chunk(cursor, chunk.worker, layout, director, chunk.chunk, present.dtype)
+    absent, rows = np.unique(present[~pd.Series(present).isin(in_director).to_numpy()], return_counts=True)
+    pairs = list(zip(absent.tolist(), rows.tolist(), strict=True))
+    if not pairs:
+        return
+    index = census.index_table(layout.database, director.name)
+    with cluster.czar.connect() as czar, czar.cursor() as czar_cursor:
         for start in range(0, len(pairs), census.KEY_BATCH):
             _tell_apart(czar_cursor, index, director.director_key or "", chunk, pairs[start : start + census.KEY_BATCH])
 

@@ -59,7 +59,9 @@ from loader_assets.workers.statements import InFlight
 log = logging.getLogger(__name__)
 
 DEFAULT_STREAMS = 2  # LOAD DATA at once into each worker (benchmarks/end_to_end.py: more gain nothing here)
-MAX_KEPT_KEYS = 8  # files' key columns waiting for their chunk's census (beyond, the census reads the worker)
+# Files' key columns kept for their chunk's census while it lags behind the loads; beyond this many bytes (8 a
+# row), the census reads the worker instead (an anti-join there: ~10 % of a child's LOAD DATA CPU).
+MAX_KEPT_KEY_BYTES = 256 << 20
 DEFAULT_STALL_SECONDS = 300.0  # a statement waiting (full disk, lock) this long is abandoned (LOADER_STALL_SECONDS)
 
 
@@ -242,6 +244,7 @@ class Loader:
         self._indexing: list[Future[None]] = []
         self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-checks")  # one czar index writer
         self._director_keys = DirectorKeys()
+        self._kept_bytes = 0  # of the key columns waiting in `_indexing` (under `_locks_guard`)
 
     def layout(self, case: str) -> CaseLayout:
         if case not in self._layouts:
@@ -435,7 +438,9 @@ class Loader:
             if table.kind == levels.DIRECTOR and not claim.overlap:
                 self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
             elif table.kind == levels.CHILD:
-                kept = keys if len(self._indexing) < MAX_KEPT_KEYS else None  # the census lags: bound the memory
+                size = keys.nbytes if keys is not None else 0
+                kept = keys if self._kept_bytes + size <= MAX_KEPT_KEY_BYTES else None  # bound the memory
+                self._kept_bytes += size if kept is not None else 0
                 loaded = (claim.attempt_id, kept)
                 self._indexing.append(
                     self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker, loaded)
@@ -460,6 +465,14 @@ class Loader:
         """A loaded child chunk's census, kept with its version for level 4 (which takes it again if anything
         changed or this failed). `loaded`: the attempt just loaded and its file's keys; when that file is the
         whole chunk, its keys tell the absent ones, else an anti-join on the worker does."""
+        try:
+            self._take_census(layout, table, chunk, worker, loaded)
+        finally:
+            with self._locks_guard:
+                self._kept_bytes -= loaded[1].nbytes if loaded[1] is not None else 0
+
+    def _take_census(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str,
+                     loaded: tuple[int, pa.Array | None]) -> None:  # fmt: skip
         assert chunk is not None
         director = layout.director_of(table)
         files = done_files(self.store.db, layout.case, table.name, chunk=chunk)

@@ -273,9 +273,7 @@ def _director_verdict(cluster: Cluster, layout: CaseLayout, table: TableLayout, 
         )
         key_director_index(cluster, layout.database, table.name, key)
         with cluster.czar.connect() as czar, czar.cursor() as cursor:
-            per_chunk = census.index_rows_per_chunk(
-                cursor, census.index_table(layout.database, table.name), [c.chunk for c in own]
-            )
+            per_chunk = census.index_rows_per_chunk(cursor, layout.database, table.name, [c.chunk for c in own])
     except DirectorIndexError as error:
         index_error = str(error)
     not_indexed = [f"chunk {c.chunk}: {c.rows} rows, {per_chunk.get(c.chunk, 0)} in the index"

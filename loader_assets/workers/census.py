@@ -15,7 +15,7 @@ from loader_assets.workers import fingerprint
 from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB
 from loader_assets.workers.connection import Server, quote_name, quote_table
-from loader_assets.workers.ddl import concatenated, director_index_table
+from loader_assets.workers.ddl import concatenated, director_index_table, director_index_tables
 from loader_assets.workers.fingerprint import Fingerprint
 
 NO_SUCH_TABLE = 1146
@@ -134,22 +134,34 @@ def index_chunks_of(cursor: pymysql.cursors.Cursor, index: str, key: str, keys: 
     return {int(k): int(chunk) for k, chunk in cursor.fetchall()}
 
 
-def index_keys_of_chunk(
-    cursor: pymysql.cursors.Cursor, index: str, key: str, chunk: int, dtype: np.dtype
-) -> np.ndarray:
-    """The director keys the index holds for one chunk, as `dtype`, read off its covering key `by_chunk`."""
-    blobs = concatenated(cursor, f"GROUP_CONCAT({quote_name(key)})", f"{index} WHERE chunkId = %s", (chunk,))
-    parsed = [np.fromstring(text.decode(), dtype=dtype, sep=",") for text, _count in blobs]
+def table_keys(cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, dtype: np.dtype) -> np.ndarray:
+    """The non-NULL keys of one table (a director chunk on its worker), as `dtype`; none when it does not exist."""
+    if not table_exists(cursor, database, table_name):
+        return np.empty(0, dtype)
+    k = quote_name(key)
+    blobs = concatenated(cursor, f"GROUP_CONCAT({k})", f"{quote_table(database, table_name)} WHERE {k} IS NOT NULL")
+    parsed = [np.fromstring(text.decode(), dtype=dtype, sep=",") for text, _count, _ in blobs]
     keys = np.concatenate(parsed) if parsed else np.empty(0, dtype)
-    if len(keys) != sum(count for _text, count in blobs):
-        raise ValueError(f"{index}: chunk {chunk}'s keys read back incomplete")
+    if len(keys) != sum(count for _text, count, _ in blobs):
+        raise ValueError(f"{database}.{table_name}: its keys read back incomplete")
     return keys
 
 
-def index_rows_per_chunk(cursor: pymysql.cursors.Cursor, index: str, chunks: list[int]) -> dict[int, int]:
+def index_rows_per_chunk(
+    cursor: pymysql.cursors.Cursor, database: str, director: str, chunks: list[int]
+) -> dict[int, int]:
+    """Rows of each chunk in the director index: as recorded when each chunk went in, when every chunk's is
+    recorded and they add up to the index's rows (MyISAM counts them for free); else counted in the index."""
     if not chunks:
         return {}
-    cursor.execute(
+    index, indexed = (f"{META_DB}.{quote_name(name)}" for name in director_index_tables(database, director))
+    cursor.execute(f"SELECT chunkId, index_rows FROM {indexed}")
+    recorded = {int(chunk): rows for chunk, rows in cursor.fetchall()}
+    cursor.execute(f"SELECT COUNT(*) FROM {index}")
+    total = int(cursor.fetchone()[0])
+    if None not in recorded.values() and sum(recorded.values()) == total:
+        return {chunk: int(recorded[chunk]) for chunk in chunks if chunk in recorded}
+    cursor.execute(  # a full scan: the index has no key by chunk
         f"SELECT chunkId, COUNT(*) FROM {index} WHERE chunkId IN ({','.join(map(str, map(int, chunks)))}) "
         "GROUP BY chunkId"
     )

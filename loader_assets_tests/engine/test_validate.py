@@ -111,6 +111,33 @@ def test_a_row_duplicated_on_a_worker_fails_uniqueness_and_the_fingerprint(platf
     assert str(key) in str(outcome(validation, "objectids_unique")["duplicated keys within a chunk"])
 
 
+def test_rows_gone_from_the_director_index_name_their_chunk(platform: Platform) -> None:
+    """The index's rows of each chunk are recorded as it goes in; rows lost at the czar since are counted there."""
+    layout = load_director(platform)
+    chunk, _ = first_chunk(platform, layout)
+    with platform.cluster.czar.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(f"DELETE FROM qservMeta.`{layout.database}__Object` WHERE chunkId = {chunk} LIMIT 1")
+    found = outcome(validate(platform, layout), "objectids_on_workers")
+    assert not found["passed"] and str(found["first not indexed"]).startswith(f"chunk {chunk}: ")
+
+
+def test_a_director_row_of_another_chunk_leaves_its_chunk_short_in_the_index(platform: Platform) -> None:
+    """A partitioner's row whose chunkId is not its file's: the index files it under that other chunk."""
+    case = f"c{uuid.uuid4().hex[:8]}"
+    root = write_sample_case(platform.root / "cases" / case, chunks=2, rows_per_chunk=30, database=case)
+    path = min(root.glob("step1_*/Object/chunk_*[0-9].txt"))
+    chunk = int(path.stem.split("_")[1])
+    lines = path.read_text().splitlines()
+    fields = lines[0].split(",")
+    fields[-2] = str(chunk + 1)  # the chunkId column
+    path.write_text("\n".join([",".join(fields), *lines[1:]]) + "\n")
+    cases.register(platform.ctx, root, case)
+    platform.load(case, (1,))
+    found = outcome(validate(platform, case_layout(platform.store.db, case)), "objectids_on_workers")
+    assert not found["passed"]
+    assert f"chunk {chunk}: {len(lines)} rows, {len(lines) - 1} in the index" in str(found["first not indexed"])
+
+
 def altered_in_transit(change: Callable[[list[bytes]], list[bytes]], tmp_path: Path) -> Callable[[Path], Path]:
     """The loader's transit hook: the first director chunk file reaches the server changed."""
 

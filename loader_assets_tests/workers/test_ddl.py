@@ -15,6 +15,7 @@ from loader_assets.workers.ddl import (
     create_database,
     create_table,
     index_ddl,
+    key_director_index,
 )
 from loader_assets.workers.load_data import load_file
 from loader_assets_tests.workers.conftest import OBJECT_COLUMNS, OBJECT_NAMES
@@ -135,3 +136,50 @@ def test_director_index_is_built_from_chunks_on_all_workers(cluster, database, t
         assert cursor.fetchone() == (1_000_000, 4)
         cursor.execute(f"SELECT chunkId, subChunkId FROM qservMeta.`{database}__Object` WHERE objectId = 750123")
         assert cursor.fetchone() == (13, 750123 % 500)
+
+    key_director_index(cluster, database, "Object", "objectId")  # level 2: keyed, as Qserv reads it
+    assert _index_layout(cluster, f"{database}__Object") == (["PRIMARY"], False)
+
+
+def test_an_index_made_before_it_was_partitioned_is_keyed_too(cluster, database):
+    """A catalog whose level 1 ran on an earlier loader_assets: its plain index gets its keys at level 2."""
+    with cluster.czar.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE IF NOT EXISTS qservMeta")
+        cursor.execute(f"CREATE TABLE qservMeta.`{database}__Object` (objectId BIGINT NOT NULL, chunkId INT NOT NULL, "
+                       "subChunkId INT NOT NULL) ENGINE=MyISAM")  # fmt: skip
+        cursor.execute(f"INSERT INTO qservMeta.`{database}__Object` VALUES (1, 10, 0), (2, 11, 3)")
+    key_director_index(cluster, database, "Object", "objectId")
+    assert _index_layout(cluster, f"{database}__Object") == (["PRIMARY"], False)
+
+
+def test_the_chunks_of_an_index_made_before_their_rows_were_recorded_get_them(cluster, database, tmp_path):
+    with cluster.czar.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE IF NOT EXISTS qservMeta")
+        cursor.execute(f"CREATE TABLE qservMeta.`{database}__Object__chunks` (chunkId INT NOT NULL PRIMARY KEY, "
+                       "version CHAR(40) NOT NULL) ENGINE=InnoDB")  # fmt: skip
+    cluster.register_database(database, 340, 3, 0.01667)
+    worker = cluster.place_chunks(database, [20], 10**12)[20]
+    with cluster.worker(worker).connect() as conn:
+        create_database(conn, database, "latin1")
+        create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, [], 20, "latin1")
+    write_director_chunk(tmp_path / "chunk_20.tsv", 20, np.arange(100, dtype=np.int64))
+    load_file(cluster.worker(worker), database, "Object_20", tmp_path / "chunk_20.tsv", "tsv", None, "latin1", 1,
+              OBJECT_NAMES)  # fmt: skip
+
+    assert build_director_index(cluster, database, "Object", "objectId", {20: worker}, {20: "v1"}) == 100
+    with cluster.czar.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT version, index_rows FROM qservMeta.`{database}__Object__chunks`")
+        assert cursor.fetchall() == (("v1", 100),)
+
+
+def _index_layout(cluster, name: str) -> tuple[list[str], bool]:
+    """The index's keys, and whether it is partitioned."""
+    with cluster.czar.connect() as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'qservMeta' "
+            "AND TABLE_NAME = %s ORDER BY INDEX_NAME != 'PRIMARY', INDEX_NAME",
+            (name,),
+        )
+        keys = [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"SHOW CREATE TABLE qservMeta.`{name}`")
+        return keys, "PARTITION" in cursor.fetchone()[1]
