@@ -158,7 +158,7 @@ def test_the_chunks_of_an_index_made_before_their_rows_were_recorded_get_them(cl
         cursor.execute(f"CREATE TABLE qservMeta.`{database}__Object__chunks` (chunkId INT NOT NULL PRIMARY KEY, "
                        "version CHAR(40) NOT NULL) ENGINE=InnoDB")  # fmt: skip
     cluster.register_database(database, 340, 3, 0.01667)
-    worker = cluster.place_chunks(database, [20], 10**12)[20]
+    worker = cluster.place_chunks(database, [20])[20]  # weightless: it tips no later placement
     with cluster.worker(worker).connect() as conn:
         create_database(conn, database, "latin1")
         create_chunk_tables(conn, database, "Object", OBJECT_COLUMNS, [], 20, "latin1")
