@@ -551,6 +551,17 @@ def main() -> None:
             print(f"loader side (register + load): {loader:.2f} CPU-s per GB (goal <= {GOAL_LOADER_CPU_PER_GB})")
             print(f"CPU platform/raw: {platform_cpu:.1f} / {statistics.median(raw_cpu):.1f} = "
                   f"{platform_cpu / statistics.median(raw_cpu):.2f}x (goal <= {GOAL_CPU_RATIO})")  # fmt: skip
+            # Each run against the bare load that follows it on the same cluster: minutes apart, so a machine
+            # whose speed drifts between runs moves both (the medians above can pair a slow run with a fast one).
+            cpu_pairs = [
+                sum(v for n, v in r.seconds.items() if n != "client") / c
+                for r, c in zip(platform_runs, raw_cpu, strict=True)
+            ]
+            pairs = [b / r.total for r, b in zip(platform_runs, raw_runs, strict=True)]
+            print(
+                f"paired runs: end-to-end/raw {', '.join(f'{p:.2f}' for p in pairs)} (median {statistics.median(pairs):.2f}x), "
+                f"CPU platform/raw {', '.join(f'{p:.2f}' for p in cpu_pairs)} (median {statistics.median(cpu_pairs):.2f}x)"
+            )
         print(f"platform {platform:.2f} s, raw parallel {raw:.2f} s (medians of {args.repeat})")
         print(f"end-to-end/raw parallel = {raw / platform:.2f}x (goal >= {GOAL_RATIO[args.format]})")
     finally:
