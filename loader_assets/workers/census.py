@@ -136,10 +136,13 @@ def index_chunks_of(cursor: pymysql.cursors.Cursor, index: str, key: str, keys: 
 
 def table_keys(cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, dtype: np.dtype) -> np.ndarray:
     """The non-NULL keys of one table (a director chunk on its worker), as `dtype`; none when it does not exist."""
-    if not table_exists(cursor, database, table_name):
-        return np.empty(0, dtype)
     k = quote_name(key)
-    blobs = concatenated(cursor, f"GROUP_CONCAT({k})", f"{quote_table(database, table_name)} WHERE {k} IS NOT NULL")
+    try:
+        blobs = concatenated(cursor, f"GROUP_CONCAT({k})", f"{quote_table(database, table_name)} WHERE {k} IS NOT NULL")
+    except pymysql.err.ProgrammingError as error:
+        if error.args[0] != NO_SUCH_TABLE:
+            raise
+        return np.empty(0, dtype)
     parsed = [np.fromstring(text.decode(), dtype=dtype, sep=",") for text, _count, _ in blobs]
     keys = np.concatenate(parsed) if parsed else np.empty(0, dtype)
     if len(keys) != sum(count for _text, count, _ in blobs):

@@ -283,9 +283,9 @@ def _create_chunk_versions(cursor: pymysql.cursors.Cursor, indexed: str) -> None
         f"CREATE TABLE IF NOT EXISTS {indexed} (chunkId INT NOT NULL PRIMARY KEY, version CHAR(40) NOT NULL, "
         "index_rows BIGINT NULL) ENGINE=InnoDB"
     )
-    cursor.execute("SELECT @@warning_count")
-    if cursor.fetchone()[0]:  # it existed
-        cursor.execute(f"ALTER TABLE {indexed} ADD COLUMN IF NOT EXISTS index_rows BIGINT NULL")
+    cursor.execute(f"SHOW COLUMNS FROM {indexed} LIKE 'index_rows'")  # a read: no ALTER on every build
+    if cursor.fetchone() is None:
+        cursor.execute(f"ALTER TABLE {indexed} ADD COLUMN index_rows BIGINT NULL")
 
 
 def index_is_current(cluster: Cluster, db: str, director: str, versions: Mapping[int, str]) -> bool:
