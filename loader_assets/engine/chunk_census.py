@@ -129,7 +129,7 @@ def census_from_keys(cluster: Cluster, layout: CaseLayout, table: TableLayout, d
     """The census of a child chunk made of one file whose keys this process just parsed: its absent keys come
     from those keys against the director chunk's keys (read off its worker), not from an anti-join there; the
     worker proves it holds the file's keys through the attempt's fingerprint, so NULL keys are the file's too."""
-    with cluster.worker(chunk.worker).connect() as conn, conn.cursor() as cursor:
+    with cluster.worker(chunk.worker).connect(reuse=True) as conn, conn.cursor() as cursor:
         chunk.rows = census.row_count(cursor, layout.database, chunk.table_name)
         if chunk.rows is None:
             return
@@ -142,7 +142,7 @@ def census_from_keys(cluster: Cluster, layout: CaseLayout, table: TableLayout, d
     if not pairs:
         return
     index = census.index_table(layout.database, director.name)
-    with cluster.czar.connect() as czar, czar.cursor() as czar_cursor:
+    with cluster.czar.connect(reuse=True) as czar, czar.cursor() as czar_cursor:
         for start in range(0, len(pairs), census.KEY_BATCH):
             _tell_apart(czar_cursor, index, director.director_key or "", chunk, pairs[start : start + census.KEY_BATCH])
 

@@ -62,6 +62,7 @@ DEFAULT_STREAMS = 2  # LOAD DATA at once into each worker (benchmarks/end_to_end
 # Files' key columns kept for their chunk's census while it lags behind the loads; beyond this many bytes (8 a
 # row), the census reads the worker instead (an anti-join there: ~10 % of a child's LOAD DATA CPU).
 MAX_KEPT_KEY_BYTES = 256 << 20
+MAX_CENSUS_THREADS = 8  # child chunks' censuses at once (each reads its chunk's worker)
 DEFAULT_STALL_SECONDS = 300.0  # a statement waiting (full disk, lock) this long is abandoned (LOADER_STALL_SECONDS)
 
 
@@ -239,10 +240,15 @@ class Loader:
         self._locks_guard = threading.Lock()  # `_table_locks`, and the chunk checks in flight
         self._loading: set[tuple[str, str]] = set()  # (case, table name) this run's notices load into
         self._down: dict[str, Problem] = {}  # workers (and "czar") found down during this load
-        # Beside the next LOAD DATA: a director chunk into the czar's index, a child chunk's census (level 4
-        # then recounts only chunks that changed since).
+        # Beside the next LOAD DATA: director chunks into the czar's index, a child chunk's census (level 4 then
+        # recounts only chunks that changed since). One index writer takes every chunk loaded since its last
+        # build (a build per chunk lagged behind the loads); the censuses, one worker each, run side by side.
         self._indexing: list[Future[None]] = []
-        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-checks")  # one czar index writer
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="director-index")
+        self._to_index: dict[tuple[str, str], dict[int, str]] = {}  # (case, director) -> chunk -> worker
+        self._census = ThreadPoolExecutor(
+            max_workers=min(max(len(cluster.workers), 1), MAX_CENSUS_THREADS), thread_name_prefix="chunk-census"
+        )
         self._director_keys = DirectorKeys()
         self._kept_bytes = 0  # of the key columns waiting in `_indexing` (under `_locks_guard`)
 
@@ -436,29 +442,34 @@ class Loader:
         with self._locks_guard:  # the streams call this at once; what is done is dropped (its errors are logged)
             self._indexing = [f for f in self._indexing if not f.done()]
             if table.kind == levels.DIRECTOR and not claim.overlap:
-                self._indexing.append(self._indexer.submit(self._index_chunk, layout, table, claim.chunk, worker))
+                waiting = self._to_index.setdefault((layout.case, table.name), {})
+                if not waiting:  # else a build is queued that will take this chunk too
+                    self._indexing.append(self._indexer.submit(self._index_chunks, layout, table))
+                waiting[claim.chunk] = worker
             elif table.kind == levels.CHILD:
                 size = keys.nbytes if keys is not None else 0
                 kept = keys if self._kept_bytes + size <= MAX_KEPT_KEY_BYTES else None  # bound the memory
                 self._kept_bytes += size if kept is not None else 0
                 loaded = (claim.attempt_id, kept)
                 self._indexing.append(
-                    self._indexer.submit(self._census_chunk, layout, table, claim.chunk, worker, loaded)
+                    self._census.submit(self._census_chunk, layout, table, claim.chunk, worker, loaded)
                 )
 
-    def _index_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str) -> None:
-        """The director chunk's keys into the czar's director index now, so level 2 mostly verifies it. Level 2
-        rebuilds any chunk whose index is stale or missing: a failure here costs time, never correctness."""
-        done = done_files(self.store.db, layout.case, table.name, chunk=chunk)
-        version = index_version(layout.incarnation, (f.attempt_id for f in done if not f.overlap))
+    def _index_chunks(self, layout: CaseLayout, table: TableLayout) -> None:
+        """The director chunks loaded since the last build into the czar's director index now, so level 2 mostly
+        verifies it. Level 2 rebuilds any chunk whose index is stale or missing: a failure here costs time, never
+        correctness."""
+        with self._locks_guard:
+            placed = self._to_index.pop((layout.case, table.name), {})
+        versions = {}
+        for chunk in placed:
+            done = done_files(self.store.db, layout.case, table.name, chunk=chunk)
+            versions[chunk] = index_version(layout.incarnation, (f.attempt_id for f in done if not f.overlap))
         try:
-            build_director_index(
-                self.cluster, layout.database, table.name, table.director_key or "", {chunk: worker}, {chunk: version}
-            )
+            build_director_index(self.cluster, layout.database, table.name, table.director_key or "", placed, versions)
         except Exception as error:  # the czar busy or down, a duplicate key: level 2 judges it
-            log.warning(
-                "director index of chunk %s of %s.%s left to level 2: %s", chunk, layout.database, table.name, error
-            )
+            log.warning("director index of chunks %s of %s.%s left to level 2: %s",
+                        sorted(placed), layout.database, table.name, error)  # fmt: skip
 
     def _census_chunk(self, layout: CaseLayout, table: TableLayout, chunk: int | None, worker: str,
                       loaded: tuple[int, pa.Array | None]) -> None:  # fmt: skip
@@ -508,7 +519,7 @@ class Loader:
         if claim.discard_attempts and not fresh:
             what = f"DROP PARTITION of earlier attempts of {target.table_name}"
             with (
-                server.connect() as conn,
+                server.connect(reuse=True) as conn,
                 self.statements.running(server, conn, what, layout.database),
                 conn.cursor() as cursor,
             ):
@@ -530,7 +541,7 @@ class Loader:
         with self._made_once(worker, layout.database, None) as made:
             if not made:
                 what = f"CREATE DATABASE {layout.database}"
-                with server.connect() as conn, self.statements.running(server, conn, what, layout.database):
+                with server.connect(reuse=True) as conn, self.statements.running(server, conn, what, layout.database):
                     create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
         with self._made_once(worker, layout.database, target.table_name) as made:
             fresh = not made and self._create(worker, target.table_name, *spec, attempt_id=claim.attempt_id)
@@ -545,7 +556,10 @@ class Loader:
     def _create(self, worker: str, name: str, database: str, columns: list, indexes: list, charset: str,
                 **kw: int) -> bool:  # fmt: skip
         server = self.cluster.worker(worker)
-        with server.connect() as conn, self.statements.running(server, conn, f"CREATE TABLE {name}", database):
+        with (
+            server.connect(reuse=True) as conn,
+            self.statements.running(server, conn, f"CREATE TABLE {name}", database),
+        ):
             return create_table(conn, database, name, columns, indexes, charset, **kw)
 
     @contextmanager

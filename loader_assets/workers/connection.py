@@ -8,7 +8,9 @@ where the failure is caught, and where the server is known.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -84,11 +86,16 @@ class Server:
             raise
 
     @contextmanager
-    def connect(self, *, local_infile: bool = False) -> Iterator[pymysql.Connection]:
-        """Open, yield and close a connection; a connection lost inside the block is this server down."""
-        conn = self.open(local_infile=local_infile)
+    def connect(self, *, local_infile: bool = False, reuse: bool = False) -> Iterator[pymysql.Connection]:
+        """Open, yield and close a connection; a connection lost inside the block is this server down.
+
+        `reuse`: take an idle connection of an earlier block and leave this one idle after a block that raised
+        nothing, for callers that change no session state (a load opens several per file otherwise)."""
+        conn = (_IDLE.take(self, local_infile) if reuse else None) or self.open(local_infile=local_infile)
+        clean = False
         try:
             yield conn
+            clean = True
         except (pymysql.err.MySQLError, OSError) as error:
             if is_unavailable_error(error):
                 raise self.down(f"went away ({_describe(error)})") from error
@@ -96,7 +103,8 @@ class Server:
                 raise self.out_of_space(error) from error
             raise
         finally:
-            close_quietly(conn)
+            if not (clean and reuse and _IDLE.keep(self, local_infile, conn)):
+                close_quietly(conn)
 
     def down(self, what: str) -> ServerDown:
         """The problem of this server as an operator reads it: which server, what happened, what to do."""
@@ -120,6 +128,50 @@ class Server:
             "set LOADER_WORKER_PASSWORD to that user's password (every server of the cluster shares it)",
             self.name,
         )
+
+
+class IdleConnections:
+    """Connections left after a clean block, by server: the handshake (and the server's new thread) of a connection
+    cost a loading stream more than a small file's LOAD DATA. One checked with a ping before reuse, so a server
+    restarted meanwhile costs a new connection, not a false "went away"; none crosses a fork."""
+
+    MAX_PER_SERVER = 16  # idle ones kept; more are closed
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._idle: dict[tuple[Server, bool], list[pymysql.Connection]] = {}
+
+    def take(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
+        while (conn := self._pop(server, local_infile)) is not None:
+            try:
+                conn.ping(reconnect=False)
+                return conn
+            except (pymysql.err.MySQLError, OSError):
+                close_quietly(conn)
+        return None
+
+    def keep(self, server: Server, local_infile: bool, conn: pymysql.Connection) -> bool:
+        """Whether `conn` was kept idle (else the caller closes it)."""
+        with self._lock:
+            idle = self._of_this_process().setdefault((server, local_infile), [])
+            if not conn.open or len(idle) >= self.MAX_PER_SERVER:
+                return False
+            idle.append(conn)
+            return True
+
+    def _pop(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
+        with self._lock:
+            idle = self._of_this_process().get((server, local_infile))
+            return idle.pop() if idle else None
+
+    def _of_this_process(self) -> dict[tuple[Server, bool], list[pymysql.Connection]]:
+        if os.getpid() != self._pid:  # a forked child must not share its parent's sockets
+            self._idle, self._pid = {}, os.getpid()
+        return self._idle
+
+
+_IDLE = IdleConnections()
 
 
 def parse_url(url: str) -> ServerAddress:

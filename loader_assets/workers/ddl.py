@@ -245,7 +245,7 @@ def build_director_index(
     index = f"{META_DB}.{quote_name(director_index_table(db, director))}"
     indexed = f"{META_DB}.{quote_name(director_index_tables(db, director)[1])}"
     key_type = _column_type(cluster, db, placement, director, director_key)
-    with cluster.czar.connect(local_infile=True) as czar, czar.cursor() as cursor:
+    with cluster.czar.connect(local_infile=True, reuse=True) as czar, czar.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS {META_DB}")
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS {index} ({quote_name(director_key)} {key_type} NOT NULL, "

@@ -119,7 +119,7 @@ def load_file(
         raise LoadError(path, "no such file")
     started = time.monotonic()
     table = quote_table(database, table_name)
-    with worker.connect(local_infile=True) as conn, conn.cursor() as cursor:
+    with worker.connect(local_infile=True, reuse=True) as conn, conn.cursor() as cursor:
         sent = TRANSIT(path) if TRANSIT and fmt != "parquet" else path  # what reaches the server (a test hook)
         # Read from the file as the partitioner wrote it, while LOAD DATA loads it: off the critical path.
         reading = _READERS.submit(_read_file, path, sent, fmt, columns, key, Dialect.of(fmt, dialect))

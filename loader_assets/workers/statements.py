@@ -79,14 +79,17 @@ class InFlight:
         with self._lock:
             return list(self._running.values())
 
-    @staticmethod
-    def abandon(entry: Running, why: str, fix: str | None = None) -> None:
-        """Give the statement up: this side of its connection is shut, its client call fails at once."""
-        entry.abandoned_because, entry.fix = why, fix
-        sock = getattr(entry.connection, "_sock", None)  # pymysql keeps no public handle of its socket
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def abandon(self, entry: Running, why: str, fix: str | None = None) -> None:
+        """Give the statement up: this side of its connection is shut, its client call fails at once. Not once
+        its block has ended (under the lock its end takes): the connection may serve another block by then."""
+        with self._lock:
+            if id(entry) not in self._running:
+                return
+            entry.abandoned_because, entry.fix = why, fix
+            sock = getattr(entry.connection, "_sock", None)  # pymysql keeps no public handle of its socket
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def abandon_all(self, why: str) -> None:
         """Give up every statement in flight, and any later one before it starts."""

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from loader_assets.catalog.notices import notice_ids
+from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.notices import done_files, notice_ids
 from loader_assets.catalog.store import Owner
 from loader_assets.engine.load import Loader
 from loader_assets.workers import load_data
+from loader_assets.workers.ddl import index_is_current, index_version
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -41,3 +43,20 @@ def test_a_run_loads_into_every_worker_at_once(platform: Platform, monkeypatch: 
     chunk_of = {item.path.rsplit("/", 1)[-1]: item.chunk for item in report.loaded}
     assert sorted(placement[chunk_of[path.name]] for path in held[: len(workers)]) == workers
     assert [t.worker for t in report.throughput()] == workers
+
+
+def test_the_director_index_holds_every_chunk_once_its_level_loaded(platform: Platform) -> None:
+    """Chunks are indexed at the czar while the level loads, several per build: level 2 then only verifies."""
+    case = platform.sample_case(chunks=6, rows_per_chunk=50).case
+    ids = notice_ids(platform.store.db, case, table="Object")
+    report = Loader(platform.store, platform.cluster).load(ids, Owner.current("index"), progress=print)
+
+    assert not report.failed and len(report.loaded) == len(ids)
+    layout = case_layouts(platform.store.db, case)[case]
+    done = done_files(platform.store.db, case, "Object")
+    versions = {
+        chunk: index_version(layout.incarnation, [f.attempt_id for f in done if f.chunk == chunk and not f.overlap])
+        for chunk in {f.chunk for f in done}
+    }
+    assert len(versions) == 6
+    assert index_is_current(platform.cluster, layout.database, "Object", versions)
