@@ -236,8 +236,10 @@ class Loader:
         self.statements = InFlight()
         self._layouts: dict[str, CaseLayout] = {}
         self._made: set[tuple[str, str, str]] = set()  # (worker, database, table or "") made by this process
+        # (worker, database, table, attempt) made with its partition: nothing to reset before its load
+        self._fresh: set[tuple[str, str, str, int]] = set()
         self._table_locks: dict[tuple[str, str, str], threading.Lock] = {}  # streams of a chunk and its overlap
-        self._locks_guard = threading.Lock()  # `_table_locks`, and the chunk checks in flight
+        self._locks_guard = threading.Lock()  # `_table_locks`, `_fresh`, the chunk checks in flight
         self._loading: set[tuple[str, str]] = set()  # (case, table name) this run's notices load into
         self._down: dict[str, Problem] = {}  # workers (and "czar") found down during this load
         # Beside the next LOAD DATA: director chunks into the czar's index, a child chunk's census (level 4 then
@@ -339,6 +341,13 @@ class Loader:
             for worker, of_worker in lanes.items()
             for claim in of_worker
         }
+        # Each worker's tables are made ahead of its streams: a CREATE TABLE (files synced on the worker) then
+        # overlaps the LOAD DATA before it instead of delaying the next one.
+        ahead = ThreadPoolExecutor(max(len(lanes), 1), thread_name_prefix="tables-ahead")
+        ending = threading.Event()
+        for worker, of_worker in lanes.items():
+            if worker != ALL_WORKERS:
+                ahead.submit(self._prepare_ahead, worker, of_worker, placement, ending)
         try:
             for number, future in enumerate(as_completed(futures), 1):
                 chunk = _chunk_of(futures[future])
@@ -356,9 +365,10 @@ class Loader:
                 self.interruption.interrupt(None)
             raise
         finally:  # what has not started will not; what runs ends before the claims are finished for it
+            ending.set()
             for future in futures:
                 future.cancel()
-            for pool in pools.values():
+            for pool in [*pools.values(), ahead]:
                 pool.shutdown(wait=True)
 
     # -- one notice -------------------------------------------------------------------------------------
@@ -512,10 +522,27 @@ class Loader:
         """Load the notice on each worker of its target (a regular table on all of them)."""
         return [self._load_on(name, claim, layout, target) for name in target.workers(self.cluster)]
 
+    def _prepare_ahead(self, worker: str, claims: list[Claim], placement: dict[tuple[str, int], str],
+                       ending: threading.Event) -> None:  # fmt: skip
+        """Make the tables of a worker's claims, in their loading order, until the load ends. Any failure stops
+        it: the stream that needs the table tries again and reports it."""
+        for claim in claims:
+            if ending.is_set() or self.interruption.is_set or worker in self._down:
+                return
+            layout = self.layout(claim.case)
+            try:
+                self._prepare(worker, layout, claim, Target(claim.table, claim.chunk, claim.overlap, worker))
+            except Exception as error:
+                log.debug("tables of %s made by its streams from now on: %s", worker, error)
+                return
+
     def _load_on(self, worker: str, claim: Claim, layout: CaseLayout, target: Target) -> LoadResult:
         server = self.cluster.worker(worker)
         table = layout.tables[claim.table]
-        fresh = self._prepare(worker, layout, claim, target)
+        self._prepare(worker, layout, claim, target)
+        with self._locks_guard:
+            fresh = (worker, layout.database, target.table_name, claim.attempt_id) in self._fresh
+            self._fresh.discard((worker, layout.database, target.table_name, claim.attempt_id))
         if claim.discard_attempts and not fresh:
             what = f"DROP PARTITION of earlier attempts of {target.table_name}"
             with (
@@ -531,10 +558,10 @@ class Loader:
             partition_ready=fresh, statements=self.statements,
         )  # fmt: skip
 
-    def _prepare(self, worker: str, layout: CaseLayout, claim: Claim, target: Target) -> bool:
+    def _prepare(self, worker: str, layout: CaseLayout, claim: Claim, target: Target) -> None:
         """The notice's table on `worker`, made with the attempt's partition when new (one DDL: under load, a
-        worker's DDL is what a stream waits for most); True when that partition is new. A chunk's FullOverlap
-        twin (Qserv wants both) is made now unless a notice of this run loads into it."""
+        worker's DDL is what a stream waits for most; `_fresh` then holds it). A chunk's FullOverlap twin (Qserv
+        wants both) is made now unless a notice of this run loads into it."""
         server = self.cluster.worker(worker)
         table = layout.tables[claim.table]
         spec = (layout.database, table.columns, table.indexes, layout.charset)
@@ -544,14 +571,15 @@ class Loader:
                 with server.connect(reuse=True) as conn, self.statements.running(server, conn, what, layout.database):
                     create_database(conn, layout.database, layout.charset, self.store.db.catalog_id)
         with self._made_once(worker, layout.database, target.table_name) as made:
-            fresh = not made and self._create(worker, target.table_name, *spec, attempt_id=claim.attempt_id)
+            if not made and self._create(worker, target.table_name, *spec, attempt_id=claim.attempt_id):
+                with self._locks_guard:
+                    self._fresh.add((worker, layout.database, target.table_name, claim.attempt_id))
         if claim.chunk is not None:
             twin = chunk_table_name(claim.table, claim.chunk, not claim.overlap)
             if (claim.case, twin) not in self._loading:
                 with self._made_once(worker, layout.database, twin) as made:
                     if not made:
                         self._create(worker, twin, *spec)
-        return fresh
 
     def _create(self, worker: str, name: str, database: str, columns: list, indexes: list, charset: str,
                 **kw: int) -> bool:  # fmt: skip

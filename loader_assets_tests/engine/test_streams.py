@@ -60,3 +60,44 @@ def test_the_director_index_holds_every_chunk_once_its_level_loaded(platform: Pl
     }
     assert len(versions) == 6
     assert index_is_current(platform.cluster, layout.database, "Object", versions)
+
+
+def test_a_workers_tables_are_made_while_its_first_file_loads(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker's first file is held in transit until every table of that worker exists (a chunk's table and its
+    FullOverlap twin): only tables made ahead of the streams let it through, a stream makes one just before its
+    load."""
+    case = platform.sample_case(chunks=6, rows_per_chunk=50).case
+    ids = notice_ids(platform.store.db, case, table="Object")
+    chunks = {int(p.name.split("_")[1].split(".")[0]) for p in (platform.root / "cases" / case).rglob("Object/chunk_*")}
+    made: dict[str, set[str]] = {}
+    changed = threading.Condition()
+    create = Loader._create
+
+    def counting(self: Loader, worker: str, name: str, *args, **kw):  # type: ignore[no-untyped-def]
+        created = create(self, worker, name, *args, **kw)
+        with changed:
+            made.setdefault(worker, set()).add(name)
+            changed.notify_all()
+        return created
+
+    held: set[str] = set()
+
+    def hold_the_first_file(path: Path) -> Path:
+        placement = platform.cluster.placement(case)  # decided at the czar before anything loads
+        worker = placement[int(path.name.split("_")[1].split(".")[0])]
+        wanted = 2 * sum(1 for chunk in chunks if placement[chunk] == worker)
+        with changed:
+            if worker not in held:
+                held.add(worker)
+                all_made = changed.wait_for(lambda: len(made.get(worker, ())) >= wanted, timeout=30)
+                assert all_made, f"{worker}'s tables were not made ahead of its stream"
+        return path
+
+    monkeypatch.setattr(Loader, "_create", counting)
+    monkeypatch.setattr(load_data, "TRANSIT", hold_the_first_file)
+    report = Loader(platform.store, platform.cluster, streams=1).load(ids, Owner.current("ahead"), progress=print)
+
+    assert not report.failed and len(report.loaded) == len(ids)
+    assert sorted(held) == sorted(platform.cluster.workers)
