@@ -347,7 +347,7 @@ class Loader:
         ending = threading.Event()
         for worker, of_worker in lanes.items():
             if worker != ALL_WORKERS:
-                ahead.submit(self._prepare_ahead, worker, of_worker, placement, ending)
+                ahead.submit(self._prepare_ahead, worker, of_worker, ending)
         try:
             for number, future in enumerate(as_completed(futures), 1):
                 chunk = _chunk_of(futures[future])
@@ -522,8 +522,7 @@ class Loader:
         """Load the notice on each worker of its target (a regular table on all of them)."""
         return [self._load_on(name, claim, layout, target) for name in target.workers(self.cluster)]
 
-    def _prepare_ahead(self, worker: str, claims: list[Claim], placement: dict[tuple[str, int], str],
-                       ending: threading.Event) -> None:  # fmt: skip
+    def _prepare_ahead(self, worker: str, claims: list[Claim], ending: threading.Event) -> None:
         """Make the tables of a worker's claims, in their loading order, until the load ends. Any failure stops
         it: the stream that needs the table tries again and reports it."""
         for claim in claims:

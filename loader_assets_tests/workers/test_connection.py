@@ -8,7 +8,7 @@ import pytest
 
 from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import Server
+from loader_assets.workers.connection import Server, close_idle_connections
 from loader_assets.workers.statements import InFlight
 
 
@@ -73,3 +73,12 @@ def test_a_forked_process_opens_its_own_connections(cluster: Cluster) -> None:
     assert int(os.read(reader, 64)) != parent
     os.waitpid(child, 0)
     assert connection_id(server) == parent
+
+
+def test_idle_connections_are_closed_when_the_process_ends(cluster: Cluster) -> None:
+    server = cluster.worker("worker1")
+    idle = connection_id(server)
+    close_idle_connections()  # what the process runs at exit: each server told goodbye, not dropped
+    with server.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (idle,))
+        assert cursor.fetchone()[0] == 0
