@@ -67,9 +67,10 @@ def disk_bytes(path: Path) -> int:
 
 
 def calibrate(args: argparse.Namespace, root: Path) -> None:
+    few, many = args.one_row_chunks or (max(1, args.chunks // 4), args.chunks)
     cases = [
-        (max(1, args.chunks // 4), 1, 0),
-        (args.chunks, 1, 0),
+        (few, 1, 0),
+        (many, 1, 0),
         (args.chunks, args.rows_per_chunk, args.columns),
         (args.chunks, 2 * args.rows_per_chunk, args.columns // 4),
     ]  # two row widths: bytes apart from rows
@@ -92,6 +93,7 @@ def calibrate(args: argparse.Namespace, root: Path) -> None:
     rates = capacity.Rates(
         capacity.fit(samples), *per_notice,
         measured=f"benchmarks/capacity.py, {args.workers} local workers on this {os.cpu_count()}-core machine, "
+                 f"{few} and {many} chunks x 1 row, "
                  f"{args.chunks} chunks x {args.rows_per_chunk} rows (+{args.columns} director columns) and "
                  f"x {2 * args.rows_per_chunk} (+{args.columns // 4}), "
                  f"SQLite catalog and instance, {date.today()}",
@@ -148,6 +150,9 @@ def main() -> None:
     fit.add_argument("--columns", type=int, default=40, help="director FLOAT columns added (the 4th case: a quarter)")
     fit.add_argument("--workers", type=int, default=2)
     fit.add_argument("--repeat", type=int, default=1, help="runs per calibration case; medians fitted")
+    fit.add_argument("--one-row-chunks", type=int, nargs=2, metavar=("FEW", "MANY"),
+                     help="chunks of the two one-row cases (default: a quarter of --chunks, --chunks); far apart, "
+                          "the per-notice costs stand out of the noise (registration's: ~0.2 ms)")  # fmt: skip
     fit.add_argument("--save", action="store_true", help="store the rates for `loader-assets plan`")
     test = actions.add_parser("check")
     test.add_argument("--chunks", type=int, default=60)
