@@ -62,7 +62,6 @@ DEFAULT_STREAMS = 2  # LOAD DATA at once into each worker (benchmarks/end_to_end
 # Files' key columns kept for their chunk's census while it lags behind the loads; beyond this many bytes (8 a
 # row), the census reads the worker instead (an anti-join there: ~10 % of a child's LOAD DATA CPU).
 MAX_KEPT_KEY_BYTES = 256 << 20
-MAX_CENSUS_THREADS = 8  # child chunks' censuses at once (each reads its chunk's worker)
 DEFAULT_STALL_SECONDS = 300.0  # a statement waiting (full disk, lock) this long is abandoned (LOADER_STALL_SECONDS)
 
 
@@ -244,13 +243,12 @@ class Loader:
         self._down: dict[str, Problem] = {}  # workers (and "czar") found down during this load
         # Beside the next LOAD DATA: director chunks into the czar's index, a child chunk's census (level 4 then
         # recounts only chunks that changed since). One index writer takes every chunk loaded since its last
-        # build (a build per chunk lagged behind the loads); the censuses, one worker each, run side by side.
+        # build (a build per chunk lagged behind the loads); the censuses run a thread per worker (a chunk's
+        # censuses in turn: a later one is never overwritten by an earlier one).
         self._indexing: list[Future[None]] = []
         self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="director-index")
         self._to_index: dict[tuple[str, str], dict[int, str]] = {}  # (case, director) -> chunk -> worker
-        self._census = ThreadPoolExecutor(
-            max_workers=min(max(len(cluster.workers), 1), MAX_CENSUS_THREADS), thread_name_prefix="chunk-census"
-        )
+        self._census: dict[str, ThreadPoolExecutor] = {}  # worker -> its censuses, one at a time
         self._director_keys = DirectorKeys()
         self._kept_bytes = 0  # of the key columns waiting in `_indexing` (under `_locks_guard`)
 
@@ -347,7 +345,7 @@ class Loader:
         ending = threading.Event()
         for worker, of_worker in lanes.items():
             if worker != ALL_WORKERS:
-                ahead.submit(self._prepare_ahead, worker, of_worker, ending)
+                ahead.submit(self._prepare_ahead, worker, [c for c in of_worker if c.attempt_id in held], beat, ending)
         try:
             for number, future in enumerate(as_completed(futures), 1):
                 chunk = _chunk_of(futures[future])
@@ -461,9 +459,10 @@ class Loader:
                 kept = keys if self._kept_bytes + size <= MAX_KEPT_KEY_BYTES else None  # bound the memory
                 self._kept_bytes += size if kept is not None else 0
                 loaded = (claim.attempt_id, kept)
-                self._indexing.append(
-                    self._census.submit(self._census_chunk, layout, table, claim.chunk, worker, loaded)
-                )
+                if worker not in self._census:
+                    self._census[worker] = ThreadPoolExecutor(1, thread_name_prefix=f"census-{worker}")
+                census = self._census[worker].submit(self._census_chunk, layout, table, claim.chunk, worker, loaded)
+                self._indexing.append(census)
 
     def _index_chunks(self, layout: CaseLayout, table: TableLayout) -> None:
         """The director chunks loaded since the last build into the czar's director index now, so level 2 mostly
@@ -522,12 +521,15 @@ class Loader:
         """Load the notice on each worker of its target (a regular table on all of them)."""
         return [self._load_on(name, claim, layout, target) for name in target.workers(self.cluster)]
 
-    def _prepare_ahead(self, worker: str, claims: list[Claim], ending: threading.Event) -> None:
-        """Make the tables of a worker's claims, in their loading order, until the load ends. Any failure stops
-        it: the stream that needs the table tries again and reports it."""
+    def _prepare_ahead(self, worker: str, claims: list[Claim], beat: Heartbeat, ending: threading.Event) -> None:
+        """Make the tables of a worker's claims, in their loading order, until the load ends; as a stream, nothing
+        for a notice whose lease is lost. Any failure stops it: the stream that needs the table tries again and
+        reports it."""
         for claim in claims:
             if ending.is_set() or self.interruption.is_set or worker in self._down:
                 return
+            if not beat.still_held(claim.notice_id):
+                continue
             layout = self.layout(claim.case)
             try:
                 self._prepare(worker, layout, claim, Target(claim.table, claim.chunk, claim.overlap, worker))

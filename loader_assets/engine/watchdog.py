@@ -56,8 +56,7 @@ class Watchdog(threading.Thread):
                 activity = seen.get(entry.connection_id)
                 if activity is not None and activity.waiting and activity.seconds >= self.stall_seconds:
                     found = self.diagnosis(entry, activity)
-                    if found is not None:
-                        self.statements.abandon(entry, *found)
+                    if found is not None and self.statements.abandon(entry, *found):
                         abandoned.append(entry)
         return abandoned
 

@@ -70,15 +70,19 @@ class Server:
         return f"{who} ({address.host}:{address.port})"
 
     def open(self, *, local_infile: bool = False, connect_timeout: float = 10) -> pymysql.Connection:
-        """An autocommit connection with a utf8mb4 session; the caller closes it."""
+        """An autocommit connection with a utf8mb4 session; the caller closes it. A server that accepts but does
+        not greet (frozen, hung) is down after `connect_timeout`: pymysql reads the greeting with its read
+        timeout, which no statement of ours may have (a big LOAD DATA takes long to answer)."""
         address = self.address
         try:
-            return pymysql.connect(
+            conn = pymysql.connect(
                 host=address.host, port=address.port, user=address.user, password=self.options.password,
                 database=address.database, charset="utf8mb4", autocommit=True, local_infile=local_infile,
-                connect_timeout=connect_timeout, write_timeout=self.options.write_timeout,
-                ssl_disabled=not self.options.tls,
+                connect_timeout=connect_timeout, read_timeout=connect_timeout,
+                write_timeout=self.options.write_timeout, ssl_disabled=not self.options.tls,
             )  # fmt: skip
+            conn._read_timeout = None  # pymysql has no public way to lift it once connected
+            return conn
         except pymysql.err.MySQLError as error:
             if _code(error) == ACCESS_DENIED:
                 raise self.refused(error) from error
@@ -91,7 +95,8 @@ class Server:
         """Open, yield and close a connection; a connection lost inside the block is this server down.
 
         `reuse`: take an idle connection of an earlier block and leave this one idle after a block that raised
-        nothing, for callers that change no session state (a load opens several per file otherwise)."""
+        nothing (a load opened several per file), for callers that leave no session state another relies on
+        (`group_concat_max_len`: whoever needs it sets it)."""
         conn = (_IDLE.take(self, local_infile) if reuse else None) or self.open(local_infile=local_infile)
         clean = False
         try:
@@ -136,27 +141,26 @@ class IdleConnections:
     cost a loading stream more than a small file's LOAD DATA. One checked with a ping before reuse, so a server
     restarted meanwhile costs a new connection, not a false "went away"; none crosses a fork."""
 
-    MAX_PER_SERVER = 16  # idle ones kept; more are closed
+    MAX_IDLE = 16  # kept per server and kind (LOCAL INFILE or not); more are closed
+    PING_SECONDS = 10  # a host gone without a reset answers no ping: as long as a connect may take
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._idle: dict[tuple[Server, bool], list[pymysql.Connection]] = {}
+        os.register_at_fork(after_in_child=self._forget)  # a child must not share its parent's sockets
 
     def take(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
         while (conn := self._pop(server, local_infile)) is not None:
-            try:
-                conn.ping(reconnect=False)
+            if self._answers(conn):
                 return conn
-            except (pymysql.err.MySQLError, OSError):
-                close_quietly(conn)
+            close_quietly(conn)
         return None
 
     def keep(self, server: Server, local_infile: bool, conn: pymysql.Connection) -> bool:
         """Whether `conn` was kept idle (else the caller closes it)."""
         with self._lock:
-            idle = self._of_this_process().setdefault((server, local_infile), [])
-            if not conn.open or len(idle) >= self.MAX_PER_SERVER:
+            idle = self._idle.setdefault((server, local_infile), [])
+            if not conn.open or len(idle) >= self.MAX_IDLE:
                 return False
             idle.append(conn)
             return True
@@ -165,20 +169,29 @@ class IdleConnections:
         """Say goodbye to the servers (a connection dropped by an exiting process is an "Aborted connection" line
         in its server's log)."""
         with self._lock:
-            idle = [conn for conns in self._of_this_process().values() for conn in conns]
+            idle = [conn for conns in self._idle.values() for conn in conns]
             self._idle = {}
         for conn in idle:
             close_quietly(conn)
 
     def _pop(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
         with self._lock:
-            idle = self._of_this_process().get((server, local_infile))
+            idle = self._idle.get((server, local_infile))
             return idle.pop() if idle else None
 
-    def _of_this_process(self) -> dict[tuple[Server, bool], list[pymysql.Connection]]:
-        if os.getpid() != self._pid:  # a forked child must not share its parent's sockets
-            self._idle, self._pid = {}, os.getpid()
-        return self._idle
+    def _answers(self, conn: pymysql.Connection) -> bool:
+        """A ping within PING_SECONDS (pymysql reads with its `_read_timeout`: no public way to bound one call)."""
+        conn._read_timeout = self.PING_SECONDS
+        try:
+            conn.ping(reconnect=False)
+            return True
+        except (pymysql.err.MySQLError, OSError):
+            return False
+        finally:
+            conn._read_timeout = None  # a big LOAD DATA legitimately takes long to answer
+
+    def _forget(self) -> None:
+        self._lock, self._idle = threading.Lock(), {}
 
 
 _IDLE = IdleConnections()

@@ -79,17 +79,19 @@ class InFlight:
         with self._lock:
             return list(self._running.values())
 
-    def abandon(self, entry: Running, why: str, fix: str | None = None) -> None:
+    def abandon(self, entry: Running, why: str, fix: str | None = None) -> bool:
         """Give the statement up: this side of its connection is shut, its client call fails at once. Not once
-        its block has ended (under the lock its end takes): the connection may serve another block by then."""
+        its block has ended (under the lock its end takes): the connection may serve another block by then.
+        Whether it was given up."""
         with self._lock:
             if id(entry) not in self._running:
-                return
+                return False
             entry.abandoned_because, entry.fix = why, fix
             sock = getattr(entry.connection, "_sock", None)  # pymysql keeps no public handle of its socket
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+            return True
 
     def abandon_all(self, why: str) -> None:
         """Give up every statement in flight, and any later one before it starts."""

@@ -1,11 +1,15 @@
-"""A connection left idle after a clean block serves the next one; nothing doubtful is ever reused."""
+"""A connection left idle after a clean block serves the next one; nothing doubtful is ever reused; a server that
+accepts but does not answer is down in seconds."""
 
 from __future__ import annotations
 
 import os
+import select
+import signal
 
 import pytest
 
+from loader_assets.problems import WorkerDown
 from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import Server, close_idle_connections
@@ -44,10 +48,13 @@ def test_an_idle_connection_the_server_dropped_is_replaced_not_reported(cluster:
 
 def test_idle_connections_outlive_a_restart_of_their_server(cluster: Cluster, cluster_state) -> None:  # type: ignore[no-untyped-def]
     server = cluster.worker("worker2")
-    before = connection_id(server)
+    with server.connect(reuse=True) as conn:
+        before = conn
     local.stop_server(cluster_state, "worker2")
     local.start_server(cluster_state, "worker2")
-    assert connection_id(server) != before  # a new one, no "went away"
+    with server.connect(reuse=True) as conn, conn.cursor() as cursor:  # no "went away": a new connection
+        cursor.execute("SELECT 1")
+        assert conn is not before and not before.open
 
 
 def test_a_statement_abandoned_after_its_block_ended_leaves_the_connection_alone(cluster: Cluster) -> None:
@@ -70,15 +77,35 @@ def test_a_forked_process_opens_its_own_connections(cluster: Cluster) -> None:
         finally:
             os._exit(0)
     os.close(writer)
-    assert int(os.read(reader, 64)) != parent
-    os.waitpid(child, 0)
+    try:
+        assert select.select([reader], [], [], 30)[0], "the forked process never connected"
+        assert int(os.read(reader, 64)) != parent
+    finally:
+        os.waitpid(child, 0)
+        os.close(reader)
     assert connection_id(server) == parent
 
 
 def test_idle_connections_are_closed_when_the_process_ends(cluster: Cluster) -> None:
     server = cluster.worker("worker1")
-    idle = connection_id(server)
-    close_idle_connections()  # what the process runs at exit: each server told goodbye, not dropped
-    with server.connect() as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", (idle,))
-        assert cursor.fetchone()[0] == 0
+    with server.connect(reuse=True) as conn:
+        idle = conn
+    close_idle_connections()  # what the process runs at exit: each server told goodbye (COM_QUIT), not dropped
+    assert not idle.open
+    with server.connect(reuse=True) as conn:
+        assert conn is not idle
+
+
+def test_a_frozen_worker_is_down_in_seconds_not_waited_on(cluster: Cluster, cluster_state) -> None:  # type: ignore[no-untyped-def]
+    """SIGSTOP: the kernel still accepts connections, nothing answers them. The idle connection's ping and the new
+    connection's greeting are each bounded (pymysql would wait for ever on both)."""
+    server = cluster.worker("worker2")
+    connection_id(server)  # an idle connection to ping first
+    pid = local.cluster_status(cluster_state)["worker2"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(WorkerDown, match=r"worker worker2 .* does not answer"), server.connect(reuse=True):
+            pass
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert connection_id(server)  # back once it runs again
