@@ -2,11 +2,13 @@
 `LOADER_STALL_SECONDS` is diagnosed on its server (the wait its process list shows, the free space of the disk
 it writes to) and abandoned with that diagnosis. Its notice goes back (not its file's fault), its worker takes no
 more notices of this load, and the load ends naming the worker and the cause; heartbeats never keep a stalled
-attempt alive for ever."""
+attempt alive for ever. A server whose process list does not answer for as long (frozen, hung) has its
+statements given up too: their replies would never come."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 from loader_assets.problems import ServerDown
@@ -32,6 +34,7 @@ class Watchdog(threading.Thread):
         self.statements, self.cluster, self.stall_seconds = statements, cluster, stall_seconds
         self.period = max(0.5, min(10.0, stall_seconds / 4))  # a stall is caught within a quarter of its limit
         self._stop_event = threading.Event()
+        self._silent_since: dict[Server, float] = {}  # servers whose process list did not answer, since when
 
     def run(self) -> None:
         while not self._stop_event.wait(self.period):
@@ -46,12 +49,15 @@ class Watchdog(threading.Thread):
         for entry in self.statements.snapshot():
             if entry.abandoned_because is None:
                 by_server[entry.server].append(entry)
+        self._silent_since = {s: t for s, t in self._silent_since.items() if s in by_server}  # silent while watched
         abandoned = []
         for server, entries in by_server.items():
             try:
                 seen = activities(server, [entry.connection_id for entry in entries])
-            except ServerDown:
-                continue  # the statements' own connections say so
+            except ServerDown as problem:  # gone: its statements' connections say so; frozen: nothing does
+                abandoned += self._give_up_on_silence(server, entries, problem)
+                continue
+            self._silent_since.pop(server, None)
             for entry in entries:
                 activity = seen.get(entry.connection_id)
                 if activity is not None and activity.waiting and activity.seconds >= self.stall_seconds:
@@ -59,6 +65,16 @@ class Watchdog(threading.Thread):
                     if found is not None and self.statements.abandon(entry, *found):
                         abandoned.append(entry)
         return abandoned
+
+    def _give_up_on_silence(self, server: Server, entries: list[Running], problem: ServerDown) -> list[Running]:
+        """A server that has not answered for `stall_seconds` (frozen, hung: its statements' replies never come)
+        has its statements given up, naming it."""
+        since = self._silent_since.setdefault(server, time.monotonic())
+        silent = time.monotonic() - since
+        if silent < self.stall_seconds:
+            return []
+        cause = f"{problem.cause}; given up after {silent:.0f} s without an answer"
+        return [entry for entry in entries if self.statements.abandon(entry, cause, problem.fix)]
 
     def diagnosis(self, entry: Running, activity: Activity) -> tuple[str, str] | None:
         """What happened, naming the worker and the disk (its free space when it can be known), and what to do;
