@@ -541,9 +541,10 @@ class Loader:
         server = self.cluster.worker(worker)
         table = layout.tables[claim.table]
         self._prepare(worker, layout, claim, target)
+        made_with_partition = (worker, layout.database, target.table_name, claim.attempt_id)
         with self._locks_guard:
-            fresh = (worker, layout.database, target.table_name, claim.attempt_id) in self._fresh
-            self._fresh.discard((worker, layout.database, target.table_name, claim.attempt_id))
+            fresh = made_with_partition in self._fresh
+            self._fresh.discard(made_with_partition)
         if claim.discard_attempts and not fresh:
             what = f"DROP PARTITION of earlier attempts of {target.table_name}"
             with (

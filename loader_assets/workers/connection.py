@@ -22,6 +22,7 @@ import pymysql
 from loader_assets.problems import BadInput, CzarDown, ServerDown, WorkerDown
 
 DEFAULT_PORT = 3306
+CONNECT_SECONDS = 10  # a server that neither greets nor answers a ping within this is down (frozen, hung, gone)
 CZAR, WORKER = "czar", "worker"
 ACCESS_DENIED = 1045
 
@@ -69,7 +70,7 @@ class Server:
         who = "the czar" if self.role == CZAR else f"worker {self.name}"
         return f"{who} ({address.host}:{address.port})"
 
-    def open(self, *, local_infile: bool = False, connect_timeout: float = 10) -> pymysql.Connection:
+    def open(self, *, local_infile: bool = False, connect_timeout: float = CONNECT_SECONDS) -> pymysql.Connection:
         """An autocommit connection with a utf8mb4 session; the caller closes it. A server that accepts but does
         not greet (frozen, hung) is down after `connect_timeout`: pymysql reads the greeting with its read
         timeout, which no statement of ours may have (a big LOAD DATA takes long to answer)."""
@@ -142,7 +143,6 @@ class IdleConnections:
     restarted meanwhile costs a new connection, not a false "went away"; none crosses a fork."""
 
     MAX_IDLE = 16  # kept per server and kind (LOCAL INFILE or not); more are closed
-    PING_SECONDS = 10  # a host gone without a reset answers no ping: as long as a connect may take
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -180,8 +180,9 @@ class IdleConnections:
             return idle.pop() if idle else None
 
     def _answers(self, conn: pymysql.Connection) -> bool:
-        """A ping within PING_SECONDS (pymysql reads with its `_read_timeout`: no public way to bound one call)."""
-        conn._read_timeout = self.PING_SECONDS
+        """A ping within CONNECT_SECONDS, as long as a connect may take (pymysql reads with its `_read_timeout`: no
+        public way to bound one call)."""
+        conn._read_timeout = CONNECT_SECONDS
         try:
             conn.ping(reconnect=False)
             return True
