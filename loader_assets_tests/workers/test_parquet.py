@@ -6,11 +6,13 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from loader_assets.workers.attempt_partitions import count_rows, partitions_of
+from loader_assets.workers.formats import batch_as_text
 from loader_assets.workers.load_data import LoadError, load_file
 from loader_assets_tests.workers.conftest import OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import fetch
@@ -57,6 +59,46 @@ def test_parquet_values_round_trip_exactly(worker, database, chunk_table, tmp_pa
     assert [row[4] for row in rows] == [1e-300, -2.5, 123456789.123456789, 0.0, 7.0]
     assert [row[5] for row in rows] == ["léon", "tab\there", "back\\slash", None, "new\nline"]
     assert [row[6] for row in rows] == [b"a\nb", b"\t\\\x00\xff", b"\\N", None, b"\r\n"]
+
+
+def test_finite_numbers_with_nulls_round_trip_exactly(worker, database, chunk_table, tmp_path):
+    """Floats without NaN or ±inf take the fast formatting (orjson); their nulls and extremes load exactly (the
+    text of int nulls: below)."""
+    table = chunk_table()
+    extremes = [5e-324, None, 1.7976931348623157e308, -0.0, 1e16]
+    source = object_table(5).set_column(3, "ra", pa.array(extremes, pa.float64()))
+    path = tmp_path / "finite.parquet"
+    pq.write_table(source, path)
+    assert (load_parquet(worker, database, table, path).rows, count_rows(worker, database, table)) == (5, 5)
+    rows = fetch(worker, database, table)
+    assert [row[3] for row in rows] == extremes
+
+
+def test_batch_text_of_every_number_type():
+    batch = pa.record_batch(
+        {
+            "i8": pa.array([-128, None, 127], pa.int8()),
+            "u64": pa.array([0, 2**64 - 1, None], pa.uint64()),
+            "i64": pa.array([-(2**63), 0, 2**63 - 1], pa.int64()),
+            "f32": pa.array([0.1, 3.4028235e38, None], pa.float32()),
+            "f64": pa.array([0.1, float("nan"), 1e-7], pa.float64()),
+            "flag": pa.array([True, False, None], pa.bool_()),
+            "band": pa.array(["g", "r", "g"], pa.dictionary(pa.int8(), pa.string())),
+        }
+    )
+    lines = batch_as_text(batch).to_pybytes().split(b"\n")
+    assert lines[-1] == b""
+    fields = [line.split(b"\t") for line in lines[:-1]]
+    assert [row[:3] for row in fields] == [
+        [b"-128", b"0", b"-9223372036854775808"],
+        [b"\\N", b"18446744073709551615", b"0"],
+        [b"127", b"\\N", b"9223372036854775807"],
+    ]
+    assert [row[3] for row in fields][2] == b"\\N"
+    assert [np.float32(float(row[3])) for row in fields[:2]] == [np.float32(0.1), np.float32(3.4028235e38)]
+    assert [row[4] for row in fields][1] == b"\\N"
+    assert [float(row[4]) for row in fields[::2]] == [0.1, 1e-7]
+    assert [row[5:] for row in fields] == [[b"1", b"g"], [b"0", b"r"], [b"\\N", b"g"]]
 
 
 def test_parquet_in_several_batches(worker, database, chunk_table, tmp_path):
