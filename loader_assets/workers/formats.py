@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from queue import Empty, Queue
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import orjson
@@ -258,6 +258,14 @@ def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
                 queue.get(timeout=0.05)
 
 
+def _write_all(out: BinaryIO, data: pa.Buffer) -> None:
+    """A write into a pipe returns early when a signal reaches its thread (a profiler, a handler): the rest is
+    written on, or the server would read records cut short."""
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view) :]
+
+
 class PipeWriter(threading.Thread):
     """Writes the converted parquet rows into a named pipe while LOAD DATA reads the other end."""
 
@@ -274,7 +282,7 @@ class PipeWriter(threading.Thread):
                 with suppress(OSError):  # a bigger pipe means fewer wake-ups; the default 64 KiB also works
                     fcntl.fcntl(out.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
                 for text, rows in self.blocks:
-                    out.write(text)
+                    _write_all(out, text)
                     self.rows += rows
         except BrokenPipeError:
             pass  # the reader went away (statement failed, server lost): the caller reports that
