@@ -51,6 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # loader_assets_tests: helpers shared with the tests
 
 import pyarrow.parquet as pq
+import pymysql.connections
 from sqlalchemy import select
 
 from loader_assets import levels
@@ -67,6 +68,7 @@ from loader_assets.workers.cluster import Cluster, ClusterConfig
 from loader_assets.workers.connection import charset_name, quote_name, quote_table
 from loader_assets.workers.ddl import TRANS_ID, chunk_table_name, create_chunk_tables, create_database, create_table
 from loader_assets.workers.load_data import dialect_clause
+from loader_assets.workers.local_infile import PYMYSQL_SEND_LOCAL_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -524,6 +526,7 @@ def _pg_name(args: argparse.Namespace, root: Path, attempt: int) -> str | None:
 
 
 def main() -> None:
+    pymysql.connections._send_local_file = PYMYSQL_SEND_LOCAL_FILE  # the bare load sends as pymysql ships
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=60)
     parser.add_argument("--rows-per-chunk", type=int, default=10_000)

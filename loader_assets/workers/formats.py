@@ -1,21 +1,19 @@
 """Input formats on their way to LOAD DATA: records of a text file counted as MariaDB splits them, Parquet
-converted to tab-separated text (`\\N` for nulls and for NaN/±inf) with vectorised Arrow compute and written into
-a named pipe while the server reads the other end, so conversion and loading overlap.
+converted to tab-separated text (`\\N` for nulls and for NaN/±inf) a batch at a time, in a thread of its own, so
+that converting the next batch overlaps sending this one (`local_infile.stream`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from queue import Empty, Queue
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import orjson
@@ -27,7 +25,6 @@ from loader_assets.qserv.metadata import Dialect
 
 _READ_BLOCK = 16 * 1024 * 1024
 _PARQUET_BATCH_ROWS = 64 * 1024
-_PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
 _CONVERT_POOL = ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 1) - 1)), thread_name_prefix="to-text")
 T = TypeVar("T")
 # What the parquet stream is written in: the text format LOAD DATA reads by default.
@@ -229,7 +226,7 @@ def parquet_text_blocks(parquet: pq.ParquetFile, columns: Sequence[str]) -> Iter
 
 def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
     """Produce the items in a background thread, up to `depth` ahead: converting the next batch overlaps
-    with writing this one (the pipe only takes what the server has consumed). Errors are re-raised here."""
+    with sending this one (the socket only takes what the server has consumed). Errors are re-raised here."""
     queue: Queue = Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
@@ -256,55 +253,3 @@ def prefetch(items: Iterator[T], depth: int = 3) -> Iterator[T]:
         while producer.is_alive():  # unblock a producer waiting on a full queue
             with suppress(Empty):
                 queue.get(timeout=0.05)
-
-
-def _write_all(out: BinaryIO, data: pa.Buffer) -> None:
-    """A write into a pipe returns early when a signal reaches its thread (a profiler, a handler): the rest is
-    written on, or the server would read records cut short."""
-    view = memoryview(data)
-    while view:
-        view = view[out.write(view) :]
-
-
-class PipeWriter(threading.Thread):
-    """Writes the converted parquet rows into a named pipe while LOAD DATA reads the other end."""
-
-    def __init__(self, fifo: Path, blocks: Iterator[tuple[pa.Buffer, int]]) -> None:
-        super().__init__(daemon=True, name=f"parquet->{fifo.name}")
-        self.fifo = fifo
-        self.blocks = blocks
-        self.rows = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with self.fifo.open("wb", buffering=0) as out:
-                with suppress(OSError):  # a bigger pipe means fewer wake-ups; the default 64 KiB also works
-                    fcntl.fcntl(out.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-                for text, rows in self.blocks:
-                    _write_all(out, text)
-                    self.rows += rows
-        except BrokenPipeError:
-            pass  # the reader went away (statement failed, server lost): the caller reports that
-        except Exception as error:  # a corrupt file: raised by pyarrow while reading a batch
-            self.error = error
-        finally:
-            close = getattr(self.blocks, "close", None)
-            if close is not None:
-                close()  # stops the prefetching thread when the pipe broke early
-
-    def finish(self) -> None:
-        """Join, first standing in as the reader if LOAD DATA never opened the pipe (its open would hang)."""
-        if not self.is_alive():
-            return
-        reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            while self.is_alive():
-                try:
-                    if not os.read(reader, 1 << 20):
-                        time.sleep(0.01)
-                except BlockingIOError:
-                    time.sleep(0.01)
-        finally:
-            os.close(reader)
-        self.join()

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,7 @@ import pymysql
 
 from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import FILE_FORMATS, Dialect
-from loader_assets.workers import fingerprint
+from loader_assets.workers import fingerprint, local_infile
 from loader_assets.workers.attempt_partitions import drop_partitions, partition_name, reset_partition
 from loader_assets.workers.connection import (
     Server,
@@ -38,7 +36,6 @@ from loader_assets.workers.ddl import TRANS_ID
 from loader_assets.workers.fingerprint import Fingerprint, FingerprintError
 from loader_assets.workers.formats import (
     STREAM_DIALECT,
-    PipeWriter,
     count_records,
     line_of_record,
     parquet_text_blocks,
@@ -245,20 +242,23 @@ def _load_parquet(
 ) -> tuple[int, int]:
     """(rows loaded, rows in the file); Arrow strings are UTF-8, so the stream is read as utf8mb4."""
     parquet = _open_parquet(path, columns)
-    with tempfile.TemporaryDirectory(prefix="loader-fifo-") as directory:
-        fifo = Path(directory) / "rows.tsv"
-        os.mkfifo(fifo)
-        writer = PipeWriter(fifo, prefetch(parquet_text_blocks(parquet, columns)))
-        writer.start()
-        try:
-            sql = _load_data_sql(cursor.connection, table, fifo, attempt_id, columns, STREAM_DIALECT, "utf8mb4")
+    blocks = prefetch(parquet_text_blocks(parquet, columns))
+    sent = 0
+
+    def texts() -> Iterator[pa.Buffer]:
+        nonlocal sent
+        for text, rows in blocks:
+            yield text
+            sent += rows
+
+    try:
+        with local_infile.stream(texts()) as name:
+            sql = _load_data_sql(cursor.connection, table, Path(name), attempt_id, columns, STREAM_DIALECT, "utf8mb4")
             _execute_load(cursor, path, sql)
-        finally:
-            writer.finish()
-    if isinstance(writer.error, pa.ArrowException | OSError):
-        raise LoadError(path, f"corrupt parquet file after {writer.rows} rows: {writer.error}") from writer.error
-    if writer.error is not None:
-        raise writer.error
+    except (pa.ArrowException, OSError) as error:  # raised by pyarrow while it converted a batch
+        raise LoadError(path, f"corrupt parquet file after {sent} rows: {error}") from error
+    finally:
+        blocks.close()  # stops the conversion when the statement ended before it did
     return cursor.rowcount, parquet.metadata.num_rows
 
 

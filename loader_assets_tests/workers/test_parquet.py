@@ -1,15 +1,9 @@
-"""Parquet files: streamed as text through a pipe, nulls and non-finite floats as NULL, bytes exact."""
+"""Parquet files: streamed as text from memory (`local_infile`), nulls and non-finite floats as NULL, bytes exact."""
 
 from __future__ import annotations
 
-import fcntl
 import math
-import os
 import re
-import signal
-import struct
-import termios
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loader_assets.workers.attempt_partitions import count_rows, partitions_of
-from loader_assets.workers.formats import PipeWriter, batch_as_text
+from loader_assets.workers.formats import batch_as_text
 from loader_assets.workers.load_data import LoadError, load_file
 from loader_assets_tests.workers.conftest import OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import fetch
@@ -148,33 +142,3 @@ def test_null_in_not_null_column_is_refused_with_its_row(worker, database, chunk
     with pytest.raises(LoadError, match=r"null.parquet.*row 2"):
         load_parquet(worker, database, table, path)
     assert count_rows(worker, database, table) == 0
-
-
-def test_a_signal_during_a_pipe_write_loses_no_bytes(tmp_path):
-    """A signal reaching the writer while it waits for room in the pipe cuts its write short (seen under a
-    profiler: rows 'truncated' in LOAD DATA); the rest is written on."""
-    fifo = tmp_path / "rows.tsv"
-    os.mkfifo(fifo)
-    block = bytes(range(256)) * (16 * 1024)  # 4 MiB: more than the pipe holds
-    writer = PipeWriter(fifo, iter([(pa.py_buffer(block), 1)]))
-    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
-    try:
-        writer.start()
-        reader = os.open(fifo, os.O_RDONLY)
-        try:
-            while _bytes_in_pipe(reader) < fcntl.fcntl(reader, fcntl.F_GETPIPE_SZ):  # the writer waits for room
-                time.sleep(0.001)
-            signal.pthread_kill(writer.ident, signal.SIGUSR1)
-            received = bytearray()
-            while chunk := os.read(reader, 1 << 20):
-                received += chunk
-        finally:
-            os.close(reader)
-        writer.join()
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-    assert (writer.error, len(received), received == block) == (None, len(block), True)
-
-
-def _bytes_in_pipe(fd: int) -> int:
-    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
