@@ -187,7 +187,8 @@ def _postgres(sql: str) -> None:
 
 
 def postgres_cpu() -> float:
-    """CPU seconds of the local PostgreSQL: its running processes and the backends its postmaster reaped."""
+    """CPU seconds of the local PostgreSQL, every database of it (nothing else uses it meanwhile): its running
+    processes and the backends its postmaster reaped."""
     pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
     total = 0.0
     for pid in pids:

@@ -18,6 +18,7 @@ from pymysql.constants import ER
 
 from loader_assets.problems import BadInput, Failed
 from loader_assets.qserv.column_types import is_column_type
+from loader_assets.workers import local_infile
 from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB, Cluster
 from loader_assets.workers.connection import Server, charset_name, quote_name, quote_table
@@ -393,6 +394,7 @@ def _column_type(cluster: Cluster, db: str, placement: Mapping[int, str], direct
 
 def _load_index_file(cursor: pymysql.cursors.Cursor, index: str, path: Path, key: str, expected: int) -> int:
     """LOAD DATA the dump into the index; a duplicate key (a warning under LOCAL) is an error."""
+    local_infile.measure(cursor.connection)
     cursor.execute(
         f"LOAD DATA LOCAL INFILE %s INTO TABLE {index} CHARACTER SET utf8mb4 ({quote_name(key)}, chunkId, subChunkId)",
         (str(path),),

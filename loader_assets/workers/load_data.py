@@ -3,7 +3,8 @@
 With LOCAL, MariaDB downgrades data errors to warnings and keeps the rows, so every load is checked
 afterwards: more warnings than the case tolerates, or a row count different from the file's record count,
 drops the partition and raises `LoadError`. While it loads, one parse of the file gives the key fingerprint
-(`fingerprint`) and the record count; Parquet is streamed through a named pipe (`formats`).
+(`fingerprint`) and the record count; Parquet is converted to text as it goes (`formats`) and sent from memory
+(`local_infile`).
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ def _load_text(
 def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
     """Run a LOAD DATA; a statement error (not a lost server) becomes a LoadError naming the file."""
     try:
+        local_infile.measure(cursor.connection)
         cursor.execute(sql)
     except pymysql.err.MySQLError as error:
         if is_servers_fault(error):  # the server's problem, not the file's

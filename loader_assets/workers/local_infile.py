@@ -2,10 +2,11 @@
 blocks of a stream (a Parquet file converted to text) straight from memory.
 
 pymysql reads the file and sends it 16 KiB at a time (0.64 ms of CPU a MB here, half the cost of parsing the
-file's keys); 1 MiB packets cost 0.41 ms. A stream needs no named pipe: a pipe cost a copy into the kernel and
-a 16 KiB read loop back out, and a signal could cut its writes short. pymysql has no public hook for this: its
-module function `_send_local_file(filename, conn)` is replaced here (a test checks that pymysql still calls it
-by that name); the packets go through its public `write_packet`, which maps a lost socket to its error.
+file's keys); 1 MiB packets cost 0.41 ms, once `measure(conn)` has read what the server accepts. A stream needs
+no named pipe: a pipe cost a copy into the kernel and a 16 KiB read loop back out, and a signal could cut its
+writes short. pymysql has no public hook for this: its module function `_send_local_file(filename, conn)` is
+replaced here (a test checks that pymysql still calls it by that name); the packets go through its public
+`write_packet`, which maps a lost socket to its error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,14 +22,41 @@ from typing import Any
 import pymysql
 import pymysql.connections
 
-# A packet's payload: far below MariaDB's smallest usual max_allowed_packet (16 MiB since 10.2), and large enough
-# that the per-packet work (a call, a header, a send) is lost in the copying.
+# A packet's payload: large enough that the per-packet work (a call, a header, a send) is lost in the copying. A
+# server refuses a packet not below its max_allowed_packet (1 KiB at least; MariaDB's default is 16 MiB), so a
+# connection sends at most half of its own (`measure`), and pymysql's 16 KiB when it was never measured.
 PACKET_BYTES = 1 << 20
+UNMEASURED_PACKET_BYTES = 16 * 1024
 STREAM_PREFIX = "loader-stream:"
 _FILE_NOT_FOUND = 1017  # ER_FILE_NOT_FOUND, as pymysql reports an unreadable file
 
 _streams: dict[str, Iterable[Any]] = {}  # name -> blocks (objects with the buffer protocol)
+_packet_bytes: weakref.WeakKeyDictionary[pymysql.connections.Connection, int] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+
+
+def measure(conn: pymysql.connections.Connection) -> None:
+    """Learn the packet size this connection may send (a query, once per connection): before a LOAD DATA LOCAL,
+    whose exchange has no room for one."""
+    with _lock:
+        if conn in _packet_bytes:
+            return
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT @@max_allowed_packet")
+        limit = int(cursor.fetchone()[0])
+    with _lock:
+        _packet_bytes[conn] = max(1, min(PACKET_BYTES, limit // 2))
+
+
+def _forget_after_fork() -> None:
+    """A fork copies the lock as it was (perhaps held by a thread that does not exist in the child)."""
+    global _lock
+    _lock = threading.Lock()
+    _streams.clear()
+    _packet_bytes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @contextmanager
@@ -49,24 +78,27 @@ def send_local_file(filename: bytes | str, conn: pymysql.connections.Connection)
     filename = os.fsdecode(filename)
     with _lock:
         blocks = _streams.pop(filename, None)
+        size = _packet_bytes.get(conn, UNMEASURED_PACKET_BYTES)
     if blocks is not None:
         for block in blocks:
-            _send(memoryview(block).cast("B"), conn)
+            _send(memoryview(block).cast("B"), conn, size)
         return
+    if filename.startswith(STREAM_PREFIX):  # never a file: a stream sent already, or never registered
+        raise pymysql.err.OperationalError(_FILE_NOT_FOUND, f"no stream {filename} to send")
     try:
         with open(filename, "rb", buffering=0) as file:
-            buffer = bytearray(PACKET_BYTES)
+            buffer = bytearray(size)
             view = memoryview(buffer)
-            while size := file.readinto(buffer):
-                conn.write_packet(view[:size])
+            while read := file.readinto(buffer):
+                conn.write_packet(view[:read])
     except OSError as error:  # reading the file; write_packet raises pymysql's own errors
         raise pymysql.err.OperationalError(_FILE_NOT_FOUND, f"Can't open file '{filename}': {error}") from error
 
 
-def _send(view: memoryview, conn: pymysql.connections.Connection) -> None:
+def _send(view: memoryview, conn: pymysql.connections.Connection, size: int) -> None:
     # Never an empty packet: it tells the server the data has ended.
-    for start in range(0, len(view), PACKET_BYTES):
-        conn.write_packet(view[start : start + PACKET_BYTES])
+    for start in range(0, len(view), size):
+        conn.write_packet(view[start : start + size])
 
 
 PYMYSQL_SEND_LOCAL_FILE = pymysql.connections._send_local_file  # its 16 KiB loop (a benchmark's bare load)

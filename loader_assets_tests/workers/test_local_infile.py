@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pymysql
 import pymysql.connections
 import pytest
 
-from loader_assets.workers import local_infile
+from loader_assets.workers import local, local_infile
 from loader_assets.workers.connection import Server, quote_table
 
 
@@ -18,13 +21,17 @@ def test_pymysql_sends_local_files_through_this_module():
 
 
 @pytest.fixture
-def pairs(worker: Server, database: str) -> str:
+def pairs(worker: Server, database: str) -> Iterator[str]:
+    yield from _pairs_table(worker, database)
+
+
+def _pairs_table(server: Server, database: str) -> Iterator[str]:
     table = quote_table(database, "pairs")
-    with worker.connect() as conn, conn.cursor() as cursor:
+    with server.connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {database}")
         cursor.execute(f"CREATE TABLE {table} (n INT NOT NULL, label VARCHAR(16) NOT NULL) ENGINE=MyISAM")
     yield table
-    with worker.connect() as conn, conn.cursor() as cursor:
+    with server.connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {database}")
 
 
@@ -32,8 +39,9 @@ def lines(first: int, last: int) -> bytes:
     return b"".join(f"{n}\tlabel {n}\n".encode() for n in range(first, last))
 
 
-def load_local(worker: Server, table: str, name: str) -> int:
+def load_local(worker: Server, table: str, name: str) -> tuple[int, tuple]:
     with worker.connect(local_infile=True) as conn, conn.cursor() as cursor:
+        local_infile.measure(conn)
         cursor.execute(f"LOAD DATA LOCAL INFILE {conn.escape(name)} INTO TABLE {table}")
         loaded = cursor.rowcount
         cursor.execute(f"SELECT COUNT(*), SUM(n), COUNT(DISTINCT n) FROM {table}")
@@ -76,3 +84,33 @@ def test_a_stream_the_server_never_asked_for_is_forgotten(worker, database):
     ):
         cursor.execute(f"LOAD DATA LOCAL INFILE {conn.escape(name)} INTO TABLE {quote_table(database, 'none')}")
     assert local_infile._streams == {}
+
+
+@pytest.fixture
+def small_packets(tmp_path: Path) -> Iterator[Server]:
+    """A worker of its own whose max_allowed_packet is 1 MiB (the session's cluster allows 256 MiB)."""
+    started = local.start_server(tmp_path, "small")
+    try:
+        server = Server("worker", "small", started.url)
+        with server.connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SET GLOBAL max_allowed_packet = 1048576")  # for the connections opened from now on
+        yield server
+    finally:
+        local.stop_server(tmp_path, "small")
+
+
+def test_a_server_allowing_small_packets_gets_files_and_streams(small_packets, database, tmp_path):
+    """A packet not below the server's max_allowed_packet resets the connection: each is kept to half of it."""
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(lines(0, 150_000))
+    for table in _pairs_table(small_packets, database):
+        assert load_local(small_packets, table, str(path))[0] == 150_000
+        with local_infile.stream(iter([lines(150_000, 300_000)])) as name:
+            assert load_local(small_packets, table, name) == (150_000, (300_000, sum(range(300_000)), 300_000))
+
+
+def test_an_unregistered_stream_is_never_read_as_a_file(worker, pairs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / f"{local_infile.STREAM_PREFIX}gone").write_bytes(lines(0, 5))  # a file of that very name
+    with pytest.raises(pymysql.err.OperationalError, match="no stream"):
+        load_local(worker, pairs, f"{local_infile.STREAM_PREFIX}gone")
