@@ -226,6 +226,12 @@ def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
         if is_servers_fault(error):  # the server's problem, not the file's
             raise
         raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
+    except AttributeError as error:
+        # The link broke while the data went: pymysql then ends the exchange on the socket it has just closed,
+        # and that AttributeError hides the real error (the server gone).
+        if isinstance(error.__context__, pymysql.err.MySQLError) and is_servers_fault(error.__context__):
+            raise error.__context__ from None
+        raise
 
 
 def _open_parquet(path: Path, columns: Sequence[str]) -> pq.ParquetFile:

@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loader_assets.problems import WorkerDown
+from loader_assets.workers import load_data
 from loader_assets.workers.attempt_partitions import count_rows, partitions_of
-from loader_assets.workers.formats import batch_as_text
+from loader_assets.workers.formats import batch_as_text, parquet_text_blocks
 from loader_assets.workers.load_data import LoadError, load_file
 from loader_assets_tests.workers.conftest import OBJECT_NAMES
 from loader_assets_tests.workers.test_loader import fetch
@@ -142,3 +144,29 @@ def test_null_in_not_null_column_is_refused_with_its_row(worker, database, chunk
     with pytest.raises(LoadError, match=r"null.parquet.*row 2"):
         load_parquet(worker, database, table, path)
     assert count_rows(worker, database, table) == 0
+
+
+def test_a_load_whose_connection_is_killed_mid_send_names_the_lost_link(
+    worker, database, chunk_table, tmp_path, monkeypatch
+):
+    """pymysql ends a broken LOCAL exchange on the socket it closed (an AttributeError): the worker's line says
+    the link was lost, not that."""
+    table = chunk_table()
+    path = tmp_path / "killed.parquet"
+    pq.write_table(object_table(1_000), path)
+
+    def blocks(parquet, columns):
+        first = next(parquet_text_blocks(parquet, columns))
+        yield first
+        with worker.connect() as conn, conn.cursor() as cursor:  # the LOAD DATA is running: it asked for its data
+            cursor.execute("SELECT id FROM information_schema.processlist WHERE info LIKE 'LOAD DATA LOCAL%'")
+            for (thread,) in cursor.fetchall():
+                cursor.execute(f"KILL CONNECTION {thread}")
+        for _ in range(256):  # far more than socket buffers hold: a send meets the closed link
+            yield first
+
+    monkeypatch.setattr(load_data, "parquet_text_blocks", blocks)
+    with pytest.raises(WorkerDown) as raised:
+        load_parquet(worker, database, table, path)
+    assert "gone away" in str(raised.value) or "Lost connection" in str(raised.value)
+    assert "NoneType" not in str(raised.value), str(raised.value)
