@@ -394,8 +394,8 @@ def _column_type(cluster: Cluster, db: str, placement: Mapping[int, str], direct
 
 def _load_index_file(cursor: pymysql.cursors.Cursor, index: str, path: Path, key: str, expected: int) -> int:
     """LOAD DATA the dump into the index; a duplicate key (a warning under LOCAL) is an error."""
-    local_infile.measure(cursor.connection)
-    cursor.execute(
+    local_infile.execute(
+        cursor,
         f"LOAD DATA LOCAL INFILE %s INTO TABLE {index} CHARACTER SET utf8mb4 ({quote_name(key)}, chunkId, subChunkId)",
         (str(path),),
     )

@@ -220,18 +220,11 @@ def _load_text(
 def _execute_load(cursor: pymysql.cursors.Cursor, path: Path, sql: str) -> None:
     """Run a LOAD DATA; a statement error (not a lost server) becomes a LoadError naming the file."""
     try:
-        local_infile.measure(cursor.connection)
-        cursor.execute(sql)
+        local_infile.execute(cursor, sql)
     except pymysql.err.MySQLError as error:
         if is_servers_fault(error):  # the server's problem, not the file's
             raise
         raise LoadError(path, f"LOAD DATA failed: {error.args[-1]}") from error
-    except AttributeError as error:
-        # The link broke while the data went: pymysql then ends the exchange on the socket it has just closed,
-        # and that AttributeError hides the real error (the server gone).
-        if isinstance(error.__context__, pymysql.err.MySQLError) and is_servers_fault(error.__context__):
-            raise error.__context__ from None
-        raise
 
 
 def _open_parquet(path: Path, columns: Sequence[str]) -> pq.ParquetFile:

@@ -2,7 +2,7 @@
 blocks of a stream (a Parquet file converted to text) straight from memory.
 
 pymysql reads the file and sends it 16 KiB at a time (0.64 ms of CPU a MB here, half the cost of parsing the
-file's keys); 1 MiB packets cost 0.41 ms, once `measure(conn)` has read what the server accepts. A stream needs
+file's keys); 1 MiB packets cost 0.41 ms, once `measure` has read what the server accepts (`execute`). A stream needs
 no named pipe: a pipe cost a copy into the kernel and a 16 KiB read loop back out, and a signal could cut its
 writes short. pymysql has no public hook for this: its module function `_send_local_file(filename, conn)` is
 replaced here (a test checks that pymysql still calls it by that name); the packets go through its public
@@ -21,6 +21,7 @@ from typing import Any
 
 import pymysql
 import pymysql.connections
+import pymysql.cursors
 
 # A packet's payload: large enough that the per-packet work (a call, a header, a send) is lost in the copying. A
 # server refuses a packet not below its max_allowed_packet (1 KiB at least; MariaDB's default is 16 MiB), so a
@@ -33,6 +34,19 @@ _FILE_NOT_FOUND = 1017  # ER_FILE_NOT_FOUND, as pymysql reports an unreadable fi
 _streams: dict[str, Iterable[Any]] = {}  # name -> blocks (objects with the buffer protocol)
 _packet_bytes: weakref.WeakKeyDictionary[pymysql.connections.Connection, int] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+
+
+def execute(cursor: pymysql.cursors.Cursor, sql: str, args: object = None) -> None:
+    """Run a LOAD DATA LOCAL statement: its packets sized first (`measure`). When the link breaks while the data
+    goes, pymysql ends the exchange on the socket it has just closed, and that AttributeError hides the real
+    error (the server gone): that one is raised instead."""
+    measure(cursor.connection)
+    try:
+        cursor.execute(sql, args)
+    except AttributeError as error:
+        if isinstance(error.__context__, pymysql.err.MySQLError):
+            raise error.__context__ from None
+        raise
 
 
 def measure(conn: pymysql.connections.Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
@@ -22,17 +23,21 @@ def test_pymysql_sends_local_files_through_this_module():
 
 @pytest.fixture
 def pairs(worker: Server, database: str) -> Iterator[str]:
-    yield from _pairs_table(worker, database)
+    with _pairs_table(worker, database) as table:
+        yield table
 
 
+@contextmanager
 def _pairs_table(server: Server, database: str) -> Iterator[str]:
     table = quote_table(database, "pairs")
     with server.connect() as conn, conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {database}")
         cursor.execute(f"CREATE TABLE {table} (n INT NOT NULL, label VARCHAR(16) NOT NULL) ENGINE=MyISAM")
-    yield table
-    with server.connect() as conn, conn.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+    try:
+        yield table
+    finally:
+        with server.connect() as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {database}")
 
 
 def lines(first: int, last: int) -> bytes:
@@ -41,8 +46,7 @@ def lines(first: int, last: int) -> bytes:
 
 def load_local(worker: Server, table: str, name: str) -> tuple[int, tuple]:
     with worker.connect(local_infile=True) as conn, conn.cursor() as cursor:
-        local_infile.measure(conn)
-        cursor.execute(f"LOAD DATA LOCAL INFILE {conn.escape(name)} INTO TABLE {table}")
+        local_infile.execute(cursor, f"LOAD DATA LOCAL INFILE {conn.escape(name)} INTO TABLE {table}")
         loaded = cursor.rowcount
         cursor.execute(f"SELECT COUNT(*), SUM(n), COUNT(DISTINCT n) FROM {table}")
         return loaded, cursor.fetchone()
@@ -103,7 +107,7 @@ def test_a_server_allowing_small_packets_gets_files_and_streams(small_packets, d
     """A packet not below the server's max_allowed_packet resets the connection: each is kept to half of it."""
     path = tmp_path / "pairs.tsv"
     path.write_bytes(lines(0, 150_000))
-    for table in _pairs_table(small_packets, database):
+    with _pairs_table(small_packets, database) as table:
         assert load_local(small_packets, table, str(path))[0] == 150_000
         with local_infile.stream(iter([lines(150_000, 300_000)])) as name:
             assert load_local(small_packets, table, name) == (150_000, (300_000, sum(range(300_000)), 300_000))
