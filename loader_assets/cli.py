@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from loader_assets import levels, tags
 from loader_assets.catalog.register import CaseOptions
@@ -30,6 +29,9 @@ from loader_assets.operations import cases, doctor, loading, local, notices, pla
 from loader_assets.operations.context import Context
 from loader_assets.problems import Problem
 from loader_assets.selection.language import QueryError, describe_fields
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: half a second of every command's start-up
 
 Command = Callable[[Context, argparse.Namespace], int]
 COOPERATIVE = ("load", "metrics")  # commands that end by themselves once interrupted
@@ -248,6 +250,8 @@ def cmd_schedule(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _schedule_list(ctx: Context) -> int:
+    import pandas as pd
+
     rows = [
         {"id": row.id, "state": row.state, "notices": len(row.notice_ids), "waiting": len(row.waiting_ids),
          "runs": len(row.runs or ()), "priority": row.priority, "force": row.force, "created_at": row.created_at,

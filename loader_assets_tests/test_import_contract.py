@@ -10,6 +10,8 @@ imports:
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,12 @@ def test_a_deliberate_violation_is_caught(tmp_path: Path, room: str, line: str, 
     (tmp_path / room / "bad.py").write_text(line + "\n")
     [violation] = violations(tmp_path, FORBIDDEN)
     assert violation == f"{room}/bad.py: {said}"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries_it_may_not_need() -> None:
+    """Importing the command line costs ~1 s less without them: pandas (for the commands that print frames; a load
+    gets it from pyarrow), Alembic (for an old catalog's migration; Dagster's storage brings its own), Dagster
+    (for the commands that use the instance)."""
+    probe = "import sys, loader_assets.cli; print(sorted({'pandas', 'alembic', 'dagster'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -28,6 +27,9 @@ from sqlalchemy import (
 
 from loader_assets.catalog.schema import SCHEDULE_STATES, SCHEMA_VERSION, cases, catalog_info
 from loader_assets.qserv.metadata import dialect_options
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
 
 
 def _v2(op: Operations) -> None:
@@ -95,6 +97,10 @@ STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5
 
 def upgrade(connection: Connection, version: int) -> None:
     """Bring a catalog at `version` to SCHEMA_VERSION, one step at a time."""
+    # Imported here: Alembic is a quarter of a second of every command's start-up, and only an old catalog needs it.
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
     operations = Operations(MigrationContext.configure(connection))
     for step in range(version + 1, SCHEMA_VERSION + 1):
         STEPS[step](operations)

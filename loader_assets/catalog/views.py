@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy import case as sql_case
 
@@ -13,6 +13,9 @@ from loader_assets.catalog.database import CatalogDB, id_batches
 from loader_assets.catalog.schema import attempts, cases, level_gates, notices
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: half a second of every command's start-up
 
 LOCK_COLUMNS = ("id", "case", "table", "chunk", "locked_by", "owner_host", "owner_pid", "locked_at", "heartbeat_at",
                 "lease_until")  # fmt: skip
@@ -33,6 +36,8 @@ def shown_status(max_attempts: int) -> ColumnElement[str]:
 
 def shown_statuses(store: Store, ids: list[int]) -> pd.Series:
     """Notice id -> the status an operator sees."""
+    import pandas as pd
+
     found: dict[int, str] = {}
     shown = shown_status(store.max_attempts)
     with store.db.read() as connection:
@@ -43,6 +48,8 @@ def shown_statuses(store: Store, ids: list[int]) -> pd.Series:
 
 def chunk_statuses(store: Store, case: str) -> pd.DataFrame:
     """Table, chunk and shown status of each chunked notice of the case."""
+    import pandas as pd
+
     query = select(notices.c.table, notices.c.chunk, shown_status(store.max_attempts)).where(
         notices.c.case == case, notices.c.chunk.is_not(None)
     )
@@ -52,6 +59,8 @@ def chunk_statuses(store: Store, case: str) -> pd.DataFrame:
 
 def status_counts(store: Store, case: str | None = None) -> pd.DataFrame:
     """Notices per case / level / table and status, one column per shown status plus the total."""
+    import pandas as pd
+
     db = store.db
     shown = shown_status(store.max_attempts)
     query = select(notices.c.case, notices.c.level, notices.c.table, shown, func.count().label("n"))
@@ -70,6 +79,8 @@ def status_counts(store: Store, case: str | None = None) -> pd.DataFrame:
 
 def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     """Each gate with its generation, its verdict's failed checks and warnings (and their first keys)."""
+    import pandas as pd
+
     query = select(
         level_gates.c.case,
         level_gates.c.level,
@@ -106,6 +117,8 @@ def _verdict(details: dict | None) -> str:
 
 def locks(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     """Held locks with owner, age and lease left; `stale` marks a lease that has run out."""
+    import pandas as pd
+
     query = (
         select(*(notices.c[name] for name in LOCK_COLUMNS))
         .where(notices.c.locked_by.is_not(None))
@@ -126,6 +139,8 @@ def locks(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
 
 def history(db: CatalogDB, notice_id: int) -> pd.DataFrame:
     """Every attempt at a notice, oldest first."""
+    import pandas as pd
+
     query = select(attempts).where(attempts.c.notice == notice_id).order_by(attempts.c.id)
     with db.read() as connection:
         return pd.DataFrame(connection.execute(query).mappings().all())

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pymysql
 
@@ -137,7 +136,7 @@ def census_from_keys(cluster: Cluster, layout: CaseLayout, table: TableLayout, d
         chunk.null_keys = keys.null_count
         present = keys.drop_null().to_numpy(zero_copy_only=False)
         in_director = director_keys.of_chunk(cursor, chunk.worker, layout, director, chunk.chunk, present.dtype)
-    absent, rows = np.unique(present[~pd.Series(present).isin(in_director).to_numpy()], return_counts=True)
+    absent, rows = np.unique(present[np.isin(present, in_director, invert=True)], return_counts=True)
     pairs = list(zip(absent.tolist(), rows.tolist(), strict=True))
     if not pairs:
         return

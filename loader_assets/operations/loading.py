@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from loader_assets import levels
 from loader_assets.catalog.notices import case_files, status_tally
@@ -25,6 +23,9 @@ from loader_assets.problems import CasePaused, GateClosed
 from loader_assets.workers.census import row_counts
 from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.formats import file_records
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: half a second of every command's start-up
 
 GIVE_BACK_SECONDS = 120  # how long an interrupted load may take to give back what it holds
 
@@ -90,6 +91,8 @@ class Verified:
 def verify(ctx: Context, case: str) -> Verified:
     """Per table: records in its files, rows the catalog recorded, rows on the workers (a regular table: on the
     worker holding fewest, each should hold them all); `exact` when the three are equal."""
+    import pandas as pd
+
     layout = known_case(ctx, case)
     files = case_files(ctx.store.db, case)
     placement = ctx.cluster.placement(layout.database) if any(f.chunk is not None for f in files) else {}

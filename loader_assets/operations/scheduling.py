@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from loader_assets.catalog import schedules
 from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.operations.context import Context
 from loader_assets.operations.doctor import preflight
 from loader_assets.problems import BadInput
-from loader_assets.selection import saved
-from loader_assets.selection.selection import (
-    PREVIEW_ROWS,
-    BatchSelection,
-    Scheduled,
-    SchedulePreview,
-    Selection,
-    preview,
-    select_batches,
-)
+from loader_assets.selection import PREVIEW_ROWS, saved
+
+if TYPE_CHECKING:  # the selections (and pandas, which they hold) are imported where used: start-up stays short
+    import pandas as pd
+
+    from loader_assets.selection.selection import BatchSelection, Scheduled, SchedulePreview, Selection
 
 
 def select(
     ctx: Context, query: str, *, batches: bool = False, limit: int | None = PREVIEW_ROWS
 ) -> Selection | BatchSelection:
     """The notices (or batches) `query` selects: the first `limit` rows, with the total counted by the catalog."""
+    from loader_assets.selection.selection import preview, select_batches
+
     if batches:
         return select_batches(query, store=ctx.store, limit=limit)
     return preview(query, store=ctx.store, limit=limit)
@@ -41,6 +38,8 @@ def schedule(
         preflight(ctx)
         if (problem := ctx.dagster.daemon_problem()) is not None:
             raise problem
+    from loader_assets.selection.selection import Scheduled
+
     scheduled = selection.schedule(priority=priority, force=force)
     assert isinstance(scheduled, Scheduled)
     return scheduled
@@ -48,6 +47,8 @@ def schedule(
 
 def dry_run(selection: Selection, *, priority: int = 0, force: bool = False) -> SchedulePreview:
     """What scheduling the selection would request, per case and level; nothing written."""
+    from loader_assets.selection.selection import SchedulePreview
+
     found = selection.schedule(priority=priority, force=force, dry_run=True)
     assert isinstance(found, SchedulePreview)
     return found

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pandas as pd
 from sqlalchemy import ColumnElement, Select, select, update
 
 from loader_assets.catalog.claims import schedulable
@@ -20,6 +19,9 @@ from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.problems import BadInput, Unknown
 from loader_assets.selection.language import compile_batch_query, compile_notice_query
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: half a second of every command's start-up
 
 __all__ = [
     "MAX_MATCH_LIMIT",
@@ -107,6 +109,8 @@ def saved_selections(store: Store, *, enabled_only: bool = False) -> list[SavedS
 
 def list_saved(store: Store) -> pd.DataFrame:
     """Saved selections as a frame, one row per name."""
+    import pandas as pd
+
     rows = saved_selections(store)
     return pd.DataFrame(rows, columns=list(SavedSelection.__dataclass_fields__))
 

@@ -33,6 +33,7 @@ from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import SHOWN_STATUSES, shown_statuses
 from loader_assets.problems import BadInput, Failed
+from loader_assets.selection import PREVIEW_ROWS
 from loader_assets.selection.language import (
     BATCH_FIELDS,
     BOOL,
@@ -603,9 +604,6 @@ def _read_selection(
 def select(query: str, *, store: Store, now: datetime | None = None, limit: int | None = None) -> Selection:
     """Notices selected by `query` (see `describe_fields()`); `now` fixes the clock of `age()` and `now()`."""
     return _read_selection(store, query, compile_notice_query(query, now), now, limit)
-
-
-PREVIEW_ROWS = 10_000  # a preview holds this many rows of a selection; the rest are counted, not read
 
 
 def preview(query: str, *, store: Store, now: datetime | None = None, limit: int | None = PREVIEW_ROWS) -> Selection:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from functools import cache
 from pathlib import Path
 from queue import Empty, Queue
 from typing import TypeVar
@@ -163,7 +164,7 @@ def column_as_text(array: pa.Array, end: bytes) -> pa.Array:
         text = pc.cast(pc.cast(array, pa.large_string()), pa.large_binary())
     # fill_null copies the whole column: only pay for it when there is a null.
     text = text.fill_null(_NULL) if text.null_count else text
-    return pc.binary_join_element_wise(text, pa.scalar(end, pa.large_binary()), _EMPTY)
+    return pc.binary_join_element_wise(text, pa.scalar(end, pa.large_binary()), _nothing())
 
 
 # Numbers orjson formats from numpy (ints by itoa, floats shortest round-trip by ryu): 2-3x less CPU than
@@ -172,7 +173,12 @@ _ORJSON_NUMBERS = {
     pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(),
     pa.float32(), pa.float64(),
 }  # fmt: skip
-_EMPTY = pa.scalar(b"", pa.large_binary())
+
+
+@cache
+def _nothing() -> pa.Scalar:
+    """The empty separator of a join (made on first use: pyarrow imports pandas when it makes a scalar)."""
+    return pa.scalar(b"", pa.large_binary())
 
 
 def _all_finite(array: pa.Array) -> bool:
@@ -211,7 +217,7 @@ def batch_as_text(batch: pa.RecordBatch) -> pa.Buffer:
     """The rows of a batch as tab-separated, newline-terminated lines in one contiguous buffer."""
     # Columns convert in parallel where Arrow compute releases the GIL (strings, dates, decimals).
     ends = [b"\t"] * (batch.num_columns - 1) + [b"\n"]
-    lines = pc.binary_join_element_wise(*_CONVERT_POOL.map(column_as_text, batch.columns, ends), _EMPTY)
+    lines = pc.binary_join_element_wise(*_CONVERT_POOL.map(column_as_text, batch.columns, ends), _nothing())
     _validity, offsets, data = lines.buffers()
     bounds = np.frombuffer(offsets, dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
     return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
