@@ -11,8 +11,8 @@ import pytest
 from loader_assets import capacity, levels
 from loader_assets.capacity import PhaseRate, Rates
 from loader_assets.cli import main
+from loader_assets.operations import scheduling
 from loader_assets.problems import Exit
-from loader_assets.selection import selection as selection_module
 from loader_assets_tests.conftest import Platform
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
@@ -125,7 +125,7 @@ def test_schedule_of_a_big_selection_reads_a_preview_and_hands_over_every_notice
     platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
-    monkeypatch.setattr(selection_module, "PREVIEW_ROWS", 2)  # the frame read holds 2 of the 9 notices
+    monkeypatch.setitem(scheduling.select.__kwdefaults__, "limit", 2)  # the frame read holds 2 of the 9 notices
     code, out, _ = run(capsys, "schedule", f"case = '{case}'", "--no-daemon")
     assert code == 0 and out.startswith("schedule 1: 9 notices handed to the run queue")
     listed = run(capsys, "schedule", "list")[1].splitlines()[2].split()

@@ -7,6 +7,12 @@ registration) should not import at start-up.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from loader_assets.selection import saved
+    from loader_assets.selection.language import QueryError
+    from loader_assets.selection.selection import select, select_batches
 
 PREVIEW_ROWS = 10_000  # a preview holds this many rows of a selection; the rest are counted, not read
 _HOMES = {"select": "selection", "select_batches": "selection", "QueryError": "language", "saved": "saved"}
@@ -19,3 +25,7 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = import_module(f"{__name__}.{_HOMES[name]}")
     return module if name == _HOMES[name] else getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
