@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # end_to_end beside it, however this script is started
 
-from end_to_end import CASE, PlatformRun, Site, run_platform
+from end_to_end import CASE, PlatformRun, Site, run_platform, stop_servers_when_terminated
 
 from loader_assets import capacity, levels
 from loader_assets.catalog.store import Store
@@ -142,6 +142,7 @@ def dp02(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    stop_servers_when_terminated()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", required=True)
     fit = actions.add_parser("calibrate")

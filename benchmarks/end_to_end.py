@@ -36,6 +36,7 @@ import queue
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -132,12 +133,17 @@ class Site:
                 [str(BIN / "loader-assets"), *args], cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=stderr,
                 text=True,
             )  # fmt: skip
-            if on_start is not None:
-                on_start(process.pid)
-            assert process.stdout is not None
-            for line in process.stdout:
-                if lines is not None:
-                    lines.append((time.monotonic(), line.rstrip("\n")))
+            try:
+                if on_start is not None:
+                    on_start(process.pid)
+                assert process.stdout is not None
+                for line in process.stdout:
+                    if lines is not None:
+                        lines.append((time.monotonic(), line.rstrip("\n")))
+            except BaseException:  # this script stopped: the command gives its notices back and ends too
+                process.terminate()
+                process.wait()
+                raise
         if process.wait() != 0:
             raise RuntimeError(
                 f"loader-assets {' '.join(args)} exited {process.returncode}; see {self.root}/cli.stderr"
@@ -526,7 +532,13 @@ def _pg_name(args: argparse.Namespace, root: Path, attempt: int) -> str | None:
     return f"e2e_{root.name.rsplit('-', 1)[-1].lower()}_{attempt}" if args.dagster_postgres else None
 
 
+def stop_servers_when_terminated() -> None:
+    """SIGTERM (a `kill`, a CI timeout) ends the script through its `finally` blocks: the servers it started stop."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main() -> None:
+    stop_servers_when_terminated()
     pymysql.connections._send_local_file = PYMYSQL_SEND_LOCAL_FILE  # the bare load sends as pymysql ships
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=60)
