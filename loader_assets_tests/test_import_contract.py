@@ -10,6 +10,7 @@ imports:
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,4 +136,12 @@ def test_the_command_line_starts_without_the_heavy_libraries_it_may_not_need() -
     (for the commands that use the instance)."""
     probe = "import sys, loader_assets.cli; print(sorted({'pandas', 'alembic', 'dagster'} & set(sys.modules)))"
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+
+
+def test_the_definitions_import_celery_only_for_the_celery_executor() -> None:
+    """Celery costs 0.2 s of the start-up of every process that opens Dagster (a command, a run, the daemon)."""
+    probe = "import sys, loader_assets.definitions; print(sorted({'celery', 'dagster_celery'} & set(sys.modules)))"
+    environment = {k: v for k, v in os.environ.items() if k != "LOADER_EXECUTOR"}
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environment)
     assert found.stdout.strip() == "[]"

@@ -15,10 +15,9 @@ SIGINT) does not finish its step's files: the load gives its notices back at onc
 from __future__ import annotations
 
 import signal
+import sys
 
 import dagster as dg
-from celery import signals as celery_signals
-from dagster_celery import celery_executor
 
 from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.settings import Settings
@@ -45,6 +44,8 @@ def executor_config(settings: Settings) -> dict:
 def executor(settings: Settings) -> dg.ExecutorDefinition:
     """The executor of every job: in the run's process, or on Celery (`LOADER_EXECUTOR`)."""
     if settings.executor == "celery":
+        from dagster_celery import celery_executor  # imported only when used: 0.2 s of every start-up
+
         return celery_executor.configured(executor_config(settings))
     # A step's loads already run in parallel (threads, every worker at once): a process per step would only
     # add its start-up (seconds) to every run.
@@ -64,9 +65,15 @@ def worker_config(settings: Settings) -> dict:
     return {"execution": {"config": executor_config(settings)}}
 
 
-@celery_signals.worker_shutting_down.connect
 def interrupt_loads(sig: str = "SIGTERM", **_: object) -> None:
     """Celery's warm shutdown would wait for the step to load all its files: its loads are interrupted instead
-    (statements abandoned, notices given back), so the worker stops within seconds. Connected when a step first
-    imports the definitions, in the worker's own process."""
+    (statements abandoned, notices given back), so the worker stops within seconds."""
     INTERRUPTION.interrupt(getattr(signal, sig if sig.startswith("SIG") else f"SIG{sig}", signal.SIGTERM))
+
+
+# Connected when a step first imports the definitions in a Celery worker's process, which has imported Celery
+# before; a process without Celery does not import it for this.
+if "celery" in sys.modules:
+    from celery import signals as celery_signals
+
+    celery_signals.worker_shutting_down.connect(interrupt_loads)
