@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import case as when
 from sqlalchemy import func, select
 
 from loader_assets.catalog.database import CatalogDB, driver_rows, id_batches, id_filters
@@ -226,6 +228,59 @@ def done_files(db: CatalogDB, case: str, table: str, *, chunk: int | None = None
         DoneFile(row.id, row.chunk, row.overlap, row.path, row.format, row.rows or 0, row.attempt_id, row.fingerprint)
         for row in rows
     ]
+
+
+def loaded_chunks(db: CatalogDB, case: str) -> dict[str, list[int | None]]:
+    """Per table, its chunks (None: a regular table) whose every notice is done: what Dagster shows materialized."""
+    n = notices.c
+    not_done = func.sum(when((n.status != "done", 1), else_=0))
+    query = select(n.table, n.chunk).where(n.case == case).group_by(n.table, n.chunk).having(not_done == 0)
+    loaded: dict[str, list[int | None]] = {}
+    with db.read() as connection:
+        for table, chunk in connection.execute(query.order_by(n.table, n.chunk)):
+            loaded.setdefault(table, []).append(chunk)
+    return loaded
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A done notice with the attempt that loaded it: what a materialization of its chunk says, and which run
+    (on which host and process) should have reported it."""
+
+    notice_id: int
+    attempt_id: int
+    table: str
+    chunk: int | None
+    overlap: bool
+    path: str
+    worker: str | None
+    rows: int
+    size: int
+    run_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def loaded_files(db: CatalogDB, case: str, table: str, chunks: list[int | None]) -> list[LoadedFile]:
+    """The done notices of these chunks of a table (None: the regular table itself), with their attempts."""
+    n, a = notices.c, attempts.c
+    query = (
+        select(n.id, n.attempt_id, n.table, n.chunk, n.overlap, n.path, n.worker, n.rows, n.size, a.run_id, a.host,
+               a.pid, a.started_at, a.finished_at)
+        .join(attempts, a.id == n.attempt_id)
+        .where(n.case == case, n.table == table, n.status == "done")
+        .order_by(n.chunk, n.overlap, n.path)
+    )  # fmt: skip
+    numbered = [chunk for chunk in chunks if chunk is not None]
+    found: list[LoadedFile] = []
+    with db.read() as connection:
+        if None in chunks:
+            found += [LoadedFile(*row) for row in connection.execute(query.where(n.chunk.is_(None)))]
+        for batch in id_batches(sorted(numbered)):
+            found += [LoadedFile(*row) for row in connection.execute(query.where(n.chunk.in_(batch)))]
+    return found
 
 
 @dataclass(frozen=True)

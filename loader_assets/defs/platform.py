@@ -13,10 +13,11 @@ import dagster as dg
 
 from loader_assets import tags
 from loader_assets.catalog.layout import CaseLayout
+from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs
 from loader_assets.defs.celery import executor
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
-from loader_assets.defs.events import error_of, problem_of
+from loader_assets.defs.events import catalog_materializations, error_of, problem_of
 from loader_assets.defs.instance import daemon_problem, open_instance, storage_errors, webserver_problem
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
@@ -46,6 +47,14 @@ class DagsterPlatform:
 
     def remove_chunks(self, case: str) -> int:
         return remove_chunk_partitions(self.instance, case)
+
+    def report_loaded(self, store: Store, case: str) -> int:
+        """Materialize the loaded chunks of `case` whose run ended without reporting them; how many there were."""
+        with storage_errors(self.settings):
+            events = catalog_materializations(self.instance, store, case)
+            for event in events:
+                self.instance.report_runless_asset_event(event)
+        return len(events)
 
     def reload_code_location(self) -> str:
         return reload_code_location(self.settings)

@@ -7,6 +7,7 @@ a tick skip, saying so, and the next tick tries again.
 - `level_gates`: once a table's load level is done, runs its validation (levels 2 and 4).
 - `stale_sweeper`: when holds lapsed or died, or workers differ from the catalog, runs the `sweep` job.
 - `case_overviews`: each case's overview asset, re-materialized when it changed.
+- `unreported_loads`: loaded chunks whose run ended without reporting them, materialized from the catalog.
 """
 
 import base64
@@ -29,6 +30,7 @@ from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import Overview, chunk_statuses, overview
 from loader_assets.defs.assets import AssetJob, gate_job_name, overview_key, validation_key
+from loader_assets.defs.events import IN_FLIGHT, catalog_materializations
 from loader_assets.defs.jobs import SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.engine.level_state import holder_alive_here, validation_due
@@ -38,12 +40,6 @@ from loader_assets.problems import CatalogDown, ServerDown
 from loader_assets.selection.saved import SavedSelection, matching_schedulable, saved_selections
 from loader_assets.settings import Settings
 
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 ENDED_BADLY = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 NOTICES_PER_TICK = 20_000  # what one tick may hand out; the rest waits for the next tick
 SCANNED_PER_TICK = 200_000  # waiting notices a tick looks at for an open gate
@@ -53,6 +49,8 @@ PENDING_SCHEDULES_READ = 100  # schedules waiting for a gate are read again each
 SCHEDULE_INTERVAL_SECONDS = 2
 GATE_INTERVAL_SECONDS = 2
 OVERVIEW_INTERVAL_SECONDS = 10
+REPORT_INTERVAL_SECONDS = 60
+REPORTS_PER_TICK = 1000  # materializations one tick reports; the rest, the next tick
 SKY_MAP_SECONDS = 300  # a loading case's sky map is drawn again at most this often
 SKY_MAP_WIDTH = 720  # pixels: tens of kB of PNG in the overview's metadata
 SWEEP_RETRY_SECONDS = 300  # findings a sweep could not clear (a worker still down) are swept again this often
@@ -257,6 +255,25 @@ def overview_materialization(found: Overview, sky_map: str | None = None) -> dg.
     )
 
 
+@dg.sensor(
+    minimum_interval_seconds=REPORT_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Materializes, from the catalog, the chunks it says are loaded and Dagster does not show "
+    "materialized, once the run that loaded them has ended (killed between the two, or events lost); no run.",
+)
+@skips_when_down
+def unreported_loads(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
+    store = catalog.store()
+    events: list[dg.AssetMaterialization] = []
+    for case in sorted(case_layouts(store.db)):
+        events += catalog_materializations(context.instance, store, case, REPORTS_PER_TICK - len(events))
+        if len(events) >= REPORTS_PER_TICK:
+            break
+    if events:
+        context.log.warning(f"{len(events)} loaded chunks were not materialized in Dagster; reported from the catalog")
+    return dg.SensorResult(asset_events=events, skip_reason=None if events else "every loaded chunk is materialized")
+
+
 def validation_alive(instance: dg.DagsterInstance) -> Callable[[Gate], bool]:
     """A validation holding a gate is dead once its run has ended (or its process died on this host)."""
 
@@ -358,6 +375,7 @@ def all_sensors(
     gate_jobs: list[AssetJob], selections: list[SavedSelection], settings: Settings
 ) -> list[dg.SensorDefinition]:
     return [
-        scheduled_loads, stale_sweeper_sensor(settings), case_overviews, level_gates_sensor(gate_jobs),
+        scheduled_loads, stale_sweeper_sensor(settings), case_overviews, unreported_loads,
+        level_gates_sensor(gate_jobs),
         *(selection_sensor(s, settings) for s in selections),
     ]  # fmt: skip

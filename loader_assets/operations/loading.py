@@ -42,6 +42,8 @@ def load(
         raise CasePaused.of(case)
     if (why := start_refusal(ctx.store.db, layout, to_run[0])) is not None:
         raise GateClosed.at(to_run[0], case, why)
+    if reported := ctx.dagster.report_loaded(ctx.store, case):  # a run killed before it reported them
+        (progress or Silent()).note(f"{reported} loaded chunks of {case} materialized in Dagster from the catalog")
     executor = ctx.dagster.executor(ctx.settings.catalog_url, verbose=ctx.verbose)
 
     def run() -> list[LevelResult]:

@@ -178,3 +178,59 @@ def test_level_gates_requests_a_validation_once_per_loaded_data(platform: Platfo
     assert platform.succeeded(platform.run_plan(plans[0]).run_id)
     [after_reload] = evaluate()
     assert after_reload.asset_selection == request.asset_selection and after_reload.run_key != request.run_key
+
+
+def materialized(platform: Platform, case: str, table: str, chunks: list[int]) -> dict[int, bool]:
+    """Whether the UI shows each chunk of the table materialized (Dagster's partition status)."""
+    from loader_assets.defs.chunk_partitions import chunk_partitions
+
+    keys = [str(chunk) for chunk in chunks]
+    shown = platform.instance.get_status_by_partition(dg.AssetKey([case, table]), keys, chunk_partitions(case)) or {}
+    return {int(k): shown.get(k) == dg.AssetPartitionStatus.MATERIALIZED for k in keys}
+
+
+def report_tick(platform: Platform) -> list[dg.AssetMaterialization]:
+    """One `unreported_loads` tick, its events stored as the daemon stores them."""
+    result = platform.definitions().resolve_sensor_def("unreported_loads")(sensor_context(platform))
+    events = list(result.asset_events or [])
+    for event in events:
+        platform.instance.report_runless_asset_event(event)
+    return events
+
+
+def test_loaded_chunks_dagster_lost_are_materialized_again_from_the_catalog(platform: Platform) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    platform.load(case, (1,))
+    chunks = sorted({c for c in notice_rows_of(platform, case, "Object")})
+    assert report_tick(platform) == []  # every chunk was reported by its run
+
+    platform.instance.wipe_assets([dg.AssetKey([case, "Object"]), dg.AssetKey([case, "Filter"])])
+    assert materialized(platform, case, "Object", chunks) == dict.fromkeys(chunks, False)
+    events = report_tick(platform)
+    assert sorted((e.asset_key.path[1], e.partition) for e in events) == [
+        ("Filter", None),
+        *(("Object", str(c)) for c in chunks),
+    ]
+    assert all(e.metadata["files"].value for e in events)  # the chunk file and its overlap file
+    assert materialized(platform, case, "Object", chunks) == dict.fromkeys(chunks, True)
+    assert report_tick(platform) == []
+
+
+def test_a_chunk_is_left_to_its_run_while_the_run_goes_on(platform: Platform) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    ids = notice_ids(platform.store.db, case, table="Object")
+    config = {"ops": {SPLIT_OP: {"config": {"notice_ids": ids}}}}
+    run = platform.instance.create_run_for_job(load_notices_job, run_config=config)  # not started: in flight
+    for claim in platform.store.claim(ids, Owner.current(run.run_id)):  # this process: alive
+        platform.store.finish(claim.attempt_id, "done", rows=5)
+    assert report_tick(platform) == []  # the run reports them itself
+
+    platform.instance.report_run_failed(run)
+    reported = report_tick(platform)
+    assert sorted(e.partition for e in reported) == sorted({str(c) for c in notice_rows_of(platform, case, "Object")})
+
+
+def notice_rows_of(platform: Platform, case: str, table: str) -> list[int]:
+    n = notices.c
+    with platform.store.db.read() as connection:
+        return list(connection.execute(select(n.chunk).where(n.case == case, n.table == table)).scalars())
