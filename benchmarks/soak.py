@@ -73,7 +73,7 @@ from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Store, pid_alive
 from loader_assets.catalog.time import utcnow
-from loader_assets.defs.sensors import IN_FLIGHT
+from loader_assets.defs.jobs import IN_FLIGHT
 from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets.operations import cases
 from loader_assets.operations.context import Context

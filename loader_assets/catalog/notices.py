@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case as when
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import case as sql_case
 
 from loader_assets.catalog.database import CatalogDB, driver_rows, id_batches, id_filters
 from loader_assets.catalog.schema import attempts, notices
@@ -214,12 +214,7 @@ class DoneFile:
 def done_files(db: CatalogDB, case: str, table: str, *, chunk: int | None = None) -> list[DoneFile]:
     """The done notices of a partitioned table (or of one of its chunks)."""
     n = notices.c
-    query = (
-        select(n.id, n.chunk, n.overlap, n.path, n.format, n.rows, n.attempt_id, attempts.c.fingerprint)
-        .join(attempts, attempts.c.id == n.attempt_id)
-        .where(n.case == case, n.table == table, n.status == "done")
-        .order_by(n.chunk, n.overlap, n.path)
-    )
+    query = _done(case, table, n.id, n.chunk, n.overlap, n.path, n.format, n.rows, n.attempt_id, attempts.c.fingerprint)
     if chunk is not None:
         query = query.where(n.chunk == chunk)
     with db.read() as connection:
@@ -231,15 +226,24 @@ def done_files(db: CatalogDB, case: str, table: str, *, chunk: int | None = None
 
 
 def loaded_chunks(db: CatalogDB, case: str) -> dict[str, list[int | None]]:
-    """Per table, its chunks (None: a regular table) whose every notice is done: what Dagster shows materialized."""
+    """Per table, its chunks (None: a regular table) whose every notice is done."""
     n = notices.c
-    not_done = func.sum(when((n.status != "done", 1), else_=0))
+    not_done = func.sum(sql_case((n.status != "done", 1), else_=0))
     query = select(n.table, n.chunk).where(n.case == case).group_by(n.table, n.chunk).having(not_done == 0)
     loaded: dict[str, list[int | None]] = {}
     with db.read() as connection:
         for table, chunk in connection.execute(query.order_by(n.table, n.chunk)):
             loaded.setdefault(table, []).append(chunk)
     return loaded
+
+
+def done_signature(db: CatalogDB, case: str) -> str:
+    """Changes whenever a notice of the case becomes done (or stops being done)."""
+    n = notices.c
+    query = select(func.count(), func.max(n.finished_at)).where(n.case == case, n.status == "done")
+    with db.read() as connection:
+        count, last = connection.execute(query).one()
+    return f"{count}@{last}"
 
 
 @dataclass(frozen=True)
@@ -251,36 +255,39 @@ class LoadedFile:
     attempt_id: int
     table: str
     chunk: int | None
-    overlap: bool
     path: str
     worker: str | None
-    rows: int
+    rows: int | None
     size: int
     run_id: str
     host: str
     pid: int
-    started_at: datetime
     finished_at: datetime | None
 
 
 def loaded_files(db: CatalogDB, case: str, table: str, chunks: list[int | None]) -> list[LoadedFile]:
     """The done notices of these chunks of a table (None: the regular table itself), with their attempts."""
     n, a = notices.c, attempts.c
-    query = (
-        select(n.id, n.attempt_id, n.table, n.chunk, n.overlap, n.path, n.worker, n.rows, n.size, a.run_id, a.host,
-               a.pid, a.started_at, a.finished_at)
-        .join(attempts, a.id == n.attempt_id)
-        .where(n.case == case, n.table == table, n.status == "done")
-        .order_by(n.chunk, n.overlap, n.path)
-    )  # fmt: skip
-    numbered = [chunk for chunk in chunks if chunk is not None]
+    query = _done(case, table, n.id, n.attempt_id, n.table, n.chunk, n.path, n.worker, n.rows, n.size, a.run_id,
+                  a.host, a.pid, a.finished_at)  # fmt: skip
     found: list[LoadedFile] = []
     with db.read() as connection:
         if None in chunks:
             found += [LoadedFile(*row) for row in connection.execute(query.where(n.chunk.is_(None)))]
-        for batch in id_batches(sorted(numbered)):
+        for batch in id_batches(sorted(chunk for chunk in chunks if chunk is not None)):
             found += [LoadedFile(*row) for row in connection.execute(query.where(n.chunk.in_(batch)))]
     return found
+
+
+def _done(case: str, table: str, *columns: ColumnElement) -> Select:
+    """The done notices of a table joined with the attempts that loaded them, chunk by chunk."""
+    n = notices.c
+    return (
+        select(*columns)
+        .join(attempts, attempts.c.id == n.attempt_id)
+        .where(n.case == case, n.table == table, n.status == "done")
+        .order_by(n.chunk, n.overlap, n.path)
+    )
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,13 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_alive_here(host: str | None, pid: int | None) -> bool:
+    """False only for a process of this host that is gone; another host's cannot be seen from here."""
+    if host == socket.gethostname() and pid:
+        return pid_alive(pid)
+    return True
+
+
 @dataclass(frozen=True)
 class Owner:
     """Who holds a lock: the Dagster run (or CLI run id) and the process doing the work."""

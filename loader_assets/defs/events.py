@@ -1,9 +1,8 @@
 """Engine reports translated into Dagster, and Dagster's failures back into problems.
 
 - A loaded chunk: a materialization of its partition, logged as soon as it is loaded.
-- A loaded chunk its run never reported (killed between the catalog's finish and the event, or an instance that
-  lost its events): reported from the catalog once that run has ended (`catalog_materializations`), so the UI
-  never shows a loaded chunk as missing.
+- A loaded chunk its run never reported (killed between the catalog's finish and the event) or whose event the
+  instance lost: reported from the catalog (`unreported`).
 - A failed chunk: the catalog keeps its failure (status, attempt, error); Dagster shows it as an observation of
   the partition carrying the error, beside the run's failure. Dagster's own "failed partition" status needs the
   run to have planned that partition, which only a run targeting it creates: a run per failed chunk, or a range
@@ -16,106 +15,37 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
 from loader_assets.catalog.claims import Refusal
-from loader_assets.catalog.notices import LoadedFile, loaded_chunks, loaded_files
-from loader_assets.catalog.store import Owner, Store, pid_alive
-from loader_assets.catalog.time import utcnow
-from loader_assets.defs.chunk_partitions import chunk_partitions
+from loader_assets.catalog.store import Owner
 from loader_assets.engine.load import Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
 from loader_assets.problems import Interrupted, Problem, as_record, from_record
 
 SHOWN_ERRORS = 20
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-# A run on another host still shown in flight, whose chunk was finished this long ago without its event, is taken
-# for dead (a run killed after its last notice holds none: no sweep fails it).
-REPORT_GRACE = timedelta(minutes=10)
 
 
-def materialization(items: list[Loaded], description: str | None = None) -> dg.AssetMaterialization:
+ATTEMPT_IDS = "attempt ids"  # what a materialization says it reported (`unreported` reads it back)
+
+
+def materialization(items: list[Loaded]) -> dg.AssetMaterialization:
     """The materialization of one chunk (or regular table): its notices this run loaded."""
     first = items[0]
     return dg.AssetMaterialization(
         asset_key=[first.case, first.table],
         partition=None if first.chunk is None else str(first.chunk),
-        description=description,
         metadata={
             "rows": sum(i.rows for i in items),
             "bytes": sum(i.bytes for i in items),
             "seconds": round(sum(i.seconds for i in items), 3),
             "worker": first.worker,
             "files": [i.path for i in items],
-            "attempt ids": [i.attempt_id for i in items],
+            ATTEMPT_IDS: [i.attempt_id for i in items],
         },
     )
-
-
-def catalog_materializations(
-    instance: dg.DagsterInstance, store: Store, case: str, limit: int | None = None
-) -> list[dg.AssetMaterialization]:
-    """Materializations of the chunks (and regular tables) of `case` that the catalog has loaded and Dagster does
-    not show materialized, once the runs that loaded them have ended (a run still going reports its own); at most
-    `limit` of them."""
-    events: list[dg.AssetMaterialization] = []
-    for table, chunks in loaded_chunks(store.db, case).items():
-        left = None if limit is None else limit - len(events)
-        files = loaded_files(store.db, case, table, _not_materialized(instance, case, table, chunks)[:left])
-        ended = _run_ended(instance, {f.run_id for f in files})
-        by_chunk: dict[int | None, list[LoadedFile]] = {}
-        for found in files:
-            by_chunk.setdefault(found.chunk, []).append(found)
-        events += [
-            materialization([_as_loaded(case, f) for f in items], "reported from the catalog: its run ended first")
-            for items in by_chunk.values()
-            if all(ended(f) for f in items)
-        ]
-        if limit is not None and len(events) >= limit:
-            break
-    return events
-
-
-def _not_materialized(instance: dg.DagsterInstance, case: str, table: str, chunks: list[int | None]) -> list:
-    """The chunks (or [None]: the regular table) Dagster does not show materialized, as the UI reads them."""
-    key = dg.AssetKey([case, table])
-    if None in chunks:
-        return [] if instance.get_latest_materialization_event(key) is not None else [None]
-    keys = [str(chunk) for chunk in chunks]
-    shown = instance.get_status_by_partition(key, keys, chunk_partitions(case)) or {}
-    return [int(k) for k in keys if shown.get(k) != dg.AssetPartitionStatus.MATERIALIZED]
-
-
-def _run_ended(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> Callable[[LoadedFile], bool]:
-    """Whether the run that loaded a file can no longer report it: ended, unknown to the instance, its process
-    dead on this host, or silent for REPORT_GRACE on another."""
-    ids = sorted(run_ids)
-    records = instance.get_run_records(dg.RunsFilter(run_ids=ids, statuses=IN_FLIGHT)) if ids else []
-    in_flight = {record.dagster_run.run_id for record in records}
-    here, now = socket.gethostname(), utcnow()
-
-    def ended(found: LoadedFile) -> bool:
-        if found.run_id not in in_flight:
-            return True
-        if found.host == here:
-            return not pid_alive(found.pid)
-        return found.finished_at is not None and now - found.finished_at > REPORT_GRACE
-
-    return ended
-
-
-def _as_loaded(case: str, found: LoadedFile) -> Loaded:
-    seconds = (found.finished_at - found.started_at).total_seconds() if found.finished_at else 0.0
-    return Loaded(found.notice_id, found.attempt_id, case, found.table, found.chunk, found.overlap, found.path,
-                  found.worker or "", found.rows or 0, found.size, seconds)  # fmt: skip
 
 
 def load_in_run(

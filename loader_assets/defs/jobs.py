@@ -25,6 +25,14 @@ LOAD_JOB = "load_notices"
 SPLIT_OP = "split_by_worker"
 SHARE_OP = "load_share"
 SWEEP_JOB = "sweep"
+# Runs that may still write: to the workers, the catalog or their own events.
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 class NoticesConfig(dg.Config):
@@ -90,10 +98,9 @@ def sweep_op(context: dg.OpExecutionContext, catalog: CatalogResource, cluster: 
     """Take back the notices of dead or silent holders (their rows dropped, their runs failed) and reconcile every
     worker's partitions with the catalog."""
     outcome = sweep(catalog.store(), cluster.cluster, log=context.log.info)
-    in_flight = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
     for run_id, taken in sorted(outcome.dead_runs.items()):
         run = context.instance.get_run_by_id(run_id)
-        if run is not None and run.status in in_flight and run_id != context.run.run_id:
+        if run is not None and run.status in IN_FLIGHT and run_id != context.run.run_id:
             context.instance.report_run_failed(
                 run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
             )

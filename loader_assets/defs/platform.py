@@ -17,16 +17,19 @@ from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs
 from loader_assets.defs.celery import executor
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
-from loader_assets.defs.events import catalog_materializations, error_of, problem_of
+from loader_assets.defs.events import error_of, problem_of
 from loader_assets.defs.instance import daemon_problem, open_instance, storage_errors, webserver_problem
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
+from loader_assets.defs.unreported import unreported
+from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.engine.plan import RunPlan
 from loader_assets.engine.runner import RunOutcome
 from loader_assets.problems import NoDaemon
 from loader_assets.settings import Settings
 
 CODE_LOCATION = "loader_assets"
+REPORTED_AT_LOAD = 1000  # ~10 s of events at most before a load starts; the sensor reports any more
 QUIET, VERBOSE = "CRITICAL", "DEBUG"  # what of a run's events reaches the terminal (all stay in the instance)
 
 
@@ -49,10 +52,13 @@ class DagsterPlatform:
         return remove_chunk_partitions(self.instance, case)
 
     def report_loaded(self, store: Store, case: str) -> int:
-        """Materialize the loaded chunks of `case` whose run ended without reporting them; how many there were."""
+        """Materialize up to REPORTED_AT_LOAD loaded chunks of `case` Dagster does not show (`unreported`); how
+        many. An interrupt stops it between two (the rest: next time, or the daemon's sensor)."""
         with storage_errors(self.settings):
-            events = catalog_materializations(self.instance, store, case)
-            for event in events:
+            events = unreported(self.instance, store, case, REPORTED_AT_LOAD).events
+            for done, event in enumerate(events):
+                if INTERRUPTION.is_set:
+                    return done
                 self.instance.report_runless_asset_event(event)
         return len(events)
 

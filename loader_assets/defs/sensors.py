@@ -7,7 +7,8 @@ a tick skip, saying so, and the next tick tries again.
 - `level_gates`: once a table's load level is done, runs its validation (levels 2 and 4).
 - `stale_sweeper`: when holds lapsed or died, or workers differ from the catalog, runs the `sweep` job.
 - `case_overviews`: each case's overview asset, re-materialized when it changed.
-- `unreported_loads`: loaded chunks whose run ended without reporting them, materialized from the catalog.
+- `unreported_loads`: loaded chunks Dagster does not show (a run killed before its event), materialized from the
+  catalog.
 """
 
 import base64
@@ -30,9 +31,9 @@ from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import Overview, chunk_statuses, overview
 from loader_assets.defs.assets import AssetJob, gate_job_name, overview_key, validation_key
-from loader_assets.defs.events import IN_FLIGHT, catalog_materializations
-from loader_assets.defs.jobs import SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
+from loader_assets.defs.jobs import IN_FLIGHT, SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
+from loader_assets.defs.unreported import signature, unreported
 from loader_assets.engine.level_state import holder_alive_here, validation_due
 from loader_assets.engine.plan import plan_runs
 from loader_assets.engine.sweep import findings
@@ -258,20 +259,33 @@ def overview_materialization(found: Overview, sky_map: str | None = None) -> dg.
 @dg.sensor(
     minimum_interval_seconds=REPORT_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Materializes, from the catalog, the chunks it says are loaded and Dagster does not show "
-    "materialized, once the run that loaded them has ended (killed between the two, or events lost); no run.",
+    description="Materializes, from the catalog, the loaded chunks Dagster does not show (a run killed between "
+    "the catalog's finish and its event, or events lost), once no run in flight may report them; no run.",
 )
 @skips_when_down
 def unreported_loads(context: dg.SensorEvaluationContext, catalog: CatalogResource) -> dg.SensorResult:
+    """A case is looked at again only when it changed since it was last found settled (a notice done, a
+    materialization logged or wiped) or while some of its chunks waited for a run."""
     store = catalog.store()
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    settled: dict[str, str] = {}
     events: list[dg.AssetMaterialization] = []
-    for case in sorted(case_layouts(store.db)):
-        events += catalog_materializations(context.instance, store, case, REPORTS_PER_TICK - len(events))
+    for case, layout in sorted(case_layouts(store.db).items()):
         if len(events) >= REPORTS_PER_TICK:
-            break
+            break  # the cases left are looked at next tick
+        now = signature(context.instance, store, layout)
+        if seen.get(case) == now:
+            settled[case] = now
+            continue
+        found = unreported(context.instance, store, case, REPORTS_PER_TICK - len(events))
+        events += found.events
+        if not found.events and not found.waiting:
+            settled[case] = now
     if events:
-        context.log.warning(f"{len(events)} loaded chunks were not materialized in Dagster; reported from the catalog")
-    return dg.SensorResult(asset_events=events, skip_reason=None if events else "every loaded chunk is materialized")
+        context.log.warning(f"{len(events)} loaded chunks were not shown in Dagster; reported from the catalog")
+    return dg.SensorResult(
+        asset_events=events, cursor=json.dumps(settled), skip_reason=None if events else "every loaded chunk is shown"
+    )
 
 
 def validation_alive(instance: dg.DagsterInstance) -> Callable[[Gate], bool]:

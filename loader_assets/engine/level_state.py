@@ -4,7 +4,6 @@ notices has nothing to load."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 from loader_assets import levels
@@ -12,7 +11,7 @@ from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.gates import Gate, closed_gate_reason, gate, release_validation
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.notices import first_unfinished, status_tally
-from loader_assets.catalog.store import pid_alive
+from loader_assets.catalog.store import process_alive_here
 from loader_assets.problems import GateClosed
 
 
@@ -43,9 +42,7 @@ def require_loaded(db: CatalogDB, case: str, table: str, level: int) -> None:
 
 def holder_alive_here(verdict: Gate) -> bool:
     """The validation holding the gate still runs, as far as this host can tell (its process is alive)."""
-    if verdict.validating_host == socket.gethostname() and verdict.validating_pid:
-        return pid_alive(verdict.validating_pid)
-    return True
+    return process_alive_here(verdict.validating_host, verdict.validating_pid)
 
 
 def validation_due(

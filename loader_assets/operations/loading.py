@@ -42,13 +42,13 @@ def load(
         raise CasePaused.of(case)
     if (why := start_refusal(ctx.store.db, layout, to_run[0])) is not None:
         raise GateClosed.at(to_run[0], case, why)
-    if reported := ctx.dagster.report_loaded(ctx.store, case):  # a run killed before it reported them
-        (progress or Silent()).note(f"{reported} loaded chunks of {case} materialized in Dagster from the catalog")
     executor = ctx.dagster.executor(ctx.settings.catalog_url, verbose=ctx.verbose)
+    told = progress or Silent()
 
     def run() -> list[LevelResult]:
-        return load_case(case, executor, ctx.store, ctx.cluster, levels_to_run=to_run, force=force,
-                         progress=progress or Silent())  # fmt: skip
+        if reported := ctx.dagster.report_loaded(ctx.store, case):  # a run killed before it reported them
+            told.note(f"{reported} loaded chunks of {case} materialized in Dagster from the catalog")
+        return load_case(case, executor, ctx.store, ctx.cluster, levels_to_run=to_run, force=force, progress=told)
 
     return _interruptible(run)
 

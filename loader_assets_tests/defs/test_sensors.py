@@ -6,15 +6,17 @@ from datetime import timedelta
 
 import dagster as dg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from loader_assets.catalog import schedules
 from loader_assets.catalog.layout import case_layouts
-from loader_assets.catalog.notices import notice_ids
-from loader_assets.catalog.schema import notices
+from loader_assets.catalog.notices import done_files, notice_ids
+from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Owner, utcnow
+from loader_assets.defs.assets import case_assets, table_key
+from loader_assets.defs.chunk_partitions import chunk_partitions
 from loader_assets.defs.jobs import LOAD_JOB, SPLIT_OP, load_notices_job
-from loader_assets.defs.resources import CatalogResource, ClusterResource
+from loader_assets.defs.resources import CatalogResource, ClusterResource, default_resources
 from loader_assets.defs.sensors import scheduled_loads
 from loader_assets.engine.plan import plan_runs
 from loader_assets.engine.targets import ALL_WORKERS
@@ -182,55 +184,89 @@ def test_level_gates_requests_a_validation_once_per_loaded_data(platform: Platfo
 
 def materialized(platform: Platform, case: str, table: str, chunks: list[int]) -> dict[int, bool]:
     """Whether the UI shows each chunk of the table materialized (Dagster's partition status)."""
-    from loader_assets.defs.chunk_partitions import chunk_partitions
-
     keys = [str(chunk) for chunk in chunks]
-    shown = platform.instance.get_status_by_partition(dg.AssetKey([case, table]), keys, chunk_partitions(case)) or {}
+    shown = platform.instance.get_status_by_partition(table_key(case, table), keys, chunk_partitions(case)) or {}
     return {int(k): shown.get(k) == dg.AssetPartitionStatus.MATERIALIZED for k in keys}
 
 
-def report_tick(platform: Platform) -> list[dg.AssetMaterialization]:
-    """One `unreported_loads` tick, its events stored as the daemon stores them."""
-    result = platform.definitions().resolve_sensor_def("unreported_loads")(sensor_context(platform))
-    events = list(result.asset_events or [])
-    for event in events:
-        platform.instance.report_runless_asset_event(event)
-    return events
+class ReportTicks:
+    """`unreported_loads` ticks as the daemon runs them: the cursor carried over, the events stored."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform, self.cursor = platform, None
+        self.sensor = platform.definitions().resolve_sensor_def("unreported_loads")
+
+    def __call__(self) -> list[dg.AssetMaterialization]:
+        context = sensor_context(self.platform)
+        context.update_cursor(self.cursor)
+        result = self.sensor(context)
+        self.cursor = result.cursor
+        events = list(result.asset_events or [])
+        for event in events:
+            self.platform.instance.report_runless_asset_event(event)
+        return events
+
+
+def chunks_of(platform: Platform, case: str, table: str) -> list[int]:
+    n = notices.c
+    with platform.store.db.read() as connection:
+        query = select(n.chunk).where(n.case == case, n.table == table).distinct().order_by(n.chunk)
+        return list(connection.execute(query).scalars())
 
 
 def test_loaded_chunks_dagster_lost_are_materialized_again_from_the_catalog(platform: Platform) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     platform.load(case, (1,))
-    chunks = sorted({c for c in notice_rows_of(platform, case, "Object")})
-    assert report_tick(platform) == []  # every chunk was reported by its run
+    tick, chunks = ReportTicks(platform), chunks_of(platform, case, "Object")
+    assert tick() == []  # every chunk was reported by its run
+    assert tick() == []
 
-    platform.instance.wipe_assets([dg.AssetKey([case, "Object"]), dg.AssetKey([case, "Filter"])])
+    platform.instance.wipe_assets([table_key(case, "Object"), table_key(case, "Filter")])
     assert materialized(platform, case, "Object", chunks) == dict.fromkeys(chunks, False)
-    events = report_tick(platform)
+    events = tick()
     assert sorted((e.asset_key.path[1], e.partition) for e in events) == [
-        ("Filter", None),
-        *(("Object", str(c)) for c in chunks),
-    ]
-    assert all(e.metadata["files"].value for e in events)  # the chunk file and its overlap file
+        ("Filter", None), *(("Object", str(c)) for c in chunks)
+    ]  # fmt: skip
+    for event in events:  # what the catalog says was loaded: the chunk file and its overlap file, their rows
+        done = [f for f in done_files(platform.store.db, case, "Object") if str(f.chunk) == event.partition]
+        if event.partition is not None:
+            assert event.metadata["files"].value == [f.path for f in done]
+            assert event.metadata["rows"].value == sum(f.rows for f in done)
     assert materialized(platform, case, "Object", chunks) == dict.fromkeys(chunks, True)
-    assert report_tick(platform) == []
+    assert tick() == []
 
 
-def test_a_chunk_is_left_to_its_run_while_the_run_goes_on(platform: Platform) -> None:
+def test_a_chunk_is_left_to_its_run_while_the_run_may_still_report_it(platform: Platform) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     ids = notice_ids(platform.store.db, case, table="Object")
     config = {"ops": {SPLIT_OP: {"config": {"notice_ids": ids}}}}
     run = platform.instance.create_run_for_job(load_notices_job, run_config=config)  # not started: in flight
+    tick = ReportTicks(platform)
     for claim in platform.store.claim(ids, Owner.current(run.run_id)):  # this process: alive
         platform.store.finish(claim.attempt_id, "done", rows=5)
-    assert report_tick(platform) == []  # the run reports them itself
+    assert tick() == []  # the run reports them itself
 
-    platform.instance.report_run_failed(run)
-    reported = report_tick(platform)
-    assert sorted(e.partition for e in reported) == sorted({str(c) for c in notice_rows_of(platform, case, "Object")})
+    with platform.store.db.write() as connection:  # as if the run ran on another host: a pid there is not seen
+        connection.execute(update(attempts).where(attempts.c.notice.in_(ids)).values(host="elsewhere"))
+    assert tick() == []  # finished within a lease: the run may still report them
+    with platform.store.db.write() as connection:
+        then = utcnow() - platform.store.lease - timedelta(seconds=1)
+        connection.execute(update(attempts).where(attempts.c.notice.in_(ids)).values(finished_at=then))
+    assert sorted(e.partition for e in tick()) == [str(c) for c in chunks_of(platform, case, "Object")]
 
 
-def notice_rows_of(platform: Platform, case: str, table: str) -> list[int]:
-    n = notices.c
-    with platform.store.db.read() as connection:
-        return list(connection.execute(select(n.chunk).where(n.case == case, n.table == table)).scalars())
+def test_a_chunk_a_later_run_planned_is_not_reported_twice(platform: Platform) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    platform.load(case, (1,))
+    tick, [chunk, _] = ReportTicks(platform), chunks_of(platform, case, "Object")
+    key = table_key(case, "Object")
+    layout = case_layouts(platform.store.db, case)[case]
+    job = dg.define_asset_job("materialize_object", selection=[key])
+    resources = default_resources(platform.ctx.settings.catalog_url)
+    job_def = dg.Definitions(assets=case_assets(layout), jobs=[job], resources=resources).resolve_job_def(job.name)
+    planned = platform.instance.create_run_for_job(  # a UI "materialize" of a loaded chunk, queued
+        job_def, asset_selection=frozenset([key]), tags={"dagster/partition": str(chunk)}
+    )
+    assert tick() == []  # shown in progress
+    platform.instance.report_run_failed(planned)  # the partition now shows failed, its load was reported
+    assert tick() == []
