@@ -16,6 +16,8 @@ nothing is loaded) it prints one line per figure with its target:
 - select: seconds and peak memory of a notebook preview of level 1 and of its counts;
 - events: milliseconds per chunk materialization on the instance, one at a time and in one batch;
 - backfill: runs a UI backfill of every partition of a load asset plans (its backfill policy);
+- unreported_loads: its slowest tick while it reports the chunks marked done (by a run Dagster never knew), its
+  tick once they are all shown, and a tick when nothing changed;
 - sky map: seconds of `nb.plot(case)` (catalog read, projection, figure, PNG) once part of level 1 went through
   the store's transitions (done in a band of the sky, some running, a few failed); --skymap writes the PNG.
 """
@@ -226,6 +228,39 @@ def mark_progress(ctx: Context, done: float = 0.1, running: float = 0.01, failed
     return f"marked {first:,} notices done or failed, {second - first:,} running in {time.monotonic() - started:.0f} s"
 
 
+def report_ticks(ctx: Context) -> list[str]:
+    """`unreported_loads` ticks until the chunks `mark_progress` made done (by a run Dagster never knew) are all
+    reported, the events stored as the daemon stores them (not timed); then a tick with nothing changed."""
+    instance = ctx.dagster.instance
+    cursor, ticks, reported, slowest = None, 0, 0, 0.0
+    while ticks < 1000:
+        result, seconds = _report_tick(instance, cursor)
+        cursor, ticks = result.cursor, ticks + 1
+        if not result.asset_events:
+            break
+        slowest = max(slowest, seconds)
+        reported += len(result.asset_events)
+        for event in result.asset_events:
+            instance.report_runless_asset_event(event)
+    return [
+        figure("unreported_loads slowest tick", slowest, "tick_seconds", f"{reported:,} chunks in {ticks - 1} ticks"),
+        figure("unreported_loads tick, all shown", seconds, "tick_seconds", "rescanned: its own reports changed it"),
+        figure("unreported_loads tick, nothing changed", _report_tick(instance, cursor)[1], "tick_seconds"),
+    ]
+
+
+def _report_tick(instance: object, cursor: str | None) -> tuple:
+    import dagster as dg
+
+    from loader_assets.defs.resources import CatalogResource
+    from loader_assets.defs.sensors import unreported_loads
+
+    context = dg.build_sensor_context(instance=instance, resources={"catalog": CatalogResource()}, cursor=cursor)
+    started = time.monotonic()
+    result = unreported_loads(context)
+    return result, time.monotonic() - started
+
+
 def figure(name: str, value: float, target: str, detail: str = "", unit: str = "s") -> str:
     goal = TARGETS[target]
     verdict = "ok" if value <= goal else "OVER"
@@ -293,6 +328,8 @@ def main() -> None:
             print(line)
         print(backfill_runs(first["chunks"]))
         print(mark_progress(ctx))
+        for line in report_ticks(ctx):
+            print(line)
         png = args.skymap or tmp / "skymap.png"
         drawn = in_child("skymap", env, str(png))
         print(figure("sky map", drawn["seconds"], "skymap_seconds",
