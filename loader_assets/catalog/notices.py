@@ -255,6 +255,7 @@ class LoadedFile:
     attempt_id: int
     table: str
     chunk: int | None
+    overlap: bool
     path: str
     worker: str | None
     rows: int | None
@@ -268,8 +269,8 @@ class LoadedFile:
 def loaded_files(db: CatalogDB, case: str, table: str, chunks: list[int | None]) -> list[LoadedFile]:
     """The done notices of these chunks of a table (None: the regular table itself), with their attempts."""
     n, a = notices.c, attempts.c
-    query = _done(case, table, n.id, n.attempt_id, n.table, n.chunk, n.path, n.worker, n.rows, n.size, a.run_id,
-                  a.host, a.pid, a.finished_at)  # fmt: skip
+    query = _done(case, table, n.id, n.attempt_id, n.table, n.chunk, n.overlap, n.path, n.worker, n.rows, n.size,
+                  a.run_id, a.host, a.pid, a.finished_at)  # fmt: skip
     found: list[LoadedFile] = []
     with db.read() as connection:
         if None in chunks:

@@ -48,9 +48,9 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def process_alive_here(host: str | None, pid: int | None) -> bool:
-    """False only for a process of this host that is gone; another host's cannot be seen from here."""
-    if host == socket.gethostname() and pid:
+def process_alive_here(host: str | None, pid: int | None, here: str | None = None) -> bool:
+    """False only for a process of this host (`here`) that is gone; another host's cannot be seen from here."""
+    if host == (here or socket.gethostname()) and pid:
         return pid_alive(pid)
     return True
 
@@ -402,7 +402,7 @@ class Store:
                 if row.lease_until is not None and row.lease_until < now:
                     reason = f"stale: lease of run {row.locked_by} expired at {row.lease_until:%Y-%m-%d %H:%M:%S}"
                     releases[row.id] = _Release(reason, row.attempt_id, expired_by=now)
-                elif row.owner_host == host and row.owner_pid and not pid_alive(row.owner_pid):
+                elif not process_alive_here(row.owner_host, row.owner_pid, host):
                     reason = f"owner gone: process {row.owner_pid} of run {row.locked_by} on {host} is dead"
                     releases[row.id] = _Release(reason, row.attempt_id)
             if after_select is not None:

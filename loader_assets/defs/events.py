@@ -31,16 +31,21 @@ SHOWN_ERRORS = 20
 ATTEMPT_IDS = "attempt ids"  # what a materialization says it reported (`unreported` reads it back)
 
 
-def materialization(items: list[Loaded]) -> dg.AssetMaterialization:
-    """The materialization of one chunk (or regular table): its notices this run loaded."""
+def materialization(
+    items: list[Loaded], *, description: str | None = None, timed: bool = True
+) -> dg.AssetMaterialization:
+    """The materialization of one chunk (or regular table): its notices this run loaded (`timed`: with the
+    seconds their loads took)."""
     first = items[0]
+    seconds = {"seconds": round(sum(i.seconds for i in items), 3)} if timed else {}
     return dg.AssetMaterialization(
         asset_key=[first.case, first.table],
         partition=None if first.chunk is None else str(first.chunk),
+        description=description,
         metadata={
             "rows": sum(i.rows for i in items),
             "bytes": sum(i.bytes for i in items),
-            "seconds": round(sum(i.seconds for i in items), 3),
+            **seconds,
             "worker": first.worker,
             "files": [i.path for i in items],
             ATTEMPT_IDS: [i.attempt_id for i in items],

@@ -7,6 +7,8 @@ One graph whatever the executor: `split_by_worker` places the chunks and yields 
 one `load_share` step each. In process, one share holds every worker's notices (a step loads into all of them at
 once, in threads); on Celery (`LOADER_EXECUTOR=celery`) a share per MariaDB worker, each step on whichever Celery
 worker takes it, so several hosts load at once. The run config says which (`per_worker`).
+
+`IN_FLIGHT`: the run statuses of a run that may still write (sensors wait for it, the sweep fails it once dead).
 """
 
 import re
@@ -100,10 +102,13 @@ def sweep_op(context: dg.OpExecutionContext, catalog: CatalogResource, cluster: 
     outcome = sweep(catalog.store(), cluster.cluster, log=context.log.info)
     for run_id, taken in sorted(outcome.dead_runs.items()):
         run = context.instance.get_run_by_id(run_id)
-        if run is not None and run.status in IN_FLIGHT and run_id != context.run.run_id:
-            context.instance.report_run_failed(
-                run, f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
-            )
+        if run is None or run.status not in IN_FLIGHT or run_id == context.run.run_id:
+            continue
+        why = f"loader_assets: the run's leases expired or its process died ({taken} notices taken back)"
+        if run.status == dg.DagsterRunStatus.CANCELING:  # the operator's cancel, completed
+            context.instance.report_run_canceled(run, why)
+        else:
+            context.instance.report_run_failed(run, why)
     context.log.info(outcome.line())
 
 

@@ -29,7 +29,7 @@ from loader_assets.problems import NoDaemon
 from loader_assets.settings import Settings
 
 CODE_LOCATION = "loader_assets"
-REPORTED_AT_LOAD = 1000  # ~10 s of events at most before a load starts; the sensor reports any more
+REPORTED_AT_LOAD = 1000  # 10-16 s of events at most before a load starts; the sensor reports any more
 QUIET, VERBOSE = "CRITICAL", "DEBUG"  # what of a run's events reaches the terminal (all stay in the instance)
 
 

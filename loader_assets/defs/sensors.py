@@ -273,14 +273,14 @@ def unreported_loads(context: dg.SensorEvaluationContext, catalog: CatalogResour
     for case, layout in sorted(case_layouts(store.db).items()):
         if len(events) >= REPORTS_PER_TICK:
             break  # the cases left are looked at next tick
-        now = signature(context.instance, store, layout)
-        if seen.get(case) == now:
-            settled[case] = now
+        current = signature(context.instance, store, layout)
+        if seen.get(case) == current:
+            settled[case] = current
             continue
         found = unreported(context.instance, store, case, REPORTS_PER_TICK - len(events))
         events += found.events
         if not found.events and not found.waiting:
-            settled[case] = now
+            settled[case] = current
     if events:
         context.log.warning(f"{len(events)} loaded chunks were not shown in Dagster; reported from the catalog")
     return dg.SensorResult(

@@ -2,9 +2,9 @@
 that lost its events (an asset wiped). Found by comparing the catalog's loaded chunks with Dagster's partitions,
 and reported from the catalog once the runs that loaded them can no longer report them themselves.
 
-A chunk counts as reported when Dagster shows its partition materialized or in progress, or when one of the
-partition's materializations names the chunk's current attempts (a later run that planned the partition and
-skipped it, as loaded already, leaves it shown failed).
+A chunk counts as reported when Dagster shows its partition materialized, or when one of the partition's
+materializations names the chunk's current attempts (a later run that planned the partition shows it in progress,
+then failed if it skipped it as loaded already).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from loader_assets.defs.jobs import IN_FLIGHT
 from loader_assets.engine.load import Loaded
 
 SLICE = 1000  # chunks whose files and runs are read at once
-SHOWN = (dg.AssetPartitionStatus.MATERIALIZED, dg.AssetPartitionStatus.IN_PROGRESS)
 DESCRIPTION = "reported from the catalog: Dagster had no event of this load (its run died first, or it was lost)"
 
 
 @dataclass
 class Unreported:
     events: list[dg.AssetMaterialization] = field(default_factory=list)
-    waiting: int = 0  # chunks left to runs that may still report them, or shown in progress
+    waiting: int = 0  # chunks left to runs that may still report them
 
 
 def unreported(instance: dg.DagsterInstance, store: Store, case: str, limit: int) -> Unreported:
@@ -42,9 +41,7 @@ def unreported(instance: dg.DagsterInstance, store: Store, case: str, limit: int
     found = Unreported()
     for table, chunks in loaded_chunks(store.db, case).items():
         key = table_key(case, table)
-        candidates, in_progress = _not_shown(instance, case, key, chunks)
-        found.waiting += in_progress
-        for part in _slices(candidates):
+        for part in _slices(_not_shown(instance, case, key, chunks)):
             files = loaded_files(store.db, case, table, part)
             ended = _run_ended(instance, {f.run_id for f in files}, store.lease)
             by_chunk: dict[int | None, list[LoadedFile]] = {}
@@ -54,9 +51,8 @@ def unreported(instance: dg.DagsterInstance, store: Store, case: str, limit: int
             found.waiting += len(by_chunk) - len(ready)
             # Read after the runs were seen ended: an event logged just before its run ended is seen here.
             reported = _reported_attempts(instance, key, [items[0].chunk for items in ready])
-            found.events += [_from_catalog(case, items) for items in ready if {f.attempt_id for f in items} - reported][
-                : limit - len(found.events)
-            ]
+            new = [items for items in ready if {f.attempt_id for f in items} - reported]
+            found.events += [_from_catalog(case, items) for items in new[: limit - len(found.events)]]
             if len(found.events) >= limit:
                 return found
     return found
@@ -68,28 +64,31 @@ def _slices(chunks: list[int | None]) -> Iterator[list[int | None]]:
 
 
 def signature(instance: dg.DagsterInstance, store: Store, layout: CaseLayout) -> str:
-    """Changes when a notice of the case becomes done or a table of it gets (or loses: a wipe) a materialization."""
+    """Changes when a notice of the case becomes done, a table of it gets (or loses: a wipe) a materialization, or
+    its partitions change (a key added back)."""
     latest = []
     for table in sorted(layout.tables):
         records = instance.fetch_materializations(table_key(layout.case, table), limit=1).records
         latest.append(str(records[0].storage_id) if records else "-")
-    return f"{done_signature(store.db, layout.case)}/{','.join(latest)}"
+    partitions = len(_partition_keys(instance, layout.case))
+    return f"{done_signature(store.db, layout.case)}/{partitions}/{','.join(latest)}"
 
 
-def _not_shown(
-    instance: dg.DagsterInstance, case: str, key: dg.AssetKey, chunks: list[int | None]
-) -> tuple[list[int | None], int]:
-    """The chunks (or [None]: the regular table) Dagster shows neither materialized nor in progress, among its
-    partitions (a key missing there could never be shown); and how many it shows in progress."""
+def _partition_keys(instance: dg.DagsterInstance, case: str) -> list[str]:
+    name = chunk_partitions(case).name
+    assert name is not None
+    return instance.get_dynamic_partitions(name)
+
+
+def _not_shown(instance: dg.DagsterInstance, case: str, key: dg.AssetKey, chunks: list[int | None]) -> list[int | None]:
+    """The chunks (or [None]: the regular table) Dagster does not show materialized, among its partitions (a key
+    missing there could never be shown)."""
     if None in chunks:
-        return ([] if instance.get_latest_materialization_event(key) is not None else [None]), 0
-    partitions = chunk_partitions(case)
-    assert partitions.name is not None
-    known = set(instance.get_dynamic_partitions(partitions.name))
+        return [] if instance.get_latest_materialization_event(key) is not None else [None]
+    known = set(_partition_keys(instance, case))
     keys = [str(chunk) for chunk in chunks if str(chunk) in known]
-    shown = instance.get_status_by_partition(key, keys, partitions) or {}
-    in_progress = sum(1 for k in keys if shown.get(k) == dg.AssetPartitionStatus.IN_PROGRESS)
-    return [int(k) for k in keys if shown.get(k) not in SHOWN], in_progress
+    shown = instance.get_status_by_partition(key, keys, chunk_partitions(case)) or {}
+    return [int(k) for k in keys if shown.get(k) != dg.AssetPartitionStatus.MATERIALIZED]
 
 
 def _run_ended(instance: dg.DagsterInstance, run_ids: Iterable[str], lease: timedelta) -> Callable[[LoadedFile], bool]:
@@ -121,7 +120,8 @@ def _reported_attempts(instance: dg.DagsterInstance, key: dg.AssetKey, chunks: l
         for record in result.records:
             event = record.asset_materialization
             value = event.metadata.get(ATTEMPT_IDS) if event is not None else None
-            reported |= set(getattr(value, "value", None) or [])
+            if isinstance(value, dg.JsonMetadataValue) and isinstance(value.value, list):
+                reported |= set(value.value)
         if not result.has_more:
             break
         cursor = result.cursor
@@ -129,14 +129,11 @@ def _reported_attempts(instance: dg.DagsterInstance, key: dg.AssetKey, chunks: l
 
 
 def _from_catalog(case: str, items: list[LoadedFile]) -> dg.AssetMaterialization:
-    """The chunk's materialization as its run would have logged it, but for the seconds (the catalog has the
-    claim's time, not the load's)."""
+    """The chunk's materialization as its run would have logged it, untimed (the catalog has the claim's time, not
+    the load's)."""
     loaded = [
-        Loaded(
-            f.notice_id, f.attempt_id, case, f.table, f.chunk, False, f.path, f.worker or "", f.rows or 0, f.size, 0.0
-        )
+        Loaded(f.notice_id, f.attempt_id, case, f.table, f.chunk, f.overlap, f.path, f.worker or "", f.rows or 0,
+               f.size, 0.0)
         for f in items
-    ]
-    event = materialization(loaded)
-    metadata = {name: value for name, value in event.metadata.items() if name != "seconds"}
-    return dg.AssetMaterialization(event.asset_key, DESCRIPTION, metadata, event.partition)
+    ]  # fmt: skip
+    return materialization(loaded, description=DESCRIPTION, timed=False)

@@ -7,13 +7,12 @@ partitions reconciled with the catalog (`engine.reconcile`).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import reclaimable_holds
-from loader_assets.catalog.store import Store, pid_alive
+from loader_assets.catalog.store import Store, process_alive_here
 from loader_assets.engine.reconcile import reconcile
 from loader_assets.engine.recovery import take_back
 from loader_assets.workers.cluster import Cluster
@@ -49,10 +48,8 @@ class SweepOutcome:
 def findings(store: Store, cluster: Cluster) -> Findings:
     """Read-only: holds whose lease lapsed or whose owner is dead on this host, and cases whose workers'
     partitions differ from their attempts."""
-    host = socket.gethostname()
     holds = tuple(
-        hold.notice_id for hold in reclaimable_holds(store.db)
-        if hold.lapsed or (hold.host == host and hold.pid and not pid_alive(hold.pid))
+        hold.notice_id for hold in reclaimable_holds(store.db) if hold.lapsed or not process_alive_here(hold.host, hold.pid)
     )  # fmt: skip
     cases = tuple(
         case for case, layout in sorted(case_layouts(store.db).items())

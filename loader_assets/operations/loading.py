@@ -48,6 +48,8 @@ def load(
     def run() -> list[LevelResult]:
         if reported := ctx.dagster.report_loaded(ctx.store, case):  # a run killed before it reported them
             told.note(f"{reported} loaded chunks of {case} materialized in Dagster from the catalog")
+        if INTERRUPTION.is_set:
+            return []
         return load_case(case, executor, ctx.store, ctx.cluster, levels_to_run=to_run, force=force, progress=told)
 
     return _interruptible(run)

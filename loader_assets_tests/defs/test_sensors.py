@@ -227,11 +227,12 @@ def test_loaded_chunks_dagster_lost_are_materialized_again_from_the_catalog(plat
     assert sorted((e.asset_key.path[1], e.partition) for e in events) == [
         ("Filter", None), *(("Object", str(c)) for c in chunks)
     ]  # fmt: skip
-    for event in events:  # what the catalog says was loaded: the chunk file and its overlap file, their rows
+    for event in events:  # what the catalog says was loaded: the chunk file and its overlap file, their attempts
         done = [f for f in done_files(platform.store.db, case, "Object") if str(f.chunk) == event.partition]
         if event.partition is not None:
             assert event.metadata["files"].value == [f.path for f in done]
             assert event.metadata["rows"].value == sum(f.rows for f in done)
+            assert event.metadata["attempt ids"].value == [f.attempt_id for f in done]
     assert materialized(platform, case, "Object", chunks) == dict.fromkeys(chunks, True)
     assert tick() == []
 
@@ -255,18 +256,39 @@ def test_a_chunk_is_left_to_its_run_while_the_run_may_still_report_it(platform: 
     assert sorted(e.partition for e in tick()) == [str(c) for c in chunks_of(platform, case, "Object")]
 
 
-def test_a_chunk_a_later_run_planned_is_not_reported_twice(platform: Platform) -> None:
+def test_a_chunk_a_later_run_planned_is_reported_once(platform: Platform) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     platform.load(case, (1,))
-    tick, [chunk, _] = ReportTicks(platform), chunks_of(platform, case, "Object")
+    tick, [chunk, other] = ReportTicks(platform), chunks_of(platform, case, "Object")
+    key = table_key(case, "Object")
+
+    def shown() -> dg.AssetPartitionStatus | None:
+        return (platform.instance.get_status_by_partition(key, [str(chunk)], chunk_partitions(case)) or {}).get(
+            str(chunk)
+        )
+
+    planned = planned_run(platform, case, chunk)  # a UI "materialize" of a loaded chunk, queued
+    assert shown() == dg.AssetPartitionStatus.IN_PROGRESS
+    assert tick() == []  # its load was reported by the run that loaded it
+    platform.instance.report_run_failed(planned)
+    assert shown() == dg.AssetPartitionStatus.FAILED
+    assert tick() == []
+
+    platform.instance.wipe_assets([key])
+    planned_run(platform, case, chunk)
+    assert shown() == dg.AssetPartitionStatus.IN_PROGRESS
+    reported = [e for e in tick() if e.asset_key == key]  # their loads' events are gone: reported again
+    assert sorted(e.partition for e in reported) == sorted([str(chunk), str(other)])  # in progress or not
+    assert all(e.description.startswith("reported from the catalog") for e in reported)
+
+
+def planned_run(platform: Platform, case: str, chunk: int) -> dg.DagsterRun:
+    """A run of the Object asset planned on one chunk (not started)."""
     key = table_key(case, "Object")
     layout = case_layouts(platform.store.db, case)[case]
     job = dg.define_asset_job("materialize_object", selection=[key])
     resources = default_resources(platform.ctx.settings.catalog_url)
     job_def = dg.Definitions(assets=case_assets(layout), jobs=[job], resources=resources).resolve_job_def(job.name)
-    planned = platform.instance.create_run_for_job(  # a UI "materialize" of a loaded chunk, queued
+    return platform.instance.create_run_for_job(
         job_def, asset_selection=frozenset([key]), tags={"dagster/partition": str(chunk)}
     )
-    assert tick() == []  # shown in progress
-    platform.instance.report_run_failed(planned)  # the partition now shows failed, its load was reported
-    assert tick() == []
