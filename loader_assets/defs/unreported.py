@@ -39,9 +39,12 @@ def unreported(instance: dg.DagsterInstance, store: Store, case: str, limit: int
     """Materializations of up to `limit` loaded chunks (and regular tables) of `case` that Dagster does not show
     and that no run in flight will report."""
     found = Unreported()
-    for table, chunks in loaded_chunks(store.db, case).items():
+    loaded = loaded_chunks(store.db, case)
+    # The case's partition keys, read once for all its chunked tables (tens of thousands each time).
+    known = set(_partition_keys(instance, case)) if any(None not in c for c in loaded.values()) else set()
+    for table, chunks in loaded.items():
         key = table_key(case, table)
-        for part in _slices(_not_shown(instance, case, key, chunks)):
+        for part in _slices(_not_shown(instance, case, key, chunks, known)):
             files = loaded_files(store.db, case, table, part)
             ended = _run_ended(instance, {f.run_id for f in files}, store.lease)
             by_chunk: dict[int | None, list[LoadedFile]] = {}
@@ -80,12 +83,13 @@ def _partition_keys(instance: dg.DagsterInstance, case: str) -> list[str]:
     return instance.get_dynamic_partitions(name)
 
 
-def _not_shown(instance: dg.DagsterInstance, case: str, key: dg.AssetKey, chunks: list[int | None]) -> list[int | None]:
-    """The chunks (or [None]: the regular table) Dagster does not show materialized, among its partitions (a key
-    missing there could never be shown)."""
+def _not_shown(
+    instance: dg.DagsterInstance, case: str, key: dg.AssetKey, chunks: list[int | None], known: set[str]
+) -> list[int | None]:
+    """The chunks (or [None]: the regular table) Dagster does not show materialized, among its partitions `known`
+    (a key missing there could never be shown)."""
     if None in chunks:
         return [] if instance.get_latest_materialization_event(key) is not None else [None]
-    known = set(_partition_keys(instance, case))
     keys = [str(chunk) for chunk in chunks if str(chunk) in known]
     shown = instance.get_status_by_partition(key, keys, chunk_partitions(case)) or {}
     return [int(k) for k in keys if shown.get(k) != dg.AssetPartitionStatus.MATERIALIZED]
