@@ -93,6 +93,16 @@ def test_escaped_newlines_and_latin1_bytes_round_trip(worker, database, chunk_ta
     assert rows[1][5:7] == (None, b"\n")
 
 
+def test_carriage_returns_inside_values_load_every_record(worker, database, chunk_table, tmp_path):
+    """A `\r` is data to LOAD DATA (lines end at `\n`): the file's records are counted as it reads them."""
+    table = chunk_table()
+    data = b"1\t6630\t1\t0\t0\ta\rb\tx\r\n2\t6630\t1\t0\t0\tc\ty\n"
+    path = write(tmp_path, "cr.tsv", data)
+    result = load_file(worker, database, table, path, "tsv", None, "latin1", 5, OBJECT_NAMES, key="objectId")
+    assert (result.rows, result.warnings) == (2, 0)
+    assert [row[5:7] for row in fetch(worker, database, table)] == [("a\rb", b"x\r"), ("c", b"y")]
+
+
 def test_empty_file_loads_nothing_and_is_flagged(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     result = load(worker, database, table, write(tmp_path, "empty.csv", b""), attempt=5)
