@@ -32,6 +32,7 @@ from loader_assets import levels  # noqa: E402
 from loader_assets.catalog.gates import gate  # noqa: E402
 from loader_assets.catalog.layout import case_layouts  # noqa: E402
 from loader_assets.catalog.notices import notice_ids  # noqa: E402
+from loader_assets.defs.unreported import unreported  # noqa: E402
 from loader_assets.engine.plan import plan_runs  # noqa: E402
 from loader_assets.operations.context import Context  # noqa: E402
 from loader_assets.settings import Settings  # noqa: E402
@@ -280,6 +281,26 @@ def own_server_stopped(which: str) -> Callable[[], Outcome]:
     return scenario
 
 
+def instance_restarted() -> Outcome:
+    """The instance's PostgreSQL restarted mid level: the connections `load` keeps are dropped under it. It rides
+    through (no person), and Dagster shows every chunk it loaded (none left for the catalog to report again)."""
+    with own_postgres() as pg, world("restart", instance=pg) as w:
+        case = w.case()
+        notice = big_on(w, case)
+        load = w.start("load", case)
+        half_way(w, case, notice, load)
+        pg.stop()
+        pg.start()
+        outcome = ended(load, Outcome("instance PostgreSQL restarted mid level"))
+        if outcome.code != 0:
+            return w.until_loaded(case, time.monotonic(), outcome, person="ran `load` again, as the line said")
+        outcome.recovery = 0.0
+        outcome.exact, outcome.why = w.exact(case)
+        if outcome.exact and (missing := unreported(w.platform.instance, w.ctx.store, case, 1000).events):
+            outcome.exact, outcome.why = False, f"{len(missing)} loaded chunks not shown in Dagster"
+        return outcome
+
+
 def disk_full() -> Outcome:
     with world("disk") as w:
         case = w.case()
@@ -415,6 +436,7 @@ SCENARIOS: dict[str, Callable[[], Outcome]] = {
     "czar-kill-level2": czar_killed(2),
     "catalog-stopped": own_server_stopped("catalog"),
     "instance-stopped": own_server_stopped("instance"),
+    "instance-restarted": instance_restarted,
     "disk-full": disk_full,
     "daemon-before-tick": daemon_killed("before a tick"),
     "daemon-between-submit-and-runs": daemon_killed("between submit and runs"),

@@ -1,7 +1,8 @@
 """A short subset of the fault matrix (`benchmarks/faults.py`, each scenario on a fresh cluster of its own): the
-scenarios a person ends by acting as the line says — a wrong password, a file replaced by a directory. Each ends
-exact; the whole matrix runs outside `make test` (a dropped case registered again and the signals to `load` have
-tests of their own: recovery/test_unattended.py, test_operator_faults.py)."""
+scenarios a person ends by acting as the line says — a wrong password, a file replaced by a directory — and the
+instance's PostgreSQL restarted under a load, which no person needs to end. Each ends exact; the whole matrix
+runs outside `make test` (a dropped case registered again and the signals to `load` have tests of their own:
+recovery/test_unattended.py, test_operator_faults.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from loader_assets_tests.conftest import REPOSITORY
 
 pytestmark = pytest.mark.servers
-SUBSET = ("wrong-password", "file-replaced-by-directory")
+SUBSET = ("wrong-password", "file-replaced-by-directory", "instance-restarted")
 
 
 def test_a_subset_of_the_fault_matrix_ends_exact() -> None:
@@ -25,3 +26,5 @@ def test_a_subset_of_the_fault_matrix_ends_exact() -> None:
     said = matrix.stdout
     assert "exit   5" in said and "refused the login" in said, said  # the czar refuses the wrong password first
     assert "exit   1" in said and "put the file back, `reset` its notice" in said, said
+    [restarted] = [row for row in rows if row.startswith("instance PostgreSQL restarted")]
+    assert "exit   0" in restarted and restarted.endswith("person: no"), said  # a load rides through a restart

@@ -21,6 +21,7 @@ import dagster as dg
 
 from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
+from loader_assets.defs.instance import keep_connections
 from loader_assets.engine.load import Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
 from loader_assets.problems import Interrupted, Problem, as_record, from_record
@@ -57,6 +58,7 @@ def load_in_run(
     context: dg.OpExecutionContext | dg.AssetExecutionContext, loader: Loader, notice_ids: list[int], force: bool
 ) -> LoadReport:
     """Load the notices in this step: a materialization per chunk as soon as it is loaded, a line per worker."""
+    keep_connections(context.instance)  # a run the daemon launched opened its instance itself
     report = loader.load(
         notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info,
         on_chunk=lambda items: context.log_event(materialization(items)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -22,6 +23,8 @@ from urllib.parse import parse_qsl, urlsplit
 import psycopg2
 import yaml
 from dagster import DagsterInstance
+from sqlalchemy import event, exc
+from sqlalchemy.pool import QueuePool
 
 from loader_assets import tags
 from loader_assets.problems import BadInput, InstanceDown, NoDaemon
@@ -30,6 +33,12 @@ from loader_assets.settings import Settings, psycopg2_url
 PG_PASSWORD_ENV = "LOADER_DAGSTER_PG_PASSWORD"
 LOAD_POOL = "qserv_load"  # concurrency pool of every load step, created before runs race to create it
 DAEMON_SILENT_SECONDS = 60  # a daemon that has not beaten for this long is taken for stopped
+# dagster-postgres opens a connection for every call by default: a PostgreSQL backend started per event (3.3 of
+# PostgreSQL's CPU-seconds for the 346 MB case of benchmarks/end_to_end.py --dagster-postgres, 0.3 with one kept).
+# The webserver's own defaults (dagster-webserver --db-pool-recycle, --db-pool-max-overflow); no statement timeout,
+# as without a pool.
+POOL_RECYCLE_SECONDS, POOL_MAX_OVERFLOW = 3600, 20
+_kept: weakref.WeakSet[DagsterInstance] = weakref.WeakSet()
 
 
 def instance_config(settings: Settings) -> dict:
@@ -94,7 +103,35 @@ def open_instance(settings: Settings) -> DagsterInstance:
     with storage_errors(settings):
         # The persistent instance of that directory, read from its dagster.yaml (`local_temp` given a directory
         # is Dagster's public way to open one that is not $DAGSTER_HOME of this process's environment).
-        return DagsterInstance.local_temp(tempdir=str(settings.dagster_home))
+        return keep_connections(DagsterInstance.local_temp(tempdir=str(settings.dagster_home)))
+
+
+def keep_connections(instance: DagsterInstance) -> DagsterInstance:
+    """Its storage's connections kept open and reused, as the webserver keeps its own (a no-op for SQLite,
+    which opens its files per call whatever is asked). Once per instance: a second call would leave the first
+    pool's connection open."""
+    if instance not in _kept:
+        if not event.contains(QueuePool, "checkout", _replace_if_dropped):
+            event.listen(QueuePool, "checkout", _replace_if_dropped)
+        instance.optimize_for_webserver(
+            statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
+        )
+        _kept.add(instance)
+    return instance
+
+
+def _replace_if_dropped(connection: object, _record: object, _proxy: object) -> None:
+    """A kept connection the server dropped (restarted) is replaced as it is taken, as `pool_pre_ping` would (the
+    storage's pool cannot be given it): SQLAlchemy's pessimistic disconnect handling, with dagster-postgres's
+    connect retries for a server not back yet. Only autocommit connections (the instance's): a ping on another
+    would open a transaction."""
+    if not getattr(connection, "autocommit", False):
+        return
+    try:
+        with connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SELECT 1")
+    except psycopg2.Error as error:
+        raise exc.DisconnectionError(str(error)) from error
 
 
 @contextmanager

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
 from loader_assets import settings
 from loader_assets.defs.chunk_partitions import add_chunk_partitions
@@ -33,6 +36,32 @@ def test_every_form_of_a_postgresql_url_opens_the_instance(
             instance.dispose()
         written = yaml.safe_load((tmp_path / "dagster.yaml").read_text())["storage"]["postgres"]
         assert written["postgres_db"]["scheme"] == "postgresql+psycopg2"  # a daemon started by hand reads it too
+
+
+@pytest.mark.servers
+def test_an_opened_instance_keeps_its_connections_to_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dagster-postgres connects anew for every call by default (a server process started per event); a command's
+    instance keeps its connections (a restart under them: benchmarks/faults.py instance-restarted)."""
+    with postgres_database() as url:
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+        monkeypatch.setenv("LOADER_DAGSTER_PG_URL", url)
+        init_instance(Settings.from_env())
+        instance = open_instance(Settings.from_env())
+        connected: list[object] = []
+
+        def count(*_: object) -> None:
+            connected.append(None)
+
+        event.listen(Pool, "connect", count)
+        try:
+            for chunk in range(30):
+                instance.report_runless_asset_event(dg.AssetMaterialization("Object", partition=f"case1|{chunk}"))
+        finally:
+            event.remove(Pool, "connect", count)
+            instance.dispose()
+        assert len(connected) <= 3, f"{len(connected)} connections for 30 events"
 
 
 def test_a_password_is_written_only_as_a_reference_to_the_environment() -> None:
