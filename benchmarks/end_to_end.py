@@ -61,6 +61,8 @@ from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import status_tally
 from loader_assets.catalog.schema import notices
+from loader_assets.defs.executors import descendants
+from loader_assets.engine.load import busy_seconds
 from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets.qserv.sample import write_rows, write_sample_case
 from loader_assets.settings import Settings
@@ -98,6 +100,7 @@ class Site:
     workers: int
     streams: int | None = None  # LOADER_STREAMS_PER_WORKER of the platform, else its default
     dagster_pg: str | None = None  # a database of the local PostgreSQL for the Dagster instance, else SQLite
+    executor: str = "in_process"  # LOADER_EXECUTOR of the platform
     config: ClusterConfig = field(init=False)
     cluster: Cluster = field(init=False)  # its servers, reached by this process
 
@@ -113,7 +116,12 @@ class Site:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOADER_", "DAGSTER_"))}
-        env = {**env, "LOADER_STATE_DIR": str(self.state), "DAGSTER_HOME": str(self.home)}
+        env = {
+            **env,
+            "LOADER_STATE_DIR": str(self.state),
+            "DAGSTER_HOME": str(self.home),
+            "LOADER_EXECUTOR": self.executor,
+        }
         if self.dagster_pg:
             env["LOADER_DAGSTER_PG_URL"] = f"{POSTGRES}/{self.dagster_pg}"
         return {**env, "LOADER_STREAMS_PER_WORKER": str(self.streams)} if self.streams else env
@@ -177,6 +185,13 @@ def process_cpu(pid: int, *, with_children: bool = False) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if with_children else 0)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _reaping_cpu(pid: int) -> float:
+    try:
+        return process_cpu(pid, with_children=True)
+    except (FileNotFoundError, ProcessLookupError):  # ended meanwhile: its parent has it
+        return 0.0
 
 
 def _postgres(sql: str) -> None:
@@ -272,6 +287,8 @@ class CpuSampler(threading.Thread):
             for name, pid in list(self.pids.items()):
                 with suppress(FileNotFoundError, ProcessLookupError):
                     sample[name] = process_cpu(pid, with_children=name == "load")
+                if name == "load":  # its step processes (multiprocess), until it reaps them: a forkserver's children
+                    sample[name] += sum(_reaping_cpu(child) for child in descendants(pid))
             self.samples.append((time.monotonic(), sample))
             if self._halt.wait(CPU_EVERY):
                 return
@@ -362,9 +379,10 @@ def dagster_overhead(site: Site) -> dict[int, float]:
             stats = instance.get_run_stats(record.dagster_run.run_id)
             if stats.start_time is None or stats.end_time is None:
                 continue
-            steps = sum(
-                (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(record.dagster_run.run_id)
-            )
+            spans = [
+                (s.start_time or 0, s.end_time or 0) for s in instance.get_run_step_stats(record.dagster_run.run_id)
+            ]
+            steps = busy_seconds(spans)  # the union: steps in processes of their own overlap
             level = int(record.dagster_run.tags.get("loader/level", 0))
             overhead[level] = overhead.get(level, 0.0) + (stats.end_time - stats.start_time - steps)
     return overhead
@@ -549,6 +567,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of (a) and (b); medians printed")
     parser.add_argument("--max-streams", type=int, default=4, help="raw baseline: 1 to this many streams per worker")
     parser.add_argument("--streams", type=int, help="the platform's streams per worker (default: its own)")
+    parser.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process",
+                        help="the platform's LOADER_EXECUTOR: multiprocess, a process per worker's share")  # fmt: skip
     parser.add_argument(
         "--dagster-postgres",
         action="store_true",
@@ -574,7 +594,9 @@ def main() -> None:
               f"{size / 1e6:.0f} MB, {args.workers} workers")  # fmt: skip
         platform_runs, raw_runs, raw_cpu = [], [], []
         for attempt in range(1, args.repeat + 1):
-            site = Site(root / f"run{attempt}", args.workers, args.streams, _pg_name(args, root, attempt))
+            site = Site(
+                root / f"run{attempt}", args.workers, args.streams, _pg_name(args, root, attempt), args.executor
+            )
             try:
                 print(f"(a) platform, run {attempt}")
                 run = run_platform(site, case_dir)
@@ -606,7 +628,7 @@ def main() -> None:
                 share = statistics.median(r.busy[level][worker] for r in platform_runs)
                 print(f"level {level} {worker}: busy {share:.2f} (goal >= {GOAL_BUSY})")
         if not args.no_queued:
-            site = Site(root / "queued", args.workers, args.streams, _pg_name(args, root, 0))
+            site = Site(root / "queued", args.workers, args.streams, _pg_name(args, root, 0), args.executor)
             try:
                 spans = run_queued(site, case_dir, args.timeout)
             finally:

@@ -19,7 +19,7 @@ from loader_assets.catalog.layout import CaseLayout, case_layouts
 from loader_assets.catalog.store import Store
 from loader_assets.defs.alerts import alerts_sensor
 from loader_assets.defs.assets import case_assets, gate_jobs
-from loader_assets.defs.celery import executor
+from loader_assets.defs.executors import executor
 from loader_assets.defs.jobs import load_notices_job, sweep_job
 from loader_assets.defs.resources import default_resources
 from loader_assets.defs.sensors import all_sensors

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loader_assets.problems import BadInput
 
-EXECUTORS = ("in_process", "celery")
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """`loader-assets load` meeting bad days, as an operator meets them, the CLI in its own process: a stopped worker
-(before and during the load), a stopped czar, an unreachable catalog, a wrong password, SIGTERM and SIGINT. Each
+(before and during the load), a stopped czar, an unreachable catalog, a wrong password, SIGTERM and SIGINT (also
+to a load whose steps run in processes of their own, `LOADER_EXECUTOR=multiprocess`). Each
 ends with one line naming the server (or the signal), its documented exit code and no traceback; nothing is held
 afterwards, nothing counted against a notice, and the next load ends exact."""
 
@@ -103,13 +104,17 @@ def test_a_worker_stopped_mid_load_ends_it_naming_the_worker_and_the_next_load_i
     assert_exact(platform, case, 1)
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, Exit.TERMINATED), (signal.SIGINT, Exit.INTERRUPTED)])
+@pytest.mark.parametrize(
+    ("signum", "code", "executor"),
+    [(signal.SIGTERM, Exit.TERMINATED, "in_process"), (signal.SIGINT, Exit.INTERRUPTED, "in_process"),
+     (signal.SIGTERM, Exit.TERMINATED, "multiprocess")],
+)  # fmt: skip
 def test_a_signal_ends_load_in_seconds_its_notices_given_back(
-    platform: Platform, cluster_state: Path, signum: int, code: int
+    platform: Platform, cluster_state: Path, signum: int, code: int, executor: str
 ) -> None:
     case = platform.sample_case(chunks=4, rows_per_chunk=5).case
     notice_id = big_notice(platform, case)
-    load = started("load", case, "--level", "1")
+    load = started("load", case, "--level", "1", LOADER_EXECUTOR=executor)
     try:
         wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "a LOAD DATA half-way")
         load.send_signal(signum)
@@ -120,7 +125,8 @@ def test_a_signal_ends_load_in_seconds_its_notices_given_back(
     one_line(stderr, f"interrupted by {signal.Signals(signum).name}", "its notices were given back")
     nothing_held_nor_counted(platform, case)
     [big] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
-    assert big.status == "ready" and f"interrupted by {signal.Signals(signum).name}" in (big.error or "")
+    heard = signal.Signals(signum).name if executor == "in_process" else "a signal"  # a step process: from `load`
+    assert big.status == "ready" and f"interrupted by {heard}" in (big.error or "")
 
     assert loader_assets("load", case, "--level", "1").returncode == 0
     assert_exact(platform, case, 1)

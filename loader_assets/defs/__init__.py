@@ -5,6 +5,7 @@
 - `sensors` schedules, saved selections, level gates, the stale sweeper, case overviews: read and request only
 - `events` engine reports → materializations, observations, check results; step failures → problems
 - `resources` catalog and cluster; `chunk_partitions` per-case chunk partitions; `instance` the Dagster instance
-  (written by `init`, then opened); `celery` the executor (in process, or Celery) and the Celery workers' config
+  (written by `init`, then opened); `executors` the executor (in process, a process per step, or Celery);
+  `celery` the Celery executor's and workers' config
 - `platform` what the operations layer does through Dagster: partitions, reloads, the daemon, runs in this process
 """

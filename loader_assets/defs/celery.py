@@ -41,15 +41,10 @@ def executor_config(settings: Settings) -> dict:
     return {"broker": broker, "backend": BACKEND, "config_source": CONFIG_SOURCE}
 
 
-def executor(settings: Settings) -> dg.ExecutorDefinition:
-    """The executor of every job: in the run's process, or on Celery (`LOADER_EXECUTOR`)."""
-    if settings.executor == "celery":
-        from dagster_celery import celery_executor  # imported only when used: 0.2 s of every start-up
+def celery_executor(settings: Settings) -> dg.ExecutorDefinition:
+    from dagster_celery import celery_executor as executor  # imported only when used: 0.2 s of every start-up
 
-        return celery_executor.configured(executor_config(settings))
-    # A step's loads already run in parallel (threads, every worker at once): a process per step would only
-    # add its start-up (seconds) to every run.
-    return dg.in_process_executor
+    return executor.configured(executor_config(settings))
 
 
 def worker_command(config_yaml: str, name: str | None = None) -> list[str]:

@@ -6,6 +6,7 @@ runner's executor — a load or a validation run in this process against the per
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, redirect_stderr
 
@@ -15,9 +16,9 @@ from loader_assets import tags
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs
-from loader_assets.defs.celery import executor
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
 from loader_assets.defs.events import error_of, problem_of
+from loader_assets.defs.executors import executor, interrupt_step_processes, step_per_worker
 from loader_assets.defs.instance import daemon_problem, open_instance, storage_errors, webserver_problem
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
@@ -31,6 +32,7 @@ from loader_assets.settings import Settings
 CODE_LOCATION = "loader_assets"
 REPORTED_AT_LOAD = 1000  # 10-16 s of events at most before a load starts; the sensor reports any more
 QUIET, VERBOSE = "CRITICAL", "DEBUG"  # what of a run's events reaches the terminal (all stay in the instance)
+STDERR = 2  # the file descriptor
 
 
 class DagsterPlatform:
@@ -92,13 +94,16 @@ class DagsterExecutor:
 
     def run_load(self, plan: RunPlan) -> RunOutcome:
         settings = self.platform.settings
-        config = {**run_config(plan, per_worker=settings.executor == "celery"), **self.console}
+        config = {**run_config(plan, per_worker=step_per_worker(settings)), **self.console}
         with storage_errors(settings), self._dagster_stderr():
-            if settings.executor == "celery":  # execute_in_process would run the steps here whatever the executor
+            if step_per_worker(settings):
                 job = dg.build_reconstructable_job(
                     "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
                 )
-                with dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result:
+                with (
+                    INTERRUPTION.calling(interrupt_step_processes),
+                    dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result,
+                ):
                     return _outcome(result)
             self._load_job = self._load_job or load_job(settings, self.catalog_url)
             result = self._load_job.execute_in_process(
@@ -120,15 +125,22 @@ class DagsterExecutor:
 
     @contextmanager
     def _dagster_stderr(self) -> Iterator[None]:
-        """Quiet, what Dagster writes to stderr itself (an event it could not store) goes to
-        `<state dir>/dagster-stderr.log`, not the operator's terminal, which gets one line."""
+        """Quiet, what Dagster writes to stderr itself (an event it could not store; a step process's own lines)
+        goes to `<state dir>/dagster-stderr.log`, not the operator's terminal, which gets one line. The step
+        processes write to the file descriptor they inherit: it points there too while the run lasts."""
         if not self.quiet:
             yield
             return
         path = self.platform.settings.state_dir / "dagster-stderr.log"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as log, redirect_stderr(log):
-            yield
+        terminal = os.dup(STDERR)
+        try:
+            with path.open("a") as log, redirect_stderr(log):
+                os.dup2(log.fileno(), STDERR)
+                yield
+        finally:
+            os.dup2(terminal, STDERR)
+            os.close(terminal)
 
 
 def _outcome(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> RunOutcome:
