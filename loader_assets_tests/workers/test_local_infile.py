@@ -60,6 +60,13 @@ def test_a_stream_goes_whole_across_packets_and_empty_blocks(worker, pairs):
     assert local_infile._streams == {}
 
 
+def test_the_kernel_sends_a_files_packets_over_a_plain_connection(worker):
+    """pymysql keeps its socket and the next packet's sequence number where the kernel's sends read them; else every
+    packet would go through `write_packet` again (0.5 ms a MB against 0.3), silently."""
+    with worker.connect(local_infile=True) as conn:
+        assert local_infile._kernel_sends(conn)
+
+
 def test_a_file_goes_in_packets(worker, pairs, tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_bytes(lines(0, 150_000))
