@@ -61,7 +61,7 @@ from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import status_tally
 from loader_assets.catalog.schema import notices
-from loader_assets.defs.executors import descendants
+from loader_assets.defs.executors import children_by_parent
 from loader_assets.engine.load import busy_seconds
 from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets.qserv.sample import write_rows, write_sample_case
@@ -185,6 +185,15 @@ def process_cpu(pid: int, *, with_children: bool = False) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if with_children else 0)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`."""
+    children, found, frontier = children_by_parent(), [], [pid]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        found += frontier
+    return found
 
 
 def _reaping_cpu(pid: int) -> float:

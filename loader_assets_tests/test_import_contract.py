@@ -47,7 +47,7 @@ FORBIDDEN = {
 }  # fmt: skip
 # file -> imports it may make despite its room: the Dagster instance's own connection pools (SQLAlchemy's, inside
 # dagster-postgres), which are not catalog SQL
-EXCEPTIONS = {"defs/instance.py": {"sqlalchemy", "sqlalchemy.pool"}}
+EXCEPTIONS = {"defs/instance.py": {"sqlalchemy.event", "sqlalchemy.exc", "sqlalchemy.pool"}}
 ENVIRONMENT_READERS = {"settings.py"}  # the one module that reads os.environ / os.getenv
 
 

@@ -21,9 +21,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import psycopg2
+import psycopg2.extensions
 import yaml
 from dagster import DagsterInstance
-from sqlalchemy import event, exc
+from sqlalchemy.event import contains, listen
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from loader_assets import tags
@@ -35,9 +37,9 @@ LOAD_POOL = "qserv_load"  # concurrency pool of every load step, created before 
 DAEMON_SILENT_SECONDS = 60  # a daemon that has not beaten for this long is taken for stopped
 # dagster-postgres opens a connection for every call by default: a PostgreSQL backend started per event (3.3 of
 # PostgreSQL's CPU-seconds for the 346 MB case of benchmarks/end_to_end.py --dagster-postgres, 0.3 with one kept).
-# The webserver's own defaults (dagster-webserver --db-pool-recycle, --db-pool-max-overflow); no statement timeout,
-# as without a pool.
-POOL_RECYCLE_SECONDS, POOL_MAX_OVERFLOW = 3600, 20
+# Kept connections are replaced after 5 minutes, before a firewall or a NAT drops them idle; none gets a statement
+# timeout (the webserver's 15 s would cut a long read of a busy instance).
+POOL_RECYCLE_SECONDS, POOL_MAX_OVERFLOW = 300, 20
 _kept: weakref.WeakSet[DagsterInstance] = weakref.WeakSet()
 
 
@@ -107,12 +109,12 @@ def open_instance(settings: Settings) -> DagsterInstance:
 
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:
-    """Its storage's connections kept open and reused, as the webserver keeps its own (a no-op for SQLite,
-    which opens its files per call whatever is asked). Once per instance: a second call would leave the first
-    pool's connection open."""
+    """Its storage's connections kept open and reused, as the webserver keeps its own (a no-op for SQLite, which
+    opens its files per call whatever is asked). Once per instance: a second call would leave the first pool's
+    connection open. They close when the instance is collected (dagster-postgres's `dispose` leaves them)."""
     if instance not in _kept:
-        if not event.contains(QueuePool, "checkout", _replace_if_dropped):
-            event.listen(QueuePool, "checkout", _replace_if_dropped)
+        if not contains(QueuePool, "checkout", _replace_if_dropped):
+            listen(QueuePool, "checkout", _replace_if_dropped)
         instance.optimize_for_webserver(
             statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
         )
@@ -123,15 +125,15 @@ def keep_connections(instance: DagsterInstance) -> DagsterInstance:
 def _replace_if_dropped(connection: object, _record: object, _proxy: object) -> None:
     """A kept connection the server dropped (restarted) is replaced as it is taken, as `pool_pre_ping` would (the
     storage's pool cannot be given it): SQLAlchemy's pessimistic disconnect handling, with dagster-postgres's
-    connect retries for a server not back yet. Only autocommit connections (the instance's): a ping on another
-    would open a transaction."""
-    if not getattr(connection, "autocommit", False):
+    connect retries for a server not back yet. Only PostgreSQL connections in autocommit (the instance's): on
+    another, a ping would open a transaction."""
+    if not (isinstance(connection, psycopg2.extensions.connection) and connection.autocommit is True):
         return
     try:
-        with connection.cursor() as cursor:  # type: ignore[attr-defined]
+        with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except psycopg2.Error as error:
-        raise exc.DisconnectionError(str(error)) from error
+        raise DisconnectionError(str(error)) from error
 
 
 @contextmanager

@@ -5,8 +5,8 @@ this job instead: it logs one materialization per chunk it loaded, so the UI sho
 
 One graph whatever the executor: `split_by_worker` places the chunks and yields the notices to load in shares,
 one `load_share` step each. In process, one share holds every worker's notices (a step loads into all of them at
-once, in threads); on Celery (`LOADER_EXECUTOR=celery`) a share per MariaDB worker, each step on whichever Celery
-worker takes it, so several hosts load at once. The run config says which (`per_worker`).
+once, in threads); in step processes or on Celery (`defs/executors.py`) a share per MariaDB worker, each step in a
+process of its own, or on whichever Celery worker takes it. The run config says which (`per_worker`).
 
 `IN_FLIGHT`: the run statuses of a run that may still write (sensors wait for it, the sweep fails it once dead).
 """
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from loader_assets.defs.events import load_in_run
+from loader_assets.defs.executors import stop_on_signals
 from loader_assets.defs.instance import LOAD_POOL
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.engine.plan import RunPlan, plan_runs
@@ -40,7 +41,7 @@ IN_FLIGHT = [
 class NoticesConfig(dg.Config):
     notice_ids: list[int]
     force: bool = False
-    per_worker: bool = False  # a share per MariaDB worker (Celery); else one share for the whole run
+    per_worker: bool = False  # a share per MariaDB worker (steps elsewhere); else one share for the whole run
 
 
 @dg.op(name=SPLIT_OP, out=dg.DynamicOut(dict))
@@ -64,6 +65,7 @@ def split_by_worker(
 @dg.op(name=SHARE_OP, pool=LOAD_POOL)
 def load_share(context: dg.OpExecutionContext, share: dict, catalog: CatalogResource, cluster: ClusterResource) -> None:
     """Load one share of the run: claim, load, finish; a materialization per loaded chunk."""
+    stop_on_signals(catalog.settings)
     store = catalog.store()
     load_in_run(context, cluster.loader(store), share["notice_ids"], share["force"])
 

@@ -18,7 +18,7 @@ from loader_assets.catalog.store import Store
 from loader_assets.defs.assets import case_assets, gate_job_name, gate_jobs
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
 from loader_assets.defs.events import error_of, problem_of
-from loader_assets.defs.executors import executor, interrupt_step_processes, step_per_worker
+from loader_assets.defs.executors import interrupts_forwarded, load_executor, step_per_worker
 from loader_assets.defs.instance import daemon_problem, open_instance, storage_errors, webserver_problem
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
@@ -85,7 +85,8 @@ class DagsterPlatform:
 
 
 class DagsterExecutor:
-    """The runner's `Executor`: each plan a run in this process (its steps here, or on Celery)."""
+    """The runner's `Executor`: each plan a run started from this process (its steps here, in step processes of
+    its own, or on Celery)."""
 
     def __init__(self, platform: DagsterPlatform, catalog_url: str, console_level: str) -> None:
         self.platform, self.catalog_url, self.quiet = platform, catalog_url, console_level == QUIET
@@ -94,21 +95,24 @@ class DagsterExecutor:
 
     def run_load(self, plan: RunPlan) -> RunOutcome:
         settings = self.platform.settings
-        config = {**run_config(plan, per_worker=step_per_worker(settings)), **self.console}
-        with storage_errors(settings), self._dagster_stderr():
-            if step_per_worker(settings):
-                job = dg.build_reconstructable_job(
-                    "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
+        chosen = load_executor(settings)
+        config = {**run_config(plan, per_worker=step_per_worker(chosen)), **self.console}
+        if not step_per_worker(chosen):
+            with storage_errors(settings), self._dagster_stderr():
+                self._load_job = self._load_job or load_job(settings, self.catalog_url)
+                result = self._load_job.execute_in_process(
+                    run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
                 )
-                with (
-                    INTERRUPTION.calling(interrupt_step_processes),
-                    dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result,
-                ):
-                    return _outcome(result)
-            self._load_job = self._load_job or load_job(settings, self.catalog_url)
-            result = self._load_job.execute_in_process(
-                run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
-            )
+                return _outcome(result)
+        job = dg.build_reconstructable_job(
+            "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
+        )
+        with (
+            storage_errors(settings),
+            self._dagster_stderr(steps_elsewhere=True),
+            interrupts_forwarded(),
+            dg.execute_job(job, self.platform.instance, run_config=config, tags=plan.tags) as result,
+        ):
             return _outcome(result)
 
     def run_validation(self, layout: CaseLayout, level: int) -> RunOutcome:
@@ -124,23 +128,33 @@ class DagsterExecutor:
             return _outcome(result)
 
     @contextmanager
-    def _dagster_stderr(self) -> Iterator[None]:
-        """Quiet, what Dagster writes to stderr itself (an event it could not store; a step process's own lines)
-        goes to `<state dir>/dagster-stderr.log`, not the operator's terminal, which gets one line. The step
-        processes write to the file descriptor they inherit: it points there too while the run lasts."""
+    def _dagster_stderr(self, *, steps_elsewhere: bool = False) -> Iterator[None]:
+        """Quiet, what Dagster writes to stderr itself (an event it could not store) goes to
+        `<state dir>/dagster-stderr.log`, not the operator's terminal, which gets one line. Step processes write
+        to the file descriptor they inherit: it points there too while such a run lasts (the progress bars then
+        move only between levels)."""
         if not self.quiet:
             yield
             return
         path = self.platform.settings.state_dir / "dagster-stderr.log"
         path.parent.mkdir(parents=True, exist_ok=True)
-        terminal = os.dup(STDERR)
-        try:
-            with path.open("a") as log, redirect_stderr(log):
-                os.dup2(log.fileno(), STDERR)
-                yield
-        finally:
-            os.dup2(terminal, STDERR)
-            os.close(terminal)
+        with path.open("a") as log, redirect_stderr(log), _descriptor_to(log.fileno(), STDERR, steps_elsewhere):
+            yield
+
+
+@contextmanager
+def _descriptor_to(target: int, descriptor: int, redirected: bool) -> Iterator[None]:
+    """`descriptor` pointing at `target` while the block runs, when `redirected`."""
+    if not redirected:
+        yield
+        return
+    kept = os.dup(descriptor)
+    os.dup2(target, descriptor)
+    try:
+        yield
+    finally:
+        os.dup2(kept, descriptor)
+        os.close(kept)
 
 
 def _outcome(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> RunOutcome:
@@ -173,13 +187,14 @@ def reload_code_location(settings: Settings) -> str:
 
 
 def load_job(settings: Settings, catalog_url: str) -> dg.JobDefinition:
-    """`load_notices` with its resources and the executor the settings choose."""
+    """`load_notices` with its resources and the executor the settings choose for `loader-assets load`."""
     definitions = dg.Definitions(
-        jobs=[load_notices_job], resources=default_resources(catalog_url), executor=executor(settings)
+        jobs=[load_notices_job], resources=default_resources(catalog_url), executor=load_executor(settings)
     )
     return definitions.resolve_job_def(LOAD_JOB)
 
 
 def bound_load_job(catalog_url: str) -> dg.JobDefinition:
-    """What a Celery run's steps reconstruct in their own process, with the settings of its environment."""
+    """What a run's steps reconstruct in their own process (a step process, a Celery worker), with the settings of
+    its environment."""
     return load_job(Settings.from_env(), catalog_url)

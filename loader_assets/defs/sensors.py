@@ -31,7 +31,7 @@ from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 from loader_assets.catalog.views import Overview, chunk_statuses, overview
 from loader_assets.defs.assets import AssetJob, gate_job_name, overview_key, validation_key
-from loader_assets.defs.executors import step_per_worker
+from loader_assets.defs.executors import executor, step_per_worker
 from loader_assets.defs.jobs import IN_FLIGHT, SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.unreported import signature, unreported
@@ -107,7 +107,7 @@ def scheduled_loads(
             continue
         served += 1
         requests += [
-            run_request(p, f"schedule-{row.id}", attempts, per_worker=step_per_worker(catalog.settings),
+            run_request(p, f"schedule-{row.id}", attempts, per_worker=step_per_worker(executor(catalog.settings)),
                         extra_tags={tags.SCHEDULE: str(row.id)})
             for p in plans
         ]  # fmt: skip
@@ -179,7 +179,7 @@ def selection_sensor(selection: SavedSelection, settings: Settings) -> dg.Sensor
         context.log.info(f"{name}: {len(ids)} notices in {len(plans)} runs")
         return dg.SensorResult(
             run_requests=[
-                run_request(plan, f"selection-{name}", attempts, per_worker=step_per_worker(catalog.settings),
+                run_request(plan, f"selection-{name}", attempts, per_worker=step_per_worker(executor(catalog.settings)),
                             extra_tags={tags.SELECTION: name})
                 for plan in plans
             ]
