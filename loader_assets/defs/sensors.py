@@ -71,6 +71,11 @@ def skips_when_down(evaluate: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def per_worker(catalog: CatalogResource) -> bool:
+    """Whether the code location's executor loads a share per MariaDB worker in each run (Celery)."""
+    return step_per_worker(executor(catalog.settings))
+
+
 @dg.sensor(
     job=load_notices_job,
     minimum_interval_seconds=SCHEDULE_INTERVAL_SECONDS,
@@ -87,6 +92,7 @@ def scheduled_loads(
     a run for it exists in the instance: requests the daemon never turned into runs are asked again, under the
     same run keys (the same notices at the same attempts), so nothing is lost and nothing runs twice."""
     store = catalog.store()
+    shares = per_worker(catalog)
     requests: list[dg.RunRequest] = []
     served = 0
     budget = NOTICES_PER_TICK  # a schedule of millions is served over many ticks, each well under the timeout
@@ -107,8 +113,7 @@ def scheduled_loads(
             continue
         served += 1
         requests += [
-            run_request(p, f"schedule-{row.id}", attempts, per_worker=step_per_worker(executor(catalog.settings)),
-                        extra_tags={tags.SCHEDULE: str(row.id)})
+            run_request(p, f"schedule-{row.id}", attempts, per_worker=shares, extra_tags={tags.SCHEDULE: str(row.id)})
             for p in plans
         ]  # fmt: skip
         waiting = f"; {len(held)} wait for their gate" if held else ""
@@ -177,13 +182,13 @@ def selection_sensor(selection: SavedSelection, settings: Settings) -> dg.Sensor
             return dg.SensorResult(skip_reason=f"{name}: nothing to load")
         plans, attempts = plan_runs(store, cluster.cluster, ids, priority=row.priority)
         context.log.info(f"{name}: {len(ids)} notices in {len(plans)} runs")
+        shares = per_worker(catalog)
         return dg.SensorResult(
             run_requests=[
-                run_request(plan, f"selection-{name}", attempts, per_worker=step_per_worker(executor(catalog.settings)),
-                            extra_tags={tags.SELECTION: name})
+                run_request(plan, f"selection-{name}", attempts, per_worker=shares, extra_tags={tags.SELECTION: name})
                 for plan in plans
             ]
-        )  # fmt: skip
+        )
 
     return load_selection
 

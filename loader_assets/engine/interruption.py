@@ -2,16 +2,13 @@
 flight, and gives back what it holds; the command then ends with one line and exit 130/143.
 
 Signals are the process's, so this is the one process-wide state of the engine: the CLI's handler calls
-`INTERRUPTION.interrupt(signum)`, loads register their statements while they run, and whatever else must stop
-with them (a run's step processes) registers how (`calling`).
+`INTERRUPTION.interrupt(signum)`, loads register their statements while they run.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from loader_assets.problems import Interrupted
 from loader_assets.workers.statements import InFlight
@@ -22,7 +19,7 @@ class Interruption:
         self.event = threading.Event()
         self.signum: int | None = None
         self._lock = threading.Lock()
-        self._stops: list[Callable[[str], None]] = []  # each called with why, once, on the interrupt
+        self._loads: list[InFlight] = []
 
     @property
     def is_set(self) -> bool:
@@ -35,35 +32,20 @@ class Interruption:
             if self.signum is None:
                 self.signum = signum
             self.event.set()
-            stops = list(self._stops)
-        for stop in stops:
-            stop(f"interrupted by {self.name}")
+            loads = list(self._loads)
+        for statements in loads:
+            statements.abandon_all(f"interrupted by {self.name}")
 
     def register(self, statements: InFlight) -> None:
-        self._add(statements.abandon_all)
+        with self._lock:
+            self._loads.append(statements)
+        if self.is_set:  # it came while the load was starting
+            statements.abandon_all(f"interrupted by {self.name}")
 
     def unregister(self, statements: InFlight) -> None:
-        self._remove(statements.abandon_all)
-
-    @contextmanager
-    def calling(self, stop: Callable[[str], None]) -> Iterator[None]:
-        """`stop(why)` called on an interrupt that comes while the block runs (or came before it)."""
-        self._add(stop)
-        try:
-            yield
-        finally:
-            self._remove(stop)
-
-    def _add(self, stop: Callable[[str], None]) -> None:
         with self._lock:
-            self._stops.append(stop)
-        if self.is_set:  # it came while the load was starting
-            stop(f"interrupted by {self.name}")
-
-    def _remove(self, stop: Callable[[str], None]) -> None:
-        with self._lock:
-            if stop in self._stops:
-                self._stops.remove(stop)
+            if statements in self._loads:
+                self._loads.remove(statements)
 
     @property
     def name(self) -> str:
