@@ -4,12 +4,13 @@ Writes the sample case of `loader-assets sample` (default 60 chunks x 10,000 dir
 overlaps, Source, ForcedSource, the regular Filter), starts a throwaway local cluster (czar + --workers) and a
 SQLite catalog and Dagster instance in a temp dir, then:
 
-(a) `loader-assets register` + `loader-assets load` (the four levels) as an operator runs them (after `loader-assets
-    init`, which makes the Dagster instance once per deployment: not timed), each line of
-    `load` time-stamped: seconds per phase, Dagster's run overhead (run wall time outside its steps, from the
-    instance) and each worker's busy share during each load level (a LOAD DATA in its process list, sampled
-    every 20 ms, each sample held until the next, over the level's wall time), and per phase the CPU seconds of
-    the czar, each worker and the `load` process (their /proc stat, sampled every 0.1 s);
+(a) `loader-assets register CASE_DIR --load` (registration, then the four levels, one process) as an operator runs
+    it (after `loader-assets init`, which makes the Dagster instance once per deployment: not timed; with
+    --separate-register, `register` then `load`, two processes), each line of its output time-stamped: seconds
+    per phase, Dagster's run overhead (run wall time outside its steps, from the instance) and each worker's busy
+    share during each load level (a LOAD DATA in its process list, sampled every 20 ms, each sample held until the
+    next, over the level's wall time), and per phase the CPU seconds of the czar, each worker and the `load`
+    process (their /proc stat, sampled every 0.1 s);
 (b) the same files with a bare `LOAD DATA LOCAL INFILE` into pre-created tables of the same DDL and indexes
     (no validation), all workers in parallel, 1 to 4 streams per worker (the best is the baseline); its row
     counts must equal (a)'s. With `--format parquet` the baseline loads CSV copies of the same rows;
@@ -87,6 +88,7 @@ GOAL_QUEUED_EXTRA = 10.0
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"  # --dagster-postgres: the machine's server (trust)
 TEXT_FORMAT = "txt"  # the sample's text files, and the baseline's copies of Parquet ones
 LEVEL_LINE = re.compile(rf"^level (\d) of {CASE}: ")
+NEW_PARTITIONS = re.compile(r"^\d+ new chunk partitions")  # register's last line but one
 
 
 # -- the environment of one run ----------------------------------------------------------------------------------
@@ -325,7 +327,7 @@ class CpuSampler(threading.Thread):
 @dataclass
 class PlatformRun:
     register: float
-    startup: float  # `load` process start to its first run
+    startup: float  # the end of registration (`load`'s process start) to the first run
     levels: dict[int, float]  # level -> seconds
     busy: dict[int, dict[str, float]]  # load level -> worker -> share
     overhead: dict[int, float]  # level -> Dagster run seconds outside steps
@@ -339,35 +341,41 @@ class PlatformRun:
         return self.register + self.startup + sum(self.levels.values())
 
 
-def run_platform(site: Site, case_dir: Path) -> PlatformRun:
+def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> PlatformRun:
+    """`register CASE_DIR --load`, one process (`separate`: `register`, then `load`, two processes)."""
     site.cli("init")  # the Dagster instance, made once per deployment (as the raw baseline's tables): not timed
     cpu_before = site.cpu()
-    register = site.cli("register", str(case_dir))
+    started = time.monotonic()
+    if separate:
+        site.cli("register", str(case_dir))
     cpu_registered = site.cpu()
     sampler = BusySampler(site.cluster)
     sampler.start()
     lines: list[tuple[float, str]] = []
-    started, started_at = time.monotonic(), time.time()
+    loading, started_at = time.monotonic(), time.time()
     cpu_sampler = CpuSampler(site.server_pids())
     cpu_sampler.start()
+    command = ("load", CASE) if separate else ("register", str(case_dir), "--load")
     try:
-        site.cli("load", CASE, lines=lines, on_start=lambda pid: cpu_sampler.watch("load", pid))
+        site.cli(*command, lines=lines, on_start=lambda pid: cpu_sampler.watch("load", pid))
     finally:
         sampler.stop()
         cpu_sampler.stop()
+    registered = loading if separate else next(at for at, line in lines if NEW_PARTITIONS.match(line))
     cpu_after = site.cpu()
-    first_run = started + first_run_created(site) - started_at
+    first_run = loading + first_run_created(site) - started_at
     ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
     bounds, previous = {}, first_run
     for level in levels.ALL:
         bounds[level] = (previous, ends[level])
         previous = ends[level]
     busy = {level: {w: sampler.share(w, *bounds[level]) for w in site.config.workers} for level in levels.LOAD_LEVELS}
-    phase_cpu = {"registration": cpu_since(cpu_before, cpu_registered)}
-    phase_cpu["start-up"] = cpu_sampler.between(started, first_run)
+    phase_cpu = {"registration": cpu_since(cpu_before, cpu_registered) if separate
+                 else cpu_sampler.between(loading, registered)}  # fmt: skip
+    phase_cpu["start-up"] = cpu_sampler.between(registered, first_run)
     phase_cpu |= {f"level {lv}": cpu_sampler.between(*bounds[lv]) for lv in levels.ALL}
     return PlatformRun(
-        register, first_run - started, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
+        registered - started, first_run - registered, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
         dagster_overhead(site), [line for _at, line in lines if line.startswith("  level ") and "rows/s" in line],
         cpu_since(cpu_before, cpu_after), phase_cpu, {n: cpu_after[n] - cpu_before[n] for n in cpu_after},
     )  # fmt: skip
@@ -583,6 +591,8 @@ def main() -> None:
         action="store_true",
         help="the Dagster instance in the local PostgreSQL (production's), its CPU counted",
     )
+    parser.add_argument("--separate-register", action="store_true",
+                        help="(a) as `register`, then `load`: two processes (default: `register --load`)")  # fmt: skip
     parser.add_argument("--no-queued", action="store_true", help="skip (c)")
     parser.add_argument("--queued-only", action="store_true", help="(a) once, then (c); no raw baseline")
     parser.add_argument("--timeout", type=float, default=900)
@@ -608,7 +618,7 @@ def main() -> None:
             )
             try:
                 print(f"(a) platform, run {attempt}")
-                run = run_platform(site, case_dir)
+                run = run_platform(site, case_dir, separate=args.separate_register)
                 print_platform(run)
                 expected = loaded_rows(site)
                 layout, plan = raw_plan(site, case_dir, raw_dir)

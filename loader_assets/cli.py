@@ -56,7 +56,12 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> int:
     print(f"registered {done.registration.summary()}")
     print(f"{done.new_partitions} new chunk partitions in the Dagster instance at {ctx.settings.dagster_home}")
     print(done.reload)
-    return 0
+    if not args.load:
+        return 0
+    # One process for both: a second command would import Dagster again (~1 s of a small case's wall time).
+    sys.stdout.flush()  # what was registered reaches a log before the load's hours
+    with _signals(cooperative=True):  # registered, the load gives back what it holds before it ends
+        return cmd_load(ctx, argparse.Namespace(case=done.registration.case, level=None, force=False))
 
 
 def cmd_case_state(state: str) -> Command:
@@ -403,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-num-warnings", type=int, default=None, metavar="N",
         help="LOAD DATA warnings tolerated per file when every record loads (Qserv's name; stored; default 0)",
     )  # fmt: skip
+    register.add_argument("--load", action="store_true", help="then load the case, as `loader-assets load` does")
     register.set_defaults(run=cmd_register)
 
     load = commands.add_parser("load", help="load a registered case through Dagster, level by level, gates included")

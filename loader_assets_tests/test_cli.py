@@ -4,6 +4,7 @@ code of its own, no traceback; unknown cases, notices, runs and schedules exit n
 from __future__ import annotations
 
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from loader_assets.capacity import PhaseRate, Rates
 from loader_assets.cli import main
 from loader_assets.operations import scheduling
 from loader_assets.problems import Exit
+from loader_assets.qserv.sample import write_sample_case
 from loader_assets_tests.conftest import Platform
+from loader_assets_tests.recovery.helpers import assert_exact
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
@@ -98,6 +101,19 @@ def test_unknown_cases_notices_runs_and_schedules_exit_non_zero(
         code, _, err = run(capsys, *argv)
         assert code == Exit.UNKNOWN, (argv, err)
         one_line(err, argv[0], *words)
+
+
+def test_register_with_load_loads_the_new_case_level_by_level_in_one_command(
+    platform: Platform, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    case = f"c{uuid.uuid4().hex[:8]}"
+    root = write_sample_case(tmp_path / case, chunks=2, rows_per_chunk=5, database=case)
+    code, out, err = run(capsys, "register", str(root), "--load")
+    assert code == 0, err
+    assert out.startswith(f"registered case {case} ") and "per worker:" in out
+    for level in levels.LOAD_LEVELS:
+        assert_exact(platform, case, level)
+    assert run(capsys, "load", case)[0] == 0  # a load after it finds nothing left to do
 
 
 def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(

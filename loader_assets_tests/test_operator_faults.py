@@ -34,11 +34,11 @@ def started(*args: str, **env: str) -> subprocess.Popen:
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def one_line(stderr: str, *words: str) -> None:
-    """stderr is one line, `loader-assets load: <cause>; <fix>`, naming `words`, no traceback."""
+def one_line(stderr: str, *words: str, command: str = "load") -> None:
+    """stderr is one line, `loader-assets COMMAND: <cause>; <fix>`, naming `words`, no traceback."""
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    assert lines[0].startswith("loader-assets load: ") and "; " in lines[0], lines[0]
+    assert lines[0].startswith(f"loader-assets {command}: ") and "; " in lines[0], lines[0]
     for word in words:
         assert word in lines[0], lines[0]
 
@@ -129,6 +129,25 @@ def test_a_signal_ends_load_in_seconds_its_notices_given_back(
 
     assert loader_assets("load", case, "--level", "1").returncode == 0
     assert_exact(platform, case, 1)
+
+
+def test_a_signal_to_register_load_ends_its_load_the_same_way(platform: Platform, cluster_state: Path) -> None:
+    case = platform.sample_case(chunks=4, rows_per_chunk=5).case
+    notice_id = big_notice(platform, case)
+    load = started("register", str(platform.root / "cases" / case), "--case", case, "--load")
+    try:
+        wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "a LOAD DATA half-way")
+        load.send_signal(signal.SIGTERM)
+        _, stderr = load.communicate(timeout=30)
+    finally:
+        load.kill()
+    assert load.returncode == Exit.TERMINATED, stderr
+    one_line(stderr, "interrupted by SIGTERM", "its notices were given back", command="register")
+    nothing_held_nor_counted(platform, case)
+
+    assert loader_assets("register", str(platform.root / "cases" / case), "--case", case, "--load").returncode == 0
+    assert_exact(platform, case, 1)
+    assert_exact(platform, case, 3)
 
 
 def test_a_signal_ends_schedule_watch_in_seconds_leaving_the_schedule_to_its_runs(platform: Platform) -> None:
