@@ -14,7 +14,8 @@ SQLite catalog and Dagster instance in a temp dir, then:
 (b) the same files with a bare `LOAD DATA LOCAL INFILE` into pre-created tables of the same DDL and indexes
     (no validation), all workers in parallel, 1 to 4 streams per worker (the best is the baseline); its row
     counts must equal (a)'s. With `--format parquet` the baseline loads CSV copies of the same rows;
-(c) the queued path: a fresh cluster and catalog, `dagster-daemon` running, `loader-assets schedule` of the
+(c) the queued path (`register`, then `schedule`: run with --separate-register to compare it with a two-process
+    (a)): a fresh cluster and catalog, `dagster-daemon` running, `loader-assets schedule` of the
     whole case, until the last gate passes: each level's span against (a)'s.
 
     .venv/bin/python benchmarks/end_to_end.py [--chunks 60] [--rows-per-chunk 10000] [--format csv|parquet]
@@ -123,6 +124,7 @@ class Site:
             "LOADER_STATE_DIR": str(self.state),
             "DAGSTER_HOME": str(self.home),
             "LOADER_EXECUTOR": self.executor,
+            "PYTHONUNBUFFERED": "1",  # each line time-stamped as it is printed, not when a buffer fills
         }
         if self.dagster_pg:
             env["LOADER_DAGSTER_PG_URL"] = f"{POSTGRES}/{self.dagster_pg}"
@@ -345,23 +347,21 @@ def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> Platf
     """`register CASE_DIR --load`, one process (`separate`: `register`, then `load`, two processes)."""
     site.cli("init")  # the Dagster instance, made once per deployment (as the raw baseline's tables): not timed
     cpu_before = site.cpu()
-    started = time.monotonic()
-    if separate:
-        site.cli("register", str(case_dir))
+    register = site.cli("register", str(case_dir)) if separate else 0.0
     cpu_registered = site.cpu()
     sampler = BusySampler(site.cluster)
     sampler.start()
     lines: list[tuple[float, str]] = []
-    loading, started_at = time.monotonic(), time.time()
     cpu_sampler = CpuSampler(site.server_pids())
     cpu_sampler.start()
     command = ("load", CASE) if separate else ("register", str(case_dir), "--load")
+    loading, started_at = time.monotonic(), time.time()
     try:
         site.cli(*command, lines=lines, on_start=lambda pid: cpu_sampler.watch("load", pid))
     finally:
         sampler.stop()
         cpu_sampler.stop()
-    registered = loading if separate else next(at for at, line in lines if NEW_PARTITIONS.match(line))
+    registered = loading if separate else _registered_at(lines)
     cpu_after = site.cpu()
     first_run = loading + first_run_created(site) - started_at
     ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
@@ -370,15 +370,24 @@ def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> Platf
         bounds[level] = (previous, ends[level])
         previous = ends[level]
     busy = {level: {w: sampler.share(w, *bounds[level]) for w in site.config.workers} for level in levels.LOAD_LEVELS}
+    # One process: its registration's CPU without PostgreSQL's (the sampler reads the processes it watches).
     phase_cpu = {"registration": cpu_since(cpu_before, cpu_registered) if separate
                  else cpu_sampler.between(loading, registered)}  # fmt: skip
     phase_cpu["start-up"] = cpu_sampler.between(registered, first_run)
     phase_cpu |= {f"level {lv}": cpu_sampler.between(*bounds[lv]) for lv in levels.ALL}
     return PlatformRun(
-        registered - started, first_run - registered, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
+        register + registered - loading, first_run - registered, {lv: end - start for lv, (start, end) in bounds.items()}, busy,
         dagster_overhead(site), [line for _at, line in lines if line.startswith("  level ") and "rows/s" in line],
         cpu_since(cpu_before, cpu_after), phase_cpu, {n: cpu_after[n] - cpu_before[n] for n in cpu_after},
     )  # fmt: skip
+
+
+def _registered_at(lines: list[tuple[float, str]]) -> float:
+    """When `register --load` printed that its registration was done."""
+    found = next((at for at, line in lines if NEW_PARTITIONS.match(line)), None)
+    if found is None:
+        raise RuntimeError(f"`register --load` printed no line matching {NEW_PARTITIONS.pattern!r}")
+    return found
 
 
 def first_run_created(site: Site) -> float:

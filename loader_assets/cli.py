@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where used: half a second of every command's start-up
 
 Command = Callable[[Context, argparse.Namespace], int]
-COOPERATIVE = ("load", "metrics")  # commands that end by themselves once interrupted
+COOPERATIVE = ("load", "metrics")  # commands that end by themselves once interrupted (`register --load`: its load)
 
 
 def _print_frame(frame: pd.DataFrame, empty: str) -> None:
@@ -117,6 +117,7 @@ class Bars:
 
     def note(self, line: str) -> None:
         self.tqdm.write(line)
+        sys.stdout.flush()  # a level's line reaches a log (`load | tee`) when the level ends, not at exit
 
     def _refresh(self) -> None:
         while not self._stop.wait(0.5):

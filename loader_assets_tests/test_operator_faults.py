@@ -144,6 +144,8 @@ def test_a_signal_to_register_load_ends_its_load_the_same_way(platform: Platform
     assert load.returncode == Exit.TERMINATED, stderr
     one_line(stderr, "interrupted by SIGTERM", "its notices were given back", command="register")
     nothing_held_nor_counted(platform, case)
+    [big] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
+    assert big.status == "ready" and "interrupted by SIGTERM" in (big.error or "")
 
     assert loader_assets("register", str(platform.root / "cases" / case), "--case", case, "--load").returncode == 0
     assert_exact(platform, case, 1)
