@@ -183,7 +183,7 @@ def reload_code_location(settings: Settings) -> str:
             return f"code location {CODE_LOCATION} reloaded at {address}"
         except (DagsterGraphQLClientError, OSError, ValueError) as error:  # it went away, or timed out
             absent = f"no Dagster webserver answered at {address} ({type(error).__name__})"
-    return f"{absent}; the new definitions appear when `dagster dev` (or the daemon, within a minute) loads the code location again"
+    return f"{absent}; the daemon shows the new definitions within a minute"
 
 
 def load_job(settings: Settings, catalog_url: str) -> dg.JobDefinition:
