@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -177,9 +178,10 @@ def test_a_worker_stopped_mid_run_gives_its_notices_back_uncounted_and_a_reload_
     assert outcomes(platform, [notice_id])[notice_id] == ["released", "done"]
 
 
-def stopped_between_statements(process, platform: Platform, database: str, holds: Callable[[], bool]) -> bool:  # type: ignore[no-untyped-def]
+def stopped_between_statements(process, platform: Platform, database: str, holds: Callable[[], bool],  # type: ignore[no-untyped-def]
+                               seen: Counter[str]) -> bool:  # fmt: skip
     """SIGSTOP the process at a moment it `holds` notices but no LOAD DATA on a worker, no catalog transaction and
-    no write lock on the Dagster instance's SQLite files.
+    no write lock on the Dagster instance's SQLite files; `seen` counts what stood in the way of each try.
 
     A client frozen inside a LOAD DATA keeps the table locked until the server's read timeout, and one frozen
     inside a catalog transaction keeps its rows locked: both would only slow this test, not change it. One
@@ -187,9 +189,16 @@ def stopped_between_statements(process, platform: Platform, database: str, holds
     """
     process.send_signal(signal.SIGSTOP)
     time.sleep(0.1)
-    if (not running_statements(platform, database) and not open_catalog_transactions(platform)
-            and not holds_sqlite_write_lock(process.pid) and holds()):  # fmt: skip
+    checks = {
+        "a LOAD DATA running": lambda: running_statements(platform, database),
+        "a catalog transaction open": lambda: open_catalog_transactions(platform),
+        "an instance write lock held": lambda: holds_sqlite_write_lock(process.pid),
+        "no notice held": lambda: not holds(),
+    }
+    blocker = next((name for name, check in checks.items() if check()), None)
+    if blocker is None:
         return True
+    seen[blocker] += 1
     process.send_signal(signal.SIGCONT)
     time.sleep(0.05)
     return False
@@ -223,7 +232,12 @@ def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once
         def holds() -> bool:
             return bool(counts().get("running"))
 
-        wait_for(lambda: stopped_between_statements(process, platform, database, holds), "a stop between statements")
+        seen: Counter[str] = Counter()  # named if the search fails: what each try found instead
+        try:
+            wait_for(lambda: stopped_between_statements(process, platform, database, holds, seen),
+                     "a stop between statements")  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the tries found {dict(seen)}") from error
         frozen = {n.id: n.locked_by for n in level_notices(platform, case, 1) if n.status == "running"}
         assert frozen
 
