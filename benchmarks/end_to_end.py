@@ -348,7 +348,7 @@ def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> Platf
     site.cli("init")  # the Dagster instance, made once per deployment (as the raw baseline's tables): not timed
     cpu_before = site.cpu()
     register = site.cli("register", str(case_dir)) if separate else 0.0
-    cpu_registered = site.cpu()
+    cpu_registered = site.cpu() if separate else cpu_before
     sampler = BusySampler(site.cluster)
     sampler.start()
     lines: list[tuple[float, str]] = []

@@ -114,12 +114,13 @@ def load_file(
     path = Path(path)
     if not path.is_file():
         raise LoadError(path, "no such file")
+    dialect = Dialect.of(fmt, dialect)  # resolved once: the parse, the count and the statement read it
     started = time.monotonic()
     table = quote_table(database, table_name)
     with worker.connect(local_infile=True, reuse=True) as conn, conn.cursor() as cursor:
         sent = TRANSIT(path) if TRANSIT and fmt != "parquet" else path  # what reaches the server (a test hook)
         # Read from the file as the partitioner wrote it, while LOAD DATA loads it: off the critical path.
-        reading = _READERS.submit(_read_file, path, sent, fmt, columns, key, Dialect.of(fmt, dialect))
+        reading = _READERS.submit(_read_file, path, sent, fmt, columns, key, dialect)
         what = f"LOAD DATA of {path.name} into {table_name}"
         watched = statements.running(worker, conn, what, database) if statements else None
         with watched or contextlib.nullcontext() as running:
@@ -130,7 +131,7 @@ def load_file(
                     loaded, expected = _load_parquet(cursor, table, path, attempt_id, columns)
                 else:
                     loaded = _load_text(cursor, table, path, sent, attempt_id, columns, fmt, dialect, charset)
-                    expected = _expected_records(reading.result(), loaded, sent, Dialect.of(fmt, dialect))
+                    expected = _expected_records(reading.result(), loaded, sent, dialect)
                 warnings = _check_load(cursor, path, fmt, dialect, loaded, expected, max_warnings)
             except Exception as error:
                 if running is not None and running.abandoned_because is not None:  # raised as StatementAbandoned
