@@ -104,17 +104,25 @@ def test_a_worker_stopped_mid_load_ends_it_naming_the_worker_and_the_next_load_i
     assert_exact(platform, case, 1)
 
 
+def interrupted_command(platform: Platform, case: str, command: str) -> tuple[list[str], tuple[int, ...]]:
+    """`command`'s arguments for `case`, and the levels it loads."""
+    if command == "register":  # `register --load`: the whole case, in the process that registered it
+        return ["register", str(platform.root / "cases" / case), "--case", case, "--load"], (1, 3)
+    return ["load", case, "--level", "1"], (1,)
+
+
 @pytest.mark.parametrize(
-    ("signum", "code", "executor"),
-    [(signal.SIGTERM, Exit.TERMINATED, "in_process"), (signal.SIGINT, Exit.INTERRUPTED, "in_process"),
-     (signal.SIGTERM, Exit.TERMINATED, "multiprocess")],
+    ("signum", "code", "executor", "command"),
+    [(signal.SIGTERM, Exit.TERMINATED, "in_process", "load"), (signal.SIGINT, Exit.INTERRUPTED, "in_process", "load"),
+     (signal.SIGTERM, Exit.TERMINATED, "multiprocess", "load"), (signal.SIGTERM, Exit.TERMINATED, "in_process", "register")],
 )  # fmt: skip
 def test_a_signal_ends_load_in_seconds_its_notices_given_back(
-    platform: Platform, cluster_state: Path, signum: int, code: int, executor: str
+    platform: Platform, cluster_state: Path, signum: int, code: int, executor: str, command: str
 ) -> None:
     case = platform.sample_case(chunks=4, rows_per_chunk=5).case
     notice_id = big_notice(platform, case)
-    load = started("load", case, "--level", "1", LOADER_EXECUTOR=executor)
+    argv, loaded_levels = interrupted_command(platform, case, command)
+    load = started(*argv, LOADER_EXECUTOR=executor)
     try:
         wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "a LOAD DATA half-way")
         load.send_signal(signum)
@@ -122,34 +130,14 @@ def test_a_signal_ends_load_in_seconds_its_notices_given_back(
     finally:
         load.kill()
     assert load.returncode == code, stderr
-    one_line(stderr, f"interrupted by {signal.Signals(signum).name}", "its notices were given back")
+    one_line(stderr, f"interrupted by {signal.Signals(signum).name}", "its notices were given back", command=command)
     nothing_held_nor_counted(platform, case)
     [big] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
     assert big.status == "ready" and f"interrupted by {signal.Signals(signum).name}" in (big.error or "")
 
-    assert loader_assets("load", case, "--level", "1").returncode == 0
-    assert_exact(platform, case, 1)
-
-
-def test_a_signal_to_register_load_ends_its_load_the_same_way(platform: Platform, cluster_state: Path) -> None:
-    case = platform.sample_case(chunks=4, rows_per_chunk=5).case
-    notice_id = big_notice(platform, case)
-    load = started("register", str(platform.root / "cases" / case), "--case", case, "--load")
-    try:
-        wait_for(lambda: rows_arriving(platform, cluster_state, case, notice_id), "a LOAD DATA half-way")
-        load.send_signal(signal.SIGTERM)
-        _, stderr = load.communicate(timeout=30)
-    finally:
-        load.kill()
-    assert load.returncode == Exit.TERMINATED, stderr
-    one_line(stderr, "interrupted by SIGTERM", "its notices were given back", command="register")
-    nothing_held_nor_counted(platform, case)
-    [big] = [n for n in level_notices(platform, case, 1) if n.id == notice_id]
-    assert big.status == "ready" and "interrupted by SIGTERM" in (big.error or "")
-
-    assert loader_assets("register", str(platform.root / "cases" / case), "--case", case, "--load").returncode == 0
-    assert_exact(platform, case, 1)
-    assert_exact(platform, case, 3)
+    assert loader_assets(*argv).returncode == 0
+    for level in loaded_levels:
+        assert_exact(platform, case, level)
 
 
 def test_a_signal_ends_schedule_watch_in_seconds_leaving_the_schedule_to_its_runs(platform: Platform) -> None:
