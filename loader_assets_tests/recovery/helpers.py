@@ -193,10 +193,11 @@ def partition_file_bytes(cluster_state: Path, worker: str, database: str, table:
     return path.stat().st_size if path.exists() else 0
 
 
-def cli_load(case: str, level: int, log: Path, **env: str) -> subprocess.Popen:
-    """`loader-assets load CASE --level N` in its own process, with the test's environment plus `env`."""
+def cli_load(case: str, level: int, log: Path, module: str = "loader_assets.cli", **env: str) -> subprocess.Popen:
+    """`loader-assets load CASE --level N` in its own process (`module`: the CLI with a test's hooks), with the
+    test's environment plus `env`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "loader_assets.cli", "load", case, "--level", str(level)],
+        [sys.executable, "-m", module, "load", case, "--level", str(level)],
         cwd=REPOSITORY, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -246,13 +247,6 @@ def load_runs(platform: Platform, case: str) -> list[dg.RunRecord]:
     """Records of the case's load runs (not its validation runs), oldest first."""
     records = platform.instance.get_run_records(dg.RunsFilter(job_name=LOAD_JOB, tags={"loader/case": case}))
     return sorted(records, key=lambda record: record.create_timestamp)
-
-
-def holds_sqlite_write_lock(pid: int) -> bool:
-    """The process holds a POSIX write lock: a SQLite write (the Dagster instance's) under way."""
-    with open("/proc/locks") as lines:
-        return any(fields[1] == "POSIX" and fields[3] == "WRITE" and fields[4] == str(pid)
-                   for fields in (line.split() for line in lines) if len(fields) > 4)  # fmt: skip
 
 
 def big_notice(platform: Platform, case: str, rows: int = BIG_ROWS, among: tuple[int, ...] | None = None) -> int:
