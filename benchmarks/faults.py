@@ -34,13 +34,21 @@ from loader_assets.catalog.layout import case_layouts  # noqa: E402
 from loader_assets.catalog.notices import notice_ids  # noqa: E402
 from loader_assets.defs.unreported import unreported  # noqa: E402
 from loader_assets.engine.plan import plan_runs  # noqa: E402
+from loader_assets.engine.recovery import take_back  # noqa: E402
 from loader_assets.operations.context import Context  # noqa: E402
 from loader_assets.settings import Settings  # noqa: E402
 from loader_assets.workers import local  # noqa: E402
 from loader_assets.workers.ddl import director_index_table  # noqa: E402
 from loader_assets.workers.local import Binaries, LocalServer  # noqa: E402
 from loader_assets_tests.conftest import Platform  # noqa: E402
-from loader_assets_tests.recovery.helpers import assert_exact, big_notice, level_notices, rows_arriving  # noqa: E402
+from loader_assets_tests.recovery.helpers import (  # noqa: E402
+    assert_exact,
+    big_notice,
+    level_notices,
+    loads_on_workers,
+    rows_arriving,
+    stopped,
+)
 from loader_assets_tests.servers import OwnPostgres, dagster_daemon, own_postgres  # noqa: E402
 
 STALL_SECONDS = 5
@@ -86,8 +94,9 @@ class World:
         return subprocess.run([sys.executable, "-m", "loader_assets.cli", *args], cwd=ROOT, env={**self.env, **env},
                               capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "loader_assets.cli", *args], cwd=ROOT,
+    def start(self, *args: str, module: str = "loader_assets.cli", **env: str) -> subprocess.Popen:
+        """`loader-assets ARGS` started (`module`: the CLI with a test's hooks)."""
+        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
                                 env={**self.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
     def case(self, name: str = "faults", chunks: int = 4, rows: int = 200) -> str:
@@ -281,6 +290,31 @@ def own_server_stopped(which: str) -> Callable[[], Outcome]:
     return scenario
 
 
+def frozen_then_catalog_stopped() -> Outcome:
+    """A `load` frozen beyond its lease (it stops itself between statements), swept and loaded by another, resumed
+    while the catalog's PostgreSQL is stopped: its beats fail, so it cannot tell whether its notices are still its
+    own. It must load nothing and end naming the catalog."""
+    with own_postgres() as pg, world("frozen", catalog=pg) as w:
+        lease = {"LOADER_LEASE_SECONDS": "4"}
+        case = w.case(chunks=8)
+        frozen = w.start("load", case, "--level", "1", module="loader_assets_tests.recovery.frozen_load", **lease)
+        wait_until(lambda: stopped(frozen), "the load stop itself", frozen)
+        held = {n.id for n in level_notices(w.platform, case, 1) if n.status == "running"}
+        wait_until(lambda: take_back(w.ctx.store, w.ctx.cluster, case=case), "its lapsed leases taken back")
+        if (again := w.cli("load", case, "--level", "1", **lease)).returncode != 0:
+            raise RuntimeError(f"the reload failed: {first_line(again)}")
+        before = loads_on_workers(w.ctx.cluster)
+        pg.stop()
+        frozen.send_signal(signal.SIGCONT)
+        outcome = ended(frozen, Outcome("frozen past its lease, resumed with the catalog stopped"))
+        written = loads_on_workers(w.ctx.cluster) != before
+        pg.start()
+        outcome = w.until_loaded(case, time.monotonic(), outcome, person="ran `load` again, as the line said")
+        if outcome.exact and written:
+            outcome.exact, outcome.why = False, f"the resumed run loaded files of the {len(held)} notices taken over"
+        return outcome
+
+
 def instance_restarted() -> Outcome:
     """The instance's PostgreSQL restarted mid level: the connections `load` keeps are dropped under it. It rides
     through (no person), and Dagster shows every chunk it loaded (none left for the catalog to report again)."""
@@ -437,6 +471,7 @@ SCENARIOS: dict[str, Callable[[], Outcome]] = {
     "catalog-stopped": own_server_stopped("catalog"),
     "instance-stopped": own_server_stopped("instance"),
     "instance-restarted": instance_restarted,
+    "frozen-then-catalog-stopped": frozen_then_catalog_stopped,
     "disk-full": disk_full,
     "daemon-before-tick": daemon_killed("before a tick"),
     "daemon-between-submit-and-runs": daemon_killed("between submit and runs"),

@@ -1,6 +1,7 @@
 """A short subset of the fault matrix (`benchmarks/faults.py`, each scenario on a fresh cluster of its own): the
-scenarios a person ends by acting as the line says — a wrong password, a file replaced by a directory — and the
-instance's PostgreSQL restarted under a load, which no person needs to end. Each ends exact; the whole matrix
+scenarios a person ends by acting as the line says — a wrong password, a file replaced by a directory, a load
+frozen beyond its lease and resumed with the catalog stopped (which must load nothing) — and the instance's
+PostgreSQL restarted under a load, which no person needs to end. Each ends exact; the whole matrix
 runs outside `make test` (a dropped case registered again and the signals to `load` have tests of their own:
 recovery/test_unattended.py, test_operator_faults.py)."""
 
@@ -14,7 +15,7 @@ import pytest
 from loader_assets_tests.conftest import REPOSITORY
 
 pytestmark = pytest.mark.servers
-SUBSET = ("wrong-password", "file-replaced-by-directory", "instance-restarted")
+SUBSET = ("wrong-password", "file-replaced-by-directory", "frozen-then-catalog-stopped", "instance-restarted")
 
 
 def test_a_subset_of_the_fault_matrix_ends_exact() -> None:
@@ -28,3 +29,5 @@ def test_a_subset_of_the_fault_matrix_ends_exact() -> None:
     assert "exit   1" in said and "put the file back, `reset` its notice" in said, said
     [restarted] = [row for row in rows if row.startswith("instance PostgreSQL restarted")]
     assert "exit   0" in restarted and restarted.endswith("person: no"), said  # a load rides through a restart
+    [frozen] = [row for row in rows if row.startswith("frozen past its lease")]
+    assert "exact" in frozen and "exit   6" in frozen, said  # loaded nothing, named the catalog

@@ -174,15 +174,16 @@ class LoadReport:
 
 
 class Heartbeat(threading.Thread):
-    """Extends the leases of this process's attempts every `interval` seconds and remembers which notices
-    were taken back."""
+    """Extends the leases of this process's attempts four times a lease and remembers which notices were taken
+    back."""
 
-    def __init__(self, store: Store, run_id: str, claimed: Mapping[int, int], interval: float) -> None:
+    def __init__(self, store: Store, run_id: str, claimed: Mapping[int, int], lease: float) -> None:
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
-        self.store, self.run_id, self.interval = store, run_id, interval
+        self.store, self.run_id, self.lease, self.interval = store, run_id, lease, lease / 4
         self.claimed = dict(claimed)  # notice id -> attempt id
         self.lost: set[int] = set()
-        self.beaten_at = time.monotonic()  # the claim was the first beat
+        self.beaten_at = time.monotonic()  # of the last beat that went through; the claim was the first
+        self.failure: Exception | None = None  # of the last beat that did not
         self._stop_event = threading.Event()
         self._lock = threading.Lock()  # the load streams finish notices while it beats
 
@@ -195,8 +196,9 @@ class Heartbeat(threading.Thread):
             attempts = list(self.claimed.values())
         try:
             held = self.store.heartbeat(attempts)
-        except Exception:  # a catalog hiccup must not kill the load; the next beat retries
+        except Exception as error:  # a catalog hiccup must not kill the load; the next beat retries
             log.exception("heartbeat of run %s failed", self.run_id)
+            self.failure = error
             return
         with self._lock:
             self.lost |= set(self.claimed) - held
@@ -205,10 +207,21 @@ class Heartbeat(threading.Thread):
     def still_held(self, notice_id: int, *, fresh: bool = False) -> bool:
         """Whether the notice is still ours, judged on a beat at most half a beat old (`fresh`: on a beat now): a
         process frozen beyond its lease (SIGSTOP, a paused VM) beats again before it writes, so it never writes
-        under a lease taken over (the monotonic clock runs on while a process is stopped)."""
+        under a lease taken over (the monotonic clock runs on while a process is stopped). When no beat went
+        through for a whole lease, the notice may be another run's by now: the catalog's failure is raised."""
         if fresh or time.monotonic() - self.beaten_at > self.interval / 2:
             self.beat()
+        if time.monotonic() - self.beaten_at > self.lease:
+            raise self._unconfirmed()
         return notice_id not in self.lost
+
+    def _unconfirmed(self) -> Problem:
+        if isinstance(self.failure, CatalogDown):
+            return self.failure
+        return CatalogDown(
+            f"the leases of run {self.run_id} went unconfirmed for over {self.lease:g} s: {self.failure}",
+            "bring the catalog back; its notices are taken back and loaded again by the next load",
+        )
 
     def done_with(self, notice_id: int) -> None:
         with self._lock:
@@ -280,7 +293,7 @@ class Loader:
         if not claims:
             return report
         heartbeat = Heartbeat(
-            self.store, owner.run_id, {c.notice_id: c.attempt_id for c in claims}, self.store.lease.total_seconds() / 4
+            self.store, owner.run_id, {c.notice_id: c.attempt_id for c in claims}, self.store.lease.total_seconds()
         )
         heartbeat.start()
         watchdog = Watchdog(self.statements, self.cluster, self.stall_seconds)

@@ -25,6 +25,7 @@ from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.defs.jobs import LOAD_JOB, SWEEP_JOB
 from loader_assets.defs.resources import CatalogResource, ClusterResource
+from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.ddl import chunk_table_name
 from loader_assets.workers.local import LocalServer
 from loader_assets_tests.conftest import REPOSITORY, Platform
@@ -268,3 +269,20 @@ def rows_arriving(platform: Platform, cluster_state: Path, case: str, notice_id:
     table = chunk_table_name("Object", notice.chunk)
     written = partition_file_bytes(cluster_state, worker, database, table, notice.attempt_id)
     return (worker, notice.attempt_id) if written > 0 else None
+
+
+def stopped(process: subprocess.Popen) -> bool:
+    """The process is stopped (by a signal): its state in /proc is T."""
+    with open(f"/proc/{process.pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def loads_on_workers(cluster: Cluster) -> dict[str, int]:
+    """LOAD DATA statements each worker has run since it started (a resumed run's streams may still make a table
+    ahead, which holds no rows: only loads are counted)."""
+    found = {}
+    for name, server in cluster.workers.items():
+        with server.connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Com_load'")
+            found[name] = int(cursor.fetchone()[1])
+    return found

@@ -34,11 +34,13 @@ from loader_assets_tests.recovery.helpers import (
     big_notice,
     cli_load,
     level_notices,
+    loads_on_workers,
     outcomes,
     reaped,
     rows_arriving,
     running_statements,
     sensor_context,
+    stopped,
     sweep_now,
     wait_for,
 )
@@ -174,23 +176,6 @@ def test_a_worker_stopped_mid_run_gives_its_notices_back_uncounted_and_a_reload_
     assert outcomes(platform, [notice_id])[notice_id] == ["released", "done"]
 
 
-def stopped(process: subprocess.Popen) -> bool:
-    """The process is stopped (by a signal): its state in /proc is T."""
-    with open(f"/proc/{process.pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
-
-
-def loads_on_workers(platform: Platform) -> dict[str, int]:
-    """LOAD DATA statements each worker has run (a table or index its resumed streams made ahead, as they may, holds
-    no rows)."""
-    found = {}
-    for name, server in platform.cluster.workers.items():
-        with server.connect() as conn, conn.cursor() as cursor:
-            cursor.execute("SHOW GLOBAL STATUS LIKE 'Com_load'")
-            found[name] = int(cursor.fetchone()[1])
-    return found
-
-
 def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once_resumed(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -216,10 +201,10 @@ def test_a_run_frozen_beyond_its_lease_is_swept_reloaded_and_writes_nothing_once
         reload_level_1(platform, case)
         assert_exact(platform, case, 1)
 
-        before = loads_on_workers(platform)
+        before = loads_on_workers(platform.cluster)
         process.send_signal(signal.SIGCONT)
         assert process.wait(timeout=60) is not None
-    assert loads_on_workers(platform) == before  # resumed, the run beat before loading: it loaded nothing
+    assert loads_on_workers(platform.cluster) == before  # resumed, the run beat before loading: it loaded nothing
     assert_exact(platform, case, 1)
     history = outcomes(platform, level_1)
     assert all(history[i][-1] == "done" and history[i].count("done") == 1 for i in level_1)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from loader_assets.catalog.claims import Refusal, Refused
 from loader_assets.catalog.layout import case_layout
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Store
 from loader_assets.engine.load import Heartbeat, Loaded, LoadReport, busy_seconds
 from loader_assets.engine.targets import chunk_sizes, place_chunks
+from loader_assets.problems import CatalogDown
 from loader_assets_tests.unit.fakes import FakeCluster, FakeLeaseStore
 from loader_assets_tests.unit.helpers import CASE
 
 
-def heartbeat(store: FakeLeaseStore, claimed: set[int], interval: float = 60.0) -> Heartbeat:
-    return Heartbeat(store, "run-a", {notice: 100 + notice for notice in claimed}, interval)
+def heartbeat(store: FakeLeaseStore, claimed: set[int], lease: float = 240.0) -> Heartbeat:
+    return Heartbeat(store, "run-a", {notice: 100 + notice for notice in claimed}, lease)
 
 
 def test_a_beat_reports_the_notices_the_run_lost() -> None:
@@ -40,9 +43,20 @@ def test_a_failing_catalog_does_not_kill_the_heartbeat() -> None:
     assert (beat.lost, store.calls) == ({2}, [[101, 102], [101, 102]]), "each beat renews the attempts held"
 
 
+def test_a_lease_unconfirmed_for_a_whole_lease_is_the_catalogs_failure_not_still_held() -> None:
+    store = FakeLeaseStore(held={1}, failures=2)
+    beat = heartbeat(store, {1})
+    beat.beaten_at -= beat.lease / 2  # a frozen process resumed: its last beat long ago, the catalog down
+    assert beat.still_held(1), "within its lease a failed beat concludes nothing"
+    beat.beaten_at -= beat.lease
+    with pytest.raises(CatalogDown, match=r"leases of run run-a went unconfirmed for over 240 s: catalog unreachable"):
+        beat.still_held(1)
+    assert beat.still_held(1) and store.calls == [[101]] * 3, "a beat that goes through confirms it again"
+
+
 def test_the_heartbeat_thread_keeps_beating_after_an_error_until_stopped() -> None:
     store = FakeLeaseStore(held={1}, failures=1, wanted=3)
-    beat = heartbeat(store, {1}, interval=0.001)
+    beat = heartbeat(store, {1}, lease=0.004)
     beat.start()
     try:
         assert store.beats.wait(timeout=5), "the thread stopped beating after the first error"
