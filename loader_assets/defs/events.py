@@ -59,10 +59,13 @@ def load_in_run(
 ) -> LoadReport:
     """Load the notices in this step: a materialization per chunk as soon as it is loaded, a line per worker."""
     keep_connections(context.instance)  # a run the daemon launched opened its instance itself
-    report = loader.load(
-        notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info,
-        on_chunk=lambda items: context.log_event(materialization(items)),
-    )  # fmt: skip
+    try:
+        report = loader.load(
+            notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info,
+            on_chunk=lambda items: context.log_event(materialization(items)),
+        )  # fmt: skip
+    except Problem as problem:  # the catalog gone mid-load: the run says so (what it held, it gave back or lapses)
+        raise failure(problem) from problem
     context.log.info(f"loaded {len(report.loaded)} notices ({report.rows} rows), {len(report.failed)} failed")
     report_load(context, report)
     return report

@@ -194,6 +194,7 @@ class Heartbeat(threading.Thread):
     def beat(self) -> None:
         with self._lock:
             attempts = list(self.claimed.values())
+        sent = time.monotonic()  # the lease runs from before the beat: a freeze after it must not look fresh
         try:
             held = self.store.heartbeat(attempts)
         except Exception as error:  # a catalog hiccup must not kill the load; the next beat retries
@@ -202,7 +203,7 @@ class Heartbeat(threading.Thread):
             return
         with self._lock:
             self.lost |= set(self.claimed) - held
-            self.beaten_at = time.monotonic()
+            self.beaten_at = sent
 
     def still_held(self, notice_id: int, *, fresh: bool = False) -> bool:
         """Whether the notice is still ours, judged on a beat at most half a beat old (`fresh`: on a beat now): a
@@ -215,9 +216,10 @@ class Heartbeat(threading.Thread):
             raise self._unconfirmed()
         return notice_id not in self.lost
 
-    def _unconfirmed(self) -> Problem:
+    def _unconfirmed(self) -> CatalogDown:
+        """A new exception each time: the streams raise it at once, each with its own traceback."""
         if isinstance(self.failure, CatalogDown):
-            return self.failure
+            return CatalogDown(self.failure.cause, self.failure.fix)
         return CatalogDown(
             f"the leases of run {self.run_id} went unconfirmed for over {self.lease:g} s: {self.failure}",
             "bring the catalog back; its notices are taken back and loaded again by the next load",
@@ -541,10 +543,10 @@ class Loader:
         for claim in claims:
             if ending.is_set() or self.interruption.is_set or worker in self._down:
                 return
-            if not beat.still_held(claim.notice_id):
-                continue
-            layout = self.layout(claim.case)
             try:
+                if not beat.still_held(claim.notice_id):
+                    continue
+                layout = self.layout(claim.case)
                 self._prepare(worker, layout, claim, Target(claim.table, claim.chunk, claim.overlap, worker))
             except Exception as error:
                 log.debug("tables of %s made by its streams from now on: %s", worker, error)

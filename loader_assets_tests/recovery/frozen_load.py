@@ -1,9 +1,12 @@
 """`loader-assets` whose load stops itself (SIGSTOP) as its sixth notice starts: the notices held, nothing in flight.
 
-Run as `python -m loader_assets_tests.recovery.frozen_load load CASE --level 1`. Every part of a load that talks to
-a worker, the czar, the catalog or the Dagster instance takes one lock here, so the stop never falls inside a
-statement or a transaction (a client frozen there holds its locks until its server gives up on it): the test of a
-run frozen beyond its lease is deterministic, with no search for a quiet moment.
+Run as `python -m loader_assets_tests.recovery.frozen_load load CASE --level 1`, with the in-process executor (the
+default: a step process of `LOADER_EXECUTOR=multiprocess` would import the loader without these hooks). Every part
+of a load that writes to a worker, the czar, the catalog or the Dagster instance takes one lock here, so the stop
+never falls inside a statement or a transaction that holds locks (a client frozen there holds them until its
+server gives up on it); the notices load one at a time meanwhile. The progress bars' catalog reads and the
+watchdog (which queries only while a statement runs) go on beside it: they hold nothing a sweep or a reload waits
+for. The test of a run frozen beyond its lease is then deterministic, with no search for a quiet moment.
 """
 
 from __future__ import annotations

@@ -272,7 +272,9 @@ def rows_arriving(platform: Platform, cluster_state: Path, case: str, notice_id:
 
 
 def stopped(process: subprocess.Popen) -> bool:
-    """The process is stopped (by a signal): its state in /proc is T."""
+    """The process is stopped (by a signal): its state in /proc is T. One that ended is named."""
+    if process.poll() is not None:
+        raise AssertionError(f"process {process.pid} ended ({process.returncode}) instead of stopping")
     with open(f"/proc/{process.pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0] == "T"
 

@@ -99,13 +99,14 @@ class Told:
 class FakeLeaseStore:
     """The one method a Heartbeat calls: `heartbeat(attempt_ids)` returns the notices still held.
 
-    The first `failures` calls raise, as a catalog that is briefly unreachable would; `beats` is set after
+    The first `failures` calls raise `error`, as a catalog that is briefly unreachable would; `beats` is set after
     `wanted` calls.
     """
 
-    def __init__(self, held: set[int], *, failures: int = 0, wanted: int = 1) -> None:
+    def __init__(self, held: set[int], *, failures: int = 0, wanted: int = 1, error: Exception | None = None) -> None:
         self.held = held
         self.failures = failures
+        self.error = error or ConnectionError("catalog unreachable")
         self.wanted = wanted
         self.calls: list[list[int]] = []
         self.beats = threading.Event()
@@ -115,5 +116,5 @@ class FakeLeaseStore:
         if len(self.calls) >= self.wanted:
             self.beats.set()
         if len(self.calls) <= self.failures:
-            raise ConnectionError("catalog unreachable")
+            raise self.error
         return set(self.held)
