@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import matplotlib
@@ -201,15 +200,21 @@ def test_watch_reports_progress_until_nothing_is_ready_or_running(store: Store) 
     scheduled = sel(store, "id IN (21, 22)").schedule()
     assert scheduled.run_ids(runs) == []
 
-    def load_them() -> None:
-        time.sleep(0.3)
+    lines: list[str] = []
+    first_line = threading.Event()
+
+    def told(line: str) -> None:
+        lines.append(line)
+        first_line.set()
+
+    def load_them() -> None:  # once the watch has told the state before the load
+        assert first_line.wait(timeout=30)
         for claim in store.claim([21, 22], Owner.current("run-watch")):
             store.finish(claim.attempt_id, "done" if claim.notice_id == 21 else "failed", rows=1, error="x")
 
-    lines: list[str] = []
     loader = threading.Thread(target=load_them)
     loader.start()
-    final = scheduled.watch(timeout=30, interval=0.05, progress=lines.append, runs=runs)
+    final = scheduled.watch(timeout=30, interval=0.05, progress=told, runs=runs)
     loader.join()
     assert final["notices"].to_dict() == {"ready": 0, "running": 0, "done": 1, "failed": 1}
     assert lines[0].endswith("2 notices: ready 2, running 0, done 0, failed 0 | runs: none yet")
