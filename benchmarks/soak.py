@@ -83,6 +83,7 @@ from loader_assets.workers import local
 from loader_assets.workers.cluster import META_DB, Cluster, ClusterConfig
 from loader_assets.workers.ddl import STAMP_TABLE, TRANS_ID, chunk_table_name, director_index_table
 from loader_assets.workers.formats import count_records
+from loader_assets_tests.recovery.helpers import all_threads_stopped
 from loader_assets_tests.servers import REPOSITORY, dagster_daemon, postgres_database
 
 FAULT_KINDS = ("kill_run", "stop_past_lease", "worker_restart", "forced_reload_race", "duplicate_schedule")
@@ -610,7 +611,7 @@ class Soak:
             return None
         os.kill(pid, signal.SIGSTOP)
         self.stopped.add(pid)
-        if self.wait_until(lambda: _all_threads_stopped(pid), 5, 0.01) and not self._busy(pid):
+        if self.wait_until(lambda: all_threads_stopped(pid), 5, 0.01) and not self._busy(pid):
             held = self.held_by(pid)
             if held:
                 return held
@@ -934,16 +935,6 @@ def _parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _all_threads_stopped(pid: int) -> bool:
-    try:
-        states = [
-            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
-        ]
-    except OSError:
-        return False
-    return bool(states) and all(state in ("T", "t") for state in states)
 
 
 def _tcp_ports(pid: int) -> set[int]:

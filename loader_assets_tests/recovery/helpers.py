@@ -271,12 +271,22 @@ def rows_arriving(platform: Platform, cluster_state: Path, case: str, notice_id:
     return (worker, notice.attempt_id) if written > 0 else None
 
 
+def all_threads_stopped(pid: int) -> bool:
+    """Every thread of the process is stopped (by a signal or a tracer): its state in /proc is T or t."""
+    try:
+        states = [
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+    except OSError:
+        return False
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def stopped(process: subprocess.Popen) -> bool:
-    """The process is stopped (by a signal): its state in /proc is T. One that ended is named."""
+    """Every thread of the process is stopped; one that ended is named."""
     if process.poll() is not None:
         raise AssertionError(f"process {process.pid} ended ({process.returncode}) instead of stopping")
-    with open(f"/proc/{process.pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+    return all_threads_stopped(process.pid)
 
 
 def loads_on_workers(cluster: Cluster) -> dict[str, int]:
