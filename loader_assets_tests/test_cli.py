@@ -199,6 +199,22 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     assert run(capsys, "status", "--case", other)[0] == 0, "the case beside it is untouched"
 
 
+def test_a_case_never_loaded_drops_on_a_czar_that_never_placed_a_chunk(
+    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer's path: a fresh cluster, a case registered by mistake, dropped before any load (the czar has no
+    placement schema yet: the session's czar has one, so the name looked for is one it never had)."""
+    from loader_assets.workers import cluster
+
+    case = platform.sample_case(chunks=1, rows_per_chunk=5).case
+    monkeypatch.setattr(cluster, "META_DB", f"qservMeta_{uuid.uuid4().hex[:8]}")
+
+    code, out, err = run(capsys, "drop", case, "--force")
+    assert code == 0, err
+    assert f"catalog: case {case} deleted" in out
+    assert run(capsys, "status", "--case", case)[0] == Exit.UNKNOWN
+
+
 def _a_director_notice(platform: Platform, case: str) -> int:
     from loader_assets.catalog.notices import notice_ids
 

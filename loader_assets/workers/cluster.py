@@ -231,7 +231,10 @@ class Cluster:
         with self.czar.connect() as conn, conn.cursor() as cursor:
             for table in index_tables:
                 cursor.execute(f"DROP TABLE IF EXISTS {META_DB}.{quote_name(table)}")
-            cursor.execute(f"SHOW TABLES FROM {META_DB} LIKE 'database_family'")
+            cursor.execute(  # none at a czar that never placed a chunk (a case registered, never loaded)
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'database_family'",
+                (META_DB,),
+            )
             if cursor.fetchone() is None:
                 return
             cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
