@@ -199,20 +199,42 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     assert run(capsys, "status", "--case", other)[0] == 0, "the case beside it is untouched"
 
 
-def test_a_case_never_loaded_drops_on_a_czar_that_never_placed_a_chunk(
+def test_a_case_never_loaded_verifies_and_drops_on_a_czar_that_never_placed_a_chunk(
     platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A newcomer's path: a fresh cluster, a case registered by mistake, dropped before any load (the czar has no
-    placement schema yet: the session's czar has one, so the name looked for is one it never had)."""
+    """A newcomer's path: a fresh cluster, a case registered by mistake, counted and dropped before any load (the
+    czar has no placement schema yet: the session's czar has one, so the name looked for is one it never had)."""
+    from loader_assets.operations import loading
     from loader_assets.workers import cluster
 
     case = platform.sample_case(chunks=1, rows_per_chunk=5).case
     monkeypatch.setattr(cluster, "META_DB", f"qservMeta_{uuid.uuid4().hex[:8]}")
 
+    counted = loading.verify(platform.ctx, case).frame
+    assert (counted["file"] > 0).all() and (counted["catalog"] == 0).all() and (counted["workers"] == 0).all()
+    assert not counted["exact"].any()
+
     code, out, err = run(capsys, "drop", case, "--force")
     assert code == 0, err
     assert f"catalog: case {case} deleted" in out
     assert run(capsys, "status", "--case", case)[0] == Exit.UNKNOWN
+
+
+def test_doctor_checks_every_part_before_anything_was_placed(
+    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a czar that never placed a chunk, a registered case's disk needs are spread over the workers (doctor
+    crashed reading the placement table the czar did not have)."""
+    from loader_assets.workers import cluster
+
+    platform.sample_case(chunks=1, rows_per_chunk=5)
+    monkeypatch.setattr(cluster, "META_DB", f"qservMeta_{uuid.uuid4().hex[:8]}")
+
+    code, out, err = run(capsys, "doctor")
+    assert "Traceback" not in err
+    for part in ["catalog", "czar", *(f"disk of {worker}" for worker in platform.cluster.workers), "daemon"]:
+        assert part in out, out
+    assert code == Exit.NO_DAEMON, out  # every server answers; no dagster-daemon beats for this instance
 
 
 def _a_director_notice(platform: Platform, case: str) -> int:

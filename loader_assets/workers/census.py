@@ -14,11 +14,10 @@ import pymysql
 from loader_assets.workers import fingerprint
 from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB
-from loader_assets.workers.connection import Server, quote_name, quote_table
+from loader_assets.workers.connection import NO_SUCH_TABLE, Server, quote_name, quote_table
 from loader_assets.workers.ddl import concatenated, director_index_table, director_index_tables
 from loader_assets.workers.fingerprint import Fingerprint
 
-NO_SUCH_TABLE = 1146
 KEY_BATCH = 10_000  # absent child keys per round trip to the czar's index
 JOIN_BUFFER = 128 * 1024 * 1024  # allocated as needed, up to this (benchmarks/validation.py: 7x at 200k rows)
 

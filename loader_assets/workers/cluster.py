@@ -21,7 +21,16 @@ import pymysql
 
 from loader_assets.problems import BadInput, CzarDown, ServerDown, WorkerDown
 from loader_assets.settings import Settings
-from loader_assets.workers.connection import CZAR, WORKER, Server, ServerOptions, parse_url, quote_name
+from loader_assets.workers.connection import (
+    CZAR,
+    NO_SUCH_TABLE,
+    UNKNOWN_DATABASE,
+    WORKER,
+    Server,
+    ServerOptions,
+    parse_url,
+    quote_name,
+)
 
 CONFIG_FILE = "workers.json"
 META_DB = "qservMeta"
@@ -199,8 +208,13 @@ class Cluster:
 
     def family_of(self, database: str) -> str:
         with self.czar.connect() as conn, conn.cursor() as cursor:
-            cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
-            row = cursor.fetchone()
+            try:
+                cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
+                row = cursor.fetchone()
+            except pymysql.err.MySQLError as error:  # a czar that never placed a chunk: no table, or no schema
+                if error.args[0] not in (NO_SUCH_TABLE, UNKNOWN_DATABASE):
+                    raise
+                row = None
         if row is None:
             raise LookupError(f"database {database} is not registered: call register_database first")
         return row[0]
