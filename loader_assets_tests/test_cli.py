@@ -136,6 +136,12 @@ def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(
     assert "rates: by hand" in out and out.splitlines()[9].split() == ["total", "12.0", "s"]
     assert out.splitlines()[10] == "catalog ~9.0 MB, Dagster instance ~18 MB"
 
+    (tmp_path / "wrong.json").write_text('{"phases": {"register": {"fixed": 1}}}')
+    for wrong in [tmp_path / "missing.json", tmp_path / "wrong.json"]:
+        code, _, err = run(capsys, "plan", case, "--rates", str(wrong))
+        assert code == Exit.USAGE
+        one_line(err, "plan", str(wrong), "calibrate --save")
+
 
 def test_schedule_of_a_big_selection_reads_a_preview_and_hands_over_every_notice(
     platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

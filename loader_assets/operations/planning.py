@@ -18,4 +18,14 @@ def plan(ctx: Context, case: str, workers: list[int] | None = None, rates: Path 
     if workers is not None and any(count < 1 for count in workers):
         raise BadInput(f"worker counts {workers} include one below 1", "ask for 1 worker or more")
     counts = workers or [len(ClusterConfig.of(ctx.settings).workers)]
-    return capacity.report(case, case_sizes(ctx.store, case), capacity.Rates.load(rates), counts)
+    return capacity.report(case, case_sizes(ctx.store, case), _rates(rates), counts)
+
+
+def _rates(path: Path | None) -> capacity.Rates:
+    try:
+        return capacity.Rates.load(path)
+    except (OSError, ValueError, TypeError, KeyError) as error:  # unreadable, not JSON, not the rates' shape
+        raise BadInput(
+            f"rates file {path}: {type(error).__name__}: {error}",
+            "give a file that `benchmarks/capacity.py calibrate --save` wrote, or none for the shipped rates",
+        ) from error
