@@ -27,7 +27,7 @@ from loader_assets.engine.interruption import INTERRUPTION
 from loader_assets.engine.runner import LevelResult
 from loader_assets.operations import cases, doctor, loading, local, notices, planning, scheduling
 from loader_assets.operations.context import Context
-from loader_assets.problems import Problem
+from loader_assets.problems import BadInput, Problem
 from loader_assets.selection.language import QueryError, describe_fields
 
 if TYPE_CHECKING:
@@ -310,9 +310,12 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
     from loader_assets.qserv.sample import write_sample_case
 
     out = Path(args.out_dir)
-    root = write_sample_case(
-        out, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format, seed=args.seed, database=out.name
-    )
+    try:
+        root = write_sample_case(out, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format,
+                                 seed=args.seed, database=out.name)  # fmt: skip
+    except OSError as error:  # not a directory, no such parent, read-only, full
+        raise BadInput(f"cannot write a sample case to {out}: {error.strerror or error}",
+                       "name a new or empty directory this user can write to") from error  # fmt: skip
     print(f"sample case written to {root}")
     return 0
 
@@ -325,6 +328,12 @@ def cmd_celery_worker(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # -- the parser ------------------------------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port, 0 to 65535")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -438,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_.set_defaults(run=cmd_doctor)
 
     metrics = commands.add_parser("metrics", help="serve the catalog's numbers to Prometheus (until interrupted)")
-    metrics.add_argument("--port", type=int, default=9464, help="TCP port (default 9464; 0: any free port)")
+    metrics.add_argument("--port", type=_port, default=9464, help="TCP port (default 9464; 0: any free port)")
     metrics.add_argument("--address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     metrics.set_defaults(run=cmd_metrics)
 

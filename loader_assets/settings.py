@@ -77,9 +77,12 @@ class Settings:
         executor = env.text("LOADER_EXECUTOR", "in_process")
         if executor not in EXECUTORS:
             raise BadSetting("LOADER_EXECUTOR", executor, f"one of {', '.join(EXECUTORS)}")
+        catalog_url = env.text("LOADER_CATALOG_URL", "")
+        if catalog_url and not re.match(CATALOG_SCHEMES, catalog_url):
+            raise BadSetting("LOADER_CATALOG_URL", catalog_url, "a sqlite:///PATH or postgresql://HOST/DB URL")
         return cls(
             state_dir=state_dir,
-            catalog_url=env.text("LOADER_CATALOG_URL", "") or f"sqlite:///{state_dir / 'catalog.sqlite'}",
+            catalog_url=catalog_url or f"sqlite:///{state_dir / 'catalog.sqlite'}",
             dagster_home=Path(env.text("DAGSTER_HOME", "") or state_dir / "dagster").expanduser().resolve(),
             dagster_pg_url=env.text("LOADER_DAGSTER_PG_URL", "") or None,
             dagster_pg_password=env.text("LOADER_DAGSTER_PG_PASSWORD", ""),
@@ -115,6 +118,9 @@ class Settings:
     @property
     def catalog_sqlalchemy_url(self) -> str:
         return psycopg2_url(self.catalog_url)
+
+
+CATALOG_SCHEMES = r"^(sqlite|postgres(ql)?(\+psycopg2)?)://"  # the catalog's databases (SQLAlchemy URLs)
 
 
 class BadSetting(BadInput):

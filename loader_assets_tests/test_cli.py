@@ -243,6 +243,20 @@ def test_doctor_checks_every_part_before_anything_was_placed(
     assert code == Exit.NO_DAEMON, out  # every server answers; no dagster-daemon beats for this instance
 
 
+def test_sample_and_metrics_refuse_a_place_they_cannot_use_in_one_line(
+    platform: Platform, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "a_file").write_text("")
+    for out_dir in [tmp_path / "a_file", tmp_path / "a_file" / "below"]:
+        code, _, err = run(capsys, "sample", str(out_dir))
+        assert code == Exit.USAGE
+        one_line(err, "sample", f"cannot write a sample case to {out_dir}", "can write to")
+    with pytest.raises(SystemExit) as refused:  # argparse's own usage error
+        main(["metrics", "--port", "99999"])
+    assert refused.value.code == Exit.USAGE
+    assert "'99999' is not a TCP port, 0 to 65535" in capsys.readouterr().err
+
+
 def _a_director_notice(platform: Platform, case: str) -> int:
     from loader_assets.catalog.notices import notice_ids
 

@@ -93,6 +93,10 @@ class ClusterConfig:
             config = cls(czar_url=settings.czar, workers=parse_worker_list(settings.workers.split(",")))
             config.validate()
             return config
+        if settings.czar or settings.workers:  # else the other would silently come from workers.json
+            given, missing = ("LOADER_CZAR", "LOADER_WORKERS") if settings.czar else ("LOADER_WORKERS", "LOADER_CZAR")
+            raise BadInput(f"{given} is set but {missing} is not",
+                           f"set both (or neither, for the local cluster of {settings.state_dir / CONFIG_FILE})")  # fmt: skip
         return cls.load(settings.state_dir)
 
 

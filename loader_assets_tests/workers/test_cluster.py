@@ -47,6 +47,13 @@ def test_no_cluster_configured_says_how_to_configure_one(tmp_path):
         ClusterConfig.of(settings_of(tmp_path))
 
 
+@pytest.mark.parametrize("given", ["LOADER_CZAR", "LOADER_WORKERS"])
+def test_one_of_czar_and_workers_alone_is_refused_not_ignored(cluster_state, given):
+    settings = Settings.from_env({"LOADER_STATE_DIR": str(cluster_state), given: "mysql+pymysql://root@h:3306"})
+    with pytest.raises(BadInput, match=rf"{given} is set but LOADER_\w+ is not; set both"):
+        ClusterConfig.of(settings)  # workers.json is there: the other half would have come from it
+
+
 def test_duplicate_worker_names_are_refused():
     with pytest.raises(BadInput, match="twice"):
         parse_worker_list(["a=mysql://h1", "a=mysql://h2"])
