@@ -121,9 +121,18 @@ class Rates:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Rates:
+        """The rates of a file `save` wrote; ValueError when it holds something else (OSError: unreadable)."""
         data = json.loads((path or RATES_FILE).read_text())
-        phases = {name: PhaseRate(**rate) for name, rate in data.pop("phases").items()}
-        return cls(phases=phases, **data)
+        try:
+            phases = {name: PhaseRate(**{term: float(value) for term, value in rate.items()})
+                      for name, rate in data.pop("phases").items()}  # fmt: skip
+            sizes = {name: float(data.pop(name)) for name in ("catalog_bytes_per_notice", "instance_bytes_per_notice")}
+            rates = cls(phases=phases, **sizes, **data)
+        except (AttributeError, KeyError, TypeError) as error:
+            raise ValueError(f"not rates ({type(error).__name__}: {error})") from error
+        if set(phases) != set(PHASES):
+            raise ValueError(f"rates of phases {sorted(phases)}, not of {list(PHASES)}")
+        return rates
 
     def save(self, path: Path | None = None) -> None:
         (path or RATES_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")

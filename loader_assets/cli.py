@@ -9,6 +9,7 @@ end a command cleanly (a load gives back its notices first) with exit 130 and 14
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import signal
@@ -314,8 +315,10 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
         root = write_sample_case(out, chunks=args.chunks, rows_per_chunk=args.rows_per_chunk, fmt=args.format,
                                  seed=args.seed, database=out.name)  # fmt: skip
     except OSError as error:  # not a directory, no such parent, read-only, full
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
         raise BadInput(f"cannot write a sample case to {out}: {error.strerror or error}",
-                       "name a new or empty directory this user can write to") from error  # fmt: skip
+                       f"free space, remove {out} and run it again" if full
+                       else "name a new or empty directory this user can write to") from error  # fmt: skip
     print(f"sample case written to {root}")
     return 0
 

@@ -78,8 +78,9 @@ class Settings:
         if executor not in EXECUTORS:
             raise BadSetting("LOADER_EXECUTOR", executor, f"one of {', '.join(EXECUTORS)}")
         catalog_url = env.text("LOADER_CATALOG_URL", "")
-        if catalog_url and not re.match(CATALOG_SCHEMES, catalog_url):
-            raise BadSetting("LOADER_CATALOG_URL", catalog_url, "a sqlite:///PATH or postgresql://HOST/DB URL")
+        if catalog_url and not re.match(CATALOG_DRIVERS, psycopg2_url(catalog_url)):
+            shown = f"{catalog_url.split('://', 1)[0]}://…" if "://" in catalog_url else "…"  # never its password
+            raise BadSetting("LOADER_CATALOG_URL", shown, "a sqlite:///PATH or postgresql://HOST/DB URL")
         return cls(
             state_dir=state_dir,
             catalog_url=catalog_url or f"sqlite:///{state_dir / 'catalog.sqlite'}",
@@ -120,7 +121,7 @@ class Settings:
         return psycopg2_url(self.catalog_url)
 
 
-CATALOG_SCHEMES = r"^(sqlite|postgres(ql)?(\+psycopg2)?)://"  # the catalog's databases (SQLAlchemy URLs)
+CATALOG_DRIVERS = r"^(sqlite(\+pysqlite)?|postgresql\+psycopg2)://"  # of its URL as `psycopg2_url` rewrites it
 
 
 class BadSetting(BadInput):

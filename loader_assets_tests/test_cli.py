@@ -3,6 +3,7 @@ code of its own, no traceback; unknown cases, notices, runs and schedules exit n
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
 from pathlib import Path
@@ -136,11 +137,15 @@ def test_plan_predicts_each_phase_of_a_registered_case_for_each_worker_count(
     assert "rates: by hand" in out and out.splitlines()[9].split() == ["total", "12.0", "s"]
     assert out.splitlines()[10] == "catalog ~9.0 MB, Dagster instance ~18 MB"
 
-    (tmp_path / "wrong.json").write_text('{"phases": {"register": {"fixed": 1}}}')
-    for wrong in [tmp_path / "missing.json", tmp_path / "wrong.json"]:
-        code, _, err = run(capsys, "plan", case, "--rates", str(wrong))
-        assert code == Exit.USAGE
-        one_line(err, "plan", str(wrong), "calibrate --save")
+    shipped = json.loads(capacity.RATES_FILE.read_text())
+    wrongs = {"missing.json": None, "not_json.json": "{", "a_string.json": '"rates"', "no_phase.json": {**shipped, "phases": {}},
+              "a_word.json": {**shipped, "catalog_bytes_per_notice": "many"}}  # fmt: skip
+    for name, content in wrongs.items():
+        if content is not None:
+            (tmp_path / name).write_text(content if isinstance(content, str) else json.dumps(content))
+        code, _, err = run(capsys, "plan", case, "--rates", str(tmp_path / name))
+        assert code == Exit.USAGE, err
+        one_line(err, "plan", str(tmp_path / name), "shaped like the shipped")
 
 
 def test_schedule_of_a_big_selection_reads_a_preview_and_hands_over_every_notice(
@@ -209,7 +214,8 @@ def test_a_case_never_loaded_verifies_and_drops_on_a_czar_that_never_placed_a_ch
     platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A newcomer's path: a fresh cluster, a case registered by mistake, counted and dropped before any load (the
-    czar has no placement schema yet: the session's czar has one, so the name looked for is one it never had)."""
+    czar has no placement schema yet: the session's czar has one, so the name looked for is one it never had; only
+    the czar's placement is read under that name here, the census and the index keep theirs)."""
     from loader_assets.operations import loading
     from loader_assets.workers import cluster
 

@@ -9,6 +9,7 @@ import dagster as dg
 
 from loader_assets.catalog.store import Store
 from loader_assets.engine.load import Loader
+from loader_assets.problems import BadInput
 from loader_assets.settings import Settings
 from loader_assets.workers.cluster import Cluster, ClusterConfig, parse_worker_list, server_options
 
@@ -43,8 +44,11 @@ class ClusterResource(dg.ConfigurableResource):
     @cached_property
     def cluster(self) -> Cluster:
         """Resolved once per resource instance (a step, a sensor tick)."""
-        if not self.czar_url:
+        if not self.czar_url and not self.worker_urls:
             return Cluster.of(self.settings)
+        if not (self.czar_url and self.worker_urls):  # else the other half would silently come from elsewhere
+            raise BadInput("the cluster resource names only its " + ("czar" if self.czar_url else "workers"),
+                           "give it both czar_url and worker_urls, or neither (then LOADER_CZAR/LOADER_WORKERS)")  # fmt: skip
         config = ClusterConfig(czar_url=self.czar_url, workers=parse_worker_list(self.worker_urls))
         return Cluster(config, server_options(self.settings))
 

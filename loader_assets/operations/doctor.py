@@ -57,10 +57,7 @@ def disks(ctx: Context) -> list[Check]:
     workers = list(ctx.cluster.workers)
     need = dict.fromkeys(workers, 0.0)
     for case, sizes in pending_chunk_bytes(ctx.store.db).items():
-        try:
-            placement = ctx.cluster.placement(layouts[case].database)
-        except LookupError:  # nothing of the case placed yet
-            placement = {}
+        placement = ctx.cluster.placement_or_empty(layouts[case].database)
         for chunk, size in sizes.items():
             if chunk in placement:
                 need[placement[chunk]] += size

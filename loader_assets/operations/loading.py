@@ -99,10 +99,7 @@ def verify(ctx: Context, case: str) -> Verified:
 
     layout = known_case(ctx, case)
     files = case_files(ctx.store.db, case)
-    try:
-        placement = ctx.cluster.placement(layout.database) if any(f.chunk is not None for f in files) else {}
-    except LookupError:  # nothing of the case placed yet: none of its chunks is on a worker
-        placement = {}
+    placement = ctx.cluster.placement_or_empty(layout.database) if any(f.chunk is not None for f in files) else {}
     per_table: dict[str, dict[str, int]] = {}
     places: dict[str, set[tuple[str, str]]] = {}  # table -> (worker, table name on it), each counted once
     for item in files:

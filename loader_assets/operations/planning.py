@@ -24,8 +24,8 @@ def plan(ctx: Context, case: str, workers: list[int] | None = None, rates: Path 
 def _rates(path: Path | None) -> capacity.Rates:
     try:
         return capacity.Rates.load(path)
-    except (OSError, ValueError, TypeError, KeyError) as error:  # unreadable, not JSON, not the rates' shape
+    except (OSError, ValueError) as error:  # unreadable, not JSON, not rates
         raise BadInput(
-            f"rates file {path}: {type(error).__name__}: {error}",
-            "give a file that `benchmarks/capacity.py calibrate --save` wrote, or none for the shipped rates",
+            f"rates file {path or capacity.RATES_FILE}: {error}",
+            "give a JSON file shaped like the shipped loader_assets/capacity_rates.json, or leave --rates out",
         ) from error

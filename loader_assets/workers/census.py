@@ -10,11 +10,12 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pymysql
+from pymysql.constants import ER
 
 from loader_assets.workers import fingerprint
 from loader_assets.workers.attempt_partitions import partition_name
 from loader_assets.workers.cluster import META_DB
-from loader_assets.workers.connection import NO_SUCH_TABLE, Server, quote_name, quote_table
+from loader_assets.workers.connection import Server, quote_name, quote_table
 from loader_assets.workers.ddl import concatenated, director_index_table, director_index_tables
 from loader_assets.workers.fingerprint import Fingerprint
 
@@ -27,7 +28,7 @@ def row_count(cursor: pymysql.cursors.Cursor, database: str, table_name: str) ->
     try:
         cursor.execute(f"SELECT COUNT(*) FROM {quote_table(database, table_name)}")
     except pymysql.err.ProgrammingError as error:
-        if error.args[0] != NO_SUCH_TABLE:
+        if error.args[0] != ER.NO_SUCH_TABLE:
             raise
         return None
     return int(cursor.fetchone()[0])
@@ -139,7 +140,7 @@ def table_keys(cursor: pymysql.cursors.Cursor, database: str, table_name: str, k
     try:
         blobs = concatenated(cursor, f"GROUP_CONCAT({k})", f"{quote_table(database, table_name)} WHERE {k} IS NOT NULL")
     except pymysql.err.ProgrammingError as error:
-        if error.args[0] != NO_SUCH_TABLE:
+        if error.args[0] != ER.NO_SUCH_TABLE:
             raise
         return np.empty(0, dtype)
     parsed = [np.fromstring(text.decode(), dtype=dtype, sep=",") for text, _count, _ in blobs]

@@ -18,19 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymysql
+from pymysql.constants import ER
 
 from loader_assets.problems import BadInput, CzarDown, ServerDown, WorkerDown
 from loader_assets.settings import Settings
-from loader_assets.workers.connection import (
-    CZAR,
-    NO_SUCH_TABLE,
-    UNKNOWN_DATABASE,
-    WORKER,
-    Server,
-    ServerOptions,
-    parse_url,
-    quote_name,
-)
+from loader_assets.workers.connection import CZAR, WORKER, Server, ServerOptions, parse_url, quote_name
 
 CONFIG_FILE = "workers.json"
 META_DB = "qservMeta"
@@ -98,6 +90,10 @@ class ClusterConfig:
             raise BadInput(f"{given} is set but {missing} is not",
                            f"set both (or neither, for the local cluster of {settings.state_dir / CONFIG_FILE})")  # fmt: skip
         return cls.load(settings.state_dir)
+
+
+class NotRegistered(LookupError):
+    """The czar holds no partitioning family for the database: none of its chunks was ever placed."""
 
 
 def parse_worker_list(items: Iterable[str]) -> dict[str, str]:
@@ -211,17 +207,26 @@ class Cluster:
         return family
 
     def family_of(self, database: str) -> str:
+        """The database's partitioning family; `NotRegistered` when the czar has none for it (a czar that never
+        placed a chunk has not even the table)."""
         with self.czar.connect() as conn, conn.cursor() as cursor:
             try:
                 cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
                 row = cursor.fetchone()
-            except pymysql.err.MySQLError as error:  # a czar that never placed a chunk: no table, or no schema
-                if error.args[0] not in (NO_SUCH_TABLE, UNKNOWN_DATABASE):
+            except pymysql.err.MySQLError as error:
+                if error.args[0] not in (ER.NO_SUCH_TABLE, ER.BAD_DB_ERROR):
                     raise
                 row = None
         if row is None:
-            raise LookupError(f"database {database} is not registered: call register_database first")
+            raise NotRegistered(f"database {database} is not registered: call register_database first")
         return row[0]
+
+    def placement_or_empty(self, database: str) -> dict[int, str]:
+        """`placement`, empty for a database the czar never placed a chunk of."""
+        try:
+            return self.placement(database)
+        except NotRegistered:
+            return {}
 
     def place_chunks(
         self, database: str, chunk_ids: Iterable[int], bytes_per_chunk: Mapping[int, int] | int = 0
@@ -249,20 +254,15 @@ class Cluster:
         with self.czar.connect() as conn, conn.cursor() as cursor:
             for table in index_tables:
                 cursor.execute(f"DROP TABLE IF EXISTS {META_DB}.{quote_name(table)}")
-            cursor.execute(  # none at a czar that never placed a chunk (a case registered, never loaded)
-                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'database_family'",
-                (META_DB,),
-            )
-            if cursor.fetchone() is None:
-                return
-            cursor.execute(f"SELECT family FROM {META_DB}.database_family WHERE `database` = %s", (database,))
-            row = cursor.fetchone()
-            if row is None:
-                return
+        try:
+            family = self.family_of(database)
+        except NotRegistered:  # never placed (a case registered, never loaded)
+            return
+        with self.czar.connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"DELETE FROM {META_DB}.database_family WHERE `database` = %s", (database,))
-            cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE family = %s", (row[0],))
+            cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE family = %s", (family,))
             if cursor.fetchone()[0] == 0:
-                cursor.execute(f"DELETE FROM {META_DB}.chunk_placement WHERE family = %s", (row[0],))
+                cursor.execute(f"DELETE FROM {META_DB}.chunk_placement WHERE family = %s", (family,))
 
     def placement(self, database: str) -> dict[int, str]:
         """Every placed chunk of the database's family."""

@@ -25,7 +25,6 @@ DEFAULT_PORT = 3306
 CONNECT_SECONDS = 10  # a server that neither greets nor answers a ping within this is down (frozen, hung, gone)
 CZAR, WORKER = "czar", "worker"
 ACCESS_DENIED = 1045
-UNKNOWN_DATABASE, NO_SUCH_TABLE = 1049, 1146
 
 # Client-side codes (20xx) plus server codes meaning "the server is going away or went away".
 _UNAVAILABLE_CODES = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 1053, 1927})

@@ -48,8 +48,9 @@ def test_no_cluster_configured_says_how_to_configure_one(tmp_path):
 
 
 @pytest.mark.parametrize("given", ["LOADER_CZAR", "LOADER_WORKERS"])
-def test_one_of_czar_and_workers_alone_is_refused_not_ignored(cluster_state, given):
-    settings = Settings.from_env({"LOADER_STATE_DIR": str(cluster_state), given: "mysql+pymysql://root@h:3306"})
+def test_one_of_czar_and_workers_alone_is_refused_not_ignored(tmp_path, given):
+    ClusterConfig("mysql+pymysql://root@czar:3306", {"w1": "mysql+pymysql://root@w1:3306"}).save(tmp_path)
+    settings = Settings.from_env({"LOADER_STATE_DIR": str(tmp_path), given: "mysql+pymysql://root@h:3306"})
     with pytest.raises(BadInput, match=rf"{given} is set but LOADER_\w+ is not; set both"):
         ClusterConfig.of(settings)  # workers.json is there: the other half would have come from it
 
@@ -116,3 +117,11 @@ def test_check_room_reports_workers_short_of_space(cluster, database, family):
     assert list(problems) == [placement[1]]
     short = problems[placement[1]]
     assert short.refused and f"worker {placement[1]}" in short.line() and "MB free on its disk" in short.line()
+
+
+@pytest.mark.parametrize("half", [{"czar_url": "mysql+pymysql://root@c"}, {"worker_urls": ["mysql+pymysql://root@w"]}])
+def test_a_cluster_resource_given_half_a_cluster_is_refused(half):
+    from loader_assets.defs.resources import ClusterResource
+
+    with pytest.raises(BadInput, match="give it both czar_url and worker_urls, or neither"):
+        _ = ClusterResource(**half).cluster
