@@ -147,6 +147,10 @@ class CatalogDB:
         try:
             yield
         except DBAPIError as error:
+            if (damage := _damage(error)) is not None:
+                raise CatalogDown(f"the catalog at {shown_url(self.url)} is damaged ({damage})",
+                                  "restore its file from a backup, or point LOADER_CATALOG_URL at a new catalog and "
+                                  "register the cases again") from error  # fmt: skip
             why = unreachable_reason(error)
             if why is None:
                 raise
@@ -215,6 +219,13 @@ def shown_url(url: str) -> str:
 _UNREACHABLE = ("could not connect", "connection refused", "server closed the connection", "terminating connection",
                 "connection already closed", "unable to open database file", "disk i/o error", "database or disk is full",
                 "no space left", "could not translate host name", "timeout expired", "the database system is")  # fmt: skip
+_DAMAGED = ("file is not a database", "database disk image is malformed")
+
+
+def _damage(error: DBAPIError) -> str | None:
+    """SQLite's words for a catalog file that is not (or no longer) a database."""
+    first = str(error.orig or error).strip().splitlines()[0] if str(error.orig or error).strip() else ""
+    return first if any(words in first.lower() for words in _DAMAGED) else None
 
 
 def unreachable_reason(error: DBAPIError) -> str | None:

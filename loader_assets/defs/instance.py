@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import psycopg2
 import psycopg2.extensions
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterInvalidConfigError
 from sqlalchemy.event import contains, listen
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
@@ -103,9 +103,16 @@ def open_instance(settings: Settings) -> DagsterInstance:
             f"no Dagster instance at {settings.dagster_home} (no dagster.yaml)", "`loader-assets init` writes it"
         )
     with storage_errors(settings):
-        # The persistent instance of that directory, read from its dagster.yaml (`local_temp` given a directory
-        # is Dagster's public way to open one that is not $DAGSTER_HOME of this process's environment).
-        return keep_connections(DagsterInstance.local_temp(tempdir=str(settings.dagster_home)))
+        try:
+            # The persistent instance of that directory, read from its dagster.yaml (`local_temp` given a
+            # directory is Dagster's public way to open one that is not $DAGSTER_HOME of this process's environment).
+            instance = DagsterInstance.local_temp(tempdir=str(settings.dagster_home))
+        except (yaml.YAMLError, DagsterInvalidConfigError) as error:
+            raise InstanceDown(
+                f"{config_path(settings)} is not a Dagster instance's configuration: {_first_line(error)}",
+                "`loader-assets init` writes it again from the settings",
+            ) from error
+        return keep_connections(instance)
 
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:

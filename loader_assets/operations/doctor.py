@@ -102,8 +102,9 @@ def doctor(ctx: Context) -> tuple[list[Check], str]:
     if first_failure(checks) is None:
         checks += disks(ctx)
     checks += dagster(ctx)
-    web = ctx.dagster.webserver_problem() if "dagster" in ctx.__dict__ else None
-    return checks, web or f"answers at {ctx.settings.webserver}"
+    if "dagster" not in ctx.__dict__:  # the instance did not open
+        return checks, f"not checked at {ctx.settings.webserver} (no instance)"
+    return checks, ctx.dagster.webserver_problem() or f"answers at {ctx.settings.webserver}"
 
 
 def first_failure(checks: list[Check]) -> Problem | None:

@@ -76,7 +76,13 @@ class ClusterConfig:
                 f"no cluster configured (no {path})",
                 "set LOADER_CZAR and LOADER_WORKERS, or `loader-assets workers up`",
             )
-        return cls.from_json(json.loads(path.read_text()))
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError, AttributeError) as error:  # not JSON, or not a cluster's
+            raise BadInput(
+                f"{path} is not a cluster configuration ({type(error).__name__}: {error})",
+                "`loader-assets workers up` writes it again for the local cluster, or set LOADER_CZAR and LOADER_WORKERS",
+            ) from error
 
     @classmethod
     def of(cls, settings: Settings) -> ClusterConfig:

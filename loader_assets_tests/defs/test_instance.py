@@ -84,6 +84,15 @@ def test_an_instance_not_written_yet_or_unreachable_says_what_to_do(tmp_path: Pa
         init_instance(unreachable)
 
 
+@pytest.mark.parametrize("written", ["storage: [", "storage:\n  bogus: {}\n"])
+def test_a_damaged_dagster_yaml_is_named_with_what_rewrites_it(tmp_path: Path, written: str) -> None:
+    (tmp_path / "dagster.yaml").write_text(written)
+    with pytest.raises(
+        InstanceDown, match=r"dagster.yaml is not a Dagster instance's configuration: .*; `loader-assets init`"
+    ):
+        open_instance(Settings.from_env({"DAGSTER_HOME": str(tmp_path)}))
+
+
 def test_psycopg2_url_normalises_only_postgresql_urls() -> None:
     assert settings.psycopg2_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
     assert settings.psycopg2_url("postgresql://u@h/d") == "postgresql+psycopg2://u@h/d"

@@ -55,6 +55,13 @@ def test_one_of_czar_and_workers_alone_is_refused_not_ignored(tmp_path, given):
         ClusterConfig.of(settings)  # workers.json is there: the other half would have come from it
 
 
+@pytest.mark.parametrize("written", ["", "{", "[]", '{"czar": 1}', '{"czar": "mysql+pymysql://root@c", "workers": 3}'])
+def test_a_damaged_workers_json_is_named_with_what_rewrites_it(tmp_path, written):
+    (tmp_path / "workers.json").write_text(written)
+    with pytest.raises(BadInput, match=r"workers.json is not a cluster configuration .*; `loader-assets workers up`"):
+        ClusterConfig.of(settings_of(tmp_path))
+
+
 def test_duplicate_worker_names_are_refused():
     with pytest.raises(BadInput, match="twice"):
         parse_worker_list(["a=mysql://h1", "a=mysql://h2"])

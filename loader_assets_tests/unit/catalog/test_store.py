@@ -91,3 +91,13 @@ def test_reset_makes_failed_and_done_notices_ready_with_a_fresh_budget(store: St
 def test_set_case_state_names_an_unknown_case(store: Store, sample: Registration) -> None:
     with pytest.raises(Unknown, match="no case nope; `loader-assets status` lists them"):
         store.set_case_state("nope", "paused")
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 300, b"SQLite format 3\x00" + b"garbage" * 500])
+def test_a_damaged_catalog_file_is_named_with_what_to_do(tmp_path, content: bytes) -> None:
+    from loader_assets.catalog.database import CatalogDB
+    from loader_assets.problems import CatalogDown
+
+    (tmp_path / "catalog.sqlite").write_bytes(content)
+    with pytest.raises(CatalogDown, match=r"catalog.sqlite is damaged \(.*\); restore its file from a backup"):
+        CatalogDB(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
