@@ -180,6 +180,9 @@ def test_a_done_notice_is_reset_only_with_force_and_schedules_are_listed_and_can
 def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from sqlalchemy import select
+
+    from loader_assets.catalog.schema import cases
     from loader_assets.catalog.store import Owner
     from loader_assets.defs.chunk_partitions import chunk_partitions
     from loader_assets.workers.cluster import META_DB
@@ -198,6 +201,17 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     one_line(err, "drop", "held by run holder", "nothing retired")
     assert _databases(platform, case) == set(platform.cluster.workers), "nothing was dropped"
     platform.store.finish(claim.attempt_id, "failed", error="given up")
+
+    config = platform.ctx.settings.dagster_home / "dagster.yaml"
+    written = config.read_text()
+    config.write_text("storage: [")  # an instance that does not open: nothing goes, or its partitions would stay
+    code, _, err = run(capsys, "drop", case, "--force")
+    config.write_text(written)
+    assert code == Exit.INSTANCE_DOWN
+    one_line(err, "drop", "dagster.yaml", "`loader-assets init`")
+    assert _databases(platform, case) == set(platform.cluster.workers), "nothing was dropped"
+    with platform.store.db.read() as connection:
+        assert connection.execute(select(cases.c.state).where(cases.c.case == case)).scalar_one() == "active", "paused"
 
     code, out, _ = run(capsys, "drop", case, "--force")
     assert code == 0, out

@@ -84,6 +84,7 @@ def drop(ctx: Context, case: str, *, force: bool, log: Callable[[str], None] = l
         lines.append(line)
         log(line)
 
+    _ = ctx.dagster  # the instance opens before anything changes: else the case's partitions would outlive its rows
     pause_unless_held(ctx.store.db, case)
     for name, server in ctx.cluster.workers.items():
         with server.connect() as conn:
