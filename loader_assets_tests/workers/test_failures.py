@@ -59,6 +59,24 @@ def wait_for_load_statement(server: Server, database: str, *, running: bool = Tr
     raise TimeoutError("the load never started" if running else "the aborted load is still running")
 
 
+def wait_for_rows_written(server: Server, database: str, rows: int = 10_000, timeout: float = 30) -> None:
+    """Once a LOAD DATA into `database` runs, until the server has written `rows` more rows (its row writes
+    counted by `Handler_write`; nothing else writes on the test's worker meanwhile): a load stopped after this is
+    stopped mid-way, with rows of it in the table."""
+    wait_for_load_statement(server, database, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    with server.connect() as conn, conn.cursor() as cursor:
+        first = None
+        while time.monotonic() < deadline:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Handler_write'")
+            written = int(cursor.fetchone()[1])
+            first = written if first is None else first
+            if written - first >= rows:
+                return
+            time.sleep(0.01)
+    raise TimeoutError(f"the load wrote fewer than {rows} rows in {timeout} s")
+
+
 KILLED_LOAD = """
 import sys
 from pathlib import Path
@@ -77,15 +95,14 @@ def test_load_killed_mid_way_is_undone_by_dropping_its_partition(worker, databas
         [sys.executable, "-c", KILLED_LOAD, worker.url, database, table, str(big), ",".join(OBJECT_NAMES)]
     )
     try:
-        wait_for_load_statement(worker, database)
-        time.sleep(0.3)
+        wait_for_rows_written(worker, database)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL  # it did not finish
     wait_for_load_statement(worker, database, running=False)
     assert partitions_of(worker, database, table) == [1, 2]
-    assert count_rows(worker, database, table, attempt_id=2) < BIG_ROWS
+    assert 0 < count_rows(worker, database, table, attempt_id=2) < BIG_ROWS  # rows of it were in, not all
 
     assert drop_attempt_partitions(worker, database, table, [2]) == [2]
     assert partitions_of(worker, database, table) == [1]
@@ -106,8 +123,7 @@ def test_worker_stopped_during_load_is_unavailable_then_a_retry_is_exact(cluster
     with ThreadPoolExecutor(max_workers=1) as pool:
         loading = pool.submit(run_load)
         try:
-            wait_for_load_statement(url, database)
-            time.sleep(0.3)
+            wait_for_rows_written(url, database)
         finally:
             local.stop_server(cluster_state, "worker2")
         with pytest.raises(WorkerDown) as failure:
