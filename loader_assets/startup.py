@@ -9,6 +9,8 @@ long as the process: no later sweep walks them again). A notebook or a test proc
 from __future__ import annotations
 
 import gc
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,11 +31,31 @@ def importing() -> Iterator[None]:
             gc.enable()
 
 
+class _Signalled(BaseException):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, _frame: object) -> None:
+    raise _Signalled(signum)
+
+
 def main() -> int:
-    """The `loader-assets` console script."""
+    """The `loader-assets` console script. A SIGINT or SIGTERM while it imports (the first second) ends it with
+    the interrupt's line and exit code, as later: the command line installs its own handlers once imported."""
     global FREEZE
     FREEZE = True
-    with importing():
-        from loader_assets.cli import main as run
+    previous = {signum: signal.signal(signum, _raise_signalled) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with importing():
+            from loader_assets.cli import main as run
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    except _Signalled as stop:
+        from loader_assets.problems import Interrupted
 
+        stopped = Interrupted(stop.signum, f"interrupted by {signal.Signals(stop.signum).name} while starting: "
+                              "nothing was done", "run the command again")  # fmt: skip
+        print(f"loader-assets: {stopped.line()}", file=sys.stderr)
+        return int(stopped.exit_code)
     return run()
