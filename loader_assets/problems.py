@@ -9,6 +9,7 @@ worker connection a `WorkerDown`), classified where the failure is caught, which
 from __future__ import annotations
 
 import enum
+import errno
 import signal
 from typing import ClassVar
 
@@ -129,6 +130,18 @@ class Interrupted(Problem):
     @property
     def exit_code(self) -> Exit:  # type: ignore[override]  # the signal decides
         return Exit.TERMINATED if self.signum == signal.SIGTERM else Exit.INTERRUPTED
+
+
+_UNWRITABLE = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM})
+
+
+def unwritable(error: OSError, place: str, setting: str) -> BadInput | None:
+    """The one line of a directory the command cannot write (read-only, full, not its user's), `setting` being
+    what names it; None for any other error."""
+    if error.errno not in _UNWRITABLE:
+        return None
+    return BadInput(f"cannot write {error.filename or place}: {error.strerror}",
+                    f"free its disk or make it writable, or point {setting} at a directory that is")  # fmt: skip
 
 
 # The kinds a run's failure can carry back to the command that ran it (a Dagster step failure's metadata).

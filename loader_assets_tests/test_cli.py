@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -275,6 +277,37 @@ def test_sample_and_metrics_refuse_a_place_they_cannot_use_in_one_line(
         main(["metrics", "--port", "99999"])
     assert refused.value.code == Exit.USAGE
     assert "'99999' is not a TCP port, 0 to 65535" in capsys.readouterr().err
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs of its own, unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_init_and_workers_up_on_a_full_or_read_only_disk_name_the_directory_and_its_setting(
+    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, small_disk: Path
+) -> None:
+    monkeypatch.setenv("LOADER_STATE_DIR", str(small_disk / "state"))
+    monkeypatch.setenv("DAGSTER_HOME", str(small_disk / "state" / "dagster"))
+    with open(small_disk / "filler", "wb") as filler, pytest.raises(OSError, match="No space left"):
+        while True:  # another writer takes every byte left
+            filler.write(b"\0" * 65536)
+            filler.flush()
+    for full in ["No space left on device", "Read-only file system"]:
+        code, _, err = run(capsys, "init")
+        assert code == Exit.USAGE
+        one_line(err, "init", f"cannot write {small_disk / 'state'}", full, "DAGSTER_HOME")
+        code, _, err = run(capsys, "workers", "up")
+        assert code == Exit.USAGE
+        one_line(err, "workers", f"cannot write {small_disk / 'state'}", full, "LOADER_STATE_DIR")
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
 
 
 def _a_director_notice(platform: Platform, case: str) -> int:

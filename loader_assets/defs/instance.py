@@ -29,7 +29,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from loader_assets import tags
-from loader_assets.problems import BadInput, InstanceDown, NoDaemon
+from loader_assets.problems import BadInput, InstanceDown, NoDaemon, unwritable
 from loader_assets.settings import Settings, psycopg2_url
 
 PG_PASSWORD_ENV = "LOADER_DAGSTER_PG_PASSWORD"
@@ -82,11 +82,16 @@ def config_path(settings: Settings) -> Path:
 def init_instance(settings: Settings) -> Path:
     """Write `$DAGSTER_HOME/dagster.yaml` for these settings, open the instance once (creating its storage) and
     create the load pool. Returns the file's path."""
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
     path = config_path(settings)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(yaml.safe_dump(instance_config(settings), sort_keys=False))
-    temporary.replace(path)  # atomic: a daemon reading it never sees half a file
+    try:
+        settings.dagster_home.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(yaml.safe_dump(instance_config(settings), sort_keys=False))
+        temporary.replace(path)  # atomic: a daemon reading it never sees half a file
+    except OSError as error:
+        if (problem := unwritable(error, str(settings.dagster_home), "DAGSTER_HOME")) is None:
+            raise
+        raise problem from error
     instance = open_instance(settings)
     try:
         if instance.event_log_storage.get_concurrency_info(LOAD_POOL).slot_count == 0:

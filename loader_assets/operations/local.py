@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loader_assets.operations.context import Context
+from loader_assets.problems import unwritable
 from loader_assets.workers import local
 from loader_assets.workers.cluster import ClusterConfig
 
@@ -14,7 +15,12 @@ def binaries(ctx: Context) -> local.Binaries:
 
 
 def up(ctx: Context, count: int) -> ClusterConfig:
-    return local.start_cluster(ctx.settings.state_dir, count, binaries(ctx))
+    try:
+        return local.start_cluster(ctx.settings.state_dir, count, binaries(ctx))
+    except OSError as error:
+        if (problem := unwritable(error, str(ctx.settings.state_dir), "LOADER_STATE_DIR")) is None:
+            raise
+        raise problem from error
 
 
 def down(ctx: Context) -> None:
