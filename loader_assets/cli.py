@@ -357,7 +357,7 @@ def _query_command(commands, name: str, purpose: str, *, named: bool = False) ->
     return command
 
 
-def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
+def _add_selection_commands(commands):  # type: ignore[no-untyped-def]  # the sub-commands of `selections`
     select = _query_command(commands, "select", "print the notices (or batches) a query selects")
     select.add_argument("--format", choices=["table", "csv", "json"], default="table")
     select.add_argument("--limit", type=int, help="at most this many rows, by id")
@@ -391,11 +391,15 @@ def _add_selection_commands(commands) -> None:  # type: ignore[no-untyped-def]
         action = actions.add_parser(verb, help=f"{verb} a saved selection")
         action.add_argument("name")
         action.set_defaults(run=run)
+    return actions
+
+
+VERBOSE = "Dagster's log lines and tracebacks too"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loader-assets", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="Dagster's log lines and tracebacks too")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("init", help="write the Dagster instance's dagster.yaml from the settings").set_defaults(
@@ -496,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--force", action="store_true", help="reset done notices too (their chunks load again)")
     reset.set_defaults(run=cmd_reset)
 
-    _add_selection_commands(commands)
+    actions = _add_selection_commands(commands)
+    for command in [*commands.choices.values(), *actions.choices.values()]:  # `loader-assets load CASE -v` too
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE)
     return parser
 
 

@@ -310,6 +310,21 @@ def test_init_and_workers_up_on_a_full_or_read_only_disk_name_the_directory_and_
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
 
 
+def test_verbose_before_or_after_the_command_adds_the_traceback_to_the_line(platform: Platform) -> None:
+    from loader_assets_tests.test_operator_faults import loader_assets
+
+    assert "Traceback" not in loader_assets("status", "--case", "nope").stderr
+    for argv in [
+        ("-v", "status", "--case", "nope"),
+        ("status", "--case", "nope", "-v"),
+        ("selections", "delete", "nope", "-v"),
+    ]:
+        done = loader_assets(*argv)
+        assert done.returncode == Exit.UNKNOWN and "Traceback" in done.stderr, argv
+        command = argv[1] if argv[0] == "-v" else argv[0]
+        assert done.stderr.splitlines()[-1].startswith(f"loader-assets {command}: no "), done.stderr
+
+
 def _a_director_notice(platform: Platform, case: str) -> int:
     from loader_assets.catalog.notices import notice_ids
 
