@@ -45,17 +45,28 @@ def main() -> int:
     the interrupt's line and exit code, as later: the command line installs its own handlers once imported."""
     global FREEZE
     FREEZE = True
-    previous = {signum: signal.signal(signum, _raise_signalled) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _raise_signalled)
         with importing():
             from loader_assets.cli import main as run
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     except _Signalled as stop:
-        from loader_assets.problems import Interrupted
+        return _stopped_while_starting(stop.signum)
+    try:
+        return run()
+    except KeyboardInterrupt:  # before the command line's own handlers (while it reads its arguments)
+        return _stopped_while_starting(signal.SIGINT)
 
-        stopped = Interrupted(stop.signum, f"interrupted by {signal.Signals(stop.signum).name} while starting: "
-                              "nothing was done", "run the command again")  # fmt: skip
-        print(f"loader-assets: {stopped.line()}", file=sys.stderr)
-        return int(stopped.exit_code)
-    return run()
+
+def _stopped_while_starting(signum: int) -> int:
+    for ignored in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the line short
+        signal.signal(ignored, signal.SIG_IGN)
+    from loader_assets.problems import Interrupted
+
+    stopped = Interrupted(signum, f"interrupted by {signal.Signals(signum).name} while starting: nothing was done",
+                          "run the command again")  # fmt: skip
+    print(f"loader-assets: {stopped.line()}", file=sys.stderr)
+    return int(stopped.exit_code)

@@ -288,7 +288,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        if subprocess.run(["umount", str(mount)]).returncode != 0:  # busy: detached now, freed once unused
+            subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_init_and_workers_up_on_a_full_or_read_only_disk_name_the_directory_and_its_setting(
@@ -296,10 +297,9 @@ def test_init_and_workers_up_on_a_full_or_read_only_disk_name_the_directory_and_
 ) -> None:
     monkeypatch.setenv("LOADER_STATE_DIR", str(small_disk / "state"))
     monkeypatch.setenv("DAGSTER_HOME", str(small_disk / "state" / "dagster"))
-    with open(small_disk / "filler", "wb") as filler, pytest.raises(OSError, match="No space left"):
+    with open(small_disk / "filler", "wb", buffering=0) as filler, pytest.raises(OSError, match="No space left"):
         while True:  # another writer takes every byte left
             filler.write(b"\0" * 65536)
-            filler.flush()
     for full in ["No space left on device", "Read-only file system"]:
         code, _, err = run(capsys, "init")
         assert code == Exit.USAGE
@@ -323,6 +323,22 @@ def test_verbose_before_or_after_the_command_adds_the_traceback_to_the_line(plat
         assert done.returncode == Exit.UNKNOWN and "Traceback" in done.stderr, argv
         command = argv[1] if argv[0] == "-v" else argv[0]
         assert done.stderr.splitlines()[-1].startswith(f"loader-assets {command}: no "), done.stderr
+
+
+def test_workers_up_with_a_server_binary_that_cannot_run_names_its_setting(
+    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "mariadbd").write_text("")  # not executable
+    monkeypatch.setenv("LOADER_STATE_DIR", str(tmp_path / "state"))
+    for setting, value in [
+        ("LOADER_MARIADBD", tmp_path / "mariadbd"),
+        ("LOADER_MARIADB_INSTALL_DB", tmp_path / "none"),
+    ]:
+        with monkeypatch.context() as wrong:
+            wrong.setenv(setting, str(value))
+            code, _, err = run(capsys, "workers", "up", "--count", "1")
+        assert code == Exit.USAGE
+        one_line(err, "workers", f"cannot run {value}", setting)
 
 
 def _a_director_notice(platform: Platform, case: str) -> int:

@@ -11,6 +11,7 @@ server) reads the same storage and no credential reaches the file. Settings that
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 import weakref
@@ -112,12 +113,27 @@ def open_instance(settings: Settings) -> DagsterInstance:
             # The persistent instance of that directory, read from its dagster.yaml (`local_temp` given a
             # directory is Dagster's public way to open one that is not $DAGSTER_HOME of this process's environment).
             instance = DagsterInstance.local_temp(tempdir=str(settings.dagster_home))
-        except (yaml.YAMLError, DagsterInvalidConfigError) as error:
+        except DagsterInvalidConfigError as error:
+            raise _config_problem(settings, error) from error
+        except yaml.YAMLError as error:
             raise InstanceDown(
-                f"{config_path(settings)} is not a Dagster instance's configuration: {_first_line(error)}",
+                f"{config_path(settings)} is not YAML: {_first_line(error)}",
                 "`loader-assets init` writes it again from the settings",
             ) from error
         return keep_connections(instance)
+
+
+def _config_problem(settings: Settings, error: DagsterInvalidConfigError) -> InstanceDown:
+    """What is wrong with dagster.yaml: an environment variable it names that this process lacks (the password's,
+    when a process is started without it: `init` here would write the file without it), or its first error."""
+    messages = [line.strip() for message in error.error_messages for line in message.splitlines() if line.strip()]
+    unset = [m[1] for m in map(re.compile(r'environment variable "(\w+)" which is not set').search, messages) if m]
+    if unset:
+        return InstanceDown(f"{config_path(settings)} reads {unset[0]}, which this process's environment lacks",
+                            f"set {unset[0]} as for the daemon and the webserver")  # fmt: skip
+    first = messages[0].split(" Expected: ")[0] if messages else _first_line(error)
+    return InstanceDown(f"{config_path(settings)} is not a Dagster instance's configuration: {first}",
+                        "`loader-assets init` writes it again from the settings")  # fmt: skip
 
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:

@@ -51,7 +51,8 @@ class DagsterPlatform:
         return add_chunk_partitions(self.instance, case, chunks)
 
     def remove_chunks(self, case: str) -> int:
-        return remove_chunk_partitions(self.instance, case)
+        with storage_errors(self.settings):
+            return remove_chunk_partitions(self.instance, case)
 
     def report_loaded(self, store: Store, case: str) -> int:
         """Materialize up to REPORTED_AT_LOAD loaded chunks of `case` Dagster does not show (`unreported`); how

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from loader_assets.operations.context import Context
-from loader_assets.problems import unwritable
+from loader_assets.problems import BadInput, unwritable
 from loader_assets.workers import local
 from loader_assets.workers.cluster import ClusterConfig
 
@@ -18,7 +20,19 @@ def up(ctx: Context, count: int) -> ClusterConfig:
     try:
         return local.start_cluster(ctx.settings.state_dir, count, binaries(ctx))
     except OSError as error:
-        if (problem := unwritable(error, str(ctx.settings.state_dir), "LOADER_STATE_DIR")) is None:
+        filename = os.fsdecode(error.filename) if error.filename is not None else None
+        named = {
+            ctx.settings.mariadbd: ("LOADER_MARIADBD", "mariadbd"),
+            ctx.settings.mariadb_install_db: ("LOADER_MARIADB_INSTALL_DB", "mariadb-install-db"),
+        }
+        if filename in named:  # a server binary that cannot run
+            setting, program = named[filename]
+            raise BadInput(
+                f"cannot run {filename}: {error.strerror}", f"point {setting} at MariaDB's {program}"
+            ) from error
+        state_dir = ctx.settings.state_dir
+        within = filename is None or Path(filename).is_relative_to(state_dir)
+        if not within or (problem := unwritable(error, str(state_dir), "LOADER_STATE_DIR")) is None:
             raise
         raise problem from error
 

@@ -77,12 +77,17 @@ class ClusterConfig:
                 "set LOADER_CZAR and LOADER_WORKERS, or `loader-assets workers up`",
             )
         try:
-            return cls.from_json(json.loads(path.read_text()))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:  # not JSON, or not a cluster's
+            data = json.loads(path.read_text())
+        except ValueError as error:  # not JSON (or not text)
+            data = error
+        shaped = isinstance(data, dict) and isinstance(data.get("czar"), str) and isinstance(data.get("workers"), dict)
+        if not shaped or not all(isinstance(url, str) for url in data["workers"].values()):
             raise BadInput(
-                f"{path} is not a cluster configuration ({type(error).__name__}: {error})",
+                f"{path} is not a cluster configuration"
+                + (f" ({type(data).__name__}: {data})" if isinstance(data, ValueError) else " (czar, workers)"),
                 "`loader-assets workers up` writes it again for the local cluster, or set LOADER_CZAR and LOADER_WORKERS",
-            ) from error
+            )
+        return cls.from_json(data)
 
     @classmethod
     def of(cls, settings: Settings) -> ClusterConfig:

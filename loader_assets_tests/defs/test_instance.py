@@ -84,13 +84,24 @@ def test_an_instance_not_written_yet_or_unreachable_says_what_to_do(tmp_path: Pa
         init_instance(unreachable)
 
 
-@pytest.mark.parametrize("written", ["storage: [", "storage:\n  bogus: {}\n"])
-def test_a_damaged_dagster_yaml_is_named_with_what_rewrites_it(tmp_path: Path, written: str) -> None:
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [("storage: [", "is not YAML: while parsing"),
+     ("storage:\n  bogus: {}\n", 'is not a Dagster instance\'s configuration: Received unexpected config entry "bogus"')],
+)  # fmt: skip
+def test_a_damaged_dagster_yaml_is_named_with_what_rewrites_it(tmp_path: Path, written: str, said: str) -> None:
     (tmp_path / "dagster.yaml").write_text(written)
-    with pytest.raises(
-        InstanceDown, match=r"dagster.yaml is not a Dagster instance's configuration: .*; `loader-assets init`"
-    ):
+    with pytest.raises(InstanceDown, match=rf"dagster.yaml {said}.*; `loader-assets init` writes it again"):
         open_instance(Settings.from_env({"DAGSTER_HOME": str(tmp_path)}))
+
+
+def test_an_instance_reading_a_password_variable_the_process_lacks_names_it(tmp_path: Path) -> None:
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path), "LOADER_DAGSTER_PG_URL": "postgresql://u@db/d",
+                                  PG_PASSWORD_ENV: "secret"})  # fmt: skip
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_config(settings)))
+    without = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})  # e.g. a shell that never exported it
+    with pytest.raises(InstanceDown, match=rf"reads {PG_PASSWORD_ENV}, which .* lacks; set {PG_PASSWORD_ENV} as for"):
+        open_instance(without)
 
 
 def test_psycopg2_url_normalises_only_postgresql_urls() -> None:

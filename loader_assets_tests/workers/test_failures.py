@@ -60,9 +60,9 @@ def wait_for_load_statement(server: Server, database: str, *, running: bool = Tr
 
 
 def wait_for_rows_written(server: Server, database: str, rows: int = 10_000, timeout: float = 30) -> None:
-    """Once a LOAD DATA into `database` runs, until the server has written `rows` more rows (its row writes
-    counted by `Handler_write`; nothing else writes on the test's worker meanwhile): a load stopped after this is
-    stopped mid-way, with rows of it in the table."""
+    """Once a LOAD DATA into `database` runs, until the server has counted `rows` more row writes
+    (`Handler_write`: a row into a partitioned table counts about twice; nothing else writes on the test's worker
+    meanwhile): a load stopped after this is stopped mid-way, with rows of it in the table."""
     wait_for_load_statement(server, database, timeout=timeout)
     deadline = time.monotonic() + timeout
     with server.connect() as conn, conn.cursor() as cursor:
