@@ -222,15 +222,21 @@ _UNREACHABLE = ("could not connect", "connection refused", "server closed the co
 _DAMAGED = ("file is not a database", "database disk image is malformed")
 
 
+def _driver_line(error: DBAPIError) -> str:
+    """The driver's first line of `error`."""
+    text = str(error.orig or error).strip()
+    return text.splitlines()[0] if text else repr(error)
+
+
 def _damage(error: DBAPIError) -> str | None:
     """SQLite's words for a catalog file that is not (or no longer) a database."""
-    first = str(error.orig or error).strip().splitlines()[0] if str(error.orig or error).strip() else ""
+    first = _driver_line(error)
     return first if any(words in first.lower() for words in _DAMAGED) else None
 
 
 def unreachable_reason(error: DBAPIError) -> str | None:
     """The driver's first line when `error` means the catalog cannot be reached or written at all, else None."""
-    first = str(error.orig or error).strip().splitlines()[0] if str(error.orig or error).strip() else repr(error)
+    first = _driver_line(error)
     if error.connection_invalidated or any(words in first.lower() for words in _UNREACHABLE):
         return first
     return None

@@ -76,17 +76,18 @@ class ClusterConfig:
                 f"no cluster configured (no {path})",
                 "set LOADER_CZAR and LOADER_WORKERS, or `loader-assets workers up`",
             )
+        rewrite = (
+            "`loader-assets workers up` writes it again for the local cluster, or set LOADER_CZAR and LOADER_WORKERS"
+        )
         try:
             data = json.loads(path.read_text())
         except ValueError as error:  # not JSON (or not text)
-            data = error
+            raise BadInput(
+                f"{path} is not a cluster configuration ({type(error).__name__}: {error})", rewrite
+            ) from error
         shaped = isinstance(data, dict) and isinstance(data.get("czar"), str) and isinstance(data.get("workers"), dict)
         if not shaped or not all(isinstance(url, str) for url in data["workers"].values()):
-            raise BadInput(
-                f"{path} is not a cluster configuration"
-                + (f" ({type(data).__name__}: {data})" if isinstance(data, ValueError) else " (czar, workers)"),
-                "`loader-assets workers up` writes it again for the local cluster, or set LOADER_CZAR and LOADER_WORKERS",
-            )
+            raise BadInput(f"{path} is not a cluster configuration (czar, workers)", rewrite)
         return cls.from_json(data)
 
     @classmethod
