@@ -19,7 +19,7 @@ from loader_assets.operations import scheduling
 from loader_assets.problems import Exit
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets_tests.conftest import Platform
-from loader_assets_tests.recovery.helpers import assert_exact
+from loader_assets_tests.recovery.helpers import assert_exact, fill, tmpfs
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
@@ -226,17 +226,23 @@ def test_drop_retires_a_case_everywhere_but_never_while_a_notice_is_held(
     assert run(capsys, "status", "--case", other)[0] == 0, "the case beside it is untouched"
 
 
-def test_a_case_never_loaded_verifies_and_drops_on_a_czar_that_never_placed_a_chunk(
-    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A newcomer's path: a fresh cluster, a case registered by mistake, counted and dropped before any load (the
-    czar has no placement schema yet: the session's czar has one, so the name looked for is one it never had; only
-    the czar's placement is read under that name here, the census and the index keep theirs)."""
-    from loader_assets.operations import loading
+@pytest.fixture
+def czar_never_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A czar without a placement schema yet, as a fresh cluster's: the session's czar has one, so the name looked
+    for is one it never had (only the czar's placement is read under that name; the census and the index keep
+    theirs)."""
     from loader_assets.workers import cluster
 
-    case = platform.sample_case(chunks=1, rows_per_chunk=5).case
     monkeypatch.setattr(cluster, "META_DB", f"qservMeta_{uuid.uuid4().hex[:8]}")
+
+
+def test_a_case_never_loaded_verifies_and_drops_on_a_czar_that_never_placed_a_chunk(
+    platform: Platform, capsys: pytest.CaptureFixture[str], czar_never_placed: None
+) -> None:
+    """A newcomer's path: a fresh cluster, a case registered by mistake, counted and dropped before any load."""
+    from loader_assets.operations import loading
+
+    case = platform.sample_case(chunks=1, rows_per_chunk=5).case
 
     counted = loading.verify(platform.ctx, case).frame
     assert (counted["file"] > 0).all() and (counted["catalog"] == 0).all() and (counted["workers"] == 0).all()
@@ -249,14 +255,11 @@ def test_a_case_never_loaded_verifies_and_drops_on_a_czar_that_never_placed_a_ch
 
 
 def test_doctor_checks_every_part_before_anything_was_placed(
-    platform: Platform, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    platform: Platform, capsys: pytest.CaptureFixture[str], czar_never_placed: None
 ) -> None:
     """On a czar that never placed a chunk, a registered case's disk needs are spread over the workers (doctor
     crashed reading the placement table the czar did not have)."""
-    from loader_assets.workers import cluster
-
     platform.sample_case(chunks=1, rows_per_chunk=5)
-    monkeypatch.setattr(cluster, "META_DB", f"qservMeta_{uuid.uuid4().hex[:8]}")
 
     code, out, err = run(capsys, "doctor")
     assert "Traceback" not in err
@@ -282,14 +285,9 @@ def test_sample_and_metrics_refuse_a_place_they_cannot_use_in_one_line(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs of its own, unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    (tmp_path / "disk").mkdir()
+    with tmpfs(tmp_path / "disk", "1m") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)]).returncode != 0:  # busy: detached now, freed once unused
-            subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_init_and_workers_up_on_a_full_or_read_only_disk_name_the_directory_and_its_setting(
@@ -297,9 +295,7 @@ def test_init_and_workers_up_on_a_full_or_read_only_disk_name_the_directory_and_
 ) -> None:
     monkeypatch.setenv("LOADER_STATE_DIR", str(small_disk / "state"))
     monkeypatch.setenv("DAGSTER_HOME", str(small_disk / "state" / "dagster"))
-    with open(small_disk / "filler", "wb", buffering=0) as filler, pytest.raises(OSError, match="No space left"):
-        while True:  # another writer takes every byte left
-            filler.write(b"\0" * 65536)
+    fill(small_disk)  # returns once a write found no space left
     for full in ["No space left on device", "Read-only file system"]:
         code, _, err = run(capsys, "init")
         assert code == Exit.USAGE

@@ -3,6 +3,7 @@ subprocess, big files, and waiting for a condition."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -298,3 +299,28 @@ def loads_on_workers(cluster: Cluster) -> dict[str, int]:
             cursor.execute("SHOW GLOBAL STATUS LIKE 'Com_load'")
             found[name] = int(cursor.fetchone()[1])
     return found
+
+
+@contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """`mount` (an empty directory) as a tmpfs of `size` (e.g. "64m"): a disk of its own, unmounted afterwards
+    (lazily when something still holds it)."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(mount: Path) -> Path:
+    """Another writer takes every byte left on the disk (unbuffered: nothing is left to write when it closes)."""
+    filler = mount / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 16))
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+    return filler

@@ -24,9 +24,11 @@ from loader_assets_tests.recovery.helpers import (
     assert_exact,
     attempt_rows,
     big_notice,
+    fill,
     level_notices,
     outcomes,
     rows_arriving,
+    tmpfs,
     wait_for,
 )
 
@@ -63,29 +65,15 @@ def small_disk(platform: Platform, cluster_state: Path):  # type: ignore[no-unty
     case = platform.sample_case(chunks=4, rows_per_chunk=5).case
     mount = LocalServer(cluster_state, "worker2").datadir / case
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
-    try:
-        yield case, mount
-    finally:
-        with platform.cluster.worker("worker2").connect() as conn, conn.cursor() as cursor:
-            with suppress(pymysql.err.OperationalError):  # its files go; its directory, a mount point, stays
-                cursor.execute(f"DROP DATABASE IF EXISTS `{case}`")
-            cursor.execute("FLUSH TABLES")
-        subprocess.run(["umount", str(mount)], check=True)
-        mount.rmdir()
-
-
-def fill(mount: Path) -> Path:
-    """Another writer takes every byte left on the disk."""
-    filler = mount / "filler"
-    with filler.open("wb") as out:
+    with tmpfs(mount, "64m"):
         try:
-            while True:
-                out.write(b"\0" * (1 << 20))
-                out.flush()
-        except OSError:  # ENOSPC: the disk is full
-            pass
-    return filler
+            yield case, mount
+        finally:
+            with platform.cluster.worker("worker2").connect() as conn, conn.cursor() as cursor:
+                with suppress(pymysql.err.OperationalError):  # its files go; its directory, a mount point, stays
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{case}`")
+                cursor.execute("FLUSH TABLES")
+    mount.rmdir()
 
 
 def test_a_worker_disk_filling_during_a_load_ends_it_naming_the_worker_and_its_disk(
