@@ -44,10 +44,12 @@ from loader_assets_tests.conftest import Platform  # noqa: E402
 from loader_assets_tests.recovery.helpers import (  # noqa: E402
     assert_exact,
     big_notice,
+    fill,
     level_notices,
     loads_on_workers,
     rows_arriving,
     stopped,
+    tmpfs,
 )
 from loader_assets_tests.servers import OwnPostgres, dagster_daemon, own_postgres  # noqa: E402
 
@@ -340,27 +342,19 @@ def disk_full() -> Outcome:
         case = w.case()
         mount = LocalServer(w.state, "worker2").datadir / case
         mount.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
-        try:
-            notice = big_on(w, case, "worker2", rows=300_000)
-            load = w.start("load", case)
-            half_way(w, case, notice, load)
-            filler = mount / "filler"
-            with filler.open("wb") as out:
-                try:
-                    while True:
-                        out.write(b"\0" * (1 << 20))
-                        out.flush()
-                except OSError:
-                    pass
-            filled = time.monotonic()
-            outcome = ended(load, Outcome("worker disk full"))
-            outcome.said += f"  [ended {time.monotonic() - filled:.0f} s after the disk filled]"
-            filler.unlink()
-            return w.until_loaded(case, time.monotonic(), outcome, person="freed the disk, ran `load` again")
-        finally:
-            local.stop_server(w.state, "worker2")
-            subprocess.run(["umount", str(mount)], check=False)
+        with tmpfs(mount, "64m"):
+            try:
+                notice = big_on(w, case, "worker2", rows=300_000)
+                load = w.start("load", case)
+                half_way(w, case, notice, load)
+                filler = fill(mount)
+                filled = time.monotonic()
+                outcome = ended(load, Outcome("worker disk full"))
+                outcome.said += f"  [ended {time.monotonic() - filled:.0f} s after the disk filled]"
+                filler.unlink()
+                return w.until_loaded(case, time.monotonic(), outcome, person="freed the disk, ran `load` again")
+            finally:
+                local.stop_server(w.state, "worker2")
 
 
 def daemon_killed(moment: str) -> Callable[[], Outcome]:
