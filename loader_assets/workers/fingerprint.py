@@ -55,14 +55,17 @@ EMPTY = Fingerprint(0, 0, 0, 0)
 
 def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     """Fingerprint of an int64 or uint64 key column (NULLs counted apart) of a file of `rows` records."""
-    present = keys.drop_null()
+    present = keys.drop_null() if keys.null_count else keys
     values = present.to_numpy(zero_copy_only=False)
-    # Exact sum without overflow: high and low 32-bit halves summed apart (a chunk has far fewer than 2^31 rows).
-    key_sum = (int((values >> 32).sum()) << 32) + int((values & _LOW_BITS).sum())
-    bits = values.view(np.uint64)  # as MariaDB's bit operators read a key: two's complement for a negative one
-    low = ((bits & _LOW_BITS) * np.uint64(_LOW_FACTOR)) & np.uint64(_LOW_BITS)
-    high = ((bits >> np.uint64(32)) * np.uint64(_HIGH_FACTOR)) & np.uint64(_LOW_BITS)
-    return Fingerprint(rows, len(present), key_sum, int(low.sum()) + int(high.sum()))
+    # Each key's 32-bit halves read in place (little-endian: low first), as MariaDB's bit operators read a key:
+    # two's complement for a negative one. uint32 products wrap modulo 2^32 by themselves.
+    halves = values.view(np.uint32).reshape(-1, 2)
+    low, high = halves[:, 0], halves[:, 1]
+    signed_high = high.view(np.int32) if values.dtype == np.int64 else high  # `key >> 32`, as the key's type reads
+    # Exact sum without overflow: high and low halves summed apart (a chunk has far fewer than 2^31 rows).
+    key_sum = (int(signed_high.sum(dtype=np.int64)) << 32) + int(low.sum(dtype=np.uint64))
+    hashed = (low * np.uint32(_LOW_FACTOR)).sum(dtype=np.uint64), (high * np.uint32(_HIGH_FACTOR)).sum(dtype=np.uint64)
+    return Fingerprint(rows, len(present), key_sum, int(hashed[0]) + int(hashed[1]))
 
 
 def key_column(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: Dialect) -> tuple[pa.Array, int]:
