@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pymysql
 
 from loader_assets.catalog.layout import CaseLayout, TableLayout
@@ -24,7 +25,7 @@ from loader_assets.catalog.notices import DoneFile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.ddl import chunk_table_name
-from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, key_column
+from loader_assets.workers.fingerprint import Fingerprint, FingerprintError, as_arrow, as_numpy, key_column, key_dtype
 
 SHOWN_KEYS = 10  # how many offending keys a check result lists
 
@@ -134,11 +135,11 @@ def census_from_keys(cluster: Cluster, layout: CaseLayout, table: TableLayout, d
             return
         _check_fingerprints(cursor, layout, table, chunk, table.director_key or "")
         chunk.null_keys = keys.null_count
-        present = keys.drop_null().to_numpy(zero_copy_only=False)
-        in_director = director_keys.of_chunk(cursor, chunk.worker, layout, director, chunk.chunk, present.dtype)
-    import pandas as pd  # hashed: numpy's isin sorts, 4-7x slower (pyarrow has imported pandas by now)
-
-    absent, rows = np.unique(present[~pd.Series(present).isin(in_director).to_numpy()], return_counts=True)
+        present = keys.drop_null()
+        in_director = director_keys.of_chunk(cursor, chunk.worker, layout, director, chunk.chunk, key_dtype(present))
+    # Hashed in Arrow: numpy's isin sorts, 4-7x slower.
+    outside = pc.filter(present, pc.invert(pc.is_in(present, value_set=as_arrow(in_director))))
+    absent, rows = np.unique(as_numpy(outside), return_counts=True)
     pairs = list(zip(absent.tolist(), rows.tolist(), strict=True))
     if not pairs:
         return
@@ -176,7 +177,7 @@ def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableL
     except (OSError, FingerprintError):
         return  # the file changed or went away since its load: the chunk is named, its keys are not
     on_worker = census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id)
-    file_keys = in_file.drop_null().to_numpy(zero_copy_only=False)
+    file_keys = as_numpy(in_file)
     chunk.missing_keys += np.setdiff1d(file_keys, on_worker)[:SHOWN_KEYS].tolist()
     chunk.unexpected_keys += np.setdiff1d(on_worker, file_keys)[:SHOWN_KEYS].tolist()
 
