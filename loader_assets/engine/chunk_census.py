@@ -176,10 +176,10 @@ def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableL
         )
     except (OSError, FingerprintError):
         return  # the file changed or went away since its load: the chunk is named, its keys are not
-    on_worker = census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id)
-    file_keys = as_numpy(in_file)
-    chunk.missing_keys += np.setdiff1d(file_keys, on_worker)[:SHOWN_KEYS].tolist()
-    chunk.unexpected_keys += np.setdiff1d(on_worker, file_keys)[:SHOWN_KEYS].tolist()
+    on_worker = set(census.partition_keys(cursor, layout.database, chunk.table_name, key, item.attempt_id))
+    file_keys = set(as_numpy(in_file).tolist())  # Python integers: numpy would compare uint64 with int as floats
+    chunk.missing_keys += sorted(file_keys - on_worker)[:SHOWN_KEYS]
+    chunk.unexpected_keys += sorted(on_worker - file_keys)[:SHOWN_KEYS]
 
 
 def _difference(expected: Fingerprint, found: Fingerprint) -> str:

@@ -26,6 +26,7 @@ from loader_assets.workers.connection import quote_name, quote_table
 
 _LOW_BITS = (1 << 32) - 1
 _LOW_FACTOR, _HIGH_FACTOR = 2654435761, 2246822519  # odd: multiplying by them modulo 2^32 is a bijection
+_NULL_TEXT = pa.nulls(1, pa.string())[0]  # not `None`: pa.scalar(None) imports pandas (0.22 s of a load's CPU)
 
 
 class FingerprintError(BadInput):
@@ -61,8 +62,9 @@ def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     halves = values.view(np.uint32).reshape(-1, 2)
     low, high = halves[:, 0], halves[:, 1]
     signed_high = high.view(np.int32) if values.dtype == np.int64 else high  # `key >> 32`, as the key's type reads
-    # Exact sum without overflow: high and low halves summed apart (a chunk has far fewer than 2^31 rows).
-    key_sum = (int(signed_high.sum(dtype=np.int64)) << 32) + int(low.sum(dtype=np.uint64))
+    # Exact sums without overflow up to 2^32 keys: high and low halves summed apart, each as its type reads it.
+    high_sum = signed_high.sum(dtype=np.int64 if values.dtype == np.int64 else np.uint64)
+    key_sum = (int(high_sum) << 32) + int(low.sum(dtype=np.uint64))
     hashed = (low * np.uint32(_LOW_FACTOR)).sum(dtype=np.uint64), (high * np.uint32(_HIGH_FACTOR)).sum(dtype=np.uint64)
     return Fingerprint(rows, len(values), key_sum, int(hashed[0]) + int(hashed[1]))
 
@@ -105,7 +107,7 @@ def key_column(path: Path, fmt: str, columns: Sequence[str], key: str, dialect: 
         raise FingerprintError(f"{path}: cannot read key column {key}: {error}") from error
     # As MariaDB reads an integer: spaces and a leading '+' do not count.
     text = pc.replace_substring_regex(pc.utf8_trim_whitespace(table.column(key).combine_chunks()), r"^\+", "")
-    return _as_integers(pc.if_else(_is_null(text, dialect), None, text), path, key), table.num_rows
+    return _as_integers(pc.if_else(_is_null(text, dialect), _NULL_TEXT, text), path, key), table.num_rows
 
 
 def _read_key(path: Path, columns: Sequence[str], key: str, dialect: Dialect, kind: pa.DataType) -> pa.Table:
@@ -138,8 +140,9 @@ def _null_spellings(dialect: Dialect) -> list[str]:
 def _is_null(text: pa.Array, dialect: Dialect) -> pa.Array:
     """MySQL's NULL spellings: `\\N` (which reads as `N` once the escape character is gone), and an unquoted
     `NULL` in a format whose fields may be enclosed."""
-    null = pc.equal(text, "N") if dialect.fields_escaped_by else pc.equal(text, "\\N")
-    return pc.or_(null, pc.equal(text, "NULL")) if dialect.fields_enclosed_by else null
+    # Patterns, not Python strings: a string argument goes through pa.scalar, which imports pandas.
+    null = pc.match_substring_regex(text, r"^N$" if dialect.fields_escaped_by else r"^\\N$")
+    return pc.or_(null, pc.match_substring_regex(text, r"^NULL$")) if dialect.fields_enclosed_by else null
 
 
 def _as_integers(column: pa.Array, path: Path, key: str) -> pa.Array:
