@@ -61,9 +61,9 @@ def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     # two's complement for a negative one. uint32 products wrap modulo 2^32 by themselves.
     halves = values.view(np.uint32).reshape(-1, 2)
     low, high = halves[:, 0], halves[:, 1]
-    signed_high = high.view(np.int32) if values.dtype == np.int64 else high  # `key >> 32`, as the key's type reads
-    # Exact sums without overflow up to 2^32 keys: high and low halves summed apart, each as its type reads it.
-    high_sum = signed_high.sum(dtype=np.int64 if values.dtype == np.int64 else np.uint64)
+    # Exact sums without overflow up to 2^32 keys: the halves summed apart, the high one as `key >> 32` reads it.
+    signed = values.dtype == np.int64
+    high_sum = high.view(np.int32).sum(dtype=np.int64) if signed else high.sum(dtype=np.uint64)
     key_sum = (int(high_sum) << 32) + int(low.sum(dtype=np.uint64))
     hashed = (low * np.uint32(_LOW_FACTOR)).sum(dtype=np.uint64), (high * np.uint32(_HIGH_FACTOR)).sum(dtype=np.uint64)
     return Fingerprint(rows, len(values), key_sum, int(hashed[0]) + int(hashed[1]))
