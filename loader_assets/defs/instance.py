@@ -117,7 +117,7 @@ def open_instance(settings: Settings) -> DagsterInstance:
             raise _config_problem(settings, error) from error
         except yaml.YAMLError as error:
             raise InstanceDown(
-                f"{config_path(settings)} is not YAML: {_first_line(error)}",
+                f"{config_path(settings)} is not YAML: {first_line(error)}",
                 "`loader-assets init` writes it again from the settings",
             ) from error
         return keep_connections(instance)
@@ -131,7 +131,7 @@ def _config_problem(settings: Settings, error: DagsterInvalidConfigError) -> Ins
     if unset:
         return InstanceDown(f"{config_path(settings)} reads {unset[0]}, which this process's environment lacks",
                             f"set {unset[0]} as for the daemon and the webserver")  # fmt: skip
-    first = messages[0].split(" Expected: ")[0] if messages else _first_line(error)
+    first = messages[0].split(" Expected: ")[0] if messages else first_line(error)
     return InstanceDown(f"{config_path(settings)} is not a Dagster instance's configuration: {first}",
                         "`loader-assets init` writes it again from the settings")  # fmt: skip
 
@@ -172,7 +172,7 @@ def storage_errors(settings: Settings) -> Iterator[None]:
     except Exception as error:
         if storage_unreachable(error):
             raise InstanceDown(
-                f"the Dagster instance's storage ({_storage_name(settings)}) cannot be used: {_first_line(error)}",
+                f"the Dagster instance's storage ({_storage_name(settings)}) cannot be used: {first_line(error)}",
                 "start its server (or free its disk), or correct LOADER_DAGSTER_PG_URL; then run the command again",
             ) from error
         raise
@@ -195,7 +195,7 @@ def _storage_name(settings: Settings) -> str:
     return settings.dagster_pg_url or f"SQLite under {settings.dagster_home}"
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 

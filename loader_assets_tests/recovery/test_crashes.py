@@ -1,4 +1,5 @@
-"""Runs that die, freeze or lose their worker mid-load: their notices come back, their rows go, reloads are exact."""
+"""Runs that die, freeze or lose their worker (or a write to their Dagster instance) mid-load: their notices come
+back, their rows go, reloads are exact, Dagster shows what they loaded."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import notice_ids
@@ -19,6 +24,7 @@ from loader_assets.catalog.store import Owner, Store
 from loader_assets.cli import main
 from loader_assets.defs.assets import table_key
 from loader_assets.defs.chunk_partitions import chunk_partitions
+from loader_assets.defs.unreported import unreported
 from loader_assets.engine.load import Loader
 from loader_assets.engine.plan import plan_runs
 from loader_assets.problems import WorkerDown
@@ -44,6 +50,7 @@ from loader_assets_tests.recovery.helpers import (
     sweep_now,
     wait_for,
 )
+from loader_assets_tests.servers import postgres_database
 
 pytestmark = ON_POSTGRESQL
 SLOW_ROWS = 1_500_000  # a LOAD DATA of 3 s or more here: well over SLOW_LEASE
@@ -239,3 +246,44 @@ def test_a_slow_run_that_keeps_beating_is_never_swept(platform: Platform, monkey
     assert (attempt.finished_at - attempt.started_at).total_seconds() > float(SLOW_LEASE)
     assert len(sweeps) >= 2 * float(SLOW_LEASE) and set(sweeps) == {"no stale lock; workers match the catalog"}
     assert_exact(platform, case, 1)
+
+
+@pytest.fixture
+def instance_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The platform's Dagster instance in a PostgreSQL database of its own (asked for before `platform`)."""
+    with postgres_database() as url:
+        monkeypatch.setenv("LOADER_DAGSTER_PG_URL", url)
+        yield url
+
+
+def test_a_chunk_event_the_instance_fails_to_write_is_logged_once_the_load_is_over(
+    instance_on_postgresql: str, platform: Platform
+) -> None:
+    """The instance's server drops the connection of a chunk's materialization as it is written (a restart under
+    the run: Dagster raises, the event stored, its asset's row not updated). The load goes on; the run then logs the
+    chunks after it: every chunk shown once, the run a success, nothing left to report from the catalog."""
+    case = platform.sample_case(chunks=6, rows_per_chunk=5).case
+    dropped: list[int] = []
+    libpq_url = instance_on_postgresql.replace("+psycopg2", "")
+
+    def drop_first(connection, _cursor, statement: str, *_: object) -> None:  # type: ignore[no-untyped-def]
+        if dropped or not statement.startswith("INSERT INTO asset_keys") or "last_materialization" not in statement:
+            return
+        dropped.append(connection.connection.dbapi_connection.get_backend_pid())
+        with closing(psycopg2.connect(libpq_url)) as admin, admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", (dropped[0],))  # waits for it to end
+
+    event.listen(Engine, "before_cursor_execute", drop_first)
+    try:
+        [result] = platform.load(case, (1,))
+    finally:
+        event.remove(Engine, "before_cursor_execute", drop_first)
+    assert dropped and result.runs == 1
+    runs = platform.instance.get_run_records()
+    assert [r.dagster_run.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+    key = table_key(case, "Object")
+    chunks = platform.instance.get_dynamic_partitions(chunk_partitions(case).name)
+    assert sorted(platform.instance.get_materialized_partitions(key)) == sorted(chunks)
+    events = platform.instance.fetch_materializations(key, limit=100).records
+    assert sorted(record.partition_key for record in events) == sorted(chunks)  # each once
+    assert unreported(platform.instance, platform.store, case, 100).events == []
