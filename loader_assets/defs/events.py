@@ -1,8 +1,8 @@
 """Engine reports translated into Dagster, and Dagster's failures back into problems.
 
 - A loaded chunk: a materialization of its partition, logged as soon as it is loaded.
-- A loaded chunk whose event the instance failed to write (its server restarting): logged by its run once the load
-  is over (`ChunkEvents`).
+- A loaded chunk whose event the instance failed to write (its server restarting): logged again by its run a little
+  later (`ChunkEvents`).
 - A loaded chunk its run never reported (killed between the catalog's finish and the event) or whose event the
   instance lost: reported from the catalog (`unreported`).
 - A failed chunk: the catalog keeps its failure (status, attempt, error); Dagster shows it as an observation of
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
@@ -29,7 +30,7 @@ from loader_assets.engine.validate import Validation
 from loader_assets.problems import InstanceDown, Interrupted, Problem, as_record, from_record
 
 SHOWN_ERRORS = 20
-SLICE = 1000  # partitions whose materializations are read at once
+RETRY_SECONDS = 10  # between two tries to log the chunks held back while the instance's writes fail
 
 ATTEMPT_IDS = "attempt ids"  # what a materialization says it reported (`unreported` reads it back)
 
@@ -67,80 +68,52 @@ def load_in_run(
             notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info, on_chunk=events.log
         )
     except Problem as problem:  # the catalog gone mid-load: the run says so (what it held, it gave back or lapses)
+        events.flush()
         raise failure(problem) from problem
-    events.log_held_back()
+    events.finish()
     context.log.info(f"loaded {len(report.loaded)} notices ({report.rows} rows), {len(report.failed)} failed")
     report_load(context, report)
     return report
 
 
 class ChunkEvents:
-    """A materialization per loaded chunk. One the instance fails to write (its server restarting: Dagster raises)
-    does not stop the load: it and the chunks after it are held back until the load is over, then logged (those
-    of them the instance lacks: a write may fail after its event is stored)."""
+    """A materialization per loaded chunk, logged as it is loaded. One the instance fails to write (its server
+    restarting: Dagster raises) does not stop the load: it and the chunks after it are held back and logged again
+    RETRY_SECONDS later, or when the load is over. The one whose write failed may then show twice (a write can fail
+    after its event is stored; Dagster's public API has no way to finish it)."""
 
     def __init__(self, context: dg.OpExecutionContext | dg.AssetExecutionContext) -> None:
         self.context = context
         self.held_back: dict[ChunkKey, list[Loaded]] = {}
+        self.retry_at = 0.0
 
     def log(self, items: list[Loaded]) -> None:
-        if not self.held_back:
+        first = items[0]
+        self.held_back[first.case, first.table, first.chunk] = items
+        if time.monotonic() >= self.retry_at and self.flush() is not None:
+            self.retry_at = time.monotonic() + RETRY_SECONDS
+
+    def flush(self) -> Exception | None:
+        """Log the held-back chunks in order; the storage error that stopped it, if one did."""
+        for key, items in list(self.held_back.items()):
             try:
                 self.context.log_event(materialization(items))
-                return
             except Exception as error:
                 if not storage_unreachable(error):
                     raise
-        first = items[0]
-        self.held_back[first.case, first.table, first.chunk] = items
+                return error
+            del self.held_back[key]
+        return None
 
-    def log_held_back(self) -> None:
-        """Log the held-back chunks; the instance still down is the step's failure (the catalog has the loads:
-        the next `load` or the daemon's sensor reports them once it is back)."""
-        if not self.held_back:
-            return
-        try:
-            for items in _unshown(self.context.instance, self.held_back):
-                self.context.log_event(materialization(items))
-        except Exception as error:
-            if not storage_unreachable(error):
-                raise
+    def finish(self) -> None:
+        """Log the held-back chunks; the instance still down is the step's failure (the catalog has the loads: the
+        next `load` or the daemon's sensor reports them once it is back)."""
+        if (error := self.flush()) is not None:
             down = InstanceDown(
                 f"the Dagster instance's storage cannot be written: {first_line(error)}",
                 "start its server: the chunks loaded are then reported from the catalog (the next `load`, the daemon)",
             )
             raise failure(down) from error
-
-
-def _unshown(instance: dg.DagsterInstance, chunks: dict[ChunkKey, list[Loaded]]) -> list[list[Loaded]]:
-    """The chunks no materialization names the attempts of (each run's materialization says which)."""
-    tables: dict[tuple[str, str], list[int | None]] = {}
-    for case, table, chunk in chunks:
-        tables.setdefault((case, table), []).append(chunk)
-    reported = {name: reported_attempts(instance, dg.AssetKey(list(name)), of) for name, of in tables.items()}
-    return [
-        items for (case, table, _), items in chunks.items() if {i.attempt_id for i in items} - reported[case, table]
-    ]
-
-
-def reported_attempts(instance: dg.DagsterInstance, key: dg.AssetKey, chunks: list[int | None]) -> set[int]:
-    """Attempt ids the materializations of the chunks' partitions name (of a regular table, [None]: its own)."""
-    partitions = [str(chunk) for chunk in chunks if chunk is not None]
-    reported: set[int] = set()
-    cursor = None
-    while partitions or None in chunks:
-        result = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions or None), limit=SLICE, cursor=cursor
-        )
-        for record in result.records:
-            event = record.asset_materialization
-            value = event.metadata.get(ATTEMPT_IDS) if event is not None else None
-            if isinstance(value, dg.JsonMetadataValue) and isinstance(value.value, list):
-                reported |= set(value.value)
-        if not result.has_more:
-            break
-        cursor = result.cursor
-    return reported
 
 
 def failure(problem: Problem, **metadata: object) -> dg.Failure:

@@ -21,10 +21,11 @@ from loader_assets.catalog.store import Store, process_alive_here
 from loader_assets.catalog.time import utcnow
 from loader_assets.defs.assets import table_key
 from loader_assets.defs.chunk_partitions import chunk_partitions
-from loader_assets.defs.events import SLICE, materialization, reported_attempts
+from loader_assets.defs.events import ATTEMPT_IDS, materialization
 from loader_assets.defs.jobs import IN_FLIGHT
 from loader_assets.engine.load import Loaded
 
+SLICE = 1000  # chunks whose files and runs are read at once
 DESCRIPTION = "reported from the catalog: Dagster had no event of this load (its run died first, or it was lost)"
 
 
@@ -52,7 +53,7 @@ def unreported(instance: dg.DagsterInstance, store: Store, case: str, limit: int
             ready = [items for items in by_chunk.values() if all(ended(f) for f in items)]
             found.waiting += len(by_chunk) - len(ready)
             # Read after the runs were seen ended: an event logged just before its run ended is seen here.
-            reported = reported_attempts(instance, key, [items[0].chunk for items in ready])
+            reported = _reported_attempts(instance, key, [items[0].chunk for items in ready])
             new = [items for items in ready if {f.attempt_id for f in items} - reported]
             found.events += [_from_catalog(case, items) for items in new[: limit - len(found.events)]]
             if len(found.events) >= limit:
@@ -109,6 +110,26 @@ def _run_ended(instance: dg.DagsterInstance, run_ids: Iterable[str], lease: time
         return item.finished_at is not None and now - item.finished_at > lease
 
     return ended
+
+
+def _reported_attempts(instance: dg.DagsterInstance, key: dg.AssetKey, chunks: list[int | None]) -> set[int]:
+    """Attempt ids the partitions' materializations name (a regular table's: none, it has no partition)."""
+    partitions = [str(chunk) for chunk in chunks if chunk is not None]
+    reported: set[int] = set()
+    cursor = None
+    while partitions:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=SLICE, cursor=cursor
+        )
+        for record in result.records:
+            event = record.asset_materialization
+            value = event.metadata.get(ATTEMPT_IDS) if event is not None else None
+            if isinstance(value, dg.JsonMetadataValue) and isinstance(value.value, list):
+                reported |= set(value.value)
+        if not result.has_more:
+            break
+        cursor = result.cursor
+    return reported
 
 
 def _from_catalog(case: str, items: list[LoadedFile]) -> dg.AssetMaterialization:
