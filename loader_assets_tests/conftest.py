@@ -31,7 +31,9 @@ from loader_assets_tests.servers import dagster_daemon as dagster_daemon_process
 __all__ = ["REPOSITORY", "Platform"]
 
 # Fixtures that reach a server: a test using any of them (directly or through another) is not a unit test.
-SERVER_FIXTURES = {"postgres_url", "cluster_state", "cluster_config", "cluster", "platform", "dagster_daemon"}
+SERVER_FIXTURES = {
+    "postgres_url", "cluster_state", "cluster_config", "cluster", "platform", "dagster_daemon", "instance_on_postgresql"
+}  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,6 +63,14 @@ def _nothing_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
     with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def instance_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The platform's Dagster instance in a PostgreSQL database of its own (its URL; asked for before `platform`)."""
+    with postgres_database() as url:
+        monkeypatch.setenv("LOADER_DAGSTER_PG_URL", url)
         yield url
 
 

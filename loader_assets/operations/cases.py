@@ -94,8 +94,9 @@ def drop(ctx: Context, case: str, *, force: bool, log: Callable[[str], None] = l
     index_tables = [table for d in directors for table in director_index_tables(layout.database, d)]
     ctx.cluster.unregister_database(layout.database, index_tables)
     said(f"czar: placement and director index of {layout.database} forgotten")
+    # The catalog's rows go last: a drop cut short by a server down is run again (the case still known) to finish.
+    said(f"Dagster: {ctx.dagster.remove_chunks(case)} chunk partitions removed")
     delete_case(ctx.store.db, case)
     said(f"catalog: case {case} deleted")
-    said(f"Dagster: {ctx.dagster.remove_chunks(case)} chunk partitions removed")
     said(ctx.dagster.reload_code_location())
     return Dropped(lines)

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -51,7 +50,6 @@ from loader_assets_tests.recovery.helpers import (
     sweep_now,
     wait_for,
 )
-from loader_assets_tests.servers import postgres_database
 
 pytestmark = ON_POSTGRESQL
 SLOW_ROWS = 1_500_000  # a LOAD DATA of 3 s or more here: well over SLOW_LEASE
@@ -247,14 +245,6 @@ def test_a_slow_run_that_keeps_beating_is_never_swept(platform: Platform, monkey
     assert (attempt.finished_at - attempt.started_at).total_seconds() > float(SLOW_LEASE)
     assert len(sweeps) >= 2 * float(SLOW_LEASE) and set(sweeps) == {"no stale lock; workers match the catalog"}
     assert_exact(platform, case, 1)
-
-
-@pytest.fixture
-def instance_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The platform's Dagster instance in a PostgreSQL database of its own (asked for before `platform`)."""
-    with postgres_database() as url:
-        monkeypatch.setenv("LOADER_DAGSTER_PG_URL", url)
-        yield url
 
 
 @pytest.mark.parametrize("table", ["Object", "Filter"])  # a chunk's event; a regular table's (one stream of its own)

@@ -8,15 +8,19 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import suppress
+from contextlib import closing, suppress
 from pathlib import Path
 
+import psycopg2
 import pymysql
 import pytest
 
 from loader_assets.catalog.notices import notice_ids
+from loader_assets.defs.chunk_partitions import chunk_partitions
 from loader_assets.engine.plan import plan_runs
-from loader_assets.problems import Exit
+from loader_assets.operations import cases
+from loader_assets.operations.cases import known_case
+from loader_assets.problems import Exit, InstanceDown
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers.local import LocalServer
 from loader_assets_tests.conftest import REPOSITORY, Platform
@@ -31,6 +35,7 @@ from loader_assets_tests.recovery.helpers import (
     tmpfs,
     wait_for,
 )
+from loader_assets_tests.servers import POSTGRES_ADMIN_URL
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
@@ -56,6 +61,41 @@ def test_a_case_dropped_and_registered_again_loads_exact(platform: Platform) -> 
         assert_exact(platform, "again", 1) and assert_exact(platform, "again", 3)
         if attempt == "first":
             assert loader_assets("drop", "again", "--force").returncode == 0
+
+
+def test_a_drop_cut_short_by_the_instance_is_run_again_to_finish(
+    instance_on_postgresql: str, platform: Platform
+) -> None:
+    """The instance's server refuses connections just before the case's partitions go: the drop ends naming the
+    instance, the case still known (its rows go last), and the same drop run again finishes it."""
+    case = platform.sample_case(chunks=3, rows_per_chunk=5).case
+    database = instance_on_postgresql.rsplit("/", 1)[1]
+
+    def refuse(allowed: bool) -> None:
+        with closing(psycopg2.connect(POSTGRES_ADMIN_URL.replace("+psycopg2", ""))) as admin:
+            admin.autocommit = True
+            with admin.cursor() as cursor:
+                cursor.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+                if not allowed:  # its kept connections go too
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [database]
+                    )
+
+    def instance_down_after_czar(line: str) -> None:
+        if line.startswith("czar:"):
+            refuse(allowed=False)
+
+    try:
+        with pytest.raises(InstanceDown, match="the Dagster instance's storage"):
+            cases.drop(platform.ctx, case, force=True, log=instance_down_after_czar)
+    finally:
+        refuse(allowed=True)
+    assert known_case(platform.ctx, case).state == "paused"
+    finished = loader_assets("drop", case, "--force")
+    assert finished.returncode == 0, finished.stderr
+    assert "Dagster: 3 chunk partitions removed" in finished.stdout
+    assert loader_assets("status", "--case", case).returncode == Exit.UNKNOWN
+    assert platform.instance.get_dynamic_partitions(chunk_partitions(case).name) == []
 
 
 @pytest.fixture
