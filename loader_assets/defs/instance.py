@@ -179,16 +179,22 @@ def storage_errors(settings: Settings) -> Iterator[None]:
 
 
 def storage_unreachable(error: BaseException) -> bool:
-    """Whether `error` (or its cause) means the instance's database cannot be reached or written."""
+    """Whether `error` (or its cause) means the instance's database cannot be reached or written (a SQLite file
+    locked past its busy timeout included: another process holds it)."""
+    seen: set[int] = set()
     current: BaseException | None = error
-    while current is not None:
+    while current is not None and id(current) not in seen:
         if isinstance(current, psycopg2.OperationalError | psycopg2.InterfaceError):
             return True
         text = str(current).lower()
-        if "unable to open database file" in text or "disk i/o error" in text or "database or disk is full" in text:
+        if any(sign in text for sign in _SQLITE_UNUSABLE):
             return True
+        seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+_SQLITE_UNUSABLE = ("unable to open database file", "disk i/o error", "database or disk is full", "database is locked")
 
 
 def _storage_name(settings: Settings) -> str:

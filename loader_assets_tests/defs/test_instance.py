@@ -3,6 +3,7 @@ written once by `init`, opened by the other commands."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +14,13 @@ from sqlalchemy.pool import Pool
 
 from loader_assets import settings
 from loader_assets.defs.chunk_partitions import add_chunk_partitions
-from loader_assets.defs.instance import PG_PASSWORD_ENV, init_instance, instance_config, open_instance
+from loader_assets.defs.instance import (
+    PG_PASSWORD_ENV,
+    init_instance,
+    instance_config,
+    open_instance,
+    storage_unreachable,
+)
 from loader_assets.problems import BadInput, InstanceDown
 from loader_assets.settings import Settings
 from loader_assets_tests.servers import postgres_database
@@ -109,3 +116,14 @@ def test_psycopg2_url_normalises_only_postgresql_urls() -> None:
     assert settings.psycopg2_url("postgresql://u@h/d") == "postgresql+psycopg2://u@h/d"
     assert settings.psycopg2_url("postgresql+psycopg2://u@h/d") == "postgresql+psycopg2://u@h/d"
     assert settings.psycopg2_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
+
+
+def test_the_instance_out_of_use_is_told_apart_from_other_errors_whatever_their_chain() -> None:
+    """A write that failed on a SQLite file locked by another process (wrapped, as SQLAlchemy raises it) is the
+    storage's, not the code's; an error chain that loops ends."""
+    wrapped = RuntimeError("(sqlite3.OperationalError) the write failed")
+    wrapped.__cause__ = sqlite3.OperationalError("database is locked")
+    assert storage_unreachable(wrapped)
+    first, second = ValueError("first"), ValueError("second")
+    first.__context__, second.__context__ = second, first
+    assert not storage_unreachable(first)
