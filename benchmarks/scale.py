@@ -82,7 +82,7 @@ def phase_register(layout: str) -> dict:
         raise RuntimeError(printed.getvalue())
     summary = printed.getvalue()
     new, unchanged, chunks = (int(re.search(pattern, summary)[1]) for pattern in  # type: ignore[index]
-                              (r"(\d+) new notices", r"(\d+) unchanged", r"(\d+) chunks"))  # fmt: skip
+                              (r"(\d+) new notices?", r"(\d+) unchanged", r"(\d+) chunks?"))  # fmt: skip
     partitions = int(re.search(r"(\d+) new chunk partitions", summary)[1])  # type: ignore[index]
     return {"seconds": seconds, "peak_mb": peak_mb(), "new": new, "unchanged": unchanged, "chunks": chunks,
             "partitions": partitions}  # fmt: skip

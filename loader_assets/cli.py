@@ -30,6 +30,7 @@ from loader_assets.operations import cases, doctor, loading, local, notices, pla
 from loader_assets.operations.context import Context
 from loader_assets.problems import BadInput, Problem
 from loader_assets.selection.language import QueryError, describe_fields
+from loader_assets.wording import counted
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where used: half a second of every command's start-up
@@ -203,12 +204,12 @@ def cmd_workers(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_release(ctx: Context, args: argparse.Namespace) -> int:
     released = notices.release(ctx, args.run_id, args.reason)
-    print(f"released {len(released)} notices of run {args.run_id}")
+    print(f"released {counted(len(released), 'notice')} of run {args.run_id}")
     return 0
 
 
 def cmd_reset(ctx: Context, args: argparse.Namespace) -> int:
-    print(f"{notices.reset(ctx, args.notices, force=args.force)} notices ready again")
+    print(f"{counted(notices.reset(ctx, args.notices, force=args.force), 'notice')} ready again")
     return 0
 
 
@@ -245,7 +246,7 @@ def cmd_schedule(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     result = scheduling.schedule(ctx, chosen, priority=args.priority, force=args.force, check=not args.no_daemon)  # type: ignore[arg-type]
     print(
-        f"schedule {result.schedule_id}: {len(result.notice_ids)} notices handed to the run queue; the "
+        f"schedule {result.schedule_id}: {counted(len(result.notice_ids), 'notice')} handed to the run queue; the "
         "dagster-daemon's scheduled_loads sensor requests their runs (by case, level and worker; a child level once "
         f"its gate passes), tagged {tags.SCHEDULE}={result.schedule_id}."
     )
@@ -271,7 +272,9 @@ def _schedule_list(ctx: Context) -> int:
 
 def _schedule_cancel(ctx: Context, args: argparse.Namespace) -> int:
     for cancelled in scheduling.cancel(ctx, args.ids):
-        print(f"schedule {cancelled.id} cancelled: {len(cancelled.waiting_ids)} notices will not be requested")
+        print(
+            f"schedule {cancelled.id} cancelled: {counted(len(cancelled.waiting_ids), 'notice')} will not be requested"
+        )
     return 0
 
 

@@ -169,7 +169,7 @@ def test_a_done_notice_is_reset_only_with_force_and_schedules_are_listed_and_can
     code, _, err = run(capsys, "reset", "1")
     assert code == Exit.USAGE
     one_line(err, "reset", "notices 1 are done", "--force")
-    assert run(capsys, "reset", "1", "--force")[1].strip() == "1 notices ready again"
+    assert run(capsys, "reset", "1", "--force")[1].strip() == "1 notice ready again"
 
     code, out, _ = run(capsys, "schedule", f"case = '{case}' AND level = 3", "--no-daemon")
     assert code == 0 and out.startswith("schedule 1: ")

@@ -25,6 +25,7 @@ from loader_assets.catalog.schema import batches, cases, notices, tables
 from loader_assets.catalog.store import Store, mark_changed, utcnow
 from loader_assets.problems import BadInput
 from loader_assets.qserv.metadata import BatchSpec, CaseMetadata, CaseReader, TableSpec
+from loader_assets.wording import counted
 
 CASE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -53,8 +54,10 @@ class Registration:
     def summary(self) -> str:
         changed = f", {len(self.changed_paths)} changed (flagged, ready to reload)" if self.changed_paths else ""
         return (
-            f"case {self.case} (database {self.database}): {self.tables} tables, {self.batches} batches, "
-            f"{self.new_notices} new notices, {self.unchanged_notices} unchanged{changed}, {len(self.chunks)} chunks"
+            f"case {self.case} (database {self.database}): {counted(self.tables, 'table')}, "
+            f"{counted(self.batches, 'batch', 'batches')}, "
+            f"{counted(self.new_notices, 'new notice')}, {self.unchanged_notices} unchanged{changed}, "
+            f"{counted(len(self.chunks), 'chunk')}"
         )
 
 

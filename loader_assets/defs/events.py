@@ -28,6 +28,7 @@ from loader_assets.defs.instance import first_line, keep_connections, storage_un
 from loader_assets.engine.load import ChunkKey, Loaded, Loader, LoadReport
 from loader_assets.engine.validate import Validation
 from loader_assets.problems import InstanceDown, Interrupted, Problem, as_record, from_record
+from loader_assets.wording import counted
 
 SHOWN_ERRORS = 20
 RETRY_SECONDS = 10  # between two tries to log the chunks held back while the instance's writes fail
@@ -71,7 +72,9 @@ def load_in_run(
         events.flush()
         raise failure(problem) from problem
     events.finish()
-    context.log.info(f"loaded {len(report.loaded)} notices ({report.rows} rows), {len(report.failed)} failed")
+    context.log.info(
+        f"loaded {counted(len(report.loaded), 'notice')} ({report.rows} rows), {len(report.failed)} failed"
+    )
     report_load(context, report)
     return report
 
@@ -153,14 +156,14 @@ def load_failure(report: LoadReport) -> dg.Failure | None:
     if report.failed:
         errors = [f"notice {nid}: {error}" for nid, error in sorted(report.failed.items())]
         return dg.Failure(
-            description=f"{len(report.failed)} notices failed; first: {errors[0]}",
+            description=f"{counted(len(report.failed), 'notice')} failed; first: {errors[0]}",
             metadata={
                 "failed": len(report.failed),
                 "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors[:SHOWN_ERRORS])),
             },
         )
     if report.lost:
-        return dg.Failure(description=f"lease lost on {len(report.lost)} notices; their rows were discarded")
+        return dg.Failure(description=f"lease lost on {counted(len(report.lost), 'notice')}; their rows were discarded")
     return None
 
 
@@ -178,7 +181,9 @@ def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, repor
     the step, naming the files or the server."""
     gate_waits = sorted({refused.message for refused in report.gate_refusals})
     if gate_waits:
-        context.log.warning(f"{len(report.gate_refusals)} notices wait for their gate, not loaded: {gate_waits[0]}")
+        context.log.warning(
+            f"{counted(len(report.gate_refusals), 'notice')} wait for their gate, not loaded: {gate_waits[0]}"
+        )
     for notice_id, refused in sorted(report.skipped.items()):
         if refused.reason is not Refusal.GATE_CLOSED:
             context.log.warning(f"notice {notice_id} skipped: {refused}")

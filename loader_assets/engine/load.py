@@ -43,6 +43,7 @@ from loader_assets.engine.recovery import take_back
 from loader_assets.engine.targets import ALL_WORKERS, Target, chunk_sizes, drop_attempt_rows, place_chunks
 from loader_assets.engine.watchdog import Watchdog
 from loader_assets.problems import CatalogDown, Interrupted, Problem, ServerDown
+from loader_assets.wording import counted
 from loader_assets.workers.attempt_partitions import drop_partitions
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.ddl import (
@@ -101,7 +102,7 @@ class Throughput:
     def line(self) -> str:
         seconds = self.busy_seconds or 1e-9
         return (
-            f"{self.worker}: {self.files} files, {self.rows:,} rows, {self.bytes / 1e6:.1f} MB in {self.busy_seconds:.1f} s"
+            f"{self.worker}: {counted(self.files, 'file')}, {self.rows:,} rows, {self.bytes / 1e6:.1f} MB in {self.busy_seconds:.1f} s"
             f" ({self.rows / seconds:,.0f} rows/s, {self.bytes / 1e6 / seconds:.1f} MB/s, busy {self.busy_share:.0%})"
         )
 
@@ -316,7 +317,7 @@ class Loader:
         for problem in self._down.values():
             report.add_problem(problem)
         if self.interruption.is_set:
-            report.add_problem(self.interruption.problem(f"{len(report.given_back)} notices given back"))
+            report.add_problem(self.interruption.problem(f"{counted(len(report.given_back), 'notice')} given back"))
         for throughput in report.throughput():
             progress(throughput.line())
         return report

@@ -34,6 +34,7 @@ from loader_assets.engine.plan import RunPlan, plan_runs, shortages
 from loader_assets.engine.recovery import take_back
 from loader_assets.engine.targets import ALL_WORKERS
 from loader_assets.problems import CasePaused, Failed, Problem, ServerDown
+from loader_assets.wording import counted
 from loader_assets.workers.cluster import Cluster
 
 HOLDER_POLL_SECONDS = 1.0
@@ -101,7 +102,7 @@ class LevelResult:
         """A line per worker: files, rows, MB and their rates over the level's wall time."""
         seconds = self.seconds or 1e-9
         return [
-            f"level {self.level} on {_where(w.worker)}: {w.files} files, {w.rows:,} rows, {w.bytes / 1e6:.1f} MB in "
+            f"level {self.level} on {_where(w.worker)}: {counted(w.files, 'file')}, {w.rows:,} rows, {w.bytes / 1e6:.1f} MB in "
             f"{self.seconds:.1f} s ({w.rows / seconds:,.0f} rows/s, {w.bytes / 1e6 / seconds:.1f} MB/s)"
             for w in self.per_worker
         ]
@@ -159,7 +160,9 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
         skipped.update(store.why_not_claimed(not_claimed, force=force))
     if skipped:
         first = min(skipped)
-        told.note(f"{len(skipped)} notices skipped, claimed first by other runs; notice {first}: {skipped[first]}")
+        told.note(
+            f"{counted(len(skipped), 'notice')} skipped, claimed first by other runs; notice {first}: {skipped[first]}"
+        )
     _wait_for_other_runs(store, cluster, layout.case, level, told)
     counts = status_tally(store.db, layout.case, level=level)
     if not is_loaded(counts):
@@ -168,7 +171,7 @@ def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store
             f"{_first_problem(store, layout.case, level)}",
             layout.case,
         )
-    message = f"{counts.get('done', 0)} notices done in {len(plans)} run{'s' if len(plans) != 1 else ''}" + (
+    message = f"{counted(counts.get('done', 0), 'notice')} done in {counted(len(plans), 'run')}" + (
         f" ({len(skipped)} of them by other runs)" if skipped else ""
     )
     if lost := lost_by_runs(store.db, run_ids):
@@ -201,7 +204,7 @@ def _wait_for_other_runs(store: Store, cluster: Cluster, case: str, level: int, 
         if not held:
             return
         if not announced:
-            told.note(f"waiting for {held} notices of level {level} held by other runs")
+            told.note(f"waiting for {counted(held, 'notice')} of level {level} held by other runs")
             announced = True
         time.sleep(HOLDER_POLL_SECONDS)
 
@@ -227,7 +230,9 @@ def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: S
                 ),
                 layout.case,
             )
-    return LevelResult(level, len(tables), f"{len(tables)} tables validated", seconds=time.monotonic() - started)
+    return LevelResult(
+        level, len(tables), f"{counted(len(tables), 'table')} validated", seconds=time.monotonic() - started
+    )
 
 
 def _first_problem(store: Store, case: str, level: int) -> str:

@@ -92,7 +92,7 @@ def test_a_failing_notice_backs_off_is_parked_after_max_attempts_and_comes_back_
     path.write_bytes(good)
     capsys.readouterr()
     assert main(["reset", str(broken.id)]) == 0
-    assert capsys.readouterr().out.strip() == "1 notices ready again"
+    assert capsys.readouterr().out.strip() == "1 notice ready again"
     assert tick() == [broken.id]
     assert outcomes(platform, [broken.id])[broken.id] == ["failed", "failed", "done"]
     assert_exact(platform, case, 1)

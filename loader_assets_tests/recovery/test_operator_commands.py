@@ -38,7 +38,7 @@ def test_locks_release_history_pause_and_resume(platform: Platform, capsys: pyte
     assert [line.split()[-1] for line in lines[1:] if "run-silent" in line] == ["True"]
     assert run(capsys, "locks", "--case", other)[1].strip() == "no locks held"
 
-    assert run(capsys, "release", "--run", "run-silent")[1].strip() == "released 1 notices of run run-silent"
+    assert run(capsys, "release", "--run", "run-silent")[1].strip() == "released 1 notice of run run-silent"
     [audit] = attempt_rows(platform, level_1[2:3])
     assert (audit.run_id, audit.outcome) == ("run-silent", "lost")
     assert audit.error.startswith("released by hand: operator (by ") and audit.finished_at is not None

@@ -21,7 +21,7 @@ def test_the_four_levels_pass_in_order(store: Store, sample: Registration, clust
     assert [r.level for r in results] == [1, 2, 3, 4]
     assert [r.message for r in results] == [
         "5 notices done in 1 run",
-        "1 tables validated",
+        "1 table validated",
         "4 notices done in 1 run",
         "2 tables validated",
     ]
