@@ -36,6 +36,7 @@ FORBIDDEN = {
     "settings": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
                  "loader_assets.selection", *UPPER},
     "problems": {"dagster", "sqlalchemy", "loader_assets"},
+    "wording": {"dagster", "sqlalchemy", "loader_assets"},
     "capacity": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",
                  "loader_assets.selection", *UPPER},
     "skymap": {"dagster", "sqlalchemy", "loader_assets.catalog", "loader_assets.workers", "loader_assets.engine",

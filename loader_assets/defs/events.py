@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -69,7 +70,8 @@ def load_in_run(
             notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info, on_chunk=events.log
         )
     except Problem as problem:  # the catalog gone mid-load: the run says so (what it held, it gave back or lapses)
-        events.flush()
+        with contextlib.suppress(Exception):  # what stays held back, the catalog's report shows later
+            events.flush()
         raise failure(problem) from problem
     events.finish()
     context.log.info(
@@ -163,7 +165,9 @@ def load_failure(report: LoadReport) -> dg.Failure | None:
             },
         )
     if report.lost:
-        return dg.Failure(description=f"lease lost on {counted(len(report.lost), 'notice')}; their rows were discarded")
+        return dg.Failure(
+            description=f"lease lost on {counted(len(report.lost), 'notice')}; the rows loaded were discarded"
+        )
     return None
 
 
@@ -182,7 +186,7 @@ def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, repor
     gate_waits = sorted({refused.message for refused in report.gate_refusals})
     if gate_waits:
         context.log.warning(
-            f"{counted(len(report.gate_refusals), 'notice')} wait for their gate, not loaded: {gate_waits[0]}"
+            f"{counted(len(report.gate_refusals), 'notice')} not loaded, waiting for the gate: {gate_waits[0]}"
         )
     for notice_id, refused in sorted(report.skipped.items()):
         if refused.reason is not Refusal.GATE_CLOSED:

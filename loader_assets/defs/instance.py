@@ -30,7 +30,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from loader_assets import tags
-from loader_assets.problems import BadInput, InstanceDown, NoDaemon, unwritable
+from loader_assets.problems import BadInput, InstanceDown, NoDaemon, Problem, unwritable
 from loader_assets.settings import Settings, psycopg2_url
 
 PG_PASSWORD_ENV = "LOADER_DAGSTER_PG_PASSWORD"
@@ -169,6 +169,8 @@ def storage_errors(settings: Settings) -> Iterator[None]:
     """Whatever is done with the instance in the block: its storage out of reach is an `InstanceDown`."""
     try:
         yield
+    except Problem:  # told already (the catalog down while the instance was used: not the instance's fault)
+        raise
     except Exception as error:
         if storage_unreachable(error):
             raise InstanceDown(
@@ -179,8 +181,7 @@ def storage_errors(settings: Settings) -> Iterator[None]:
 
 
 def storage_unreachable(error: BaseException) -> bool:
-    """Whether `error` (or its cause) means the instance's database cannot be reached or written (a SQLite file
-    locked past its busy timeout included: another process holds it)."""
+    """Whether `error` (or its cause) means the instance's database cannot be reached or written."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -194,7 +195,7 @@ def storage_unreachable(error: BaseException) -> bool:
     return False
 
 
-_SQLITE_UNUSABLE = ("unable to open database file", "disk i/o error", "database or disk is full", "database is locked")
+_SQLITE_UNUSABLE = ("unable to open database file", "disk i/o error", "database or disk is full")
 
 
 def _storage_name(settings: Settings) -> str:

@@ -270,11 +270,13 @@ class Cluster:
             family = self.family_of(database)
         except NotRegistered:  # never placed (a case registered, never loaded)
             return
+        # The family record goes last: cut short (the czar down), the same call run again finds it and finishes.
         with self.czar.connect() as conn, conn.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {META_DB}.database_family WHERE `database` = %s", (database,))
-            cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE family = %s", (family,))
+            cursor.execute(f"SELECT COUNT(*) FROM {META_DB}.database_family WHERE family = %s AND `database` <> %s",
+                           (family, database))  # fmt: skip
             if cursor.fetchone()[0] == 0:
                 cursor.execute(f"DELETE FROM {META_DB}.chunk_placement WHERE family = %s", (family,))
+            cursor.execute(f"DELETE FROM {META_DB}.database_family WHERE `database` = %s", (database,))
 
     def placement(self, database: str) -> dict[int, str]:
         """Every placed chunk of the database's family."""

@@ -19,9 +19,10 @@ from loader_assets.defs.instance import (
     init_instance,
     instance_config,
     open_instance,
+    storage_errors,
     storage_unreachable,
 )
-from loader_assets.problems import BadInput, InstanceDown
+from loader_assets.problems import BadInput, CatalogDown, InstanceDown
 from loader_assets.settings import Settings
 from loader_assets_tests.servers import postgres_database
 
@@ -119,11 +120,18 @@ def test_psycopg2_url_normalises_only_postgresql_urls() -> None:
 
 
 def test_the_instance_out_of_use_is_told_apart_from_other_errors_whatever_their_chain() -> None:
-    """A write that failed on a SQLite file locked by another process (wrapped, as SQLAlchemy raises it) is the
+    """A write that failed on a SQLite file that cannot be opened (wrapped, as SQLAlchemy raises it) is the
     storage's, not the code's; an error chain that loops ends."""
     wrapped = RuntimeError("(sqlite3.OperationalError) the write failed")
-    wrapped.__cause__ = sqlite3.OperationalError("database is locked")
+    wrapped.__cause__ = sqlite3.OperationalError("unable to open database file")
     assert storage_unreachable(wrapped)
     first, second = ValueError("first"), ValueError("second")
     first.__context__, second.__context__ = second, first
     assert not storage_unreachable(first)
+
+
+def test_the_catalog_down_while_the_instance_is_used_is_told_as_the_catalog(tmp_path: Path) -> None:
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
+    down = CatalogDown("the catalog at sqlite:///x cannot be used: unable to open database file", "run it again")
+    with pytest.raises(CatalogDown, match="the catalog at"), storage_errors(settings):
+        raise down

@@ -113,7 +113,7 @@ def test_a_director_missing_one_objectid_closes_level_2_and_no_child_loads(platf
                                resources=defs.resources)  # fmt: skip
     assert asset_run.success and not asset_run.get_asset_materialization_events()
     said = [entry.user_message for entry in platform.instance.all_logs(asset_run.run_id)]
-    assert any("wait for their gate, not loaded: level 2 of case" in message for message in said)
+    assert any("not loaded, waiting for the gate: level 2 of case" in message for message in said)
     with platform.store.db.read() as connection_:
         statuses = set(
             connection_.execute(

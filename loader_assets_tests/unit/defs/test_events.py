@@ -41,7 +41,7 @@ def test_failed_notices_fail_the_step_naming_the_first() -> None:
 def test_lost_leases_fail_the_step() -> None:
     failure = load_failure(LoadReport(lost=[3, 4]))
     assert failure is not None
-    assert failure.description == "lease lost on 2 notices; their rows were discarded"
+    assert failure.description == "lease lost on 2 notices; the rows loaded were discarded"
 
 
 def test_a_clean_report_is_no_failure_even_with_some_gate_refusals() -> None:
