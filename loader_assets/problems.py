@@ -89,8 +89,15 @@ class CasePaused(Problem):
     exit_code = Exit.CASE_PAUSED
 
     @classmethod
-    def of(cls, case: str) -> CasePaused:
-        return cls(f"case {case} is paused: nothing is claimed", f"`loader-assets resume {case}`")
+    def of(cls, case: str, state: str = "paused") -> CasePaused:
+        """A case not `active` (`catalog.schema.case_state`), with what ends that state."""
+        if state == "dropping":
+            return cls(f"case {case} is being dropped (its drop was cut short): nothing is claimed",
+                       f"`loader-assets drop {case} --force` finishes the drop")  # fmt: skip
+        if state == "registering":
+            return cls(f"case {case} is registering: nothing is claimed",
+                       "`loader-assets register` of its directory finishes the registration")  # fmt: skip
+        return cls(f"case {case} is {state}: nothing is claimed", f"`loader-assets resume {case}`")
 
 
 class GateClosed(Problem):

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, not_, or_, select, true
 from sqlalchemy import case as sql_case
 
 from loader_assets import levels
 from loader_assets.catalog.gates import closed_gate_reason, director_gate_passed
-from loader_assets.catalog.schema import attempts, cases, notices
+from loader_assets.catalog.schema import attempts, case_state, cases, notices
 
 FREE_STATUSES = ("ready", "failed")
 
@@ -68,7 +68,7 @@ def _unlocked(_ctx: ClaimContext) -> ColumnElement[bool]:
 
 
 def _case_active(_ctx: ClaimContext) -> ColumnElement[bool]:
-    return notices.c.case.in_(select(cases.c.case).where(cases.c.state == "active", cases.c.registering == false()))
+    return notices.c.case.in_(select(cases.c.case).where(case_state() == "active"))
 
 
 def _gate_open(_ctx: ClaimContext) -> ColumnElement[bool]:
@@ -153,7 +153,7 @@ def refusals(connection: Connection, ids: Iterable[int], ctx: ClaimContext) -> d
     rows = connection.execute(
         select(
             notices,
-            sql_case((cases.c.registering, "registering"), else_=cases.c.state).label("case_state"),
+            case_state().label("case_state"),
             attempts.c.run_id.label("attempt_run"),
             first_refusal(ctx).label("refusal"),
         )

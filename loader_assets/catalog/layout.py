@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from loader_assets import levels
 from loader_assets.catalog.database import CatalogDB
-from loader_assets.catalog.schema import cases, tables
+from loader_assets.catalog.schema import case_state, cases, tables
 from loader_assets.problems import Unknown
 from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import Dialect
@@ -80,7 +80,7 @@ class CaseLayout:
 
 def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout]:
     """Every registered case (or one) with its tables, by case id."""
-    case_query = select(cases).order_by(cases.c.case)
+    case_query = select(cases, case_state().label("shown_state")).order_by(cases.c.case)
     table_query = select(tables).order_by(tables.c.case, tables.c.level, tables.c.name)
     if case is not None:
         case_query = case_query.where(cases.c.case == case)
@@ -110,7 +110,7 @@ def case_layouts(db: CatalogDB, case: str | None = None) -> dict[str, CaseLayout
             num_stripes=row.num_stripes,
             num_sub_stripes=row.num_sub_stripes,
             overlap=row.overlap,
-            state="registering" if row.registering else row.state,  # shown and refused like a pause
+            state=row.shown_state,  # registering or dropping: refused like a pause
             tables=by_case[row.case],
             strict_children=row.strict_children,
             max_num_warnings=row.max_num_warnings,

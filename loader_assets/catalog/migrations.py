@@ -92,7 +92,12 @@ def _v5(op: Operations) -> None:
     )
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
+def _v6(op: Operations) -> None:
+    """A drop cut short is told apart from a pause: only `drop` finishes it."""
+    op.add_column("cases", Column("dropping", Boolean, nullable=False, server_default=false()))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 
 
 def upgrade(connection: Connection, version: int) -> None:

@@ -141,6 +141,9 @@ def _write_case(
         connection.execute(cases.insert().values(case=case, comment=comment, created_at=utcnow(), registering=True,
                                                  **values, **chosen))  # fmt: skip
         return False
+    if existing.dropping:
+        raise RegistrationError(f"case {case!r} is being dropped (its drop was cut short)",
+                                f"`loader-assets drop {case} --force` finishes the drop; then register it again")  # fmt: skip
     if existing.root != values["root"] or existing.database != values["database"]:
         raise RegistrationError(
             f"case {case!r} is registered from {existing.root} (database {existing.database}); "

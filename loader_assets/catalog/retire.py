@@ -17,8 +17,9 @@ class CaseHeld(Failed):
         super().__init__(cause, "wait for the run, or `loader-assets release --run <run>`")
 
 
-def pause_unless_held(db: CatalogDB, case: str) -> None:
-    """Pause the case (no new claim) in the same transaction that finds none of its notices held."""
+def start_dropping(db: CatalogDB, case: str) -> None:
+    """Mark the case `dropping` (paused: no new claim; only `drop` ends it) in the same transaction that finds none
+    of its notices held."""
     with db.write() as connection:
         held = connection.execute(
             select(notices.c.id, notices.c.locked_by)
@@ -27,7 +28,7 @@ def pause_unless_held(db: CatalogDB, case: str) -> None:
         ).first()
         if held is not None:
             raise CaseHeld(f"notice {held.id} of case {case} is held by run {held.locked_by}: nothing retired")
-        connection.execute(cases.update().where(cases.c.case == case).values(state="paused"))
+        connection.execute(cases.update().where(cases.c.case == case).values(state="paused", dropping=True))
 
 
 def delete_case(db: CatalogDB, case: str) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -25,8 +26,9 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy import case as sql_case
 
-SCHEMA_VERSION = 5  # each step from 1 is in `migrations`
+SCHEMA_VERSION = 6  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
 SCHEDULE_STATES = ("pending", "submitted", "cancelled")
@@ -67,8 +69,17 @@ cases = Table(
     Column("max_num_warnings", Integer, nullable=False, default=0, server_default=text("0")),  # per file
     # Batches still being written: nothing of the case is claimed (it shows as `registering`).
     Column("registering", Boolean, nullable=False, default=False, server_default=false()),
+    # A drop under way (or cut short: a server down): paused, and refused as such until `drop` finishes it.
+    Column("dropping", Boolean, nullable=False, default=False, server_default=false()),
     CheckConstraint(f"state IN {CASE_STATES}", name="case_state"),
 )
+
+
+def case_state() -> ColumnElement[str]:
+    """A case's state as it reads and is refused: `dropping` (a drop under way or cut short), `registering` (its
+    batches being written), else its own (`active`, `paused`)."""
+    return sql_case((cases.c.dropping, "dropping"), (cases.c.registering, "registering"), else_=cases.c.state)
+
 
 tables = Table(
     "tables",

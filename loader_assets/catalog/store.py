@@ -27,7 +27,7 @@ from loader_assets.catalog.database import CatalogDB, catalog_db, id_batches
 from loader_assets.catalog.gates import bump, bump_notices
 from loader_assets.catalog.schema import attempts, cases, notices
 from loader_assets.catalog.time import utcnow
-from loader_assets.problems import Unknown
+from loader_assets.problems import CasePaused, Unknown
 from loader_assets.settings import Settings
 
 FINAL_OUTCOMES = ("done", "failed")
@@ -512,11 +512,15 @@ class Store:
         return count
 
     def set_case_state(self, case: str, state: str) -> None:
-        """Pause (no new claims) or resume a case."""
+        """Pause (no new claims) or resume a case; not one being dropped (only `drop` ends that)."""
         assert state in schema.CASE_STATES, f"state must be one of {schema.CASE_STATES}, got {state!r}"
         with self.db.write() as connection:
-            if connection.execute(update(cases).where(cases.c.case == case).values(state=state)).rowcount == 0:
+            dropping = connection.execute(select(cases.c.dropping).where(cases.c.case == case)).scalar()
+            if dropping is None:
                 raise Unknown.named("case", case, "status")
+            if dropping:
+                raise CasePaused.of(case, "dropping")
+            connection.execute(update(cases).where(cases.c.case == case).values(state=state))
 
 
 def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float, now: datetime) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import case as sql_case
 
 from loader_assets.catalog.claims import gate_closed, parked
 from loader_assets.catalog.database import CatalogDB, id_batches
-from loader_assets.catalog.schema import attempts, cases, level_gates, notices
+from loader_assets.catalog.schema import attempts, case_state, cases, level_gates, notices
 from loader_assets.catalog.store import Store
 from loader_assets.catalog.time import utcnow
 
@@ -173,8 +173,7 @@ class Overview:
 def overview(store: Store, case: str, *, shown_chunks: int = 20) -> Overview:
     db = store.db
     with db.read() as connection:
-        row = connection.execute(select(cases.c.state, cases.c.registering).where(cases.c.case == case)).one()
-        state = "registering" if row.registering else row.state
+        state = connection.execute(select(case_state()).where(cases.c.case == case)).scalar_one()
         unfinished = connection.execute(
             select(notices.c.chunk).where(notices.c.case == case, notices.c.status != "done", notices.c.chunk.is_not(None))
             .group_by(notices.c.chunk).order_by(notices.c.chunk).limit(shown_chunks)

@@ -139,9 +139,7 @@ def load_case(
 def _load_level(layout: CaseLayout, level: int, executor: Executor, store: Store, cluster: Cluster, force: bool,
                 told: Progress) -> LevelResult:  # fmt: skip
     if layout.state != "active":
-        raise CasePaused(
-            f"case {layout.case} is {layout.state}: nothing claimed", f"`loader-assets resume {layout.case}`"
-        )
+        raise CasePaused.of(layout.case, layout.state)
     # Running ones too: if another run holds them, the claim skips them and the report names their holder.
     statuses = None if force else ("ready", "failed", "running")
     started = time.monotonic()

@@ -9,7 +9,7 @@ from pathlib import Path
 from loader_assets import levels
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.register import CaseOptions, Registration, register_case
-from loader_assets.catalog.retire import delete_case, pause_unless_held
+from loader_assets.catalog.retire import delete_case, start_dropping
 from loader_assets.operations.context import Context
 from loader_assets.operations.doctor import preflight
 from loader_assets.problems import BadInput
@@ -85,7 +85,7 @@ def drop(ctx: Context, case: str, *, force: bool, log: Callable[[str], None] = l
         log(line)
 
     _ = ctx.dagster  # the instance opens before anything changes: else the case's partitions would outlive its rows
-    pause_unless_held(ctx.store.db, case)
+    start_dropping(ctx.store.db, case)
     for name, server in ctx.cluster.workers.items():
         with server.connect() as conn:
             dropped = drop_database(conn, layout.database, ctx.store.db.catalog_id)

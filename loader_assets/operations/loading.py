@@ -39,7 +39,7 @@ def load(
     preflight(ctx)
     layout = known_case(ctx, case)
     if layout.state != "active":
-        raise CasePaused.of(case)
+        raise CasePaused.of(case, layout.state)
     if (why := start_refusal(ctx.store.db, layout, to_run[0])) is not None:
         raise GateClosed.at(to_run[0], case, why)
     executor = ctx.dagster.executor(ctx.settings.catalog_url, verbose=ctx.verbose)

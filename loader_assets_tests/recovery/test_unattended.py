@@ -67,7 +67,8 @@ def test_a_drop_cut_short_by_the_instance_is_run_again_to_finish(
     instance_on_postgresql: str, platform: Platform
 ) -> None:
     """The instance's server refuses connections just before the case's partitions go: the drop ends naming the
-    instance, the case still known (its rows go last), and the same drop run again finishes it."""
+    instance, the case still known (its rows go last) and being dropped (no `resume` or `load` of what is half
+    gone), and the same drop run again finishes it."""
     case = platform.sample_case(chunks=3, rows_per_chunk=5).case
     database = instance_on_postgresql.rsplit("/", 1)[1]
 
@@ -90,7 +91,15 @@ def test_a_drop_cut_short_by_the_instance_is_run_again_to_finish(
             cases.drop(platform.ctx, case, force=True, log=instance_down_after_czar)
     finally:
         refuse(allowed=True)
-    assert known_case(platform.ctx, case).state == "paused"
+    assert known_case(platform.ctx, case).state == "dropping"
+    for refused in (loader_assets("load", case), loader_assets("resume", case)):
+        assert refused.returncode == Exit.CASE_PAUSED, refused.stderr
+        assert (
+            f"its drop was cut short): nothing is claimed; `loader-assets drop {case} --force` finishes"
+            in refused.stderr
+        )
+    registered = loader_assets("register", str(platform.root / "cases" / case))
+    assert registered.returncode == Exit.USAGE and f"`loader-assets drop {case} --force` finishes" in registered.stderr
     finished = loader_assets("drop", case, "--force")
     assert finished.returncode == 0, finished.stderr
     assert "Dagster: 3 chunk partitions removed" in finished.stdout

@@ -75,7 +75,7 @@ def test_failed_notices_fail_the_level_with_the_first_error(
 def test_a_paused_case_fails_before_anything_runs(store: Store, sample: Registration, cluster: FakeCluster) -> None:
     store.set_case_state(CASE, "paused")
     executor = FakeExecutor(store)
-    with pytest.raises(CasePaused, match=r"case c1 is paused: nothing claimed; `loader-assets resume c1`"):
+    with pytest.raises(CasePaused, match=r"case c1 is paused: nothing is claimed; `loader-assets resume c1`"):
         load_case(CASE, executor, store, cluster)
     assert executor.plans == []
 
