@@ -92,8 +92,8 @@ class CasePaused(Problem):
     def of(cls, case: str, state: str = "paused") -> CasePaused:
         """A case not `active` (`catalog.schema.case_state`), with what ends that state."""
         if state == "dropping":
-            return cls(f"case {case} is being dropped (its drop was cut short): nothing is claimed",
-                       f"`loader-assets drop {case} --force` finishes the drop")  # fmt: skip
+            return cls(f"case {case} is being dropped (a drop under way or cut short): nothing is claimed",
+                       f"once no drop runs, `loader-assets drop {case} --force` finishes it")  # fmt: skip
         if state == "registering":
             return cls(f"case {case} is registering: nothing is claimed",
                        "`loader-assets register` of its directory finishes the registration")  # fmt: skip

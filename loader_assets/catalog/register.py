@@ -142,8 +142,9 @@ def _write_case(
                                                  **values, **chosen))  # fmt: skip
         return False
     if existing.dropping:
-        raise RegistrationError(f"case {case!r} is being dropped (its drop was cut short)",
-                                f"`loader-assets drop {case} --force` finishes the drop; then register it again")  # fmt: skip
+        raise RegistrationError(f"case {case!r} is being dropped (a drop under way or cut short)",
+                                f"once no drop runs, `loader-assets drop {case} --force` finishes it; then register "
+                                "it again")  # fmt: skip
     if existing.root != values["root"] or existing.database != values["database"]:
         raise RegistrationError(
             f"case {case!r} is registered from {existing.root} (database {existing.database}); "

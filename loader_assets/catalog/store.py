@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, select, update
 from sqlalchemy import case as sql_case
 
 from loader_assets.catalog import schema
@@ -515,12 +515,11 @@ class Store:
         """Pause (no new claims) or resume a case; not one being dropped (only `drop` ends that)."""
         assert state in schema.CASE_STATES, f"state must be one of {schema.CASE_STATES}, got {state!r}"
         with self.db.write() as connection:
-            dropping = connection.execute(select(cases.c.dropping).where(cases.c.case == case)).scalar()
-            if dropping is None:
-                raise Unknown.named("case", case, "status")
-            if dropping:
+            mine = and_(cases.c.case == case, cases.c.dropping == false())  # one statement: no drop starts between
+            if connection.execute(update(cases).where(mine).values(state=state)).rowcount == 0:
+                if connection.execute(select(cases.c.case).where(cases.c.case == case)).first() is None:
+                    raise Unknown.named("case", case, "status")
                 raise CasePaused.of(case, "dropping")
-            connection.execute(update(cases).where(cases.c.case == case).values(state=state))
 
 
 def mark_changed(connection: Connection, notice_id: int, size: int, mtime: float, now: datetime) -> None:

@@ -53,7 +53,7 @@ def findings(store: Store, cluster: Cluster) -> Findings:
     )  # fmt: skip
     cases = tuple(
         case for case, layout in sorted(case_layouts(store.db).items())
-        if reconcile(store, cluster, layout, dry_run=True).changed
+        if layout.state != "dropping" and reconcile(store, cluster, layout, dry_run=True).changed
     )  # fmt: skip
     return Findings(holds, cases)
 
@@ -67,6 +67,8 @@ def sweep(store: Store, cluster: Cluster, log: Callable[[str], None] = print) ->
         if item.run_id:
             outcome.dead_runs[item.run_id] = outcome.dead_runs.get(item.run_id, 0) + 1
     for case, layout in sorted(case_layouts(store.db).items()):
+        if layout.state == "dropping":  # its tables are going: nothing of it is to be made whole
+            continue
         result = reconcile(store, cluster, layout, log=log)
         if result.changed:
             outcome.reconciled[case] = (

@@ -71,8 +71,8 @@ class Dropped:
 
 def drop(ctx: Context, case: str, *, force: bool, log: Callable[[str], None] = lambda _line: None) -> Dropped:
     """Retire a case: its tables on every worker, its placement and index at the czar, its catalog rows and its
-    Dagster partitions. Refused while any of its notices is held; the case is paused first, so nothing new starts
-    while its data goes."""
+    Dagster partitions. Refused while any of its notices is held; the case is marked `dropping` first, so nothing
+    new starts (and no sweep makes it whole) while its data goes, until a drop finishes."""
     layout = known_case(ctx, case)
     if not force:
         raise BadInput(f"drop retires case {case}: its tables on every worker, its placement and index at the czar, "

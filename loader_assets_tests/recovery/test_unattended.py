@@ -95,11 +95,13 @@ def test_a_drop_cut_short_by_the_instance_is_run_again_to_finish(
     for refused in (loader_assets("load", case), loader_assets("resume", case)):
         assert refused.returncode == Exit.CASE_PAUSED, refused.stderr
         assert (
-            f"its drop was cut short): nothing is claimed; `loader-assets drop {case} --force` finishes"
+            f"a drop under way or cut short): nothing is claimed; once no drop runs, `loader-assets drop {case} --force` finishes"
             in refused.stderr
         )
     registered = loader_assets("register", str(platform.root / "cases" / case))
-    assert registered.returncode == Exit.USAGE and f"`loader-assets drop {case} --force` finishes" in registered.stderr
+    assert (
+        registered.returncode == Exit.USAGE and f"`loader-assets drop {case} --force` finishes it" in registered.stderr
+    )
     finished = loader_assets("drop", case, "--force")
     assert finished.returncode == 0, finished.stderr
     assert "Dagster: 3 chunk partitions removed" in finished.stdout
