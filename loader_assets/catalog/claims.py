@@ -68,6 +68,11 @@ def _unlocked(_ctx: ClaimContext) -> ColumnElement[bool]:
 
 
 def _case_active(_ctx: ClaimContext) -> ColumnElement[bool]:
+    return case_active()
+
+
+def case_active() -> ColumnElement[bool]:
+    """The notice's case is `active` (not paused, registering or being dropped)."""
     return notices.c.case.in_(select(cases.c.case).where(case_state() == "active"))
 
 
@@ -139,12 +144,14 @@ def parked(max_attempts: int) -> ColumnElement[bool]:
                                                                              max_attempts=max_attempts))))  # fmt: skip
 
 
-def behind_closed_gates(connection: Connection, ids: Iterable[int]) -> set[int]:
-    """Of `ids`, the notices whose level waits for a gate that has not passed (a schedule holds them back)."""
+def held_back(connection: Connection, ids: Iterable[int]) -> set[int]:
+    """Of `ids`, the notices a schedule holds back: their level waits for a gate that has not passed, or their case
+    is not active (a run requested now would claim nothing, and the schedule would count them as handed out)."""
     ids = list(ids)
     if not ids:
         return set()
-    return set(connection.execute(select(notices.c.id).where(notices.c.id.in_(ids), gate_closed())).scalars())
+    waiting = or_(gate_closed(), not_(case_active()))
+    return set(connection.execute(select(notices.c.id).where(notices.c.id.in_(ids), waiting)).scalars())
 
 
 def refusals(connection: Connection, ids: Iterable[int], ctx: ClaimContext) -> dict[int, Refused]:

@@ -24,7 +24,7 @@ import dagster as dg
 
 from loader_assets import levels, tags
 from loader_assets.catalog import schedules
-from loader_assets.catalog.claims import behind_closed_gates
+from loader_assets.catalog.claims import held_back
 from loader_assets.catalog.gates import Gate
 from loader_assets.catalog.layout import CaseLayout, TableLayout, case_layouts
 from loader_assets.catalog.store import Store
@@ -116,7 +116,7 @@ def scheduled_loads(
             run_request(p, f"schedule-{row.id}", attempts, per_worker=shares, extra_tags={tags.SCHEDULE: str(row.id)})
             for p in plans
         ]  # fmt: skip
-        waiting = f"; {len(held)} wait for their gate" if held else ""
+        waiting = f"; {len(held)} wait for their gate or their case's resume" if held else ""
         context.log.info(f"schedule {row.id}: {len(ready)} notices in {len(plans)} runs{waiting}")
     return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "no pending schedule may start")
 
@@ -131,14 +131,14 @@ def _record_existing_runs(instance: dg.DagsterInstance, store: Store, row: sched
 
 
 def _ready_part(store: Store, waiting: list[int], budget: int) -> tuple[list[int], set[int]]:
-    """Up to `budget` of the waiting notices whose gate is open, in schedule order, and the ones seen held
-    behind a closed gate (read in slices: a held level of a million is not read whole each tick)."""
+    """Up to `budget` of the waiting notices whose gate is open and whose case is active, in schedule order, and
+    the ones seen held back (read in slices: a held level of a million is not read whole each tick)."""
     ready: list[int] = []
     held: set[int] = set()
     for start in range(0, min(len(waiting), SCANNED_PER_TICK), budget):
         part = waiting[start : start + budget]
         with store.db.read() as connection:
-            closed = behind_closed_gates(connection, part)
+            closed = held_back(connection, part)
         held |= closed
         ready += [i for i in part if i not in closed][: budget - len(ready)]
         if len(ready) >= budget:

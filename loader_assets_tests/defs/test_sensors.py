@@ -20,6 +20,7 @@ from loader_assets.defs.resources import CatalogResource, ClusterResource, defau
 from loader_assets.defs.sensors import scheduled_loads
 from loader_assets.engine.plan import plan_runs
 from loader_assets.engine.targets import ALL_WORKERS
+from loader_assets.operations import cases
 from loader_assets.selection import saved
 from loader_assets.selection import select as select_notices
 from loader_assets_tests.conftest import Platform
@@ -87,6 +88,22 @@ def test_scheduled_loads_turns_a_pending_schedule_into_runs_per_case_level_and_w
     assert not again.run_requests and again.skip_reason.skip_message == "no pending schedule may start"
     done = schedules.get(platform.store.db, scheduled.schedule_id)
     assert (done.state, done.runs) == ("submitted", sorted(first_runs + second_runs))
+
+
+def test_a_schedule_of_a_paused_case_waits_for_its_resume_instead_of_handing_out_runs_that_claim_nothing(
+    platform: Platform,
+) -> None:
+    """Runs requested while the case is paused would load nothing, yet the schedule would count their notices as
+    handed out and never ask again: it holds them back, as behind a closed gate."""
+    case = platform.sample_case(chunks=2, rows_per_chunk=2).case
+    scheduled = select_notices(f"case = '{case}' and level = 1", store=platform.store).schedule()
+    cases.pause(platform.ctx, case)
+    assert not scheduled_loads(sensor_context(platform)).run_requests
+    assert schedules.get(platform.store.db, scheduled.schedule_id).state == "pending"
+
+    cases.resume(platform.ctx, case)
+    requests = scheduled_loads(sensor_context(platform)).run_requests
+    assert sorted(i for request in requests for i in requested_ids(request)) == sorted(scheduled.notice_ids)
 
 
 def test_a_schedule_bigger_than_a_tick_is_served_over_several_ticks_each_marking_what_it_emitted(
