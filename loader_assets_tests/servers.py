@@ -34,6 +34,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
 DAEMON_START_SECONDS = 90
 
 
+def admin_sql(statement: str, params: dict[str, object] | None = None) -> None:
+    """One statement as the machine's PostgreSQL superuser, committed (ALTER DATABASE, pg_terminate_backend)."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(statement), params or {})
+    finally:
+        admin.dispose()
+
+
 @contextmanager
 def postgres_database(prefix: str = "loader_test") -> Iterator[str]:
     """A fresh, empty PostgreSQL database (its URL), dropped afterwards whoever still holds it."""

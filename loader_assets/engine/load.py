@@ -102,7 +102,8 @@ class Throughput:
     def line(self) -> str:
         seconds = self.busy_seconds or 1e-9
         return (
-            f"{self.worker}: {counted(self.files, 'file')}, {self.rows:,} rows, {self.bytes / 1e6:.1f} MB in {self.busy_seconds:.1f} s"
+            f"{self.worker}: {counted(self.files, 'file')}, {self.rows:,} rows, {self.bytes / 1e6:.1f} MB in "
+            f"{self.busy_seconds:.1f} s"
             f" ({self.rows / seconds:,.0f} rows/s, {self.bytes / 1e6 / seconds:.1f} MB/s, busy {self.busy_share:.0%})"
         )
 

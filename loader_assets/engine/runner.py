@@ -102,7 +102,8 @@ class LevelResult:
         """A line per worker: files, rows, MB and their rates over the level's wall time."""
         seconds = self.seconds or 1e-9
         return [
-            f"level {self.level} on {_where(w.worker)}: {counted(w.files, 'file')}, {w.rows:,} rows, {w.bytes / 1e6:.1f} MB in "
+            f"level {self.level} on {_where(w.worker)}: {counted(w.files, 'file')}, {w.rows:,} rows, "
+            f"{w.bytes / 1e6:.1f} MB in "
             f"{self.seconds:.1f} s ({w.rows / seconds:,.0f} rows/s, {w.bytes / 1e6 / seconds:.1f} MB/s)"
             for w in self.per_worker
         ]

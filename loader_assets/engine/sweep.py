@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loader_assets.catalog.layout import case_layouts
+from loader_assets.catalog.layout import CaseLayout, case_layouts
 from loader_assets.catalog.notices import reclaimable_holds
 from loader_assets.catalog.store import Store, process_alive_here
 from loader_assets.engine.reconcile import reconcile
@@ -52,9 +52,8 @@ def findings(store: Store, cluster: Cluster) -> Findings:
         hold.notice_id for hold in reclaimable_holds(store.db) if hold.lapsed or not process_alive_here(hold.host, hold.pid)
     )  # fmt: skip
     cases = tuple(
-        case for case, layout in sorted(case_layouts(store.db).items())
-        if layout.state != "dropping" and reconcile(store, cluster, layout, dry_run=True).changed
-    )  # fmt: skip
+        layout.case for layout in _to_reconcile(store) if reconcile(store, cluster, layout, dry_run=True).changed
+    )
     return Findings(holds, cases)
 
 
@@ -66,12 +65,15 @@ def sweep(store: Store, cluster: Cluster, log: Callable[[str], None] = print) ->
     for item in released:
         if item.run_id:
             outcome.dead_runs[item.run_id] = outcome.dead_runs.get(item.run_id, 0) + 1
-    for case, layout in sorted(case_layouts(store.db).items()):
-        if layout.state == "dropping":  # its tables are going: nothing of it is to be made whole
-            continue
+    for layout in _to_reconcile(store):
         result = reconcile(store, cluster, layout, log=log)
         if result.changed:
-            outcome.reconciled[case] = (
+            outcome.reconciled[layout.case] = (
                 f"{sum(map(len, result.dropped.values()))} stray partitions dropped, {len(result.missing)} missing"
             )
     return outcome
+
+
+def _to_reconcile(store: Store) -> list[CaseLayout]:
+    """Every case but those being dropped (their tables are going: nothing of them is to be made whole)."""
+    return [layout for _, layout in sorted(case_layouts(store.db).items()) if layout.state != "dropping"]

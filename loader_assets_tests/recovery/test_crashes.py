@@ -8,11 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
-from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
@@ -50,6 +48,7 @@ from loader_assets_tests.recovery.helpers import (
     sweep_now,
     wait_for,
 )
+from loader_assets_tests.servers import admin_sql
 
 pytestmark = ON_POSTGRESQL
 SLOW_ROWS = 1_500_000  # a LOAD DATA of 3 s or more here: well over SLOW_LEASE
@@ -256,7 +255,6 @@ def test_an_event_the_instance_fails_to_write_is_logged_again_and_the_load_goes_
     again: Dagster shows every table and chunk, the run a success, nothing left to report from the catalog."""
     case = platform.sample_case(chunks=6, rows_per_chunk=5).case
     dropped: list[int] = []
-    libpq_url = instance_on_postgresql.replace("+psycopg2", "")
 
     def drop_first(connection, _cursor, statement: str, parameters, *_: object) -> None:  # type: ignore[no-untyped-def]
         if dropped or not statement.startswith("INSERT INTO asset_keys (asset_key, last_materialization,"):
@@ -264,8 +262,7 @@ def test_an_event_the_instance_fails_to_write_is_logged_again_and_the_load_goes_
         if parameters.get("asset_key") != json.dumps([case, table]):
             return
         dropped.append(connection.connection.dbapi_connection.get_backend_pid())
-        with closing(psycopg2.connect(libpq_url)) as admin, admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", (dropped[0],))  # waits for it to end
+        admin_sql("SELECT pg_terminate_backend(:pid, 5000)", {"pid": dropped[0]})  # waits for it to end
 
     event.listen(Engine, "before_cursor_execute", drop_first)
     try:

@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import closing, suppress
+from contextlib import suppress
 from pathlib import Path
 
-import psycopg2
 import pymysql
 import pytest
 
@@ -35,7 +34,7 @@ from loader_assets_tests.recovery.helpers import (
     tmpfs,
     wait_for,
 )
-from loader_assets_tests.servers import POSTGRES_ADMIN_URL
+from loader_assets_tests.servers import admin_sql
 
 pytestmark = pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)
 
@@ -73,14 +72,9 @@ def test_a_drop_cut_short_by_the_instance_is_run_again_to_finish(
     database = instance_on_postgresql.rsplit("/", 1)[1]
 
     def refuse(allowed: bool) -> None:
-        with closing(psycopg2.connect(POSTGRES_ADMIN_URL.replace("+psycopg2", ""))) as admin:
-            admin.autocommit = True
-            with admin.cursor() as cursor:
-                cursor.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
-                if not allowed:  # its kept connections go too
-                    cursor.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [database]
-                    )
+        admin_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:  # its kept connections go too
+            admin_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db", {"db": database})
 
     def instance_down_after_czar(line: str) -> None:
         if line.startswith("czar:"):
