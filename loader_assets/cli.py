@@ -30,7 +30,7 @@ from loader_assets.operations import cases, doctor, loading, local, notices, pla
 from loader_assets.operations.context import Context
 from loader_assets.problems import BadInput, Problem
 from loader_assets.selection.language import QueryError, describe_fields
-from loader_assets.wording import counted
+from loader_assets.wording import counted, table
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where used: half a second of every command's start-up
@@ -152,10 +152,10 @@ def cmd_plan(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     found = notices.status(ctx, args.case)
-    _print_frame(found.counts, "no notices registered")
-    if not found.gates.empty:
+    print(table(found.counts) if found.counts else "no notices registered")
+    if found.gates:
         print()
-        print(found.gates.to_string(index=False))
+        print(table(found.gates))
     return 0
 
 

@@ -149,12 +149,12 @@ def load(case: str, level: int | None = None) -> Loaded:
 
 def status(case: str) -> pd.DataFrame:
     """Notices per level, table and status (gate-blocked and parked apart), as `loader-assets status` shows."""
-    return notices.status(_ctx(), case).counts
+    return views.counts_frame(notices.status(_ctx(), case).counts)
 
 
 def gates(case: str) -> pd.DataFrame:
     """The case's validation gates: status and failing checks."""
-    frame = notices.status(_ctx(), case).gates
+    frame = pd.DataFrame(notices.status(_ctx(), case).gates)
     return frame if frame.empty else frame[["level", "table", "status", "checks", "updated_at"]]
 
 

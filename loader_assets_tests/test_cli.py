@@ -39,6 +39,20 @@ def one_line(err: str, command: str, *words: str) -> None:
         assert word in err, err
 
 
+def printed_table(out: str, head: list[str]) -> list[dict[str, str]]:
+    """The rows of the table printed under the header whose first column names are `head` (a cell without spaces
+    but the last)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[: len(head)] == head)
+    names = lines[start].split()
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(dict(zip(names, line.split(maxsplit=len(names) - 1), strict=False)))
+    return rows
+
+
 def dead_address() -> str:
     """A loopback port nothing listens on: a server that is down."""
     with socket.socket() as probe:
@@ -116,6 +130,11 @@ def test_register_with_load_loads_the_new_case_level_by_level_in_one_command(
     assert out.startswith(f"registered case {case} ") and "per worker:" in out
     for level in levels.LOAD_LEVELS:
         assert_exact(platform, case, level)
+    # It ends with the status: every table's notices done, every gate passed.
+    counts, gates = (printed_table(out, ["case", "level", "table", column]) for column in ("ready", "status"))
+    assert {row["table"] for row in counts} == {"Object", "Filter", "Source", "ForcedSource"}
+    assert all(row["done"] == row["total"] != "0" for row in counts), out
+    assert [(row["level"], row["status"]) for row in gates] == [("2", "passed"), ("4", "passed"), ("4", "passed")], out
     assert run(capsys, "load", case)[0] == 0  # a load after it finds nothing left to do
 
 

@@ -57,30 +57,39 @@ def chunk_statuses(store: Store, case: str) -> pd.DataFrame:
         return pd.DataFrame(connection.execute(query).all(), columns=["table", "chunk", "status"])
 
 
-def status_counts(store: Store, case: str | None = None) -> pd.DataFrame:
-    """Notices per case / level / table and status, one column per shown status plus the total."""
-    import pandas as pd
-
-    db = store.db
+def status_rows(store: Store, case: str | None = None) -> list[dict[str, object]]:
+    """Notices per case / level / table: a row each, with a count per shown status plus the total (no pandas:
+    `status` prints them at the end of every load, where pandas' import would cost a quarter second)."""
     shown = shown_status(store.max_attempts)
     query = select(notices.c.case, notices.c.level, notices.c.table, shown, func.count().label("n"))
     if case is not None:
         query = query.where(notices.c.case == case)
     query = query.group_by(notices.c.case, notices.c.level, notices.c.table, shown)
-    with db.read() as connection:
-        frame = pd.DataFrame(connection.execute(query).all(), columns=["case", "level", "table", "status", "n"])
-    table = frame.pivot_table(
-        index=["case", "level", "table"], columns="status", values="n", fill_value=0, aggfunc="sum"
-    )
-    table = table.reindex(columns=list(SHOWN_STATUSES), fill_value=0)
-    table["total"] = table.sum(axis=1)
-    return table.astype(int)
+    with store.db.read() as connection:
+        found = connection.execute(query).all()
+    rows: dict[tuple[str, int, str], dict[str, object]] = {}
+    for case_name, level, table, status, n in found:
+        row = rows.setdefault((case_name, level, table), {"case": case_name, "level": level, "table": table,
+                                                           **dict.fromkeys(SHOWN_STATUSES, 0), "total": 0})  # fmt: skip
+        row[status] = n
+        row["total"] += n  # type: ignore[operator]
+    return [rows[key] for key in sorted(rows)]
 
 
-def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
-    """Each gate with its generation, its verdict's failed checks and warnings (and their first keys)."""
+def status_counts(store: Store, case: str | None = None) -> pd.DataFrame:
+    return counts_frame(status_rows(store, case))
+
+
+def counts_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """`status_rows` as a frame indexed by case / level / table."""
     import pandas as pd
 
+    columns = ["case", "level", "table", *SHOWN_STATUSES, "total"]
+    return pd.DataFrame(rows, columns=columns).set_index(["case", "level", "table"])
+
+
+def gate_rows(db: CatalogDB, case: str | None = None) -> list[dict[str, object]]:
+    """Each gate with its generation, its verdict's failed checks and warnings (and their first keys)."""
     query = select(
         level_gates.c.case,
         level_gates.c.level,
@@ -95,11 +104,8 @@ def gates(db: CatalogDB, case: str | None = None) -> pd.DataFrame:
     if case is not None:
         query = query.where(level_gates.c.case == case)
     with db.read() as connection:
-        frame = pd.DataFrame(connection.execute(query).mappings().all())
-    if frame.empty:
-        return frame
-    frame["checks"] = frame.pop("details").map(_verdict)
-    return frame
+        found = connection.execute(query).mappings().all()
+    return [{**{k: v for k, v in row.items() if k != "details"}, "checks": _verdict(row["details"])} for row in found]
 
 
 def _verdict(details: dict | None) -> str:
@@ -178,10 +184,9 @@ def overview(store: Store, case: str, *, shown_chunks: int = 20) -> Overview:
             select(notices.c.chunk).where(notices.c.case == case, notices.c.status != "done", notices.c.chunk.is_not(None))
             .group_by(notices.c.chunk).order_by(notices.c.chunk).limit(shown_chunks)
         ).scalars().all()  # fmt: skip
-    frame = status_counts(store, case)
-    counts = {f"{level} {table}": {k: int(v) for k, v in row.items()} for (_c, level, table), row in frame.iterrows()}
-    gate_frame = gates(db, case)
-    gate_rows = [] if gate_frame.empty else gate_frame[["level", "table", "status", "checks"]].to_dict("records")
+    counts = {f"{row['level']} {row['table']}": {s: row[s] for s in (*SHOWN_STATUSES, "total")}
+              for row in status_rows(store, case)}  # fmt: skip
+    shown_gates = [{k: row[k] for k in ("level", "table", "status", "checks")} for row in gate_rows(db, case)]
     lock_frame = locks(db, case)
     stale = 0 if lock_frame.empty else int(lock_frame["stale"].sum())
-    return Overview(case, state, counts, gate_rows, len(lock_frame), stale, list(unfinished))
+    return Overview(case, state, counts, shown_gates, len(lock_frame), stale, list(unfinished))

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Status:
-    counts: pd.DataFrame  # notices per case / level / table and shown status
-    gates: pd.DataFrame  # each validation gate, its status and failing checks
+    counts: list[dict[str, object]]  # a row per case / level / table: notices per shown status, and the total
+    gates: list[dict[str, object]]  # each validation gate, its status and failing checks
 
 
 def status(ctx: Context, case: str | None = None) -> Status:
     if case is not None:
         known_case(ctx, case)
-    return Status(views.status_counts(ctx.store, case), views.gates(ctx.store.db, case))
+    return Status(views.status_rows(ctx.store, case), views.gate_rows(ctx.store.db, case))
 
 
 def sky_map(ctx: Context, case: str, width: int = 1600):  # type: ignore[no-untyped-def]  # a matplotlib Figure
