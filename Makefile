@@ -11,7 +11,7 @@ export LOADER_QSERV_ITEST ?= $(abspath $(wildcard $(CURDIR)/../shared/qserv-ites
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml loader_assets/workers/_key_scan.c
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
