@@ -65,18 +65,67 @@ typedef struct {
     Py_ssize_t records, nulls, capacity;
 } Scan;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WORDS 1 /* 8 bytes at a time in a record's fields (the first byte is the lowest) */
+#else
+#define WORDS 0
+#endif
+
+static inline uint64_t word_at(const unsigned char *p) {
+    uint64_t word;
+    memcpy(&word, p, sizeof word);
+    return word;
+}
+
+/* The high bit of the bytes of `word` equal to `byte` (the lowest one exactly; above it, maybe others too). */
+static inline uint64_t bytes_equal(uint64_t word, unsigned char byte) {
+    uint64_t x = word ^ (0x0101010101010101ULL * byte);
+    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+}
+
+static inline int eight_digits(uint64_t word) {
+    return ((word & 0xF0F0F0F0F0F0F0F0ULL) | (((word + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ==
+           0x3333333333333333ULL;
+}
+
+static inline uint64_t eight_digits_value(uint64_t word) { /* simdjson's parse_eight_digits_unrolled */
+    word -= 0x3030303030303030ULL;
+    word = word * 10 + (word >> 8);
+    return (((word & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+            (((word >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+}
+
 /* The key of the record starting at `start` (its end, a real newline or the end of the data, at `end`);
    0: written, -1: not for this path. */
 static int read_key(Scan *s, Py_ssize_t start, Py_ssize_t end) {
     const unsigned char *d = s->data;
     Py_ssize_t i = start;
     for (int field = 0; field < s->key_index; field++, i++) { /* past the fields before the key */
-        while (i < end && d[i] != s->delimiter) i += d[i] == s->escape ? 2 : 1;
+        while (i < end) {
+            if (WORDS && i + 8 <= s->size) { /* to the first delimiter or escape of the next 8 bytes, if any */
+                uint64_t word = word_at(d + i);
+                uint64_t found = bytes_equal(word, (unsigned char)s->delimiter) |
+                                 (s->escape >= 0 ? bytes_equal(word, (unsigned char)s->escape) : 0);
+                if (!found) {
+                    i += 8;
+                    continue;
+                }
+                i += __builtin_ctzll(found) >> 3;
+                if (i >= end) break;
+            }
+            if (d[i] == s->delimiter) break;
+            i += d[i] == s->escape ? 2 : 1;
+        }
         if (i >= end) return -1;
     }
     int negative = i < end && d[i] == '-';
     Py_ssize_t first = i += negative;
     uint64_t value = 0;
+    /* 8 digits at a time: a run of digits ends before `end` (a newline, or the end of the data) */
+    while (WORDS && i + 8 <= s->size && eight_digits(word_at(d + i))) {
+        value = value * 100000000 + eight_digits_value(word_at(d + i));
+        i += 8;
+    }
     for (unsigned digit; i < end && (digit = (unsigned)d[i] - '0') <= 9; i++) value = value * 10 + digit;
     Py_ssize_t digits = i - first;
     if (i < end && d[i] != s->delimiter) { /* not a number: only `\N` (NULL) is read here */
@@ -87,7 +136,8 @@ static int read_key(Scan *s, Py_ssize_t start, Py_ssize_t end) {
         s->keys[s->records++] = 0;
         return 0;
     }
-    /* 19 digits fit in 64 bits; beyond int64, Arrow reads the column as uint64 */
+    /* 19 digits fit in 64 bits (more are refused, whatever their value wrapped to); beyond int64, Arrow reads the
+       column as uint64 */
     if (digits < 1 || digits > 19 || value > (uint64_t)INT64_MAX + (uint64_t)negative) return -1;
     s->keys[s->records++] = negative ? (int64_t)(0 - value) : (int64_t)value;
     return 0;

@@ -4,6 +4,7 @@ that records and escapes straddle them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loader_assets.qserv.metadata import Dialect
+from loader_assets.qserv.sample import write_sample_case
 from loader_assets.workers import fingerprint
 
 COLUMNS = ["a", "b", "c"]
@@ -50,7 +52,10 @@ other_fields = mostly(
 
 
 @pytest.mark.parametrize("piece", [1, 5, 64, 1 << 20])
-@pytest.mark.parametrize("dialect", [Dialect(), Dialect.of("csv", {}), Dialect.of("tsv", {"fields_escaped_by": ""})])
+@pytest.mark.parametrize(
+    "dialect",
+    [Dialect(), Dialect.of("txt", {"fields_terminated_by": ","}), Dialect.of("tsv", {"fields_escaped_by": ""})],
+)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     records=st.lists(st.tuples(key_field, other_fields), max_size=6),
@@ -108,3 +113,26 @@ def test_the_c_path_leaves_an_odd_file_to_arrow(tmp_path: Path, content: bytes, 
     path = tmp_path / "chunk_7.txt"
     path.write_bytes(content)
     assert scanned(path, "a", Dialect()) is None, why
+
+
+def test_every_file_of_a_sample_case_is_read_in_c_as_arrow_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fingerprint, "SCAN_PIECE_BYTES", 4096)  # records straddle the pieces
+    root = write_sample_case(tmp_path / "case", chunks=3, rows_per_chunk=300)
+    read = 0
+    for table in ("Object", "Source", "ForcedSource"):
+        schema = json.loads((root / f"{table}.json").read_text())
+        columns = [column["name"] for column in schema["schema"]]
+        key = schema.get("director_key") or "objectId"
+        for path in sorted(root.glob(f"step*/{table}/chunk_*.txt")):
+            found = fingerprint._scan_key(
+                path, columns.index(key), len(columns), Dialect.of("txt", {"fields_terminated_by": ","})
+            )
+            table_read = fingerprint._read_key(
+                path, columns, key, Dialect.of("txt", {"fields_terminated_by": ","}), pa.int64()
+            )
+            assert found is not None, path
+            assert (found[0].to_pylist(), found[1]) == (table_read.column(key).to_pylist(), table_read.num_rows)
+            read += 1
+    assert read >= 9
