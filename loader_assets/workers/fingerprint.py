@@ -121,10 +121,11 @@ def _scan_key(path: Path, index: int, columns: int, dialect: Dialect) -> tuple[p
     separator, escape = dialect.fields_terminated_by.encode(), dialect.fields_escaped_by.encode()
     if dialect.fields_enclosed_by or dialect.lines_terminated_by != "\n" or len(separator) != 1 or len(escape) > 1:
         return None
-    if separator == escape or separator in b"\r\n" or escape in (b"\r", b"\n"):
+    # The C path takes a key's digits and sign before it looks for a separator or an escape.
+    if separator == escape or {*separator, *escape} & {*b"\r\n-0123456789"}:
         return None
     keys, null_at, records = [], [], 0
-    piece, held = bytearray(SCAN_PIECE_BYTES), 0
+    piece, held = bytearray(max(SCAN_PIECE_BYTES, 1)), 0
     with path.open("rb", buffering=0) as file:
         while True:
             with memoryview(piece) as free:
@@ -138,7 +139,7 @@ def _scan_key(path: Path, index: int, columns: int, dialect: Dialect) -> tuple[p
             if found is None:
                 return None
             consumed, count, nulls = found
-            keys.append(found_keys[:count])
+            keys.append(found_keys[:count].copy())  # not a view holding all of `room`
             null_at.append(found_nulls[:nulls] + records)
             records += count
             if read == 0:

@@ -136,3 +136,17 @@ def test_every_file_of_a_sample_case_is_read_in_c_as_arrow_reads_it(
             assert (found[0].to_pylist(), found[1]) == (table_read.column(key).to_pylist(), table_read.num_rows)
             read += 1
     assert read >= 9
+
+
+@pytest.mark.parametrize(
+    ("options", "content"),
+    [({"fields_terminated_by": "0"}, b"1203\n"), ({"fields_terminated_by": "-"}, b"1--5\n"),
+     ({"fields_terminated_by": ",", "fields_escaped_by": "-"}, b"-5,a\n"),
+     ({"fields_terminated_by": ",", "fields_escaped_by": "7"}, b"71,a\n")],
+)  # fmt: skip
+def test_a_dialect_whose_separators_are_a_keys_bytes_is_left_to_arrow(
+    tmp_path: Path, options: dict[str, str], content: bytes
+) -> None:
+    path = tmp_path / "chunk_7.txt"
+    path.write_bytes(content)
+    assert fingerprint._scan_key(path, 0, 2, Dialect.of("txt", options)) is None
