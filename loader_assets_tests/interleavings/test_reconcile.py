@@ -10,6 +10,7 @@ from sqlalchemy import select
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import case_layout
 from loader_assets.catalog.notices import notice_ids
+from loader_assets.catalog.retire import start_dropping
 from loader_assets.catalog.schema import attempts, notices
 from loader_assets.catalog.store import Owner
 from loader_assets.catalog.time import utcnow
@@ -72,6 +73,21 @@ def test_a_done_attempts_missing_partition_fails_its_notice_to_load_again(platfo
         and f"partition p{loaded.attempt_id} of {table} missing on {loaded.worker}" in after.error
     )
     assert gate(platform.store.db, case, 2, "Object").generation > generation
+
+
+def test_a_case_being_dropped_is_left_alone_by_the_sweep(platform: Platform) -> None:
+    """Its tables are going: the partitions a drop already removed are not "missing", its done notices stay done."""
+    case = platform.sample_case(chunks=1, rows_per_chunk=5).case
+    layout, notice = case_layout(platform.store.db, case), director_notice(platform, case)
+    loaded = Loader(platform.store, platform.cluster).load([notice.id], Owner.current("run-a")).loaded[0]
+    url, table = platform.cluster.worker(loaded.worker), chunk_table_name("Object", notice.chunk)
+    start_dropping(platform.store.db, case)
+    drop_attempt_partitions(url, layout.database, table, [loaded.attempt_id])  # as the drop goes on
+
+    sweep_now(platform)
+
+    after = director_notice(platform, case)
+    assert (after.status, after.error) == ("done", None)
 
 
 def test_a_run_resumed_past_its_lease_whose_connection_broke_blames_the_lease_not_the_worker(
