@@ -5,8 +5,8 @@
    time become bit masks of newlines, delimiters and escapes (SSE2 where there is one), so a record costs a few
    instructions for its separators and a short walk to its key: about a third of Arrow's general CSV parser.
 
-   Anything this path does not read exactly as `fingerprint._read_key` (Arrow) would — a carriage return, an escaped
-   escape, a record with another number of fields, a key that is not `-?digits` within int64 nor `\N` — returns
+   Anything this path does not read exactly as `fingerprint._read_key` (Arrow) would — a carriage return, a record
+   with another number of fields, a key that is not `-?digits` within int64 nor `\N` — returns
    None, and the caller reads the file with Arrow instead: the two paths never disagree, this one is only faster. */
 
 #define PY_SSIZE_T_CLEAN
@@ -143,6 +143,23 @@ static int read_key(Scan *s, Py_ssize_t start, Py_ssize_t end) {
     return 0;
 }
 
+/* The bytes an escape makes literal, given the escape bytes of a block, in order: an escape itself escaped (a
+   literal one, `\\`) escapes nothing. `carry`: in, the block's first byte is escaped; out, the next block's is. */
+static inline uint64_t escaped_bytes(uint64_t escapes, uint64_t *carry) {
+    uint64_t escaped = *carry;
+    *carry = 0;
+    while (escapes) {
+        int bit = __builtin_ctzll(escapes);
+        escapes &= escapes - 1;
+        if (escaped >> bit & 1) continue;
+        if (bit == 63)
+            *carry = 1;
+        else
+            escaped |= (uint64_t)1 << (bit + 1);
+    }
+    return escaped;
+}
+
 /* Whole records of s->data: returns the bytes they span (through their last newline, or to the end when `final`),
    or -1. */
 static Py_ssize_t scan_records(Scan *s, int final) {
@@ -162,9 +179,8 @@ static Py_ssize_t scan_records(Scan *s, int final) {
         }
         Masks m = masks_of(p, (unsigned char)s->delimiter, s->escape);
         m.newline &= valid, m.delimiter &= valid, m.escape &= valid, m.other &= valid;
-        uint64_t escaped = (m.escape << 1) | carry;
-        if (m.other || (m.escape & escaped)) return -1; /* a carriage return; an escaped escape */
-        carry = m.escape >> 63;
+        if (m.other) return -1; /* a carriage return */
+        uint64_t escaped = escaped_bytes(m.escape, &carry);
         uint64_t newlines = m.newline & ~escaped, separators = m.delimiter & ~escaped;
         while (newlines) {
             int bit = __builtin_ctzll(newlines);

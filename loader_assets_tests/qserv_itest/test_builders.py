@@ -10,10 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from loader_assets.qserv.geometry import Chunker
 from loader_assets.qserv.metadata import CaseMetadata, Dialect, FileSpec, TableSpec, read_case
+from loader_assets.workers import fingerprint
 from loader_assets.workers.fingerprint import key_column
 from loader_assets.workers.formats import count_records
 from loader_assets_tests.qserv_itest.builders import (
@@ -139,6 +141,20 @@ def test_case01_rows_are_copied_byte_for_byte(case01: CaseMetadata, qserv_itest:
         ]  # chunkId and subChunkId appended by the partitioning
         assert Counter(copied) == Counter(original)
         assert any(b"\\\t" in record for record in original) and any(b"\\0" in record for record in original)
+
+
+def test_case01_key_columns_are_read_in_c_as_arrow_reads_them(case01: CaseMetadata) -> None:
+    """Their binary columns hold escaped tabs and literal backslashes (`\\\\`): every chunk file still takes the C
+    path, and it reads what Arrow reads."""
+    for name in ("Object", "Source"):
+        table = case01.table(name)
+        names = [c["name"] for c in table.columns]
+        for file in files(table) + files(table, overlap=True):
+            path, dialect = case01.root / file.path, table.dialects[file.format]
+            scanned = fingerprint._scan_key(path, names.index("objectId"), len(names), dialect)
+            arrow = fingerprint._read_key(path, names, "objectId", dialect, pa.int64())
+            assert scanned is not None, path
+            assert (scanned[0].to_pylist(), scanned[1]) == (arrow.column("objectId").to_pylist(), arrow.num_rows)
 
 
 def test_case01_chunk_ids_agree_with_the_chunker(case01: CaseMetadata) -> None:

@@ -82,8 +82,8 @@ def test_the_c_path_reads_a_file_as_arrow_does_or_leaves_it_to_arrow(
 
 
 def test_the_c_path_reads_what_qserv_files_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """NULL keys, extreme keys, escapes and NULLs in the other columns, a record over several pieces, no newline at
-    the end: read in C, as Arrow reads them."""
+    """NULL keys, extreme keys, escapes (a literal backslash too) and NULLs in the other columns, a record over
+    several pieces, no newline at the end: read in C, as Arrow reads them."""
     monkeypatch.setattr(fingerprint, "SCAN_PIECE_BYTES", 16)
     path = tmp_path / "chunk_7.txt"
     path.write_bytes(
@@ -91,7 +91,7 @@ def test_the_c_path_reads_what_qserv_files_hold(tmp_path: Path, monkeypatch: pyt
         b"\\N\ta\\\tb\t\\N\n"
         + f"{2**63 - 1}\tline\\\nbreak\t2\n".encode()
         + f"{-(2**63)}\t{'y' * 40}\t3\n".encode()
-        + b"-5\t\\N\t4"
+        + b"-5\t\\\\\\N\t4"
     )
     found = scanned(path, "a", Dialect())
     assert found == ([1, None, 2**63 - 1, -(2**63), -5], 5)
