@@ -138,9 +138,9 @@ def _ready_part(store: Store, waiting: list[int], budget: int) -> tuple[list[int
     for start in range(0, min(len(waiting), SCANNED_PER_TICK), budget):
         part = waiting[start : start + budget]
         with store.db.read() as connection:
-            closed = held_back(connection, part)
-        held |= closed
-        ready += [i for i in part if i not in closed][: budget - len(ready)]
+            held_now = held_back(connection, part)
+        held |= held_now
+        ready += [i for i in part if i not in held_now][: budget - len(ready)]
         if len(ready) >= budget:
             break
     return ready, held
