@@ -19,10 +19,10 @@ SQLite catalog and Dagster instance in a temp dir, then:
     whole case, until the last gate passes: each level's span against (a)'s.
 
     .venv/bin/python benchmarks/end_to_end.py [--chunks 60] [--rows-per-chunk 10000] [--format csv|parquet]
-        [--workers 2] [--columns N] [--repeat 1] [--no-queued] [--dagster-postgres]
+        [--workers 2] [--columns N] [--repeat 1] [--no-queued] [--dagster-postgres] [--catalog-postgres]
 
-`--dagster-postgres` keeps the Dagster instance in a fresh database of the machine's PostgreSQL (production's
-configuration) and counts that server's CPU as the platform's.
+`--dagster-postgres` keeps the Dagster instance in a fresh database of the machine's PostgreSQL and counts that
+server's CPU as the platform's; `--catalog-postgres` the catalog too (both: production's configuration).
 
 With --repeat K, (a) and (b) run K times (fresh cluster each) and the medians are printed: the loader side's CPU
 per GB (`register` + `load`), platform CPU over raw CPU (every process), and
@@ -104,6 +104,7 @@ class Site:
     streams: int | None = None  # LOADER_STREAMS_PER_WORKER of the platform, else its default
     dagster_pg: str | None = None  # a database of the local PostgreSQL for the Dagster instance, else SQLite
     executor: str = "in_process"  # LOADER_EXECUTOR of the platform
+    catalog_pg: str | None = None  # a database of the local PostgreSQL for the catalog, else SQLite
     config: ClusterConfig = field(init=False)
     cluster: Cluster = field(init=False)  # its servers, reached by this process
 
@@ -113,8 +114,13 @@ class Site:
         self.home.mkdir(parents=True, exist_ok=True)
         self.config = local.start_cluster(self.state, self.workers)
         self.cluster = Cluster(self.config)
-        if self.dagster_pg:
-            _postgres(f"CREATE DATABASE {self.dagster_pg}")
+        for database in self.databases:
+            _postgres(f"CREATE DATABASE {database}")
+
+    @property
+    def databases(self) -> list[str]:
+        """Its databases in the local PostgreSQL."""
+        return [name for name in (self.dagster_pg, self.catalog_pg) if name]
 
     @property
     def env(self) -> dict[str, str]:
@@ -128,10 +134,14 @@ class Site:
         }
         if self.dagster_pg:
             env["LOADER_DAGSTER_PG_URL"] = f"{POSTGRES}/{self.dagster_pg}"
+        if self.catalog_pg:
+            env["LOADER_CATALOG_URL"] = f"{POSTGRES}/{self.catalog_pg}"
         return {**env, "LOADER_STREAMS_PER_WORKER": str(self.streams)} if self.streams else env
 
     @property
     def catalog(self) -> CatalogDB:
+        if self.catalog_pg:
+            return CatalogDB(f"{POSTGRES}/{self.catalog_pg}")
         return CatalogDB(f"sqlite:///{self.state / 'catalog.sqlite'}")
 
     def cli(
@@ -164,8 +174,8 @@ class Site:
 
     def stop(self) -> None:
         local.stop_cluster(self.state)
-        if self.dagster_pg:
-            _postgres(f"DROP DATABASE IF EXISTS {self.dagster_pg} WITH (FORCE)")
+        for database in self.databases:
+            _postgres(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
     def server_pids(self) -> dict[str, int]:
         return {
@@ -179,7 +189,7 @@ class Site:
         me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         seconds["client"] = me.ru_utime + me.ru_stime
         seconds["cli"] = children.ru_utime + children.ru_stime
-        if self.dagster_pg:
+        if self.databases:
             seconds["postgres"] = postgres_cpu()
         return seconds
 
@@ -572,8 +582,10 @@ def print_platform(run: PlatformRun) -> None:
     print(f"  total        {run.total:6.2f} s   CPU seconds: {run.cpu}")
 
 
-def _pg_name(args: argparse.Namespace, root: Path, attempt: int) -> str | None:
-    return f"e2e_{root.name.rsplit('-', 1)[-1].lower()}_{attempt}" if args.dagster_postgres else None
+def _pg_name(args: argparse.Namespace, root: Path, attempt: int, of: str = "dagster") -> str | None:
+    """The PostgreSQL database of this run's Dagster instance or catalog (`of`), when asked for."""
+    wanted = args.catalog_postgres if of == "catalog" else args.dagster_postgres
+    return f"e2e_{root.name.rsplit('-', 1)[-1].lower()}_{attempt}_{of}" if wanted else None
 
 
 def stop_servers_when_terminated() -> None:
@@ -600,6 +612,8 @@ def main() -> None:
         action="store_true",
         help="the Dagster instance in the local PostgreSQL (production's), its CPU counted",
     )
+    parser.add_argument("--catalog-postgres", action="store_true",
+                        help="the catalog in the local PostgreSQL (production's), its CPU counted")  # fmt: skip
     parser.add_argument("--separate-register", action="store_true",
                         help="(a) as `register`, then `load`: two processes (default: `register --load`)")  # fmt: skip
     parser.add_argument("--no-queued", action="store_true", help="skip (c)")
@@ -622,9 +636,11 @@ def main() -> None:
               f"{size / 1e6:.0f} MB, {args.workers} workers")  # fmt: skip
         platform_runs, raw_runs, raw_cpu = [], [], []
         for attempt in range(1, args.repeat + 1):
-            site = Site(
-                root / f"run{attempt}", args.workers, args.streams, _pg_name(args, root, attempt), args.executor
-            )
+            databases = {
+                "dagster_pg": _pg_name(args, root, attempt),
+                "catalog_pg": _pg_name(args, root, attempt, "catalog"),
+            }
+            site = Site(root / f"run{attempt}", args.workers, args.streams, executor=args.executor, **databases)
             try:
                 print(f"(a) platform, run {attempt}")
                 run = run_platform(site, case_dir, separate=args.separate_register)
@@ -656,7 +672,8 @@ def main() -> None:
                 share = statistics.median(r.busy[level][worker] for r in platform_runs)
                 print(f"level {level} {worker}: busy {share:.2f} (goal >= {GOAL_BUSY})")
         if not args.no_queued:
-            site = Site(root / "queued", args.workers, args.streams, _pg_name(args, root, 0), args.executor)
+            databases = {"dagster_pg": _pg_name(args, root, 0), "catalog_pg": _pg_name(args, root, 0, "catalog")}
+            site = Site(root / "queued", args.workers, args.streams, executor=args.executor, **databases)
             try:
                 spans = run_queued(site, case_dir, args.timeout)
             finally:
