@@ -74,6 +74,14 @@ def validation_due(
     return verdict
 
 
+def release_dead_validation(db: CatalogDB, case: str, level: int, table: str) -> None:
+    """Release the gate's lock when the validation holding it died on this host (a killed `load`): else the next
+    validation would wait for it forever where no daemon runs."""
+    verdict = gate(db, case, level, table)
+    if verdict is not None and verdict.validating_run is not None and not holder_alive_here(verdict):
+        release_validation(db, case, level, table, verdict.validating_run)
+
+
 def start_refusal(db: CatalogDB, layout: CaseLayout, level: int) -> str | None:
     """Why `level` cannot start now (the load level before it not finished, or the director's gate not passed,
     in the words the claim refusals use), or None."""

@@ -29,7 +29,7 @@ from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import DoneFile, done_files
 from loader_assets.catalog.store import Store
 from loader_assets.engine.chunk_census import SHOWN_KEYS, ChunkCensus, census_of_worker, chunk_version, new_census
-from loader_assets.engine.level_state import LevelNotLoaded, require_loaded
+from loader_assets.engine.level_state import LevelNotLoaded, release_dead_validation, require_loaded
 from loader_assets.engine.reconcile import reconcile
 from loader_assets.workers import census
 from loader_assets.workers.cluster import Cluster
@@ -57,6 +57,9 @@ CHILD_CHECKS = {
 }
 
 BeforeVerdict = Callable[[], None]  # test hook: runs after the checks, before the verdict is written
+
+
+VERDICT_DROPPED = "verdict dropped: the table changed while it was validated (the gate stays pending)"
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def validate_table(
     assert level is not None, f"{table.kind} tables are not validated"
     who = Validator(run_id, socket.gethostname(), os.getpid())
     reconcile(store, cluster, layout, tables={table.name}, log=log)  # first: what is judged is what the catalog says
+    release_dead_validation(store.db, layout.case, level, table.name)
     seen = begin_validation(store.db, layout.case, level, table.name, who)
     try:
         require_loaded(store.db, layout.case, table.name, table.level)
@@ -140,7 +144,7 @@ def _passed_director(store: Store, layout: CaseLayout, table: TableLayout) -> tu
 
 def _summary(validation: Validation, status: str) -> str:
     if not validation.recorded:
-        return f"{status}, verdict dropped: the table changed while it was validated (the gate stays pending)"
+        return f"{status}, {VERDICT_DROPPED}"
     parts = [status]
     if validation.failed:
         parts.append(f"failed: {', '.join(validation.failed)}")

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
+from loader_assets.catalog.gates import gate
 from loader_assets.catalog.layout import case_layouts
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.schema import notices
@@ -139,6 +140,34 @@ def test_a_chunk_loaded_by_a_run_killed_before_reporting_it_is_materialized_from
     assert shown == {str(c): dg.AssetPartitionStatus.MATERIALIZED for c in chunks}
     assert_exact(platform, case, 1)
     assert not platform.definitions().resolve_sensor_def("unreported_loads")(sensor_context(platform)).asset_events
+
+
+# `load`, killed (SIGKILL, by itself) in its level-2 validation, the gate's lock taken, no check run yet.
+KILLED_VALIDATING = (
+    "import os, signal, sys\n"
+    "from loader_assets.engine import validate\n"
+    "validate._run_checks = lambda *_: os.kill(os.getpid(), signal.SIGKILL)\n"
+    "from loader_assets.cli import main\n"
+    "sys.exit(main())"
+)
+
+
+def test_a_load_killed_while_validating_leaves_no_lock_that_stops_the_next_load(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = platform.sample_case(chunks=2, rows_per_chunk=5).case
+    assert main(["load", case, "--level", "1"]) == 0
+    log = platform.root / "killed-validating.log"
+    command = [sys.executable, "-c", KILLED_VALIDATING, "load", case, "--level", "2"]
+    with reaped(subprocess.Popen(command, cwd=REPOSITORY, stdout=log.open("wb"), stderr=subprocess.STDOUT)) as process:
+        assert process.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+    held = gate(platform.store.db, case, 2, "Object")
+    assert (held.status, held.validating_pid) == ("pending", process.pid)  # the dead command's lock
+
+    # No daemon: the next load takes the lock back from the dead process and goes on to the end.
+    assert main(["load", case, "--level", "2"]) == 0, capsys.readouterr().err
+    assert gate(platform.store.db, case, 2, "Object").status == "passed"
+    assert main(["load", case]) == 0
 
 
 def test_a_worker_stopped_mid_run_gives_its_notices_back_uncounted_and_a_reload_after_restart_is_exact(
