@@ -27,6 +27,6 @@ def decide_gate(store: Store, case: str, table: str, status: str = "passed", det
         assert passed is not None and passed.status == "passed", "a child is judged against a passed director"
         director = (passed.table, passed.generation)
     who = Validator(f"test-check-{status}", socket.gethostname(), 1)
-    seen = begin_validation(store.db, case, level, table, who)
+    seen = begin_validation(store.db, case, level, table, who, store.lease)
     verdict = {"failed_checks": [], **(details or {})}
     assert finish_validation(store.db, case, level, table, who, seen, status, verdict, director=director)

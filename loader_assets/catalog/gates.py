@@ -6,7 +6,7 @@ notice is claimable only while its director's level-2 gate is `passed`.
 Gates are fenced: every event that invalidates a verdict (new or changed files, a claim, reset, release or
 reclaim of one of the table's notices — or of its director's, for a child) bumps the gate's `generation` and
 sets it `pending`, in the same transaction. A validation takes the gate's lock (`begin_validation`: one at a
-time per table), remembers the generation it started from, and records its verdict only if the generation
+time per table, for a lease it renews, `renew_validation`), remembers the generation it started from, and records its verdict only if the generation
 is unchanged and every notice of the table is still done (`finish_validation`); otherwise it is dropped.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select, update
@@ -42,6 +42,7 @@ class Gate:
     validating_host: str | None = None
     validating_pid: int | None = None
     validating_since: datetime | None = None
+    validating_until: datetime | None = None  # the lock's lease (None: taken by a loader before the lease)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -151,9 +152,10 @@ def _key(case: str, level: int, table: str) -> ColumnElement[bool]:
 
 
 def begin_validation(
-    db: CatalogDB, case: str, level: int, table: str, who: Validator, *, now: datetime | None = None
+    db: CatalogDB, case: str, level: int, table: str, who: Validator, lease: timedelta, *, now: datetime | None = None
 ) -> int:
-    """Take the gate's lock; returns the generation the validation starts from. ValidationBusy when held."""
+    """Take the gate's lock for a lease (`renew_validation` extends it); returns the generation the validation
+    starts from. ValidationBusy when held."""
     now = now or utcnow()
     with db.write() as connection:
         taken = connection.execute(
@@ -164,16 +166,35 @@ def begin_validation(
                 validating_host=who.host,
                 validating_pid=who.pid,
                 validating_since=now,
+                validating_until=now + lease,
                 validations=level_gates.c.validations + 1,
             )
             .returning(level_gates.c.generation)
         ).first()
         if taken is not None:
             return taken.generation
-        holder = connection.execute(select(level_gates.c.validating_run).where(_key(case, level, table))).scalar()
+        holder = connection.execute(select(level_gates).where(_key(case, level, table))).first()
     if holder is None:
         raise LookupError(f"case {case} has no level-{level} gate for table {table}")
-    raise ValidationBusy(f"level {level} of case {case} ({table}) is being validated by run {holder}")
+    raise ValidationBusy(
+        f"level {level} of case {case} ({table}) is being validated by {holder.validating_run} "
+        f"(process {holder.validating_pid} on {holder.validating_host})"
+    )
+
+
+def renew_validation(
+    db: CatalogDB, case: str, level: int, table: str, run_id: str, lease: timedelta, *, now: datetime | None = None
+) -> bool:
+    """Extend the lock's lease; False when `run_id` no longer holds it (taken back once its lease lapsed)."""
+    now = now or utcnow()
+    with db.write() as connection:
+        return bool(
+            connection.execute(
+                update(level_gates)
+                .where(_key(case, level, table), level_gates.c.validating_run == run_id)
+                .values(validating_until=now + lease)
+            ).rowcount
+        )
 
 
 def finish_validation(
@@ -232,4 +253,10 @@ def release_validation_in(connection: Connection, case: str, level: int, table: 
     )
 
 
-_UNLOCKED = {"validating_run": None, "validating_host": None, "validating_pid": None, "validating_since": None}
+_UNLOCKED = {
+    "validating_run": None,
+    "validating_host": None,
+    "validating_pid": None,
+    "validating_since": None,
+    "validating_until": None,
+}

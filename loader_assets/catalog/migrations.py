@@ -97,7 +97,13 @@ def _v6(op: Operations) -> None:
     op.add_column("cases", Column("dropping", Boolean, nullable=False, server_default=false()))
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
+def _v7(op: Operations) -> None:
+    """A validation's lock has a lease it renews: a holder that died on any host loses it (`load` validates without
+    a Dagster run whose end would say so)."""
+    op.add_column("level_gates", Column("validating_until", DateTime))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
 
 
 def upgrade(connection: Connection, version: int) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import case as sql_case
 
-SCHEMA_VERSION = 6  # each step from 1 is in `migrations`
+SCHEMA_VERSION = 7  # each step from 1 is in `migrations`
 
 NOTICE_STATUSES = ("ready", "running", "done", "failed")
 SCHEDULE_STATES = ("pending", "submitted", "cancelled")
@@ -194,6 +194,7 @@ level_gates = Table(
     Column("validating_host", String(255)),
     Column("validating_pid", Integer),
     Column("validating_since", DateTime),
+    Column("validating_until", DateTime),  # the lock's lease, renewed while it validates (NULL: taken before v7)
     CheckConstraint("status IN ('pending', 'passed', 'failed')", name="gate_status"),
 )
 

@@ -23,7 +23,7 @@ from loader_assets.defs.chunk_partitions import chunk_partitions
 from loader_assets.defs.events import check_results, failure, load_in_run
 from loader_assets.defs.instance import LOAD_POOL
 from loader_assets.defs.resources import CatalogResource, ClusterResource
-from loader_assets.engine.validate import CHILD_CHECKS, DIRECTOR_CHECKS, validate_table
+from loader_assets.engine.validate import CHILD_CHECKS, DIRECTOR_CHECKS, VERDICT_DROPPED, validate_table
 from loader_assets.problems import Problem
 
 CHUNKS_PER_BACKFILL_RUN = 500
@@ -163,9 +163,7 @@ def _validation_asset(layout: CaseLayout, table: TableLayout) -> dg.AssetsDefini
         except Problem as problem:  # not loaded, validated elsewhere, a server down: the run says which
             raise failure(problem) from problem
         if not validation.recorded:  # its results describe data that changed meanwhile: the gate validates again
-            raise dg.Failure(
-                description=f"{key.to_user_string()} changed while validated: verdict dropped, gate pending"
-            )
+            raise dg.Failure(description=f"{key.to_user_string()}: {VERDICT_DROPPED}")
         yield dg.MaterializeResult(asset_key=key, metadata=validation.metadata)
         yield from check_results(key, validation)
 

@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -27,7 +28,7 @@ from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
 from loader_assets.defs.instance import first_line, keep_connections, storage_unreachable
 from loader_assets.engine.load import ChunkKey, Loaded, Loader, LoadReport
-from loader_assets.engine.validate import Validation
+from loader_assets.engine.validate import CheckOutcome, Validation
 from loader_assets.problems import InstanceDown, Interrupted, Problem, as_record, from_record
 from loader_assets.wording import counted
 
@@ -206,11 +207,23 @@ def report_load(context: dg.OpExecutionContext | dg.AssetExecutionContext, repor
 
 
 def check_results(key: dg.AssetKey, validation: Validation) -> Iterator[dg.AssetCheckResult]:
+    """What a validation step yields for its checks."""
     for outcome in validation.outcomes:
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name=outcome.name,
-            passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
-            metadata=outcome.metadata,
-        )
+        yield dg.AssetCheckResult(asset_key=key, **_check_fields(outcome))
+
+
+def validation_events(
+    key: dg.AssetKey, validation: Validation
+) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """What a validation outside a run reports: the gate asset's materialization and its checks' evaluations."""
+    checks = [dg.AssetCheckEvaluation(asset_key=key, blocking=True, **_check_fields(o)) for o in validation.outcomes]
+    return [dg.AssetMaterialization(key, metadata=validation.metadata), *checks]
+
+
+def _check_fields(outcome: CheckOutcome) -> dict[str, Any]:
+    return {
+        "check_name": outcome.name,
+        "passed": outcome.passed,
+        "severity": dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+        "metadata": outcome.metadata,
+    }

@@ -35,7 +35,7 @@ from loader_assets.defs.executors import executor, step_per_worker
 from loader_assets.defs.jobs import IN_FLIGHT, SWEEP_JOB, load_notices_job, notices_of_run, run_request, sweep_job
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.defs.unreported import signature, unreported
-from loader_assets.engine.level_state import holder_alive_here, validation_due
+from loader_assets.engine.level_state import validation_due, validator_alive
 from loader_assets.engine.plan import plan_runs
 from loader_assets.engine.sweep import findings
 from loader_assets.problems import CatalogDown, ServerDown
@@ -290,13 +290,14 @@ def unreported_loads(context: dg.SensorEvaluationContext, catalog: CatalogResour
 
 
 def validation_alive(instance: dg.DagsterInstance) -> Callable[[Gate], bool]:
-    """A validation holding a gate is dead once its run has ended (or its process died on this host)."""
+    """A validation holding a gate is dead once its run has ended, its lease lapsed or its process died on this
+    host."""
 
     def alive(verdict: Gate) -> bool:
         run = instance.get_run_by_id(verdict.validating_run or "")
         if run is not None and run.status not in IN_FLIGHT:
             return False
-        return holder_alive_here(verdict)
+        return validator_alive(verdict)
 
     return alive
 

@@ -5,6 +5,7 @@ notices has nothing to load."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from loader_assets import levels
 from loader_assets.catalog.database import CatalogDB
@@ -12,6 +13,7 @@ from loader_assets.catalog.gates import Gate, closed_gate_reason, gate, release_
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.notices import first_unfinished, status_tally
 from loader_assets.catalog.store import process_alive_here
+from loader_assets.catalog.time import utcnow
 from loader_assets.problems import GateClosed
 
 
@@ -40,8 +42,11 @@ def require_loaded(db: CatalogDB, case: str, table: str, level: int) -> None:
         )
 
 
-def holder_alive_here(verdict: Gate) -> bool:
-    """The validation holding the gate still runs, as far as this host can tell (its process is alive)."""
+def validator_alive(verdict: Gate, now: datetime | None = None) -> bool:
+    """The validation holding the gate may still run: its lease has not lapsed, and its process is alive if it is
+    on this host (one on another host that died loses the lock when its lease lapses)."""
+    if verdict.validating_until is not None and verdict.validating_until < (now or utcnow()):
+        return False
     return process_alive_here(verdict.validating_host, verdict.validating_pid)
 
 
@@ -52,7 +57,7 @@ def validation_due(
     level: int,
     *,
     director: str | None = None,
-    holder_alive: Callable[[Gate], bool] = holder_alive_here,
+    holder_alive: Callable[[Gate], bool] = validator_alive,
 ) -> Gate | None:
     """The gate to validate, when the table is loaded, its gate pending with no live validation, and (for a
     child, `director` named) its director's gate passed. A dead holder's lock is released first.
@@ -75,10 +80,10 @@ def validation_due(
 
 
 def release_dead_validation(db: CatalogDB, case: str, level: int, table: str) -> None:
-    """Release the gate's lock when the validation holding it died on this host (a killed `load`): else the next
-    validation would wait for it forever where no daemon runs."""
+    """Release the gate's lock when the validation holding it is dead (a killed `load`), before validating: where
+    no daemon runs, nothing else would."""
     verdict = gate(db, case, level, table)
-    if verdict is not None and verdict.validating_run is not None and not holder_alive_here(verdict):
+    if verdict is not None and verdict.validating_run is not None and not validator_alive(verdict):
         release_validation(db, case, level, table, verdict.validating_run)
 
 

@@ -1,11 +1,11 @@
 """A registered case level by level, gates included (`loader-assets load CASE`).
 
-The runner decides what each level needs; an `Executor` carries it out (`defs.platform`: Dagster runs in this
-process, recorded in the instance) and a `Progress` hears how it goes. Leases still guard every notice, so this
-path can race with queued runs safely: what another run claimed first is skipped (reported with its holder in
-`LevelResult.skipped`) and waited for — unless its holder is dead on this host, then it is taken back at once —
-so a level is judged only once nobody is loading it any more. A level whose runs met a server down or an
-interrupt ends with that problem; one whose notices or checks failed, with `LevelFailed`.
+The runner decides what each level needs; an `Executor` carries it out (`defs.platform`: load runs in this process,
+recorded in the instance; validations here too, their checks reported to it) and a `Progress` hears how it goes.
+Leases still guard every notice, so this path can race with queued runs safely: what another run claimed first is
+skipped (reported with its holder in `LevelResult.skipped`) and waited for — unless its holder is dead on this host,
+then it is taken back at once — so a level is judged only once nobody is loading it any more. A level whose runs met
+a server down or an interrupt ends with that problem; one whose notices or checks failed, with `LevelFailed`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Protocol
 
 from loader_assets import levels
 from loader_assets.catalog.claims import Refused
-from loader_assets.catalog.gates import gate
+from loader_assets.catalog.gates import Gate, gate
 from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import (
     WorkerLoad,
@@ -42,8 +42,9 @@ HOLDER_POLL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A run the executor carried out: its id, the problem that stopped it (a server, an interrupt), if any, and
-    the first error of a step that failed otherwise (a bug: its traceback is in the run's events)."""
+    """A run the executor carried out (or a validation, in `load`'s process): its id, the problem that stopped it (a
+    server, an interrupt), if any, and the first error that failed it otherwise (a bug: its traceback is in the
+    run's events, or on the terminal with -v)."""
 
     run_id: str
     problem: Problem | None = None
@@ -55,7 +56,8 @@ class Executor(Protocol):
 
     def run_load(self, plan: RunPlan) -> RunOutcome: ...
 
-    def run_validation(self, layout: CaseLayout, level: int) -> RunOutcome: ...  # every table of the level
+    # Every table of the level; the outcome names the validation (a run, or `load`'s own process).
+    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: Cluster) -> RunOutcome: ...
 
 
 class Progress(Protocol):
@@ -131,7 +133,7 @@ def load_case(
         if levels.is_load_level(level):
             result = _load_level(layout, level, executor, store, cluster, force, told)
         else:
-            result = _validate_level(layout, level, executor, store, told)
+            result = _validate_level(layout, level, executor, store, cluster, told)
         told.level_ended(result)
         results.append(result)
     return results
@@ -208,12 +210,12 @@ def _wait_for_other_runs(store: Store, cluster: Cluster, case: str, level: int, 
         time.sleep(HOLDER_POLL_SECONDS)
 
 
-def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: Store,
+def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: Store, cluster: Cluster,
                     told: Progress) -> LevelResult:  # fmt: skip
     tables = layout.tables_of_kind(levels.validated_kind(level))
     told.level_started(level, len(tables))
     started = time.monotonic()
-    outcome = executor.run_validation(layout, level)  # one run: a run costs its start and its events
+    outcome = executor.run_validation(layout, level, store, cluster)
     if outcome.problem is not None:
         raise outcome.problem
     for table in tables:
@@ -225,13 +227,17 @@ def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: S
                 + (
                     f"check {failed} failed (see the check results of the validation asset in the UI)"
                     if failed
-                    else f"validation did not run to the end ({outcome.error or 'see its run in the UI'})"
+                    else f"validation did not run to the end ({outcome.error or _gate_state(verdict)})"
                 ),
                 layout.case,
             )
     return LevelResult(
         level, len(tables), f"{counted(len(tables), 'table')} validated", seconds=time.monotonic() - started
     )
+
+
+def _gate_state(verdict: Gate | None) -> str:
+    return f"the gate is {verdict.status}" if verdict else "the gate is missing"
 
 
 def _first_problem(store: Store, case: str, level: int) -> str:

@@ -18,13 +18,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from loader_assets import levels
 from loader_assets.catalog import chunk_checks
-from loader_assets.catalog.gates import Validator, begin_validation, finish_validation, gate, release_validation
+from loader_assets.catalog.gates import (
+    Validator,
+    begin_validation,
+    finish_validation,
+    gate,
+    release_validation,
+    renew_validation,
+)
 from loader_assets.catalog.layout import CaseLayout, TableLayout
 from loader_assets.catalog.notices import DoneFile, done_files
 from loader_assets.catalog.store import Store
@@ -104,28 +113,51 @@ def validate_table(
     who = Validator(run_id, socket.gethostname(), os.getpid())
     reconcile(store, cluster, layout, tables={table.name}, log=log)  # first: what is judged is what the catalog says
     release_dead_validation(store.db, layout.case, level, table.name)
-    seen = begin_validation(store.db, layout.case, level, table.name, who)
+    seen = begin_validation(store.db, layout.case, level, table.name, who, store.lease)
     try:
-        require_loaded(store.db, layout.case, table.name, table.level)
-        director = _passed_director(store, layout, table)
-        validation = _run_checks(store, cluster, layout, table)
-        if before_verdict is not None:
-            before_verdict()
-        status = "failed" if validation.failed else "passed"
-        details = {
-            "failed_checks": validation.failed,
-            "warnings": validation.warnings,
-            "checks": {o.name: o.passed for o in validation.outcomes},
-            "generation": seen,
-            **{o.name: _plain(o.metadata) for o in validation.outcomes if not o.passed},
-        }
-        validation.recorded = finish_validation(
-            store.db, layout.case, level, table.name, who, seen, status, details, director=director
-        )
+        with _lease_kept(store, layout.case, level, table.name, run_id):
+            require_loaded(store.db, layout.case, table.name, table.level)
+            director = _passed_director(store, layout, table)
+            validation = _run_checks(store, cluster, layout, table)
+            if before_verdict is not None:
+                before_verdict()
+            status = "failed" if validation.failed else "passed"
+            details = {
+                "failed_checks": validation.failed,
+                "warnings": validation.warnings,
+                "checks": {o.name: o.passed for o in validation.outcomes},
+                "generation": seen,
+                **{o.name: _plain(o.metadata) for o in validation.outcomes if not o.passed},
+            }
+            validation.recorded = finish_validation(
+                store.db, layout.case, level, table.name, who, seen, status, details, director=director
+            )
     finally:
         release_validation(store.db, layout.case, level, table.name, run_id)
     log(f"level {level} of {layout.case}/{table.name}: " + _summary(validation, status))
     return validation
+
+
+@contextmanager
+def _lease_kept(store: Store, case: str, level: int, table: str, run_id: str) -> Iterator[None]:
+    """The gate's lock renewed every quarter lease while the block runs, as a load renews its notices' leases: a
+    validation that dies anywhere loses its lock within a lease."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(store.lease.total_seconds() / 4):
+            try:
+                renew_validation(store.db, case, level, table, run_id, store.lease)
+            except Exception:  # a catalog hiccup: the next beat retries (a lock lost only drops the verdict)
+                log.exception("renewing the lock of level %d of %s/%s failed", level, case, table)
+
+    beat = threading.Thread(target=renew, name=f"gate-lease-{case}-{table}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
 
 
 def _passed_director(store: Store, layout: CaseLayout, table: TableLayout) -> tuple[str, int] | None:

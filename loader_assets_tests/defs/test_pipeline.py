@@ -56,6 +56,8 @@ def test_a_sample_case_loads_end_to_end_and_its_checks_pass(platform: Platform) 
         (dg.AssetKey([case, "Source_gate"]), "orphan_rows"),
     ]:
         assert check_status(platform.instance, key, name) == "SUCCEEDED"
+    for gate_key in (dg.AssetKey([case, "Object_gate"]), dg.AssetKey([case, "Source_gate"])):
+        assert platform.instance.get_latest_materialization_event(gate_key) is not None, "the gate shows its validation"
     materialized = platform.instance.get_materialized_partitions(dg.AssetKey([case, "Object"]))
     assert materialized == {str(c) for c in case_chunks(platform, case)}
 

@@ -18,8 +18,10 @@ from loader_assets.catalog.layout import CaseLayout, case_layout
 from loader_assets.catalog.notices import notice_ids
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store
+from loader_assets.defs import platform as platform_module
 from loader_assets.defs.resources import CatalogResource, ClusterResource
 from loader_assets.engine.load import Loader
+from loader_assets.engine.runner import LevelFailed
 from loader_assets.engine.validate import validate_table
 from loader_assets.settings import Settings
 from loader_assets.workers.cluster import Cluster
@@ -103,6 +105,29 @@ def test_a_director_file_registered_while_a_validation_runs_drops_its_verdict(pl
     assert (after.status, after.validating_run) == ("pending", None) and after.generation > before
 
 
+def test_a_verdict_load_drops_fails_its_level_and_shows_no_check_result(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = loaded(platform)
+    changed = sorted(Path(layout.root).glob("step1_1/Object/chunk_*[0-9].txt"))[0]
+
+    def register_a_changed_file() -> None:
+        os.utime(changed, (1, 1))
+        register_case(platform.store, Path(layout.root), layout.case)
+
+    def validated_meanwhile(*args: object, **options: object) -> object:
+        return validate_table(*args, before_verdict=register_a_changed_file, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(platform_module, "validate_table", validated_meanwhile)
+    with pytest.raises(LevelFailed, match="validation did not run to the end \\(Object: verdict dropped"):
+        platform.load(layout.case, (2,))
+    assert director_gate(platform, layout).status == "pending"
+    key = dg.AssetKey([layout.case, "Object_gate"])
+    check = dg.AssetCheckKey(key, "objectids_on_workers")
+    assert platform.instance.get_latest_materialization_event(key) is None
+    assert platform.instance.event_log_storage.get_latest_asset_check_execution_by_key([check]) == {}
+
+
 def _validate_until_killed(catalog_url: str, case: str, ready: multiprocessing.synchronize.Event) -> None:
     """A validation process that holds the gate's lock and waits to be killed before its verdict."""
     os.environ["LOADER_CATALOG_URL"] = catalog_url
@@ -158,7 +183,7 @@ def test_two_validations_of_one_table_at_once_run_one(platform: Platform) -> Non
     try:
         assert holding.wait(120)
         with pytest.raises(
-            ValidationBusy, match=f"level 2 of case {layout.case} \\(Object\\) is being validated by run run-1"
+            ValidationBusy, match=f"level 2 of case {layout.case} \\(Object\\) is being validated by run-1 \\(process"
         ):
             validate_table(platform.store, platform.cluster, layout, table, "run-2", quiet)
     finally:
@@ -166,3 +191,16 @@ def test_two_validations_of_one_table_at_once_run_one(platform: Platform) -> Non
         thread.join()
     assert outcome["first"].recorded  # type: ignore[attr-defined]
     assert (director_gate(platform, layout).status, director_gate(platform, layout).check_run) == ("passed", "run-1")
+
+
+def test_a_bug_in_loads_validation_fails_its_level_in_one_line(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = loaded(platform)
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug\nits second line")
+
+    monkeypatch.setattr(platform_module, "validate_table", broken)
+    with pytest.raises(LevelFailed, match=r"validation did not run to the end \(RuntimeError: a bug\)"):
+        platform.load(layout.case, (2,))

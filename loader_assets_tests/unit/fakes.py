@@ -69,7 +69,7 @@ class FakeExecutor:
                 self.store.finish(claim.attempt_id, "failed", error=self.load_error)
         return RunOutcome(run_id)
 
-    def run_validation(self, layout: CaseLayout, level: int) -> RunOutcome:
+    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: object) -> RunOutcome:
         for table in layout.tables_of_kind(levels.validated_kind(level)):
             self.validated.append((level, table.name))
             failed = self.failing_checks.get(table.name, [])

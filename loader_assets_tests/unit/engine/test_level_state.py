@@ -6,11 +6,18 @@ from datetime import datetime
 
 import pytest
 
-from loader_assets.catalog.gates import Validator, begin_validation, gate
+from loader_assets.catalog.gates import Validator, begin_validation, gate, renew_validation
 from loader_assets.catalog.register import Registration
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.catalog.time import utcnow
-from loader_assets.engine.level_state import LevelNotLoaded, describe, is_loaded, require_loaded, validation_due
+from loader_assets.engine.level_state import (
+    LevelNotLoaded,
+    describe,
+    is_loaded,
+    require_loaded,
+    validation_due,
+    validator_alive,
+)
 from loader_assets_tests.gates import decide_gate
 from loader_assets_tests.unit.helpers import CASE, ids
 
@@ -66,11 +73,29 @@ def test_validation_is_due_at_each_new_generation_of_the_gate(store: Store, samp
 def test_a_dead_validation_is_asked_again_under_a_new_key(store: Store, sample: Registration) -> None:
     load_at(store, ids(store.db, "Object"), utcnow())
     first = due_key(store)
-    begin_validation(store.db, CASE, 2, "Object", Validator("run-v", "elsewhere", 1))
+    begin_validation(store.db, CASE, 2, "Object", Validator("run-v", "elsewhere", 1), store.lease)
     assert due_key(store) is None, "a live validation holds the gate"
     retry = due_key(store, holder_alive=lambda gate: gate.validating_run != "run-v")
     assert retry is not None and retry != first, "its holder died: the lock is released, the key moved on"
     assert gate(store.db, CASE, 2, "Object").validating_run is None
+
+
+def test_a_validation_on_another_host_holds_the_gate_while_it_renews_its_lease(
+    store: Store, sample: Registration
+) -> None:
+    load_at(store, ids(store.db, "Object"), utcnow())
+    start = utcnow()
+    holder = Validator("load-elsewhere", "another-host", 1)  # its process cannot be seen from here
+    begin_validation(store.db, CASE, 2, "Object", holder, store.lease, now=start)
+    later = start + store.lease * 0.75
+    assert renew_validation(store.db, CASE, 2, "Object", holder.run_id, store.lease, now=later)
+    assert validator_alive(gate(store.db, CASE, 2, "Object"), now=start + store.lease * 1.5), "renewed: held"
+
+    # It stops renewing (killed): a lease after its last renewal, the lock is dead and taken back.
+    assert not validator_alive(gate(store.db, CASE, 2, "Object"), now=later + store.lease * 1.01)
+    assert due_key(store, holder_alive=lambda verdict: validator_alive(verdict, now=later + store.lease * 2))
+    assert gate(store.db, CASE, 2, "Object").validating_run is None
+    assert not renew_validation(store.db, CASE, 2, "Object", holder.run_id, store.lease), "resumed: it lost the lock"
 
 
 def test_a_child_is_due_only_once_its_directors_gate_passed(store: Store, sample: Registration) -> None:

@@ -49,7 +49,7 @@ def test_a_validation_that_records_nothing_fails_the_level(
     store: Store, sample: Registration, cluster: FakeCluster
 ) -> None:
     executor = FakeExecutor(store)
-    executor.run_validation = lambda layout, level: RunOutcome("crashed")  # type: ignore[method-assign]  # nothing recorded
+    executor.run_validation = lambda *_: RunOutcome("crashed")  # type: ignore[method-assign]  # nothing recorded
     with pytest.raises(LevelFailed, match="failed for Object: validation did not run to the end"):
         load_case(CASE, executor, store, cluster)
 
