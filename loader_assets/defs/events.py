@@ -217,7 +217,7 @@ def validation_events(
 ) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """What a validation outside a run reports: the gate asset's materialization and its checks' evaluations."""
     checks = [dg.AssetCheckEvaluation(asset_key=key, blocking=True, **_check_fields(o)) for o in validation.outcomes]
-    return [dg.AssetMaterialization(key, metadata=validation.metadata), *checks]
+    return [dg.AssetMaterialization(key, description=validation.summary, metadata=validation.metadata), *checks]
 
 
 def _check_fields(outcome: CheckOutcome) -> dict[str, Any]:

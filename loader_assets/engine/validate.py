@@ -93,6 +93,19 @@ class Validation:
     def warnings(self) -> list[str]:
         return [o.name for o in self.outcomes if not o.passed and not o.blocking]
 
+    @property
+    def summary(self) -> str:
+        """`passed`, `failed: objectids_unique; warnings: orphan_rows`, or why the verdict was dropped."""
+        status = "failed" if self.failed else "passed"
+        if not self.recorded:
+            return f"{status}, {VERDICT_DROPPED}"
+        parts = [status]
+        if self.failed:
+            parts.append(f"failed: {', '.join(self.failed)}")
+        if self.warnings:
+            parts.append(f"warnings: {', '.join(self.warnings)}")
+        return "; ".join(parts)
+
 
 def validate_table(
     store: Store,
@@ -134,7 +147,7 @@ def validate_table(
             )
     finally:
         release_validation(store.db, layout.case, level, table.name, run_id)
-    log(f"level {level} of {layout.case}/{table.name}: " + _summary(validation, status))
+    log(f"level {level} of {layout.case}/{table.name}: {validation.summary}")
     return validation
 
 
@@ -172,17 +185,6 @@ def _passed_director(store: Store, layout: CaseLayout, table: TableLayout) -> tu
             f"of {director.name} is {verdict.status if verdict else 'missing'}"
         )
     return director.name, verdict.generation
-
-
-def _summary(validation: Validation, status: str) -> str:
-    if not validation.recorded:
-        return f"{status}, {VERDICT_DROPPED}"
-    parts = [status]
-    if validation.failed:
-        parts.append(f"failed: {', '.join(validation.failed)}")
-    if validation.warnings:
-        parts.append(f"warnings: {', '.join(validation.warnings)}")
-    return "; ".join(parts)
 
 
 def _plain(metadata: dict[str, object]) -> dict[str, object]:

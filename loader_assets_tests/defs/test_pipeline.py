@@ -57,7 +57,8 @@ def test_a_sample_case_loads_end_to_end_and_its_checks_pass(platform: Platform) 
     ]:
         assert check_status(platform.instance, key, name) == "SUCCEEDED"
     for gate_key in (dg.AssetKey([case, "Object_gate"]), dg.AssetKey([case, "Source_gate"])):
-        assert platform.instance.get_latest_materialization_event(gate_key) is not None, "the gate shows its validation"
+        shown = platform.instance.get_latest_materialization_event(gate_key)
+        assert shown is not None and shown.asset_materialization.description == "passed", "the gate's verdict"
     materialized = platform.instance.get_materialized_partitions(dg.AssetKey([case, "Object"]))
     assert materialized == {str(c) for c in case_chunks(platform, case)}
 
