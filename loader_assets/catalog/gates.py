@@ -242,15 +242,25 @@ def finish_validation(
 
 
 def release_validation(db: CatalogDB, case: str, level: int, table: str, run_id: str) -> None:
-    """Release the lock if `run_id` still holds it (a validation that raised, or one found dead)."""
+    """Release the lock if `run_id` still holds it (a validation that raised)."""
     with db.write() as connection:
-        release_validation_in(connection, case, level, table, run_id)
+        connection.execute(update(level_gates).where(_key(case, level, table), _held_by(run_id)).values(**_UNLOCKED))
 
 
-def release_validation_in(connection: Connection, case: str, level: int, table: str, run_id: str) -> None:
-    connection.execute(
-        update(level_gates).where(_key(case, level, table), level_gates.c.validating_run == run_id).values(**_UNLOCKED)
-    )
+def release_dead_holder(db: CatalogDB, dead: Gate) -> None:
+    """Release the lock of a validation found dead, if it has not renewed its lease since it was judged."""
+    until = level_gates.c.validating_until
+    unchanged = until.is_(None) if dead.validating_until is None else until == dead.validating_until
+    with db.write() as connection:
+        connection.execute(
+            update(level_gates)
+            .where(_key(dead.case, dead.level, dead.table), _held_by(dead.validating_run), unchanged)
+            .values(**_UNLOCKED)
+        )
+
+
+def _held_by(run_id: str | None) -> ColumnElement[bool]:
+    return level_gates.c.validating_run == run_id
 
 
 _UNLOCKED = {

@@ -19,8 +19,10 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    column,
     false,
     select,
+    table,
     text,
     update,
 )
@@ -101,6 +103,12 @@ def _v7(op: Operations) -> None:
     """A validation's lock has a lease it renews: a holder that died on any host loses it (`load` validates without
     a Dagster run whose end would say so)."""
     op.add_column("level_gates", Column("validating_until", DateTime))
+    # A lock taken before leases lapses at once: a dead holder's is released, a live one's verdict is dropped.
+    gates = table("level_gates", column("validating_since", DateTime), column("validating_until", DateTime),
+                  column("validating_run", String))  # fmt: skip
+    op.execute(
+        update(gates).where(gates.c.validating_run.is_not(None)).values(validating_until=gates.c.validating_since)
+    )
 
 
 STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}

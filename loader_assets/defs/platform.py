@@ -130,7 +130,7 @@ class DagsterExecutor:
         """Each table of the level validated here, its recorded verdict reported to the instance without a run (a
         dropped one is not: the gate stays pending, as after a validation run that failed). The outcome's id names
         the validation in the gate's lock and verdict (`check_run`)."""
-        validator, dropped = f"load-{uuid.uuid4().hex}", None
+        validator, dropped, table = f"load-{uuid.uuid4().hex}", None, None
         try:
             for table in layout.tables_of_kind(levels.validated_kind(level)):
                 if INTERRUPTION.is_set:
@@ -146,7 +146,8 @@ class DagsterExecutor:
             return RunOutcome(validator, problem)
         except Exception as error:  # a bug: its traceback with -v, its first line in the level's failure
             LOG.exception("validation %s of level %d of case %s failed", validator, level, layout.case)
-            return RunOutcome(validator, error=f"{type(error).__name__}: {first_line(error)}")
+            where = f"{table.name}: " if table is not None else ""
+            return RunOutcome(validator, error=f"{where}{type(error).__name__}: {first_line(error)}")
         return RunOutcome(validator, error=dropped)
 
     @contextmanager

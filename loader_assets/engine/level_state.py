@@ -9,7 +9,7 @@ from datetime import datetime
 
 from loader_assets import levels
 from loader_assets.catalog.database import CatalogDB
-from loader_assets.catalog.gates import Gate, closed_gate_reason, gate, release_validation
+from loader_assets.catalog.gates import Gate, closed_gate_reason, gate, release_dead_holder
 from loader_assets.catalog.layout import CaseLayout
 from loader_assets.catalog.notices import first_unfinished, status_tally
 from loader_assets.catalog.store import process_alive_here
@@ -74,7 +74,7 @@ def validation_due(
     if verdict.validating_run is not None:
         if holder_alive(verdict):
             return None
-        release_validation(db, case, level, table, verdict.validating_run)
+        release_dead_holder(db, verdict)
         verdict = gate(db, case, level, table)
     return verdict
 
@@ -84,7 +84,7 @@ def release_dead_validation(db: CatalogDB, case: str, level: int, table: str) ->
     no daemon runs, nothing else would."""
     verdict = gate(db, case, level, table)
     if verdict is not None and verdict.validating_run is not None and not validator_alive(verdict):
-        release_validation(db, case, level, table, verdict.validating_run)
+        release_dead_holder(db, verdict)
 
 
 def start_refusal(db: CatalogDB, layout: CaseLayout, level: int) -> str | None:

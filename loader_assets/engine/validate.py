@@ -68,6 +68,7 @@ CHILD_CHECKS = {
 BeforeVerdict = Callable[[], None]  # test hook: runs after the checks, before the verdict is written
 
 
+JOIN_SECONDS = 5.0
 VERDICT_DROPPED = "verdict dropped: the table changed while it was validated (the gate stays pending)"
 
 
@@ -154,14 +155,16 @@ def validate_table(
 @contextmanager
 def _lease_kept(store: Store, case: str, level: int, table: str, run_id: str) -> Iterator[None]:
     """The gate's lock renewed every quarter lease while the block runs, as a load renews its notices' leases: a
-    validation that dies anywhere loses its lock within a lease."""
+    validation that dies anywhere loses its lock within a lease (and one that lost it, its verdict)."""
     stop = threading.Event()
 
     def renew() -> None:
         while not stop.wait(store.lease.total_seconds() / 4):
             try:
-                renew_validation(store.db, case, level, table, run_id, store.lease)
-            except Exception:  # a catalog hiccup: the next beat retries (a lock lost only drops the verdict)
+                if not renew_validation(store.db, case, level, table, run_id, store.lease):
+                    log.warning("level %d of %s/%s: lock taken back, the verdict will be dropped", level, case, table)
+                    return
+            except Exception:  # a catalog hiccup: the next beat retries
                 log.exception("renewing the lock of level %d of %s/%s failed", level, case, table)
 
     beat = threading.Thread(target=renew, name=f"gate-lease-{case}-{table}", daemon=True)
@@ -170,7 +173,7 @@ def _lease_kept(store: Store, case: str, level: int, table: str, run_id: str) ->
         yield
     finally:
         stop.set()
-        beat.join()
+        beat.join(JOIN_SECONDS)  # a renew stuck on an unreachable catalog is harmless once the lock is released
 
 
 def _passed_director(store: Store, layout: CaseLayout, table: TableLayout) -> tuple[str, int] | None:

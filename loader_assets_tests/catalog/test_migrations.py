@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
+import pytest
+from sqlalchemy import create_engine, select, text
 
 from loader_assets import settings
-from loader_assets.catalog import schema
+from loader_assets.catalog import migrations, schema
 from loader_assets.catalog.database import CatalogDB
 from loader_assets.catalog.gates import gate
 from loader_assets.catalog.register import register_case
 from loader_assets.catalog.store import Owner, Store
 from loader_assets.catalog.time import utcnow
+from loader_assets.engine.level_state import validator_alive
 from loader_assets.qserv.sample import write_sample_case
 from loader_assets_tests.catalog import schema_v1
 
@@ -94,4 +96,29 @@ def test_a_version_1_catalog_is_upgraded_and_keeps_loading(catalog_url: str, tmp
     root = write_sample_case(tmp_path / "fresh", chunks=2, rows_per_chunk=3, database="fresh")
     assert register_case(store, root, "fresh").new_notices > 0, "the upgraded catalog registers new cases"
     CatalogDB(catalog_url).dispose()  # opening it again: already at the current version
+    db.dispose()
+
+
+def test_a_validation_lock_taken_before_leases_lapses_once_upgraded(
+    catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_version_1_catalog(catalog_url)
+    engine = create_engine(settings.psycopg2_url(catalog_url))
+    taken = utcnow()
+    with monkeypatch.context() as at_6, engine.begin() as connection:  # what loader_assets left at version 6
+        at_6.setattr(migrations, "SCHEMA_VERSION", 6)
+        migrations.upgrade(connection, 1)
+        connection.execute(
+            text(
+                "UPDATE level_gates SET validating_run = 'old-run', validating_host = 'another-host', "
+                "validating_pid = 1, validating_since = :taken"
+            ),
+            {"taken": taken},
+        )
+    engine.dispose()
+
+    db = CatalogDB(catalog_url)
+    held = gate(db, "old", 2, "Object")
+    assert (held.validating_run, held.validating_until) == ("old-run", taken)
+    assert not validator_alive(held), "its holder on another host cannot be seen: its lease has lapsed"
     db.dispose()

@@ -202,5 +202,5 @@ def test_a_bug_in_loads_validation_fails_its_level_in_one_line(
         raise RuntimeError("a bug\nits second line")
 
     monkeypatch.setattr(platform_module, "validate_table", broken)
-    with pytest.raises(LevelFailed, match=r"validation did not run to the end \(RuntimeError: a bug\)"):
+    with pytest.raises(LevelFailed, match=r"validation did not run to the end \(Object: RuntimeError: a bug\)"):
         platform.load(layout.case, (2,))

@@ -90,6 +90,8 @@ def test_a_validation_on_another_host_holds_the_gate_while_it_renews_its_lease(
     later = start + store.lease * 0.75
     assert renew_validation(store.db, CASE, 2, "Object", holder.run_id, store.lease, now=later)
     assert validator_alive(gate(store.db, CASE, 2, "Object"), now=start + store.lease * 1.5), "renewed: held"
+    held = due_key(store, holder_alive=lambda verdict: validator_alive(verdict, now=start + store.lease * 1.5))
+    assert held is None and gate(store.db, CASE, 2, "Object").validating_run == holder.run_id
 
     # It stops renewing (killed): a lease after its last renewal, the lock is dead and taken back.
     assert not validator_alive(gate(store.db, CASE, 2, "Object"), now=later + store.lease * 1.01)
