@@ -89,7 +89,8 @@ def counts_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def gate_rows(db: CatalogDB, case: str | None = None) -> list[dict[str, object]]:
-    """Each gate with its generation, its verdict's failed checks and warnings (and their first keys)."""
+    """Each gate with its generation, the validation holding it (until its lease lapses), its verdict's failed checks
+    and warnings (and their first keys)."""
     query = select(
         level_gates.c.case,
         level_gates.c.level,
@@ -97,6 +98,7 @@ def gate_rows(db: CatalogDB, case: str | None = None) -> list[dict[str, object]]
         level_gates.c.status,
         level_gates.c.generation,
         level_gates.c.validating_run,
+        level_gates.c.validating_until,  # the validation's lease: past it, the next validation takes the lock
         level_gates.c.check_run,
         level_gates.c.updated_at,
         level_gates.c.details,
