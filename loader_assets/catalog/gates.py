@@ -6,8 +6,9 @@ notice is claimable only while its director's level-2 gate is `passed`.
 Gates are fenced: every event that invalidates a verdict (new or changed files, a claim, reset, release or
 reclaim of one of the table's notices — or of its director's, for a child) bumps the gate's `generation` and
 sets it `pending`, in the same transaction. A validation takes the gate's lock (`begin_validation`: one at a
-time per table, for a lease it renews, `renew_validation`), remembers the generation it started from, and records its verdict only if the generation
-is unchanged and every notice of the table is still done (`finish_validation`); otherwise it is dropped.
+time per table, for a lease it renews, `renew_validation`), remembers the generation it started from, and records
+its verdict only if the generation is unchanged and every notice of the table is still done (`finish_validation`);
+otherwise it is dropped.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def renew_validation(
         return bool(
             connection.execute(
                 update(level_gates)
-                .where(_key(case, level, table), level_gates.c.validating_run == run_id)
+                .where(_key(case, level, table), _held_by(run_id))
                 .values(validating_until=now + lease)
             ).rowcount
         )
@@ -218,7 +219,7 @@ def finish_validation(
     assert status in schema.GATE_STATUSES, f"gate status must be one of {schema.GATE_STATUSES}, got {status!r}"
     now = now or utcnow()
     unfinished = exists(select(1).where(notices.c.case == case, notices.c.table == table, notices.c.status != "done"))
-    fences = [_key(case, level, table), level_gates.c.validating_run == who.run_id, level_gates.c.generation == seen]
+    fences = [_key(case, level, table), _held_by(who.run_id), level_gates.c.generation == seen]
     if director is not None:
         held = level_gates.alias("director")
         fences.append(

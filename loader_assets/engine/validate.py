@@ -95,12 +95,16 @@ class Validation:
         return [o.name for o in self.outcomes if not o.passed and not o.blocking]
 
     @property
+    def status(self) -> str:
+        """The verdict: `failed` when a blocking check failed, else `passed`."""
+        return "failed" if self.failed else "passed"
+
+    @property
     def summary(self) -> str:
         """`passed`, `failed: objectids_unique; warnings: orphan_rows`, or why the verdict was dropped."""
-        status = "failed" if self.failed else "passed"
         if not self.recorded:
-            return f"{status}, {VERDICT_DROPPED}"
-        parts = [status]
+            return f"{self.status}, {VERDICT_DROPPED}"
+        parts = [self.status]
         if self.failed:
             parts.append(f"failed: {', '.join(self.failed)}")
         if self.warnings:
@@ -135,7 +139,6 @@ def validate_table(
             validation = _run_checks(store, cluster, layout, table)
             if before_verdict is not None:
                 before_verdict()
-            status = "failed" if validation.failed else "passed"
             details = {
                 "failed_checks": validation.failed,
                 "warnings": validation.warnings,
@@ -144,7 +147,7 @@ def validate_table(
                 **{o.name: _plain(o.metadata) for o in validation.outcomes if not o.passed},
             }
             validation.recorded = finish_validation(
-                store.db, layout.case, level, table.name, who, seen, status, details, director=director
+                store.db, layout.case, level, table.name, who, seen, validation.status, details, director=director
             )
     finally:
         release_validation(store.db, layout.case, level, table.name, run_id)
