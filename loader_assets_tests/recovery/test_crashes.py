@@ -100,16 +100,23 @@ def test_a_killed_run_is_reclaimed_at_once_its_rows_dropped_and_the_reload_exact
     assert "done" in shown[2] and len(shown) == 3
 
 
+def load_killing_itself(hook: str, case: str, level: int, log: Path) -> int:
+    """`loader-assets load CASE --level N` with `hook` run first (it SIGKILLs the process where it wants to die);
+    the pid of the process, killed."""
+    script = f"import os, signal, sys\n{hook}\nfrom loader_assets.cli import main\nsys.exit(main())"
+    command = [sys.executable, "-c", script, "load", case, "--level", str(level)]
+    with reaped(subprocess.Popen(command, cwd=REPOSITORY, stdout=log.open("wb"), stderr=subprocess.STDOUT)) as process:
+        assert process.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+    return process.pid
+
+
 # `load`, killed (SIGKILL, by itself) at the first chunk of a partitioned table it reports: after the catalog's
 # finish, before Dagster's event.
 KILLED_BEFORE_REPORTING = (
-    "import os, signal, sys\n"
     "from loader_assets.defs import events\n"
     "reported = events.materialization\n"
     "events.materialization = lambda items, *more: (\n"
-    "    reported(items, *more) if items[0].chunk is None else os.kill(os.getpid(), signal.SIGKILL))\n"
-    "from loader_assets.cli import main\n"
-    "sys.exit(main())"
+    "    reported(items, *more) if items[0].chunk is None else os.kill(os.getpid(), signal.SIGKILL))"
 )
 
 
@@ -117,10 +124,7 @@ def test_a_chunk_loaded_by_a_run_killed_before_reporting_it_is_materialized_from
     platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
-    log = platform.root / "killed-before-reporting.log"
-    command = [sys.executable, "-c", KILLED_BEFORE_REPORTING, "load", case, "--level", "1"]
-    with reaped(subprocess.Popen(command, cwd=REPOSITORY, stdout=log.open("wb"), stderr=subprocess.STDOUT)) as process:
-        assert process.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+    load_killing_itself(KILLED_BEFORE_REPORTING, case, 1, platform.root / "killed-before-reporting.log")
     notices_ = [n for n in level_notices(platform, case, 1) if n.table == "Object"]
     loaded = sorted({n.chunk for n in notices_} - {n.chunk for n in notices_ if n.status != "done"})
     assert loaded  # streams go on while a chunk is reported: one chunk or more were loaded, none reported
@@ -144,11 +148,7 @@ def test_a_chunk_loaded_by_a_run_killed_before_reporting_it_is_materialized_from
 
 # `load`, killed (SIGKILL, by itself) in its level-2 validation, the gate's lock taken, no check run yet.
 KILLED_VALIDATING = (
-    "import os, signal, sys\n"
-    "from loader_assets.engine import validate\n"
-    "validate._run_checks = lambda *_: os.kill(os.getpid(), signal.SIGKILL)\n"
-    "from loader_assets.cli import main\n"
-    "sys.exit(main())"
+    "from loader_assets.engine import validate\nvalidate._run_checks = lambda *_: os.kill(os.getpid(), signal.SIGKILL)"
 )
 
 
@@ -157,12 +157,9 @@ def test_a_load_killed_while_validating_leaves_no_lock_that_stops_the_next_load(
 ) -> None:
     case = platform.sample_case(chunks=2, rows_per_chunk=5).case
     assert main(["load", case, "--level", "1"]) == 0
-    log = platform.root / "killed-validating.log"
-    command = [sys.executable, "-c", KILLED_VALIDATING, "load", case, "--level", "2"]
-    with reaped(subprocess.Popen(command, cwd=REPOSITORY, stdout=log.open("wb"), stderr=subprocess.STDOUT)) as process:
-        assert process.wait(timeout=120) == -signal.SIGKILL, log.read_text()
+    pid = load_killing_itself(KILLED_VALIDATING, case, 2, platform.root / "killed-validating.log")
     held = gate(platform.store.db, case, 2, "Object")
-    assert (held.status, held.validating_pid) == ("pending", process.pid)  # the dead command's lock
+    assert (held.status, held.validating_pid) == ("pending", pid)  # the dead command's lock
 
     # No daemon: the next load takes the lock back from the dead process and goes on to the end.
     assert main(["load", case, "--level", "2"]) == 0, capsys.readouterr().err
