@@ -11,7 +11,10 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import socket
+import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -139,19 +142,23 @@ class Server:
 
 class IdleConnections:
     """Connections left after a clean block, by server: the handshake (and the server's new thread) of a connection
-    cost a loading stream more than a small file's LOAD DATA. One checked with a ping before reuse, so a server
-    restarted meanwhile costs a new connection, not a false "went away"; none crosses a fork."""
+    cost a loading stream more than a small file's LOAD DATA. One is checked before reuse, so a server restarted
+    meanwhile costs a new connection, not a false "went away"; none crosses a fork."""
 
     MAX_IDLE = 16  # kept per server and kind (LOCAL INFILE or not); more are closed
+    # Kept for less than this, a connection is only peeked at: it answered a moment ago, so a server frozen since
+    # is as one frozen mid-statement (the stall watchdog's). A ping per file was ~4 % of a loading stream's time.
+    FRESH_SECONDS = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[tuple[Server, bool], list[pymysql.Connection]] = {}
+        self._idle: dict[tuple[Server, bool], list[tuple[pymysql.Connection, float]]] = {}  # with when kept
         os.register_at_fork(after_in_child=self._forget)  # a child must not share its parent's sockets
 
     def take(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
-        while (conn := self._pop(server, local_infile)) is not None:
-            if self._answers(conn):
+        while (idle := self._pop(server, local_infile)) is not None:
+            conn, kept_at = idle
+            if _still_open(conn) and (time.monotonic() - kept_at < self.FRESH_SECONDS or self._answers(conn)):
                 return conn
             close_quietly(conn)
         return None
@@ -162,19 +169,19 @@ class IdleConnections:
             idle = self._idle.setdefault((server, local_infile), [])
             if not conn.open or len(idle) >= self.MAX_IDLE:
                 return False
-            idle.append(conn)
+            idle.append((conn, time.monotonic()))
             return True
 
     def close_all(self) -> None:
         """Say goodbye to the servers (a connection dropped by an exiting process is an "Aborted connection" line
         in its server's log)."""
         with self._lock:
-            idle = [conn for conns in self._idle.values() for conn in conns]
+            idle = [conn for conns in self._idle.values() for conn, _kept_at in conns]
             self._idle = {}
         for conn in idle:
             close_quietly(conn)
 
-    def _pop(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
+    def _pop(self, server: Server, local_infile: bool) -> tuple[pymysql.Connection, float] | None:
         with self._lock:
             idle = self._idle.get((server, local_infile))
             return idle.pop() if idle else None
@@ -196,6 +203,22 @@ class IdleConnections:
 
 
 _IDLE = IdleConnections()
+
+
+def _still_open(conn: pymysql.Connection) -> bool:
+    """Whether an idle connection's socket is still open at the server's end, peeked at without a round trip: an
+    idle server says nothing, so anything to read is its end (a restart closed it; wait_timeout sent an error
+    first). TLS records cannot be peeked at: taken for open (the ping or the statement tells)."""
+    sock = getattr(conn, "_sock", None)  # pymysql's socket: no public accessor
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return sock is not None
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True  # nothing to read: the server is there, idle
+    except OSError:
+        return False
+    return False  # its end of the connection, or its last words before it
 
 
 def close_idle_connections() -> None:

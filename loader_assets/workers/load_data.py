@@ -44,6 +44,7 @@ from loader_assets.workers.formats import (
 from loader_assets.workers.statements import InFlight
 
 _SHOWN_WARNINGS = 5
+_OK_PACKET_WARNINGS = 0xFFFF  # the most warnings a statement's reply can count (a 16-bit field)
 # The files' parses beside their LOAD DATA: threads kept for the process (one made and joined per file cost
 # more than the parse of a small file); more than the streams of any load, so a parse never waits for a thread.
 _READERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="file-reader")
@@ -280,8 +281,10 @@ def _check_load(
     max_warnings: int = 0,
 ) -> int:
     """Number of warnings, at most `max_warnings`: more, or a count mismatch, raises LoadError."""
-    cursor.execute("SELECT @@warning_count")
-    count = int(cursor.fetchone()[0])
+    count = cursor.warning_count  # from the LOAD DATA's own reply: no round trip
+    if count >= _OK_PACKET_WARNINGS:  # that field saturates: the session knows them all
+        cursor.execute("SELECT @@warning_count")
+        count = int(cursor.fetchone()[0])
     if count <= max_warnings and loaded == expected:
         return count
     cursor.execute(f"SHOW WARNINGS LIMIT {_SHOWN_WARNINGS}")

@@ -12,7 +12,7 @@ import pytest
 from loader_assets.problems import WorkerDown
 from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
-from loader_assets.workers.connection import Server, close_idle_connections
+from loader_assets.workers.connection import IdleConnections, Server, close_idle_connections
 from loader_assets.workers.statements import InFlight
 
 
@@ -96,9 +96,11 @@ def test_idle_connections_are_closed_when_the_process_ends(cluster: Cluster) -> 
         assert conn is not idle
 
 
-def test_a_frozen_worker_is_down_in_seconds_not_waited_on(cluster: Cluster, cluster_state) -> None:  # type: ignore[no-untyped-def]
+def test_a_frozen_worker_is_down_in_seconds_not_waited_on(cluster: Cluster, cluster_state, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """SIGSTOP: the kernel still accepts connections, nothing answers them. The idle connection's ping and the new
-    connection's greeting are each bounded (pymysql would wait for ever on both)."""
+    connection's greeting are each bounded (pymysql would wait for ever on both). One idle for less than
+    FRESH_SECONDS is not pinged (a freeze since is one mid-statement, the stall watchdog's): here every one is."""
+    monkeypatch.setattr(IdleConnections, "FRESH_SECONDS", 0.0)
     server = cluster.worker("worker2")
     connection_id(server)  # an idle connection to ping first
     pid = local.cluster_status(cluster_state)["worker2"]["pid"]
