@@ -13,7 +13,9 @@ SQLite catalog and Dagster instance in a temp dir, then:
     process (their /proc stat, sampled every 0.1 s);
 (b) the same files with a bare `LOAD DATA LOCAL INFILE` into pre-created tables of the same DDL and indexes
     (no validation), all workers in parallel, 1 to 4 streams per worker (the best is the baseline); its row
-    counts must equal (a)'s. With `--format parquet` the baseline loads CSV copies of the same rows;
+    counts must equal (a)'s. Its workers' process lists are sampled as (a)'s, their busy share printed: the
+    sampler's queries cost the workers ~0.35 CPU-s each in the 346 MB case, so both sides bear them. With
+    `--format parquet` the baseline loads CSV copies of the same rows;
 (c) the queued path (`register`, then `schedule`: run with --separate-register to compare it with a two-process
     (a)): a fresh cluster and catalog, `dagster-daemon` running, `loader-assets schedule` of the
     whole case, until the last gate passes: each level's span against (a)'s.
@@ -465,11 +467,16 @@ def raw_plan(site: Site, case_dir: Path, raw_dir: Path) -> tuple[CaseLayout, dic
     return layout, plan
 
 
-def raw_load(
-    site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], streams: int
-) -> tuple[float, dict, dict[int, float]]:
-    """Bare LOAD DATA of every worker's files, `streams` at once per worker, each worker's director files first;
-    (seconds, rows per table, seconds from the start to the last file of each level ending)."""
+@dataclass
+class RawRun:
+    seconds: float
+    counts: dict[str, int]  # rows per table
+    ended: dict[int, float]  # level -> seconds from the start to its last file's end
+    busy: dict[int, dict[str, float]]  # level -> worker -> share, sampled as (a)'s: both sides bear the sampler
+
+
+def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], streams: int) -> RawRun:
+    """Bare LOAD DATA of every worker's files, `streams` at once per worker, each worker's director files first."""
     database = f"raw_{streams}"
     for worker, files in plan.items():  # pre-created, not timed
         with site.cluster.worker(worker).connect() as conn:
@@ -511,16 +518,25 @@ def raw_load(
         works[worker] = queue.SimpleQueue()
         for item in files:
             works[worker].put(item)
+    sampler = BusySampler(site.cluster)
+    sampler.start()
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=streams * len(plan)) as pool:
-        futures = [pool.submit(stream, w, works[w]) for w in plan for _ in range(streams)]
-        for future in futures:
-            future.result()
-    seconds = time.monotonic() - started
+    try:
+        with ThreadPoolExecutor(max_workers=streams * len(plan)) as pool:
+            futures = [pool.submit(stream, w, works[w]) for w in plan for _ in range(streams)]
+            for future in futures:
+                future.result()
+        seconds = time.monotonic() - started
+    finally:
+        sampler.stop()
     for worker in plan:
         with site.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
-    return seconds, counts, ended
+    spans, previous = {}, started
+    for level in sorted(ended):
+        spans[level], previous = (previous, started + ended[level]), started + ended[level]
+    busy = {lv: {w: sampler.share(w, *span) for w in plan} for lv, span in spans.items()}
+    return RawRun(seconds, counts, ended, busy)
 
 
 def csv_copies(case_dir: Path, out: Path) -> Path:
@@ -650,15 +666,17 @@ def main() -> None:
                 best, best_cpu = None, 0.0
                 for streams in range(1, 0 if args.queued_only else args.max_streams + 1):
                     cpu_before = site.cpu()
-                    seconds, counts, ended = raw_load(site, layout, plan, streams)
+                    raw = raw_load(site, layout, plan, streams)
                     cpu_after = site.cpu()
-                    if counts != expected:
-                        raise RuntimeError(f"raw rows {counts} differ from the platform's {expected}")
-                    spans = ", ".join(f"level {lv} files ended at {at:.2f} s" for lv, at in sorted(ended.items()))
-                    print(f"(b) raw LOAD DATA, {streams} streams per worker: {seconds:6.2f} s (rows match; {spans})   "
-                          f"CPU seconds: {cpu_since(cpu_before, cpu_after)}")  # fmt: skip
-                    if best is None or seconds < best:
-                        best, best_cpu = seconds, sum(cpu_after[n] - cpu_before[n] for n in cpu_after if n != "cli")
+                    if raw.counts != expected:
+                        raise RuntimeError(f"raw rows {raw.counts} differ from the platform's {expected}")
+                    spans = ", ".join(f"level {lv} files ended at {at:.2f} s" for lv, at in sorted(raw.ended.items()))
+                    busy = "; ".join(f"level {lv} " + ", ".join(f"{w} {share:.2f}" for w, share in shares.items())
+                                     for lv, shares in raw.busy.items())  # fmt: skip
+                    print(f"(b) raw LOAD DATA, {streams} streams per worker: {raw.seconds:6.2f} s (rows match; {spans})   "
+                          f"CPU seconds: {cpu_since(cpu_before, cpu_after)}   busy: {busy}")  # fmt: skip
+                    if best is None or raw.seconds < best:
+                        best, best_cpu = raw.seconds, sum(cpu_after[n] - cpu_before[n] for n in cpu_after if n != "cli")
                 platform_runs.append(run)
                 raw_runs.append(best)
                 raw_cpu.append(best_cpu)
