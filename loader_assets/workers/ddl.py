@@ -418,8 +418,7 @@ def concatenated(
     sql = f"SELECT CAST({value} AS BINARY), COUNT(*), {also} FROM {source}"
     cursor.execute(sql)
     found = cursor.fetchall()
-    cursor.execute("SELECT @@warning_count")  # a blob cut short (max_allowed_packet) is only a warning
-    if cursor.fetchone()[0]:
+    if cursor.warning_count:  # a blob cut short (max_allowed_packet) is only a warning, counted in the reply
         cursor.execute(f"{sql} GROUP BY subChunkId")
         found = cursor.fetchall()
     return [(text, int(count), int(other or 0)) for text, count, other in found if count]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import Server
 from loader_assets.workers.ddl import create_chunk_tables, create_database
@@ -51,3 +53,16 @@ def chunk_table(worker: Server, database: str) -> ChunkTableFactory:
         return f"Object_{chunk}"
 
     return create
+
+
+@pytest.fixture
+def small_packets(tmp_path: Path) -> Iterator[Server]:
+    """A worker of its own whose max_allowed_packet is 1 MiB (the session's cluster allows 256 MiB)."""
+    started = local.start_server(tmp_path, "small")
+    try:
+        server = Server("worker", "small", started.url)
+        with server.connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SET GLOBAL max_allowed_packet = 1048576")  # for the connections opened from now on
+        yield server
+    finally:
+        local.stop_server(tmp_path, "small")

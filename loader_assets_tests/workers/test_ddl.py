@@ -11,6 +11,7 @@ from loader_assets.workers.ddl import (
     SchemaError,
     build_director_index,
     chunk_table_ddl,
+    concatenated,
     create_chunk_tables,
     create_database,
     create_table,
@@ -183,3 +184,17 @@ def _index_layout(cluster, name: str) -> tuple[list[str], bool]:
         keys = [row[0] for row in cursor.fetchall()]
         cursor.execute(f"SHOW CREATE TABLE qservMeta.`{name}`")
         return keys, "PARTITION" in cursor.fetchone()[1]
+
+
+def test_a_director_chunk_too_big_for_one_packet_is_read_a_sub_chunk_at_a_time(small_packets):
+    """GROUP_CONCAT cuts a text longer than max_allowed_packet with only a warning: the reply's warning count sends
+    the read back a sub-chunk at a time, and every key comes back."""
+    keys = [4_000_000_000_000_000_000 + key for key in range(80_000)]  # 20 bytes each: 1.6 MB, over 1 MiB
+    with small_packets.connect() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE DATABASE IF NOT EXISTS blobs")
+        cursor.execute("CREATE TABLE blobs.chunk (objectId BIGINT NOT NULL, subChunkId INT NOT NULL)")
+        cursor.executemany("INSERT INTO blobs.chunk VALUES (%s, %s)", [(key, key % 8) for key in keys])
+        blobs = concatenated(cursor, "GROUP_CONCAT(objectId SEPARATOR ',')", "blobs.chunk")
+    assert len(blobs) == 8
+    assert sum(rows for _text, rows, _also in blobs) == len(keys)
+    assert sorted(int(key) for text, _rows, _also in blobs for key in text.split(b",")) == keys

@@ -132,6 +132,24 @@ def test_bad_input_fails_naming_file_and_line_and_leaves_nothing(case, worker, d
     assert count_rows(worker, database, table) == 0
 
 
+def test_warnings_up_to_the_cases_tolerance_keep_the_load(worker, database, chunk_table, tmp_path):
+    table = chunk_table()
+    path = write(tmp_path, "one_warning.csv", b"1,6630,1,0,0,a,p\n2,6630,1,zero,0,b,p\n")
+    result = load_file(worker, database, table, path, "csv", None, "latin1", 3, OBJECT_NAMES, max_warnings=1)
+    assert (result.rows, result.warnings) == (2, 1)
+    with pytest.raises(LoadError, match=r"2 records in the file, 2 loaded, 1 warnings; line 2: Incorrect double"):
+        load_file(worker, database, table, path, "csv", None, "latin1", 4, OBJECT_NAMES, max_warnings=0)
+
+
+def test_more_warnings_than_a_reply_can_count_are_all_counted(worker, database, chunk_table, tmp_path):
+    """A statement's reply counts its warnings in 16 bits: beyond 65,535 the session's own count is told."""
+    table = chunk_table()
+    lines = b"".join(b"%d,6630,1,zero,0,a,p\n" % key for key in range(1, 70_001))
+    with pytest.raises(LoadError, match=r"70000 records in the file, 70000 loaded, 70000 warnings"):
+        load(worker, database, table, write(tmp_path, "warnings.csv", lines), attempt=5)
+    assert count_rows(worker, database, table) == 0
+
+
 def test_bad_line_after_escaped_newline_is_reported_on_its_physical_line(worker, database, chunk_table, tmp_path):
     table = chunk_table()
     data = b'1,6630,1,0,0,a,"x\\\ny"\n2,6630,1,0,0,b,p\n3,6630,1,oops,0,c,p\n'

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pymysql
 import pymysql.connections
 import pytest
 
-from loader_assets.workers import local, local_infile
+from loader_assets.workers import local_infile
 from loader_assets.workers.connection import Server, quote_table
 
 
@@ -95,19 +94,6 @@ def test_a_stream_the_server_never_asked_for_is_forgotten(worker, database):
     ):
         cursor.execute(f"LOAD DATA LOCAL INFILE {conn.escape(name)} INTO TABLE {quote_table(database, 'none')}")
     assert local_infile._streams == {}
-
-
-@pytest.fixture
-def small_packets(tmp_path: Path) -> Iterator[Server]:
-    """A worker of its own whose max_allowed_packet is 1 MiB (the session's cluster allows 256 MiB)."""
-    started = local.start_server(tmp_path, "small")
-    try:
-        server = Server("worker", "small", started.url)
-        with server.connect() as conn, conn.cursor() as cursor:
-            cursor.execute("SET GLOBAL max_allowed_packet = 1048576")  # for the connections opened from now on
-        yield server
-    finally:
-        local.stop_server(tmp_path, "small")
 
 
 def test_a_server_allowing_small_packets_gets_files_and_streams(small_packets, database, tmp_path):
