@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -146,8 +147,10 @@ class IdleConnections:
     meanwhile costs a new connection, not a false "went away"; none crosses a fork."""
 
     MAX_IDLE = 16  # kept per server and kind (LOCAL INFILE or not); more are closed
-    # Kept for less than this, a connection is only peeked at: it answered a moment ago, so a server frozen since
-    # is as one frozen mid-statement (the stall watchdog's). A ping per file was ~4 % of a loading stream's time.
+    # Kept for less than this, a plain connection is only looked at (`_closed_by_server`), not pinged: it answered a
+    # moment ago, so a server frozen since is as one frozen mid-statement: the stall watchdog gives up a LOAD DATA
+    # or DDL on it, a statement not under it (a census, the index build) waits as it would have mid-statement.
+    # A ping per file was ~4 % of a loading stream's time.
     FRESH_SECONDS = 1.0
 
     def __init__(self) -> None:
@@ -158,10 +161,20 @@ class IdleConnections:
     def take(self, server: Server, local_infile: bool) -> pymysql.Connection | None:
         while (idle := self._pop(server, local_infile)) is not None:
             conn, kept_at = idle
-            if _still_open(conn) and (time.monotonic() - kept_at < self.FRESH_SECONDS or self._answers(conn)):
+            if self._reusable(conn, fresh=time.monotonic() - kept_at < self.FRESH_SECONDS):
                 return conn
             close_quietly(conn)
         return None
+
+    def _reusable(self, conn: pymysql.Connection, *, fresh: bool) -> bool:
+        """A TLS connection is pinged (its socket's state says nothing of the records within); a plain one the
+        server has not closed is reused as it is when `fresh`, pinged otherwise."""
+        sock = getattr(conn, "_sock", None)  # pymysql's socket: no public accessor
+        if not isinstance(sock, socket.socket):
+            return False
+        if isinstance(sock, ssl.SSLSocket):
+            return self._answers(conn)
+        return not _closed_by_server(sock) and (fresh or self._answers(conn))
 
     def keep(self, server: Server, local_infile: bool, conn: pymysql.Connection) -> bool:
         """Whether `conn` was kept idle (else the caller closes it)."""
@@ -205,20 +218,13 @@ class IdleConnections:
 _IDLE = IdleConnections()
 
 
-def _still_open(conn: pymysql.Connection) -> bool:
-    """Whether an idle connection's socket is still open at the server's end, peeked at without a round trip: an
-    idle server says nothing, so anything to read is its end (a restart closed it; wait_timeout sent an error
-    first). TLS records cannot be peeked at: taken for open (the ping or the statement tells)."""
-    sock = getattr(conn, "_sock", None)  # pymysql's socket: no public accessor
-    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
-        return sock is not None
-    try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return True  # nothing to read: the server is there, idle
-    except OSError:
-        return False
-    return False  # its end of the connection, or its last words before it
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether an idle connection's socket has anything to read, polled without waiting (whatever the socket's
+    own timeout): an idle server says nothing, so anything is its end (a restart or a KILL closed it, or
+    wait_timeout sent its error first)."""
+    poller = select.poll()  # not select.select: it fails on descriptors beyond 1023
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def close_idle_connections() -> None:

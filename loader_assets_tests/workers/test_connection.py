@@ -38,6 +38,26 @@ def test_a_block_that_raised_closes_its_connection(cluster: Cluster) -> None:
     assert connection_id(server) != first
 
 
+def pings_of(conn) -> int:  # type: ignore[no-untyped-def]
+    """The pings this connection's session received (a ping is an admin command to the server)."""
+    with conn.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Com_admin_commands'")
+        return int(cursor.fetchone()[1])
+
+
+@pytest.mark.parametrize(("fresh_seconds", "pinged"), [(3600.0, False), (0.0, True)])
+def test_a_connection_reused_within_its_fresh_spell_costs_no_ping(cluster: Cluster, monkeypatch, fresh_seconds, pinged):  # type: ignore[no-untyped-def]
+    """Within FRESH_SECONDS of its last block a connection is reused as it is (a file's load costs its worker no
+    round trip but the LOAD DATA); after it, it is pinged first."""
+    monkeypatch.setattr(IdleConnections, "FRESH_SECONDS", fresh_seconds)
+    server = cluster.worker("worker1")
+    with server.connect(reuse=True) as first:
+        pass
+    with server.connect(reuse=True) as conn:
+        assert conn is first
+        assert (pings_of(conn) > 0) is pinged
+
+
 def test_an_idle_connection_the_server_dropped_is_replaced_not_reported(cluster: Cluster) -> None:
     server = cluster.worker("worker1")
     idle = connection_id(server)
