@@ -377,10 +377,7 @@ def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> Platf
     cpu_after = site.cpu()
     first_run = loading + first_run_created(site) - started_at
     ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
-    bounds, previous = {}, first_run
-    for level in levels.ALL:
-        bounds[level] = (previous, ends[level])
-        previous = ends[level]
+    bounds = level_spans(first_run, {level: ends[level] for level in levels.ALL})
     busy = {level: {w: sampler.share(w, *bounds[level]) for w in site.config.workers} for level in levels.LOAD_LEVELS}
     # One process: its registration's CPU without PostgreSQL's (the sampler reads the processes it watches).
     phase_cpu = {"registration": cpu_since(cpu_before, cpu_registered) if separate
@@ -392,6 +389,14 @@ def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> Platf
         dagster_overhead(site), [line for _at, line in lines if line.startswith("  level ") and "rows/s" in line],
         cpu_since(cpu_before, cpu_after), phase_cpu, {n: cpu_after[n] - cpu_before[n] for n in cpu_after},
     )  # fmt: skip
+
+
+def level_spans(start: float, ends: dict[int, float]) -> dict[int, tuple[float, float]]:
+    """Each level's (start, end): from the end of the level before it (the first from `start`) to its own."""
+    spans, previous = {}, start
+    for level in sorted(ends):
+        spans[level], previous = (previous, ends[level]), ends[level]
+    return spans
 
 
 def _registered_at(lines: list[tuple[float, str]]) -> float:
@@ -532,9 +537,7 @@ def raw_load(site: Site, layout: CaseLayout, plan: dict[str, list[RawFile]], str
     for worker in plan:
         with site.cluster.worker(worker).connect() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(database)}")
-    spans, previous = {}, started
-    for level in sorted(ended):
-        spans[level], previous = (previous, started + ended[level]), started + ended[level]
+    spans = level_spans(started, {level: started + at for level, at in ended.items()})
     busy = {lv: {w: sampler.share(w, *span) for w in plan} for lv, span in spans.items()}
     return RawRun(seconds, counts, ended, busy)
 
@@ -574,10 +577,8 @@ def run_queued(site: Site, case_dir: Path, timeout: float) -> dict[int, float]:
                 if level not in ends and level_done(site.catalog, level, layout):
                     ends[level] = time.monotonic() - started
             time.sleep(0.1)  # the benchmark's own watch, not the platform's
-    spans, previous = {}, 0.0
-    for level in levels.ALL:
-        spans[level], previous = ends[level] - previous, ends[level]
-    return spans
+    spans = level_spans(0.0, {level: ends[level] for level in levels.ALL})
+    return {level: end - start for level, (start, end) in spans.items()}
 
 
 # -- the report ------------------------------------------------------------------------------------------------
