@@ -160,7 +160,9 @@ def _check_fingerprints(
             chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({item.fingerprint['error']})")
             continue
         expected = Fingerprint.from_json(item.fingerprint)
-        found = census.partition_fingerprint(cursor, layout.database, chunk.table_name, key, item.attempt_id)
+        found = census.partition_fingerprint(
+            cursor, layout.database, chunk.table_name, key, item.attempt_id, expected.kind
+        )
         if found != expected:
             chunk.bad_fingerprints.append(f"{item.path}: {_difference(expected, found)}")
             if len(chunk.missing_keys) + len(chunk.unexpected_keys) < SHOWN_KEYS:  # a few keys name the fault

@@ -41,16 +41,16 @@ def row_counts(server: Server, database: str, table_names: Iterable[str]) -> dic
 
 
 def partition_fingerprint(
-    cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, attempt_id: int
+    cursor: pymysql.cursors.Cursor, database: str, table_name: str, key: str, attempt_id: int, kind: str
 ) -> Fingerprint:
-    """The key fingerprint of what one attempt wrote (an absent partition counts as empty)."""
+    """The key fingerprint (its hash of `kind`) of what one attempt wrote (an absent partition counts as empty)."""
     try:
-        cursor.execute(fingerprint.sql(database, table_name, key, partition_name(attempt_id)))
+        cursor.execute(fingerprint.sql(database, table_name, key, partition_name(attempt_id), kind))
     except pymysql.err.OperationalError as error:
         if error.args[0] != 1735:  # Unknown partition: the attempt's rows are not there
             raise
-        return fingerprint.EMPTY
-    return fingerprint.from_row(cursor.fetchone())
+        return fingerprint.Fingerprint(0, 0, 0, 0, kind)
+    return fingerprint.from_row(cursor.fetchone(), kind)
 
 
 def partition_keys(

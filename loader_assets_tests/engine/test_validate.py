@@ -96,6 +96,21 @@ def test_a_key_changed_on_a_worker_is_caught_with_the_same_row_count(platform: P
     assert (keys["first missing on workers"], keys["first unexpected on workers"]) == (str([key]), str([key + OTHER]))
 
 
+def test_two_keys_moved_by_opposite_amounts_are_caught_with_the_same_count_and_sum(platform: Platform) -> None:
+    layout = load_director(platform)
+    low = smallest_key(platform, layout)
+    chunk = on_worker(
+        platform, layout,
+        lambda t: f"UPDATE {t} SET objectId = {low + OTHER} WHERE objectId = {low}",
+        lambda t: f"UPDATE {t} SET objectId = {low + 1 - OTHER} WHERE objectId = {low + 1}",
+    )  # fmt: skip
+    validation = validate(platform, layout)
+    assert validation.failed == ["objectids_on_workers"], "same rows, same sum of keys: only the hash sees it"
+    keys = outcome(validation, "objectids_on_workers")
+    assert f"chunk {chunk} (" in str(keys["first"]) and "other values" in str(keys["first"])
+    assert keys["first missing on workers"] == str([low, low + 1])
+
+
 def test_a_row_duplicated_on_a_worker_fails_uniqueness_and_the_fingerprint(platform: Platform) -> None:
     layout = load_director(platform)
     key = smallest_key(platform, layout)

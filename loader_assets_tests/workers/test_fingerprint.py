@@ -29,3 +29,27 @@ def test_the_files_fingerprint_equals_the_workers(
     from_file = fingerprint.of_keys(pa.array(keys, kind), len(keys))
     assert from_file == on_worker
     assert (from_file.rows, from_file.keys) == (len(keys), len(keys) - 1)
+
+
+def _hash_sum(keys: list[int | None]) -> int:
+    """The hash of the fingerprints catalogs kept before 2026-12-05, by its definition: each 32-bit half of a key
+    (two's complement) times an odd constant modulo 2^32, summed."""
+    mask = (1 << 32) - 1
+    words = [k % (1 << 64) for k in keys if k is not None]
+    return sum((w & mask) * 2654435761 % (1 << 32) + (w >> 32) * 2246822519 % (1 << 32) for w in words)
+
+
+@pytest.mark.parametrize(("sql_type", "keys"), [("BIGINT", SIGNED), ("BIGINT UNSIGNED", UNSIGNED)])
+def test_a_fingerprint_an_older_catalog_kept_is_still_verified_on_the_worker(
+    worker: Server, database: str, sql_type: str, keys: list[int | None]
+) -> None:
+    stored = {"rows": str(len(keys)), "keys": str(len(keys) - 1),
+              "key_sum": str(sum(k for k in keys if k is not None)), "hash_sum": str(_hash_sum(keys))}  # fmt: skip
+    expected = fingerprint.Fingerprint.from_json(stored)
+    with worker.connect() as conn, conn.cursor() as cursor:
+        create_database(conn, database, "latin1")
+        cursor.execute(f"CREATE TABLE {quote_table(database, 't')} (k {sql_type} NULL) ENGINE=MyISAM")
+        cursor.executemany(f"INSERT INTO {quote_table(database, 't')} VALUES (%s)", [(k,) for k in keys])
+        cursor.execute(fingerprint.sql(database, "t", "k", kind=expected.kind))
+        assert fingerprint.from_row(cursor.fetchone(), expected.kind) == expected
+    assert expected.to_json() == stored, "kept as it was stored"
