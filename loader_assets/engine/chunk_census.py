@@ -156,10 +156,13 @@ def _check_fingerprints(
         if item.fingerprint is None:  # loaded before fingerprints existed: rows are counted, keys not proved
             chunk.unfingerprinted += 1
             continue
-        if "error" in item.fingerprint:
-            chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({item.fingerprint['error']})")
+        try:
+            if "error" in item.fingerprint:
+                raise FingerprintError(item.fingerprint["error"])
+            expected = Fingerprint.from_json(item.fingerprint)
+        except FingerprintError as error:
+            chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({error.cause})")
             continue
-        expected = Fingerprint.from_json(item.fingerprint)
         found = census.partition_fingerprint(
             cursor, layout.database, chunk.table_name, key, item.attempt_id, expected.kind
         )
