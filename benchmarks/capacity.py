@@ -1,7 +1,7 @@
 """Capacity: fit the rates of `loader-assets plan` on a calibration case, check them on another, size DP0.2.
 
     .venv/bin/python benchmarks/capacity.py calibrate [--chunks 120] [--rows-per-chunk 4000] [--columns 40]
-                                                      [--workers 2] [--repeat 1] [--save]
+                                                      [--workers 2] [--repeat 1] [--register-chunks 20000] [--save]
     .venv/bin/python benchmarks/capacity.py check [--chunks 60] [--rows-per-chunk 10000] [--workers 2]
     .venv/bin/python benchmarks/capacity.py dp02 [--object-gb 1000] [--source-gb 3000] [--object-row-bytes 4000]
                                                  [--source-row-bytes 500] [--workers 5 10 30]
@@ -9,7 +9,8 @@
 calibrate: `register` + `load` (timed per phase, as benchmarks/end_to_end.py does) of four sample cases on a
 fresh local cluster and SQLite catalog each — a quarter of --chunks with one row per chunk, --chunks with one
 row, --chunks with --rows-per-chunk rows and --columns more director columns, --chunks with twice the rows and a
-quarter of the columns — then fits each phase's fixed, per-notice, per-MB and per-row cost (`capacity.fit`) and
+quarter of the columns — and a case of --register-chunks one-row chunks only registered (registration's cost per
+notice), then fits each phase's fixed, per-notice, per-MB and per-row cost (`capacity.fit`) and
 measures the catalog's and instance's bytes per notice (of the last case); --save stores them in
 `loader_assets/capacity_rates.json` (what `plan` reads). check: the sample case of end_to_end.py (another row
 width) registered and loaded, each phase against `loader-assets plan`'s prediction; the last line is the total's
@@ -53,6 +54,23 @@ def measure(root: Path, workers: int, *, chunks: int, rows: int, columns: int = 
     return case_sizes(Store(site.catalog), CASE), run, site
 
 
+def measure_register(root: Path, workers: int, chunks: int) -> tuple[dict, dict[str, float]]:
+    """A case of `chunks` one-row chunks registered, not loaded: the load cases hold too few notices for
+    registration's cost per notice to stand out of their noise; this one, tens of thousands. That cost grows with
+    the case (25 µs a notice at 8,000, 60 at 80,000, ~95 at DP0.2's 439,000 in benchmarks/scale.py): the
+    bigger this case, the closer to a DP0.2-sized registration."""
+    case_dir = write_sample_case(root / CASE, chunks=chunks, rows_per_chunk=1, database=CASE)
+    site = Site(root / "site", workers)
+    try:
+        site.cli("init")
+        seconds = site.cli("register", str(case_dir))
+    finally:
+        site.stop()
+    sizes = capacity.phase_sizes(case_sizes(Store(site.catalog), CASE), workers)
+    print(f"registration case: {chunks} chunks x 1 row, {sizes[capacity.REGISTER].notices} notices: {seconds:.2f} s")
+    return sizes, {capacity.REGISTER: seconds}
+
+
 def phase_seconds(run: PlatformRun) -> dict[str, float]:
     return {
         capacity.REGISTER: run.register,
@@ -90,6 +108,7 @@ def calibrate(args: argparse.Namespace, root: Path) -> None:
         mb = sum(s.chunked_bytes + s.regular_bytes for s in sizes.values()) / capacity.MB
         print(f"calibration case {number + 1}: {chunks} chunks x {rows} director rows, +{columns} columns, "
               f"{mb:.0f} MB: " + ", ".join(f"{p} {s:.2f} s" for p, s in seconds.items()))  # fmt: skip
+    samples.append(measure_register(root / "register", args.workers, args.register_chunks))
     rates = capacity.Rates(
         capacity.fit(samples), *per_notice,
         measured=f"benchmarks/capacity.py, {args.workers} local workers on this {os.cpu_count()}-core machine, "
@@ -154,6 +173,8 @@ def main() -> None:
     fit.add_argument("--one-row-chunks", type=int, nargs=2, metavar=("FEW", "MANY"),
                      help="chunks of the two one-row cases (default: a quarter of --chunks, --chunks); far apart, "
                           "the per-notice costs stand out of the noise (registration's: ~0.2 ms)")  # fmt: skip
+    fit.add_argument("--register-chunks", type=int, default=20_000,
+                     help="one-row chunks of the case only registered, for registration's cost per notice")  # fmt: skip
     fit.add_argument("--save", action="store_true", help="store the rates for `loader-assets plan`")
     test = actions.add_parser("check")
     test.add_argument("--chunks", type=int, default=60)

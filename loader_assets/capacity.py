@@ -145,12 +145,14 @@ ALL_TERMS = (0, 1, 2, 3)
 
 
 def fit(samples: Sequence[tuple[dict[str, PhaseSize], dict[str, float]]]) -> dict[str, PhaseRate]:
-    """Each phase's rates from measured runs (their sizes and seconds), by non-negative least squares."""
+    """Each phase's rates from measured runs (their sizes and seconds), by non-negative least squares; a run
+    that timed only some phases (e.g. a `register` alone) counts for those."""
     rates = {}
     for phase in PHASES:
-        design = np.array([[1.0, s[phase].notices, s[phase].mb, s[phase].rows / 1e6] for s, _ in samples])
+        timed = [(sizes[phase], seconds[phase]) for sizes, seconds in samples if phase in seconds]
+        design = np.array([[1.0, size.notices, size.mb, size.rows / 1e6] for size, _ in timed])
         design[:, [t for t in ALL_TERMS if t not in TERMS.get(phase, ALL_TERMS)]] = 0.0
-        measured = np.array([seconds[phase] for _, seconds in samples])
+        measured = np.array([seconds for _, seconds in timed])
         fixed, per_notice, per_mb, per_million_rows = _non_negative_lstsq(design, measured)
         rates[phase] = PhaseRate(fixed, per_notice, per_mb, per_million_rows / 1e6)
     return rates

@@ -53,6 +53,21 @@ def test_rates_are_fitted_back_from_the_runs_they_give() -> None:
         assert astuple(fitted[phase]) == pytest.approx(astuple(truth[phase]), abs=1e-9), phase
 
 
+def test_a_run_that_timed_registration_alone_sets_its_cost_per_notice() -> None:
+    """The load cases hold too few notices for registration's 0.1 ms each to stand out of their noise: a case of
+    many one-row notices, registered and not loaded, does."""
+    loads = [capacity.phase_sizes(a_case(chunks), workers=2) for chunks in (30, 120)]
+    samples = [(sizes, dict.fromkeys(capacity.PHASES, 1.5)) for sizes in loads]  # as noisy as the runs: flat
+    many = capacity.phase_sizes(a_case(5000), workers=2)
+    samples.append((many, {capacity.REGISTER: 1.5 + 1e-4 * many[capacity.REGISTER].notices}))
+    fitted = capacity.fit(samples)
+    register = fitted[capacity.REGISTER]
+    assert register.per_notice_s == pytest.approx(1e-4, rel=0.05) and register.fixed_s == pytest.approx(1.5, rel=0.05)
+    assert [fitted["level 1"].seconds(sizes["level 1"]) for sizes in loads] == pytest.approx([1.5, 1.5]), (
+        "the other phases fit the runs that timed them"
+    )
+
+
 def test_no_rate_is_fitted_negative() -> None:
     """A phase that got faster with more bytes (noise) costs nothing per MB, not less than nothing."""
     sizes = [capacity.phase_sizes(a_case(chunks, scale), workers=2) for chunks, scale in [(30, 0.0), (120, 1.0)]]
