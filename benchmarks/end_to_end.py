@@ -373,7 +373,7 @@ def run_platform(site: Site, case_dir: Path, *, separate: bool = False) -> Platf
     finally:
         sampler.stop()
         cpu_sampler.stop()
-    registered = loading if separate else _registered_at(lines)
+    registered = loading if separate else registered_at(lines)
     cpu_after = site.cpu()
     first_run = loading + first_run_created(site) - started_at
     ends = {int(m.group(1)): at for at, line in lines if (m := LEVEL_LINE.match(line))}
@@ -399,8 +399,8 @@ def level_spans(start: float, ends: dict[int, float]) -> dict[int, tuple[float, 
     return spans
 
 
-def _registered_at(lines: list[tuple[float, str]]) -> float:
-    """When `register --load` printed that its registration was done."""
+def registered_at(lines: list[tuple[float, str]]) -> float:
+    """When `register` (alone or with `--load`) printed that its registration was done."""
     found = next((at for at, line in lines if NEW_PARTITIONS.match(line)), None)
     if found is None:
         raise RuntimeError(f"`register --load` printed no line matching {NEW_PARTITIONS.pattern!r}")

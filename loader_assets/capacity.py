@@ -150,6 +150,8 @@ def fit(samples: Sequence[tuple[dict[str, PhaseSize], dict[str, float]]]) -> dic
     rates = {}
     for phase in PHASES:
         timed = [(sizes[phase], seconds[phase]) for sizes, seconds in samples if phase in seconds]
+        if not timed:
+            raise ValueError(f"no run timed phase {phase!r}: its rates cannot be fitted")
         design = np.array([[1.0, size.notices, size.mb, size.rows / 1e6] for size, _ in timed])
         design[:, [t for t in ALL_TERMS if t not in TERMS.get(phase, ALL_TERMS)]] = 0.0
         measured = np.array([seconds for _, seconds in timed])

@@ -156,12 +156,13 @@ def _check_fingerprints(
         if item.fingerprint is None:  # loaded before fingerprints existed: rows are counted, keys not proved
             chunk.unfingerprinted += 1
             continue
+        if "error" in item.fingerprint:
+            chunk.bad_fingerprints.append(_unproved(item, item.fingerprint["error"]))
+            continue
         try:
-            if "error" in item.fingerprint:
-                raise FingerprintError(item.fingerprint["error"])
             expected = Fingerprint.from_json(item.fingerprint)
         except FingerprintError as error:
-            chunk.bad_fingerprints.append(f"{item.path}: its keys cannot be proved ({error.cause})")
+            chunk.bad_fingerprints.append(_unproved(item, error.cause))
             continue
         found = census.partition_fingerprint(
             cursor, layout.database, chunk.table_name, key, item.attempt_id, expected.kind
@@ -185,6 +186,10 @@ def _name_keys(cursor: pymysql.cursors.Cursor, layout: CaseLayout, table: TableL
     file_keys = set(as_numpy(in_file).tolist())  # Python integers: numpy would compare uint64 with int as floats
     chunk.missing_keys += sorted(file_keys - on_worker)[:SHOWN_KEYS]
     chunk.unexpected_keys += sorted(on_worker - file_keys)[:SHOWN_KEYS]
+
+
+def _unproved(item: DoneFile, cause: str) -> str:
+    return f"{item.path}: its keys cannot be proved ({cause})"
 
 
 def _difference(expected: Fingerprint, found: Fingerprint) -> str:

@@ -49,7 +49,7 @@ def partition_fingerprint(
     except pymysql.err.OperationalError as error:
         if error.args[0] != 1735:  # Unknown partition: the attempt's rows are not there
             raise
-        return fingerprint.Fingerprint(0, 0, 0, 0, kind)
+        return fingerprint.empty(kind)
     return fingerprint.from_row(cursor.fetchone(), kind)
 
 

@@ -2,18 +2,20 @@
 
 From the file while it is loaded (parsed with the case's dialect; the integer value is hashed, not its
 spelling) and in SQL on the attempt's partition on the worker: equal fingerprints prove that every key of the
-file is on the worker, once, without moving keys between them. `COUNT(*)`, `COUNT(k)` and an exact `SUM(k)`
-catch a row lost or added, and a key present once too often where another is missing; the XOR of a hash of
-each key catches the changes that keep the sum (two keys moved by opposite amounts, bits exchanged between
-keys). The hash multiplies each 32-bit half of the key by an odd constant below 2^31 (no BIGINT overflow):
-computed alike by numpy (vectorised) and by MariaDB, where integer `BIT_XOR` costs a third of the `SUM` in
-DECIMAL that the hash of catalogs before 2026-12-05 (`hash_sum`, still verified) took.
+file is on the worker, as often as in the file, without moving keys between them. `COUNT(*)` and `COUNT(k)`
+catch a row lost or added; the exact sum of a hash of each key catches keys changed. The hash XORs three exact
+products (each below 2^63: no BIGINT overflow) of the key's 32-bit halves, computed alike by numpy (vectorised)
+and by MariaDB: the low half times two constants, the high half times a third. XOR-ing two products of the same
+half makes it non-linear, so two keys moved by opposite amounts change the sum (the `hash_sum` of catalogs
+before 2026-12-05, still verified with its own SQL, missed two thirds of such pairs), and it does not split into
+a function of each half, so halves exchanged between keys change it too. Summed, not XOR-ed: a key present twice
+does not cancel out, and child tables repeat their keys. One `SUM` in DECIMAL a row, where `hash_sum` took two.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +31,10 @@ from loader_assets.workers import _key_scan
 from loader_assets.workers.connection import quote_name, quote_table
 
 _LOW_BITS = (1 << 32) - 1
-_LOW_FACTOR, _HIGH_FACTOR = 1540483477, 1911520717  # odd, below 2^31: a half times one fits a BIGINT
+_MIX_FACTORS = (1540483477, 1911520717, 1264700843)  # below 2^31: a 32-bit half times one fits a BIGINT
+_HASH_SUM_FACTORS = (2654435761, 2246822519)  # of the halves in `hash_sum` fingerprints
 _NULL_TEXT = pa.nulls(1, pa.string())[0]  # not `None`: pa.scalar(None) imports pandas (0.22 s of a load's CPU)
 SCAN_PIECE_BYTES = 8 << 20  # of a text file read at a time by `_scan_key`
-KEPT_KEYS = 1 << 20  # room for keys a reading thread keeps between files
 
 
 class FingerprintError(BadInput):
@@ -43,59 +45,75 @@ class FingerprintError(BadInput):
 
 
 @dataclass(frozen=True)
+class Kind:
+    """A definition of the fingerprint: the names of its sums in the catalog's JSON, and their SQL over key `k`."""
+
+    sums: tuple[str, ...]
+    sql: Callable[[str], str]
+
+
+def _mixed_sum(k: str) -> str:
+    # MariaDB's bit operators read a BIGINT as its 64 bits (two's complement) and give BIGINT UNSIGNED: no CAST
+    # (~14 ns a row less), and their sum is exact in DECIMAL.
+    low, low_too, high = _MIX_FACTORS
+    return (
+        f"COALESCE(SUM((({k} & {_LOW_BITS}) * {low}) ^ (({k} & {_LOW_BITS}) * {low_too}) ^ (({k} >> 32) * {high})), 0)"
+    )
+
+
+def _hash_sums(k: str) -> str:
+    low, high = _HASH_SUM_FACTORS
+    return (
+        f"COALESCE(SUM({k}), 0), COALESCE(SUM(((({k} & {_LOW_BITS}) * {low}) & {_LOW_BITS}) "
+        f"+ ((({k} >> 32) * {high}) & {_LOW_BITS})), 0)"
+    )
+
+
+CURRENT = "mixed_sum"
+KINDS = {
+    CURRENT: Kind(("mixed_sum",), _mixed_sum),
+    "hash_sum": Kind(("key_sum", "hash_sum"), _hash_sums),  # taken before 2026-12-05: verified, no longer taken
+}
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     rows: int
     keys: int  # non-NULL keys
-    key_sum: int
-    hash: int
-    kind: str = "hash_xor"  # the hash's name in the catalog (a key of `HASHES`)
+    sums: tuple[int, ...]  # named by its kind
+    kind: str = CURRENT
 
     def to_json(self) -> dict[str, str]:
+        sums = zip(KINDS[self.kind].sums, self.sums, strict=True)
         # Strings: the sums exceed JSON's safe integers.
-        return {"rows": str(self.rows), "keys": str(self.keys), "key_sum": str(self.key_sum), self.kind: str(self.hash)}
+        return {"rows": str(self.rows), "keys": str(self.keys), **{name: str(value) for name, value in sums}}
 
     @classmethod
     def from_json(cls, data: dict[str, str]) -> Fingerprint:
-        kinds = [name for name in HASHES if name in data]
+        kinds = [name for name, kind in KINDS.items() if set(kind.sums) <= data.keys()]
         if not kinds:  # e.g. `crc_sum`, of a version that never shipped
             raise FingerprintError(f"a fingerprint of an unknown kind ({', '.join(sorted(data))})")
-        kind = kinds[0]
-        return cls(int(data["rows"]), int(data["keys"]), int(data["key_sum"]), int(data[kind]), kind)
+        sums = tuple(int(data[name]) for name in KINDS[kinds[0]].sums)
+        return cls(int(data["rows"]), int(data["keys"]), sums, kinds[0])
 
 
-def _mixed(k: str, factors: tuple[int, int]) -> tuple[str, str]:
-    """Each 32-bit half of key `k` times its factor, in SQL. MariaDB's bit operators read a BIGINT as its 64 bits
-    (two's complement): no CAST, ~14 ns a row less."""
-    return f"(({k} & {_LOW_BITS}) * {factors[0]})", f"(({k} >> 32) * {factors[1]})"
-
-
-def _hash_xor(k: str) -> str:
-    low, high = _mixed(k, (_LOW_FACTOR, _HIGH_FACTOR))
-    return f"BIT_XOR({low} ^ {high})"
-
-
-def _hash_sum(k: str) -> str:
-    """The hash of the fingerprints taken before 2026-12-05: halves mixed modulo 2^32, summed in DECIMAL."""
-    low, high = _mixed(k, (2654435761, 2246822519))
-    return f"COALESCE(SUM(({low} & {_LOW_BITS}) + ({high} & {_LOW_BITS})), 0)"
-
-
-HASHES = {"hash_xor": _hash_xor, "hash_sum": _hash_sum}  # what each catalog's fingerprints were taken with
+def empty(kind: str = CURRENT) -> Fingerprint:
+    """The fingerprint of no rows (SQL's `COALESCE(SUM(...), 0)` over none)."""
+    return Fingerprint(0, 0, (0,) * len(KINDS[kind].sums), kind)
 
 
 def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     """Fingerprint of an int64 or uint64 key column (NULLs counted apart) of a file of `rows` records."""
     values = as_numpy(keys)
     # Each key's 32-bit halves read in place (little-endian: low first), as MariaDB's bit operators read a key:
-    # two's complement for a negative one. uint32 products wrap modulo 2^32 by themselves.
-    halves = values.view(np.uint32).reshape(-1, 2)
+    # two's complement for a negative one.
+    halves = values.view(np.uint32).reshape(-1, 2).astype(np.uint64)
     low, high = halves[:, 0], halves[:, 1]
-    # Exact sums without overflow up to 2^32 keys: the halves summed apart, the high one as `key >> 32` reads it.
-    signed = values.dtype == np.int64
-    high_sum = high.view(np.int32).sum(dtype=np.int64) if signed else high.sum(dtype=np.uint64)
-    key_sum = (int(high_sum) << 32) + int(low.sum(dtype=np.uint64))
-    hashed = (low.astype(np.uint64) * np.uint64(_LOW_FACTOR)) ^ (high.astype(np.uint64) * np.uint64(_HIGH_FACTOR))
-    return Fingerprint(rows, len(values), key_sum, int(np.bitwise_xor.reduce(hashed)) if len(values) else 0)
+    factors = [np.uint64(factor) for factor in _MIX_FACTORS]
+    hashed = (low * factors[0]) ^ (low * factors[1]) ^ (high * factors[2])  # exact: each below 2^63
+    # Exact without overflow up to 2^32 keys: the hashes' 32-bit halves summed apart.
+    mixed_sum = (int((hashed >> np.uint64(32)).sum()) << 32) + int((hashed & np.uint64(_LOW_BITS)).sum())
+    return Fingerprint(rows, len(values), (mixed_sum,))
 
 
 def as_numpy(keys: pa.Array) -> np.ndarray:
@@ -152,21 +170,22 @@ def _scan_key(path: Path, index: int, columns: int, dialect: Dialect) -> tuple[p
     if separator == escape or {*separator, *escape} & {*b"\r\n-0123456789"}:
         return None
     keys, null_at, records = [], [], 0
-    piece, held = _buffers.piece(), 0
     with path.open("rb", buffering=0) as file:
+        # A small file's piece no bigger than it: an 8 MB one cost a memset and its page faults (0.46 ms a file).
+        piece, held = bytearray(max(min(SCAN_PIECE_BYTES, os.fstat(file.fileno()).st_size + 1), 1)), 0
         while True:
             with memoryview(piece) as free:
                 read = file.readinto(free[held:])
             held += read
             room = held // columns + 1  # a record spans `columns` bytes at least (but the last)
-            found_keys, found_nulls = _buffers.found(room)
+            found_keys, found_nulls = np.empty(room, np.int64), np.empty(room, np.int64)
             with memoryview(piece) as data:
                 found = _key_scan.scan(data[:held], found_keys, found_nulls, columns, index, separator[0],
                                        escape[0] if escape else -1, read == 0)  # fmt: skip
             if found is None:
                 return None
             consumed, count, nulls = found
-            keys.append(found_keys[:count].copy())  # the thread's array serves the next piece
+            keys.append(found_keys[:count].copy())  # not a view holding all of `room`
             null_at.append(found_nulls[:nulls] + records)
             records += count
             if read == 0:
@@ -175,29 +194,6 @@ def _scan_key(path: Path, index: int, columns: int, dialect: Dialect) -> tuple[p
             if held == len(piece):  # a record longer than the piece
                 piece.extend(bytes(len(piece)))
     return _int64_column(np.concatenate(keys), np.concatenate(null_at)), records
-
-
-class _ScanBuffers(threading.local):
-    """Each reading thread's piece of file and key arrays, kept from file to file: fresh ones cost a memset of
-    the piece and a page fault every 4 KB of each (~5 % of a loading process's CPU)."""
-
-    def piece(self) -> bytearray:
-        wanted = max(SCAN_PIECE_BYTES, 1)
-        if len(getattr(self, "_piece", b"")) != wanted:  # or grown past it by a record longer than a piece
-            self._piece = bytearray(wanted)
-        return self._piece
-
-    def found(self, room: int) -> tuple[np.ndarray, np.ndarray]:
-        """Room for `room` keys and as many NULL positions: views of the thread's arrays, kept up to 8 MB each
-        (a table of very few columns asks for more room a piece: given, not kept)."""
-        if room > KEPT_KEYS:
-            return np.empty(room, np.int64), np.empty(room, np.int64)
-        if len(getattr(self, "_keys", ())) < room:
-            self._keys, self._nulls = np.empty(room, np.int64), np.empty(room, np.int64)
-        return self._keys[:room], self._nulls[:room]
-
-
-_buffers = _ScanBuffers()
 
 
 def _int64_column(values: np.ndarray, null_at: np.ndarray) -> pa.Array:
@@ -255,16 +251,13 @@ def _as_integers(column: pa.Array, path: Path, key: str) -> pa.Array:
     raise FingerprintError(f"{path}: key column {key} is not an integer column")
 
 
-def sql(database: str, table_name: str, key: str, partition: str | None = None, kind: str = "hash_xor") -> str:
-    """The same fingerprint computed by the worker, over the table or one partition, its hash of `kind`."""
+def sql(database: str, table_name: str, key: str, partition: str | None = None, kind: str = CURRENT) -> str:
+    """The same fingerprint (of `kind`) computed by the worker, over the table or one partition."""
     k = quote_name(key)
     where = f" PARTITION ({partition})" if partition else ""
-    return (
-        f"SELECT COUNT(*), COUNT({k}), COALESCE(SUM({k}), 0), {HASHES[kind](k)} "
-        f"FROM {quote_table(database, table_name)}{where}"
-    )
+    return f"SELECT COUNT(*), COUNT({k}), {KINDS[kind].sql(k)} FROM {quote_table(database, table_name)}{where}"
 
 
-def from_row(row: Sequence, kind: str = "hash_xor") -> Fingerprint:
-    rows, keys, key_sum, hashed = (int(value) for value in row)
-    return Fingerprint(rows, keys, key_sum, hashed, kind)
+def from_row(row: Sequence, kind: str = CURRENT) -> Fingerprint:
+    rows, keys, *sums = (int(value) for value in row)
+    return Fingerprint(rows, keys, tuple(sums), kind)

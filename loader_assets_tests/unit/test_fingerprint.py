@@ -1,5 +1,5 @@
-"""The fingerprint's definition, without a server: the file's side against a plain-Python reading of it, and the
-catalog's JSON of both kinds of hash."""
+"""The fingerprint's definition, without a server: the file's side against a plain-Python reading of it, the
+changes it must see, and the catalog's JSON of both kinds."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import pytest
 from loader_assets.workers import fingerprint
 from loader_assets.workers.fingerprint import Fingerprint, FingerprintError
 
+HIGH = 1 << 32
+
 
 def reference(keys: list[int | None]) -> Fingerprint:
-    """Each key's two 32-bit halves (two's complement) times 1540483477 and 1911520717, XOR-ed; keys summed."""
-    words = [k % (1 << 64) for k in keys if k is not None]
-    hashed = 0
-    for word in words:
-        hashed ^= (word & 0xFFFFFFFF) * 1540483477 ^ (word >> 32) * 1911520717
-    return Fingerprint(len(keys), len(words), sum(k for k in keys if k is not None), hashed)
+    """Each key's 32-bit halves (two's complement), low times 1540483477 XOR low times 1911520717 XOR high times
+    1264700843, summed."""
+    words = [(k % (1 << 64)) for k in keys if k is not None]
+    mixed = sum((w % HIGH) * 1540483477 ^ (w % HIGH) * 1911520717 ^ (w >> 32) * 1264700843 for w in words)
+    return Fingerprint(len(keys), len(words), (mixed,))
 
 
 @pytest.mark.parametrize(("kind", "keys"), [
@@ -28,12 +29,22 @@ def test_the_files_side_is_the_definition(kind: pa.DataType, keys: list[int | No
     assert fingerprint.of_keys(pa.array(keys, kind), len(keys)) == reference(keys)
 
 
-def test_a_key_present_twice_where_another_is_missing_changes_it() -> None:
-    assert reference([5, 5, 9]) != reference([5, 9, 9]) and reference([1, 2]) != reference([0, 3])
+@pytest.mark.parametrize(("loaded", "on_worker"), [
+    ([5, 5, 9], [5, 9, 9]),  # a key once too often, another once too few
+    ([1, 2], [0, 3]),  # two keys moved by opposite amounts: same count, same sum of keys
+    ([5 * HIGH + 100, 9 * HIGH + 7], [5 * HIGH + 7, 9 * HIGH + 100]),  # low halves exchanged
+    ([5 * HIGH + 100, 9 * HIGH + 7], [9 * HIGH + 100, 5 * HIGH + 7]),  # high halves exchanged
+    ([40, 40, 70, 70], [41, 41, 69, 69]),  # a child's repeated keys moved by opposite amounts (XOR would cancel)
+    ([3], [3 + HIGH]),  # one key changed in its high half only
+    ([HIGH + 3], [HIGH + 4]),  # in its low half only
+    ([10**15 + 1, 10**15 + 2], [10**15, 10**15 + 3]),  # moved by opposite amounts within one high half
+])  # fmt: skip
+def test_what_a_worker_may_have_changed_changes_it(loaded: list[int], on_worker: list[int]) -> None:
+    assert reference(loaded) != reference(on_worker)
 
 
 @pytest.mark.parametrize("stored", [
-    {"rows": "3", "keys": "2", "key_sum": "18446744073709551615", "hash_xor": "12"},
+    {"rows": "3", "keys": "2", "mixed_sum": "18446744073709551615"},
     {"rows": "3", "keys": "2", "key_sum": "-4", "hash_sum": "9"},  # taken before 2026-12-05
 ])  # fmt: skip
 def test_a_stored_fingerprint_reads_back_as_it_was_kept(stored: dict[str, str]) -> None:

@@ -53,3 +53,20 @@ def test_a_fingerprint_an_older_catalog_kept_is_still_verified_on_the_worker(
         cursor.execute(fingerprint.sql(database, "t", "k", kind=expected.kind))
         assert fingerprint.from_row(cursor.fetchone(), expected.kind) == expected
     assert expected.to_json() == stored, "kept as it was stored"
+
+
+def test_repeated_keys_moved_by_opposite_amounts_on_a_worker_are_seen(worker: Server, database: str) -> None:
+    """A child table repeats its keys: every row of one object moved up, every row of another down by as much
+    keeps the count and the sum of the keys."""
+    loaded = [10**15 + 40] * 2 + [10**15 + 70] * 2
+    with worker.connect() as conn, conn.cursor() as cursor:
+        create_database(conn, database, "latin1")
+        cursor.execute(f"CREATE TABLE {quote_table(database, 't')} (k BIGINT NULL) ENGINE=MyISAM")
+        cursor.executemany(f"INSERT INTO {quote_table(database, 't')} VALUES (%s)", [(k,) for k in loaded])
+        cursor.execute(fingerprint.sql(database, "t", "k"))
+        assert fingerprint.from_row(cursor.fetchone()) == fingerprint.of_keys(pa.array(loaded, pa.int64()), 4)
+        cursor.execute(f"UPDATE {quote_table(database, 't')} SET k = k + IF(k = {10**15 + 40}, 1, -1)")
+        cursor.execute(fingerprint.sql(database, "t", "k"))
+        on_worker = fingerprint.from_row(cursor.fetchone())
+    assert on_worker != fingerprint.of_keys(pa.array(loaded, pa.int64()), 4)
+    assert (on_worker.rows, on_worker.keys) == (4, 4)
