@@ -73,7 +73,7 @@ def measure_register(root: Path, workers: int, chunks: int, repeat: int) -> tupl
             runs.append(registered_at(lines) - started)
         finally:
             site.stop()
-        sizes = capacity.phase_sizes(case_sizes(Store(site.catalog), CASE), workers)
+    sizes = capacity.phase_sizes(case_sizes(Store(site.catalog), CASE), workers)  # the same case each time
     seconds = statistics.median(runs)
     print(f"registration case: {chunks} chunks x 1 row, {sizes[capacity.REGISTER].notices} notices: {seconds:.2f} s")
     return sizes, {capacity.REGISTER: seconds}

@@ -105,8 +105,8 @@ def empty(kind: str = CURRENT) -> Fingerprint:
 def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     """Fingerprint of an int64 or uint64 key column (NULLs counted apart) of a file of `rows` records."""
     values = as_numpy(keys)
-    # Each key's 32-bit halves read in place (little-endian: low first), as MariaDB's bit operators read a key:
-    # two's complement for a negative one.
+    # Each key's 32-bit halves (little-endian: low first), as MariaDB's bit operators read a key: two's complement
+    # for a negative one; widened, so that their products are exact.
     halves = values.view(np.uint32).reshape(-1, 2).astype(np.uint64)
     low, high = halves[:, 0], halves[:, 1]
     factors = [np.uint64(factor) for factor in _MIX_FACTORS]
