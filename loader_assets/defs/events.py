@@ -26,7 +26,7 @@ import dagster as dg
 
 from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
-from loader_assets.defs.instance import first_line, keep_connections, storage_unreachable
+from loader_assets.defs.instance import first_line, hold_sqlite_files, keep_connections, storage_unreachable
 from loader_assets.engine.load import ChunkKey, Loaded, Loader, LoadReport
 from loader_assets.engine.validate import CheckOutcome, Validation
 from loader_assets.problems import InstanceDown, Interrupted, Problem, as_record, from_record
@@ -67,9 +67,11 @@ def load_in_run(
     keep_connections(context.instance)  # a run the daemon launched opened its instance itself
     events = ChunkEvents(context)
     try:
-        report = loader.load(
-            notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info, on_chunk=events.log
-        )
+        with hold_sqlite_files(context.instance, "runs/index.db", f"runs/{context.run.run_id}.db"):
+            report = loader.load(
+                notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info,
+                on_chunk=events.log,
+            )  # fmt: skip
     except Problem as problem:  # the catalog gone mid-load: the run says so (what it held, it gave back or lapses)
         with contextlib.suppress(Exception):  # what stays held back, the catalog's report shows later
             events.flush()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 import urllib.request
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -138,8 +139,9 @@ def _config_problem(settings: Settings, error: DagsterInvalidConfigError) -> Ins
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:
     """Its storage's connections kept open and reused, as the webserver keeps its own (a no-op for SQLite, which
-    opens its files per call whatever is asked). Once per instance: a second call would leave the first pool's
-    connection open. They close when the instance is collected (dagster-postgres's `dispose` leaves them)."""
+    opens its files per call whatever is asked: see `hold_sqlite_files`). Once per instance: a second call would
+    leave the first pool's connection open. They close when the instance is collected (dagster-postgres's `dispose`
+    leaves them)."""
     if instance not in _kept:
         if not contains(QueuePool, "checkout", _replace_if_dropped):
             listen(QueuePool, "checkout", _replace_if_dropped)
@@ -148,6 +150,22 @@ def keep_connections(instance: DagsterInstance) -> DagsterInstance:
         )
         _kept.add(instance)
     return instance
+
+
+def hold_sqlite_files(instance: DagsterInstance, *names: str) -> ExitStack:
+    """The instance's SQLite files `names` (under its `history/`) held open by an idle connection each until the
+    stack closes. Dagster opens them for every write, and SQLite's last connection to close checkpoints and deletes
+    the file's WAL and shared-memory files, which the next write makes again: four files made and deleted per
+    chunk logged, 1.5 of its 5.5 ms of CPU and 2.3 of its 6.8 ms of wall. A no-op for another storage (no such
+    files); a file that cannot be opened is left as it is."""
+    folder = Path(instance.root_directory, "history")  # SQLite's default layout under $DAGSTER_HOME
+    held = ExitStack()
+    for name in names:
+        with suppress(sqlite3.Error):  # mode=rw: never makes a file
+            connection = sqlite3.connect(f"file:{folder / name}?mode=rw", uri=True)
+            held.callback(connection.close)
+            connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # no transaction stays open
+    return held
 
 
 def _replace_if_dropped(connection: object, _record: object, _proxy: object) -> None:

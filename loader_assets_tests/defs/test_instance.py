@@ -16,6 +16,7 @@ from loader_assets import settings
 from loader_assets.defs.chunk_partitions import add_chunk_partitions
 from loader_assets.defs.instance import (
     PG_PASSWORD_ENV,
+    hold_sqlite_files,
     init_instance,
     instance_config,
     open_instance,
@@ -70,6 +71,31 @@ def test_an_opened_instance_keeps_its_connections_to_postgresql(
             event.remove(Pool, "connect", count)
             instance.dispose()
         assert len(connected) <= 3, f"{len(connected)} connections for 30 events"
+
+
+def test_a_sqlite_instance_s_event_files_stay_open_while_held(tmp_path: Path) -> None:
+    """Dagster opens a SQLite file per write and its last connection deletes the file's WAL as it closes (made
+    again by the next write); held, the WAL stays the same file across writes. A file not there is not made."""
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
+    init_instance(settings)
+    instance = open_instance(settings)
+    wal = tmp_path / "history" / "runs" / "index.db-wal"
+
+    def report(chunk: int) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization("Object", partition=f"case1|{chunk}"))
+
+    report(0)
+    assert not wal.exists()  # deleted by the write's own connection as it closed
+    with hold_sqlite_files(instance, "runs/index.db", "runs/.db", "runs/absent.db"):
+        report(1)
+        first = wal.stat().st_ino
+        for chunk in range(2, 12):
+            report(chunk)
+        assert wal.stat().st_ino == first
+    assert not (tmp_path / "history" / "runs" / "absent.db").exists()
+    report(12)
+    assert not wal.exists()
+    assert len(instance.fetch_materializations(dg.AssetKey("Object"), limit=20).records) == 13
 
 
 def test_a_password_is_written_only_as_a_reference_to_the_environment() -> None:
