@@ -19,14 +19,14 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 
 from loader_assets.catalog.claims import Refusal
 from loader_assets.catalog.store import Owner
-from loader_assets.defs.instance import first_line, hold_sqlite_files, keep_connections, storage_unreachable
+from loader_assets.defs.instance import SqliteEventFiles, first_line, keep_connections, storage_unreachable
 from loader_assets.engine.load import ChunkKey, Loaded, Loader, LoadReport
 from loader_assets.engine.validate import CheckOutcome, Validation
 from loader_assets.problems import InstanceDown, Interrupted, Problem, as_record, from_record
@@ -65,9 +65,10 @@ def load_in_run(
 ) -> LoadReport:
     """Load the notices in this step: a materialization per chunk as soon as it is loaded, a line per worker."""
     keep_connections(context.instance)  # a run the daemon launched opened its instance itself
-    events = ChunkEvents(context)
+    files = SqliteEventFiles(context.instance, context.run.run_id)
+    events = ChunkEvents(context, written=files.logged)
     try:
-        with hold_sqlite_files(context.instance, "runs/index.db", f"runs/{context.run.run_id}.db"):
+        with files:
             report = loader.load(
                 notice_ids, Owner.current(context.run.run_id), force=force, progress=context.log.info,
                 on_chunk=events.log,
@@ -90,8 +91,10 @@ class ChunkEvents:
     RETRY_SECONDS later, or when the load is over. The one whose write failed may then show twice (a write can fail
     after its event is stored; Dagster's public API has no way to finish it)."""
 
-    def __init__(self, context: dg.OpExecutionContext | dg.AssetExecutionContext) -> None:
-        self.context = context
+    def __init__(
+        self, context: dg.OpExecutionContext | dg.AssetExecutionContext, written: Callable[[], None] = lambda: None
+    ) -> None:
+        self.context, self.written = context, written
         self.held_back: dict[ChunkKey, list[Loaded]] = {}
         self.retry_at = 0.0
 
@@ -111,6 +114,7 @@ class ChunkEvents:
                     raise
                 return error
             del self.held_back[key]
+            self.written()
         return None
 
     def finish(self) -> None:

@@ -4,6 +4,8 @@ written once by `init`, opened by the other commands."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +18,7 @@ from loader_assets import settings
 from loader_assets.defs.chunk_partitions import add_chunk_partitions
 from loader_assets.defs.instance import (
     PG_PASSWORD_ENV,
-    hold_sqlite_files,
+    SqliteEventFiles,
     init_instance,
     instance_config,
     open_instance,
@@ -73,29 +75,65 @@ def test_an_opened_instance_keeps_its_connections_to_postgresql(
         assert len(connected) <= 3, f"{len(connected)} connections for 30 events"
 
 
+def _materialize(instance: dg.DagsterInstance, chunk: int) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization("Object", partition=f"case1|{chunk}"))
+
+
 def test_a_sqlite_instance_s_event_files_stay_open_while_held(tmp_path: Path) -> None:
     """Dagster opens a SQLite file per write and its last connection deletes the file's WAL as it closes (made
-    again by the next write); held, the WAL stays the same file across writes. A file not there is not made."""
+    again by the next write); held, the WAL stays the same file across writes, and no read is left open (a
+    checkpoint of it all passes). A file not there is not made. (Runless events: the run id "" names their file.)"""
     settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
     init_instance(settings)
     instance = open_instance(settings)
-    wal = tmp_path / "history" / "runs" / "index.db-wal"
+    runs = tmp_path / "history" / "runs"
+    try:
+        _materialize(instance, 0)
+        assert not (runs / "index.db-wal").exists()  # deleted by the write's own connection as it closed
+        with SqliteEventFiles(instance, ""):
+            _materialize(instance, 1)
+            first = (runs / "index.db-wal").stat().st_ino
+            for chunk in range(2, 12):
+                _materialize(instance, chunk)
+            assert (runs / "index.db-wal").stat().st_ino == first
+            with closing(sqlite3.connect(runs / "index.db")) as other:
+                assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not busy
+        with SqliteEventFiles(instance, "absent"):
+            _materialize(instance, 12)
+        assert not (runs / "absent.db").exists()
+        assert not (runs / "index.db-wal").exists()
+        assert len(instance.fetch_materializations(dg.AssetKey("Object"), limit=20).records) == 13
+    finally:
+        instance.dispose()
 
-    def report(chunk: int) -> None:
-        instance.report_runless_asset_event(dg.AssetMaterialization("Object", partition=f"case1|{chunk}"))
 
-    report(0)
-    assert not wal.exists()  # deleted by the write's own connection as it closed
-    with hold_sqlite_files(instance, "runs/index.db", "runs/.db", "runs/absent.db"):
-        report(1)
-        first = wal.stat().st_ino
-        for chunk in range(2, 12):
-            report(chunk)
-        assert wal.stat().st_ino == first
-    assert not (tmp_path / "history" / "runs" / "absent.db").exists()
-    report(12)
-    assert not wal.exists()
-    assert len(instance.fetch_materializations(dg.AssetKey("Object"), limit=20).records) == 13
+def test_a_held_run_file_shows_each_event_to_its_watcher_as_it_is_logged(tmp_path: Path) -> None:
+    """The UI follows a run's log by watching the run's file, not its WAL: held, the file is checkpointed after
+    each chunk's event, so a watcher sees the events as they come, not when the hold ends."""
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
+    init_instance(settings)
+    instance = open_instance(settings)
+    seen: list[str | None] = []
+    last_seen = threading.Event()
+
+    def watcher(entry: dg.EventLogEntry, _cursor: str) -> None:
+        if entry.asset_materialization is not None:
+            seen.append(entry.asset_materialization.partition)
+            if entry.asset_materialization.partition == "case1|3":
+                last_seen.set()
+
+    try:
+        _materialize(instance, 0)  # the runless events' file made
+        with SqliteEventFiles(instance, "") as files:
+            instance.watch_event_logs("", None, watcher)
+            for chunk in range(1, 4):
+                _materialize(instance, chunk)
+                files.logged()
+            assert last_seen.wait(30), f"while the files were held, the watcher saw only {seen}"
+            instance.end_watch_event_logs("", watcher)
+        assert seen == [f"case1|{chunk}" for chunk in range(4)]
+    finally:
+        instance.dispose()
 
 
 def test_a_password_is_written_only_as_a_reference_to_the_environment() -> None:
