@@ -92,8 +92,8 @@ class ChunkEvents:
     after its event is stored; Dagster's public API has no way to finish it)."""
 
     def __init__(
-        self, context: dg.OpExecutionContext | dg.AssetExecutionContext, written: Callable[[], None] = lambda: None
-    ) -> None:
+        self, context: dg.OpExecutionContext | dg.AssetExecutionContext, written: Callable[[], None]
+    ) -> None:  # `written`: told after each event stored (`SqliteEventFiles.logged`)
         self.context, self.written = context, written
         self.held_back: dict[ChunkKey, list[Loaded]] = {}
         self.retry_at = 0.0
