@@ -4,7 +4,7 @@ From the file while it is loaded (parsed with the case's dialect; the integer va
 spelling) and in SQL on the attempt's partition on the worker: equal fingerprints prove that every key of the
 file is on the worker, as often as in the file, without moving keys between them. `COUNT(*)` and `COUNT(k)`
 catch a row lost or added; the exact sum of a hash of each key catches keys changed. The hash XORs three exact
-products (each below 2^63: no BIGINT overflow) of the key's 32-bit halves, computed alike by numpy (vectorised)
+products (each below 2^63: no BIGINT overflow) of the key's 32-bit halves, computed alike by the loader (in C)
 and by MariaDB: the low half times two constants, the high half times a third. XOR-ing two products of the same
 half makes it non-linear, so two keys moved by opposite amounts change the sum (the `hash_sum` of catalogs
 before 2026-12-05, still verified with its own SQL, missed two thirds of such pairs), and it does not split into
@@ -105,15 +105,10 @@ def empty(kind: str = CURRENT) -> Fingerprint:
 def of_keys(keys: pa.Array, rows: int) -> Fingerprint:
     """Fingerprint of an int64 or uint64 key column (NULLs counted apart) of a file of `rows` records."""
     values = as_numpy(keys)
-    # Each key's 32-bit halves (little-endian: low first), as MariaDB's bit operators read a key: two's complement
-    # for a negative one; widened, so that their products are exact.
-    halves = values.view(np.uint32).reshape(-1, 2).astype(np.uint64)
-    low, high = halves[:, 0], halves[:, 1]
-    factors = [np.uint64(factor) for factor in _MIX_FACTORS]
-    hashed = (low * factors[0]) ^ (low * factors[1]) ^ (high * factors[2])  # exact: each below 2^63
-    # Exact without overflow up to 2^32 keys: the hashes' 32-bit halves summed apart.
-    mixed_sum = (int((hashed >> np.uint64(32)).sum()) << 32) + int((hashed & np.uint64(_LOW_BITS)).sum())
-    return Fingerprint(rows, len(values), (mixed_sum,))
+    # In C (`_key_scan.mixed_sum`): each key's 32-bit halves as MariaDB's bit operators read them (two's
+    # complement for a negative key), the hashes summed as their 32-bit halves apart: exact up to 2^32 keys.
+    high, low = _key_scan.mixed_sum(values, *_MIX_FACTORS)
+    return Fingerprint(rows, len(values), ((high << 32) + low,))
 
 
 def as_numpy(keys: pa.Array) -> np.ndarray:
