@@ -138,12 +138,14 @@ def table_keys(cursor: pymysql.cursors.Cursor, database: str, table_name: str, k
     """The non-NULL keys of one table (a director chunk on its worker), as `dtype`; none when it does not exist."""
     k = quote_name(key)
     try:
-        blobs = concatenated(cursor, f"GROUP_CONCAT({k})", f"{quote_table(database, table_name)} WHERE {k} IS NOT NULL")
+        blobs = concatenated(
+            cursor, f"GROUP_CONCAT({k} SEPARATOR '\\n')", f"{quote_table(database, table_name)} WHERE {k} IS NOT NULL"
+        )
     except pymysql.err.ProgrammingError as error:
         if error.args[0] != ER.NO_SUCH_TABLE:
             raise
         return np.empty(0, dtype)
-    parsed = [np.fromstring(text.decode(), dtype=dtype, sep=",") for text, _count, _ in blobs]
+    parsed = [fingerprint.integer_lines(text, dtype) for text, _count, _ in blobs]
     keys = np.concatenate(parsed) if parsed else np.empty(0, dtype)
     if len(keys) != sum(count for _text, count, _ in blobs):
         raise ValueError(f"{database}.{table_name}: its keys read back incomplete")

@@ -3,6 +3,7 @@ changes it must see, and the catalog's JSON of both kinds."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -54,3 +55,13 @@ def test_a_stored_fingerprint_reads_back_as_it_was_kept(stored: dict[str, str]) 
 def test_a_fingerprint_of_an_unknown_kind_cannot_prove_the_keys() -> None:
     with pytest.raises(FingerprintError, match=r"unknown kind.*crc_sum"):
         Fingerprint.from_json({"rows": "5", "keys": "5", "key_sum": "15", "crc_sum": "7"})
+
+
+@pytest.mark.parametrize(("text", "dtype", "read"), [
+    (b"1\n-5\n99999999999", np.int64, [1, -5, 99999999999]),  # in C
+    (b"18446744073709551615\n3", np.uint64, [2**64 - 1, 3]),  # beyond int64: numpy's parser
+    (b"", np.int64, []),
+])  # fmt: skip
+def test_a_worker_s_key_lines_are_read_as_integers(text: bytes, dtype: type, read: list[int]) -> None:
+    keys = fingerprint.integer_lines(text, np.dtype(dtype))
+    assert keys.dtype == dtype and keys.tolist() == read
