@@ -105,9 +105,10 @@ class Bars:
             bar.close()  # type: ignore[attr-defined]
 
     def level_started(self, level: int, notices: int) -> None:
-        if levels.is_load_level(level):
+        # No bar off a terminal: nothing would show it, and its refreshes read the catalog twice a second.
+        if levels.is_load_level(level) and sys.stderr.isatty():
             self.bars[level] = self.tqdm(total=notices, desc=f"level {level}", unit=" files", leave=True,
-                                         file=sys.stderr, disable=not sys.stderr.isatty())  # fmt: skip
+                                         file=sys.stderr)  # fmt: skip
 
     def level_ended(self, result: LevelResult) -> None:
         bar = self.bars.pop(result.level, None)
