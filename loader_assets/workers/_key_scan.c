@@ -233,6 +233,11 @@ static PyObject *mixed_sum(PyObject *self, PyObject *args) {
     Py_buffer keys;
     unsigned long long f0, f1, f2;
     if (!PyArg_ParseTuple(args, "y*KKK", &keys, &f0, &f1, &f2)) return NULL;
+    if (keys.len % (Py_ssize_t)sizeof(uint64_t)) {
+        PyBuffer_Release(&keys);
+        PyErr_SetString(PyExc_ValueError, "mixed_sum needs 8-byte keys");
+        return NULL;
+    }
     const uint64_t *k = keys.buf;
     Py_ssize_t n = keys.len / (Py_ssize_t)sizeof(uint64_t);
     uint64_t high_sum = 0, low_sum = 0;
@@ -269,10 +274,11 @@ static PyObject *fill_key_set(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*w*", &keys, &table)) return NULL;
     int bits = 0;
     size_t slots = slots_of(&table, &bits), n = (size_t)keys.len / sizeof(uint64_t);
-    if (!slots || n > slots / 2) {
+    if (!slots || n > slots / 2 || keys.len % (Py_ssize_t)sizeof(uint64_t)) {
         PyBuffer_Release(&keys);
         PyBuffer_Release(&table);
-        PyErr_SetString(PyExc_ValueError, "a key set needs a power of two of slots, twice its keys at least, and one word");
+        PyErr_SetString(PyExc_ValueError,
+                        "a key set needs 8-byte keys, a power of two of slots (twice its keys at least) and one word");
         return NULL;
     }
     const uint64_t *k = keys.buf;
@@ -300,11 +306,11 @@ static PyObject *absent_keys(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*w*", &table, &probes, &out)) return NULL;
     int bits = 0;
     size_t slots = slots_of(&table, &bits), n = (size_t)probes.len / sizeof(uint64_t), count = 0;
-    if (!slots || out.len < probes.len) {
+    if (!slots || out.len < probes.len || probes.len % (Py_ssize_t)sizeof(uint64_t)) {
         PyBuffer_Release(&table);
         PyBuffer_Release(&probes);
         PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "absent_keys needs a key set and room for every probe");
+        PyErr_SetString(PyExc_ValueError, "absent_keys needs a key set, 8-byte probes and room for each");
         return NULL;
     }
     const uint64_t *t = table.buf, *p = probes.buf;

@@ -16,6 +16,8 @@ class KeySet:
     """The distinct values of an int64 or uint64 key column; probed with columns of the same type."""
 
     def __init__(self, keys: np.ndarray) -> None:
+        if keys.dtype not in (np.dtype(np.int64), np.dtype(np.uint64)):  # C reads 8-byte words
+            raise TypeError(f"a key set holds int64 or uint64 keys, not {keys.dtype}")
         self.dtype = keys.dtype
         slots = 1 << max(2, (2 * len(keys) - 1).bit_length())  # at most half full
         self._table = np.empty(slots + 1, np.uint64)

@@ -57,11 +57,21 @@ def test_a_fingerprint_of_an_unknown_kind_cannot_prove_the_keys() -> None:
         Fingerprint.from_json({"rows": "5", "keys": "5", "key_sum": "15", "crc_sum": "7"})
 
 
-@pytest.mark.parametrize(("text", "dtype", "read"), [
-    (b"1\n-5\n99999999999", np.int64, [1, -5, 99999999999]),  # in C
-    (b"18446744073709551615\n3", np.uint64, [2**64 - 1, 3]),  # beyond int64: numpy's parser
-    (b"", np.int64, []),
+@pytest.mark.parametrize(("text", "dtype", "read", "in_c"), [
+    (b"1\n-5\n99999999999", np.int64, [1, -5, 99999999999], True),
+    (b"7\n3", np.uint64, [7, 3], True),
+    (b"18446744073709551615\n3", np.uint64, [2**64 - 1, 3], False),  # beyond int64: numpy's parser
+    (b"", np.int64, [], False),
 ])  # fmt: skip
-def test_a_worker_s_key_lines_are_read_as_integers(text: bytes, dtype: type, read: list[int]) -> None:
+def test_a_worker_s_key_lines_are_read_as_integers(
+    text: bytes, dtype: type, read: list[int], in_c: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if in_c:  # the C path alone
+        monkeypatch.setattr(np, "fromstring", lambda *a, **k: pytest.fail("numpy's parser used"))
     keys = fingerprint.integer_lines(text, np.dtype(dtype))
     assert keys.dtype == dtype and keys.tolist() == read
+
+
+def test_a_negative_key_is_not_read_as_unsigned() -> None:
+    with pytest.raises(ValueError):
+        fingerprint.integer_lines(b"-5\n3", np.dtype(np.uint64))

@@ -30,6 +30,10 @@ def test_a_set_agrees_with_numpy_on_many_colliding_keys() -> None:
     assert np.array_equal(KeySet(members).absent(probes), probes[~np.isin(probes, members)])
 
 
-def test_keys_of_another_type_are_refused() -> None:
+def test_keys_of_another_type_are_refused_and_any_layout_is_read() -> None:
     with pytest.raises(TypeError, match="uint64"):
         KeySet(np.array([1], np.int64)).absent(np.array([1], np.uint64))
+    with pytest.raises(TypeError, match="int32"):
+        KeySet(np.array([1, 2, 3], np.int32))
+    probes = np.arange(12, dtype=np.int64)[::3]  # not contiguous: 0, 3, 6, 9
+    assert KeySet(np.array([3, 9], np.int64)).absent(probes).tolist() == [0, 6]
