@@ -257,8 +257,11 @@ static PyObject *mixed_sum(PyObject *self, PyObject *args) {
    EMPTY, the mark of a free slot, is itself a key. */
 #define EMPTY UINT64_MAX
 
-static inline size_t slot_of(uint64_t key, int shift, size_t mask) {
-    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> shift) & mask; /* Fibonacci hashing: the high bits */
+/* The slot of `t` (of mask + 1 slots) holding `key` (not EMPTY), else the free slot where it would go. */
+static inline size_t slot_of(const uint64_t *t, uint64_t key, int shift, size_t mask) {
+    size_t at = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> shift) & mask; /* Fibonacci hashing: the high bits */
+    while (t[at] != EMPTY && t[at] != key) at = (at + 1) & mask;
+    return at;
 }
 
 /* The slots of `table` (its words but the last), or 0 when they are not a power of two; their log2 in *bits. */
@@ -291,9 +294,7 @@ static PyObject *fill_key_set(PyObject *self, PyObject *args) {
             t[slots] = 1;
             continue;
         }
-        size_t at = slot_of(k[i], 64 - bits, slots - 1);
-        while (t[at] != EMPTY && t[at] != k[i]) at = (at + 1) & (slots - 1);
-        t[at] = k[i];
+        t[slot_of(t, k[i], 64 - bits, slots - 1)] = k[i];
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&keys);
@@ -317,14 +318,7 @@ static PyObject *absent_keys(PyObject *self, PyObject *args) {
     uint64_t *o = out.buf;
     Py_BEGIN_ALLOW_THREADS
     for (size_t i = 0; i < n; i++) {
-        int found;
-        if (p[i] == EMPTY) {
-            found = t[slots] != 0;
-        } else {
-            size_t at = slot_of(p[i], 64 - bits, slots - 1);
-            while (t[at] != EMPTY && t[at] != p[i]) at = (at + 1) & (slots - 1);
-            found = t[at] == p[i];
-        }
+        int found = p[i] == EMPTY ? t[slots] != 0 : t[slot_of(t, p[i], 64 - bits, slots - 1)] == p[i];
         if (!found) o[count++] = p[i];
     }
     Py_END_ALLOW_THREADS
