@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import Pool
 
 from loader_assets import settings
@@ -132,6 +132,27 @@ def test_a_held_run_file_shows_each_event_to_its_watcher_as_it_is_logged(tmp_pat
             assert last_seen.wait(30), f"while the files were held, the watcher saw only {seen}"
             instance.end_watch_event_logs("", watcher)
         assert seen == [f"case1|{chunk}" for chunk in range(4)]
+    finally:
+        instance.dispose()
+
+
+def test_an_opened_sqlite_instance_commits_without_a_sync_and_other_sqlite_files_keep_theirs(tmp_path: Path) -> None:
+    """Dagster's own connections to the instance's files (opened after `open_instance`) get `synchronous=NORMAL`
+    (1) under WAL; a SQLite file elsewhere in the same process keeps SQLite's default (FULL, 2)."""
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path / "home")})
+    init_instance(settings)
+    instance = open_instance(settings)
+    try:
+        _materialize(instance, 0)  # Dagster's write: its connection took the setting without failing
+        synchronous = {}
+        for name, path in (("instance", tmp_path / "home" / "history" / "runs" / "index.db"),
+                           ("other", tmp_path / "other.db")):  # fmt: skip
+            engine = create_engine(f"sqlite:///{path}")
+            with engine.connect() as connection:
+                synchronous[name] = connection.execute(text("PRAGMA synchronous")).scalar()
+            engine.dispose()
+        assert synchronous == {"instance": 1, "other": 2}
+        assert len(instance.fetch_materializations(dg.AssetKey("Object"), limit=5).records) == 1
     finally:
         instance.dispose()
 
