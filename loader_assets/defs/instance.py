@@ -100,6 +100,9 @@ def init_instance(settings: Settings) -> Path:
         raise problem from error
     instance = open_instance(settings)
     try:
+        # The events logged outside runs (validations, reports from the catalog) have a SQLite file of their own
+        # ("" names it), made with its schema at the first such event: 60 ms of the first validation's CPU.
+        instance.all_logs("")
         if instance.event_log_storage.get_concurrency_info(LOAD_POOL).slot_count == 0:
             instance.event_log_storage.set_concurrency_slots(LOAD_POOL, 4 * settings.runs_per_worker)
     finally:
