@@ -141,6 +141,7 @@ def test_an_opened_sqlite_instance_commits_without_a_sync_and_other_sqlite_files
     (1) under WAL; a SQLite file elsewhere in the same process keeps SQLite's default (FULL, 2)."""
     settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path / "home")})
     init_instance(settings)
+    assert (tmp_path / "home" / "history" / "runs" / ".db").exists()  # made by init: the runless events' file
     instance = open_instance(settings)
     try:
         _materialize(instance, 0)  # Dagster's write: its connection took the setting without failing
