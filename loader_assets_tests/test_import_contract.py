@@ -46,9 +46,9 @@ FORBIDDEN = {
     "alerts": {"dagster", "sqlalchemy", "loader_assets.workers", "loader_assets.engine", "loader_assets.selection",
                *UPPER},
 }  # fmt: skip
-# file -> imports it may make despite its room: the Dagster instance's own connection pools (SQLAlchemy's, inside
-# dagster-postgres), which are not catalog SQL
-EXCEPTIONS = {"defs/instance.py": {"sqlalchemy.event", "sqlalchemy.exc", "sqlalchemy.pool"}}
+# file -> imports it may make despite its room: the Dagster instance's own connections (SQLAlchemy's pools inside
+# dagster-postgres, the engines of its SQLite files), which are not catalog SQL
+EXCEPTIONS = {"defs/instance.py": {"sqlalchemy.engine", "sqlalchemy.event", "sqlalchemy.exc", "sqlalchemy.pool"}}
 ENVIRONMENT_READERS = {"settings.py"}  # the one module that reads os.environ / os.getenv
 
 

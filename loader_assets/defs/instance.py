@@ -11,6 +11,7 @@ server) reads the same storage and no credential reaches the file. Settings that
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -46,7 +47,8 @@ DAEMON_SILENT_SECONDS = 60  # a daemon that has not beaten for this long is take
 # timeout (the webserver's 15 s would cut a long read of a busy instance).
 POOL_RECYCLE_SECONDS, POOL_MAX_OVERFLOW = 300, 20
 _kept: weakref.WeakSet[DagsterInstance] = weakref.WeakSet()
-_relaxed_roots: set[str] = set()  # directories of SQLite instances whose files commit without a sync
+_event_folders: frozenset[str] = frozenset()  # of the instances opened here: their event files commit unsynced
+_folders_lock = threading.Lock()
 
 
 def instance_config(settings: Settings) -> dict:
@@ -101,8 +103,8 @@ def init_instance(settings: Settings) -> Path:
     instance = open_instance(settings)
     try:
         # The events logged outside runs (validations, reports from the catalog) have a SQLite file of their own
-        # ("" names it), made with its schema at the first such event: 60 ms of the first validation's CPU.
-        instance.all_logs("")
+        # ("" names it), made with its schema when first used: 60 ms of the first validation's CPU otherwise.
+        instance.get_records_for_run("", limit=1)
         if instance.event_log_storage.get_concurrency_info(LOAD_POOL).slot_count == 0:
             instance.event_log_storage.set_concurrency_slots(LOAD_POOL, 4 * settings.runs_per_worker)
     finally:
@@ -145,8 +147,9 @@ def _config_problem(settings: Settings, error: DagsterInvalidConfigError) -> Ins
 
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:
-    """Its storage's connections kept open and reused, as the webserver keeps its own (a no-op for SQLite, which
-    opens its files per call whatever is asked: see `SqliteEventFiles`). Once per instance: a second call would
+    """Its storage's connections kept open and reused, as the webserver keeps its own (SQLite opens its files per
+    call whatever is asked: see `SqliteEventFiles`; its event files commit unsynced, `_commit_without_sync`). Once
+    per instance: a second call would
     leave the first pool's connection open. They close when the instance is collected (dagster-postgres's `dispose`
     leaves them)."""
     if instance not in _kept:
@@ -154,7 +157,7 @@ def keep_connections(instance: DagsterInstance) -> DagsterInstance:
             listen(QueuePool, "checkout", _replace_if_dropped)
         if not contains(Engine, "connect", _commit_without_sync):
             listen(Engine, "connect", _commit_without_sync)
-        _relaxed_roots.add(str(Path(instance.root_directory).absolute()) + "/")
+        _relax_event_files(instance)
         instance.optimize_for_webserver(
             statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
         )
@@ -194,10 +197,12 @@ class SqliteEventFiles:
 
     def __exit__(self, *_: object) -> None:
         with self._lock:
-            self._run_file = None
-            if self._timer is not None:
+            if self._timer is not None:  # a copy was due: made now (the close's own is skipped while a reader reads)
                 self._timer.cancel()
-        self._held.close()  # the last connection to close copies what is left
+                self._timer = None
+                self._copy()
+            self._run_file = None
+        self._held.close()
 
     def logged(self) -> None:
         """A chunk's event was written: the run's file is checkpointed (Dagster's UI watching it sees it change)
@@ -235,17 +240,26 @@ class SqliteEventFiles:
         return connection
 
 
+def _relax_event_files(instance: DagsterInstance) -> None:
+    """`_commit_without_sync` for the event files of `instance` (SQLite's default layout under its root), named as
+    SQLite names an open file: the real path, symbolic links resolved."""
+    global _event_folders
+    with _folders_lock:  # a new set each time: a connecting thread reads the one it took, unchanged
+        _event_folders = _event_folders | {os.path.realpath(Path(instance.root_directory, "history", "runs")) + "/"}
+
+
 def _commit_without_sync(connection: object, _record: object) -> None:
-    """A SQLite instance's files (WAL) commit without waiting for the disk (`synchronous=NORMAL`, as the catalog's):
-    a commit synced its file, two per chunk logged, and a load's other writes made each sync wait (3.3 s of a
-    346 MB case's 10). A power cut may then lose the last events; the catalog keeps the loads, and `unreported`
-    logs again what the instance lacks. Only files under an instance this process opened; other SQLite files
-    (the catalog) keep their own settings."""
-    if not isinstance(connection, sqlite3.Connection) or not _relaxed_roots:
+    """A SQLite instance's event files (WAL) commit without waiting for the disk (`synchronous=NORMAL`, as the
+    catalog's): a commit synced its file, two per chunk logged, and a load's other writes made each sync wait (3.3 s
+    of a 346 MB case's 10). A power cut may then lose the last events; the catalog keeps the loads, and
+    `unreported` logs again what the instance lacks. Only the event files of an instance this process opened; its
+    runs, schedules and sensor cursors, and other SQLite files (the catalog), keep their own settings."""
+    folders = _event_folders
+    if not isinstance(connection, sqlite3.Connection) or not folders:
         return
     with suppress(sqlite3.Error):
-        path = connection.execute("PRAGMA database_list").fetchone()[2]
-        if path and any(path.startswith(root) for root in _relaxed_roots):
+        path = connection.execute("PRAGMA database_list").fetchall()[0][2]
+        if path and any(path.startswith(folder) for folder in folders):
             connection.execute("PRAGMA synchronous=NORMAL")
 
 

@@ -531,8 +531,9 @@ class Loader:
         except Exception as error:  # a worker or the czar busy or down: level 4 takes it
             log.warning("census of chunk %s of %s.%s left to level 4: %s", chunk, layout.database, table.name, error)
 
-    # Read once per load for all its child chunks (a catalog read each was a third of a census's CPU): a director
-    # chunk loaded again meanwhile changes its attempts, so level 4 finds the census's version stale and retakes it.
+    # Read once per Loader (a run's step) for all its child chunks (a catalog read each was a third of a census's
+    # CPU), before the census reads the director's keys: a director chunk loaded again meanwhile changes its
+    # attempts, so level 4 finds the census's version stale and retakes it.
     def _director_files(self, layout: CaseLayout, director: TableLayout, chunk: int) -> list[DoneFile]:
         key = (layout.case, director.name, chunk)
         if (found := self._director_done.get(key)) is None:
@@ -540,7 +541,8 @@ class Loader:
         return found
 
     def _index_proved(self, layout: CaseLayout, director: TableLayout) -> bool:
-        """Whether level 2 proved the director index equal to the workers (its gate passed)."""
+        """Whether level 2 proved the director index equal to the workers (its gate passed when first asked by this
+        Loader: a census kept meanwhile is versioned by the director's attempts, which a reload changes)."""
         key = (layout.case, director.name)
         if key not in self._proved:
             found = gate(self.store.db, layout.case, levels.VALIDATE_DIRECTOR, director.name)

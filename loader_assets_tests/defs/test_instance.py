@@ -21,6 +21,7 @@ from loader_assets.defs.instance import (
     SqliteEventFiles,
     init_instance,
     instance_config,
+    keep_connections,
     open_instance,
     storage_errors,
     storage_unreachable,
@@ -107,9 +108,10 @@ def test_a_sqlite_instance_s_event_files_stay_open_while_held(tmp_path: Path) ->
         instance.dispose()
 
 
-def test_a_held_run_file_shows_each_event_to_its_watcher_as_it_is_logged(tmp_path: Path) -> None:
-    """The UI follows a run's log by watching the run's file, not its WAL: held, the file is checkpointed after
-    each chunk's event, so a watcher sees the events as they come, not when the hold ends."""
+def test_a_held_run_file_shows_each_event_to_its_watcher_within_a_second(tmp_path: Path) -> None:
+    """The UI follows a run's log by watching the run's file, not its WAL: held, the file is checkpointed after a
+    chunk's event, at most once a second and a second after a burst at the latest, so a watcher sees the events as
+    they come, not when the hold ends."""
     settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
     init_instance(settings)
     instance = open_instance(settings)
@@ -136,23 +138,28 @@ def test_a_held_run_file_shows_each_event_to_its_watcher_as_it_is_logged(tmp_pat
         instance.dispose()
 
 
-def test_an_opened_sqlite_instance_commits_without_a_sync_and_other_sqlite_files_keep_theirs(tmp_path: Path) -> None:
-    """Dagster's own connections to the instance's files (opened after `open_instance`) get `synchronous=NORMAL`
-    (1) under WAL; a SQLite file elsewhere in the same process keeps SQLite's default (FULL, 2)."""
+def test_an_opened_sqlite_instance_s_event_files_commit_without_a_sync_and_other_sqlite_files_keep_theirs(
+    tmp_path: Path,
+) -> None:
+    """Every connection this process opens to the event files of an instance it opened (Dagster's, at each write),
+    even through a symbolic link (a daemon's DAGSTER_HOME), gets `synchronous=NORMAL` (1); the instance's run
+    storage and a SQLite file elsewhere in the same process keep SQLite's default (FULL, 2)."""
     settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path / "home")})
     init_instance(settings)
-    assert (tmp_path / "home" / "history" / "runs" / ".db").exists()  # made by init: the runless events' file
-    instance = open_instance(settings)
+    runs = tmp_path / "home" / "history" / "runs"
+    assert (runs / ".db").exists()  # made by init: the runless events' file
+    (tmp_path / "link").symlink_to(tmp_path / "home")
+    instance = keep_connections(dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "link")))
     try:
         _materialize(instance, 0)  # Dagster's write: its connection took the setting without failing
         synchronous = {}
-        for name, path in (("instance", tmp_path / "home" / "history" / "runs" / "index.db"),
+        for name, path in (("events", runs / "index.db"), ("runs", tmp_path / "home" / "history" / "runs.db"),
                            ("other", tmp_path / "other.db")):  # fmt: skip
             engine = create_engine(f"sqlite:///{path}")
             with engine.connect() as connection:
                 synchronous[name] = connection.execute(text("PRAGMA synchronous")).scalar()
             engine.dispose()
-        assert synchronous == {"instance": 1, "other": 2}
+        assert synchronous == {"events": 1, "runs": 2, "other": 2}
         assert len(instance.fetch_materializations(dg.AssetKey("Object"), limit=5).records) == 1
     finally:
         instance.dispose()
