@@ -14,6 +14,7 @@ from loader_assets.workers import local
 from loader_assets.workers.cluster import Cluster
 from loader_assets.workers.connection import IdleConnections, Server, close_idle_connections
 from loader_assets.workers.statements import InFlight
+from loader_assets_tests.recovery.helpers import all_threads_stopped, wait_for
 
 
 def connection_id(server: Server) -> int:
@@ -126,6 +127,9 @@ def test_a_frozen_worker_is_down_in_seconds_not_waited_on(cluster: Cluster, clus
     pid = local.cluster_status(cluster_state)["worker2"]["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
+        # kill() returns before every thread stopped: a thread running on the other core answered a ping in that
+        # moment once (a full `make test`)
+        wait_for(lambda: all_threads_stopped(pid), "worker2 to stop")
         with pytest.raises(WorkerDown, match=r"worker worker2 .* does not answer"), server.connect(reuse=True):
             pass
     finally:
