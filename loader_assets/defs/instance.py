@@ -47,7 +47,7 @@ DAEMON_SILENT_SECONDS = 60  # a daemon that has not beaten for this long is take
 # timeout (the webserver's 15 s would cut a long read of a busy instance).
 POOL_RECYCLE_SECONDS, POOL_MAX_OVERFLOW = 300, 20
 _kept: weakref.WeakSet[DagsterInstance] = weakref.WeakSet()
-_event_folders: frozenset[str] = frozenset()  # of the instances opened here: their event files commit unsynced
+_instance_folders: frozenset[str] = frozenset()  # of the SQLite instances opened here: their files commit unsynced
 _folders_lock = threading.Lock()
 
 
@@ -148,7 +148,7 @@ def _config_problem(settings: Settings, error: DagsterInvalidConfigError) -> Ins
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:
     """Its storage's connections kept open and reused, as the webserver keeps its own (SQLite opens its files per
-    call whatever is asked: see `SqliteEventFiles`; its event files commit unsynced, `_commit_without_sync`). Once
+    call whatever is asked: see `SqliteEventFiles`; its files commit unsynced, `_commit_without_sync`). Once
     per instance: a second call would
     leave the first pool's connection open. They close when the instance is collected (dagster-postgres's `dispose`
     leaves them)."""
@@ -157,7 +157,7 @@ def keep_connections(instance: DagsterInstance) -> DagsterInstance:
             listen(QueuePool, "checkout", _replace_if_dropped)
         if not contains(Engine, "connect", _commit_without_sync):
             listen(Engine, "connect", _commit_without_sync)
-        _relax_event_files(instance)
+        _relax_files(instance)
         instance.optimize_for_webserver(
             statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
         )
@@ -240,21 +240,22 @@ class SqliteEventFiles:
         return connection
 
 
-def _relax_event_files(instance: DagsterInstance) -> None:
-    """`_commit_without_sync` for the event files of `instance` (SQLite's default layout under its root), named as
-    SQLite names an open file: the real path, symbolic links resolved."""
-    global _event_folders
+def _relax_files(instance: DagsterInstance) -> None:
+    """`_commit_without_sync` for the files under the root of `instance`, named as SQLite names an open file: the
+    real path, symbolic links resolved."""
+    global _instance_folders
     with _folders_lock:  # a new set each time: a connecting thread reads the one it took, unchanged
-        _event_folders = _event_folders | {os.path.realpath(Path(instance.root_directory, "history", "runs")) + "/"}
+        _instance_folders = _instance_folders | {os.path.realpath(instance.root_directory) + "/"}
 
 
 def _commit_without_sync(connection: object, _record: object) -> None:
-    """A SQLite instance's event files (WAL) commit without waiting for the disk (`synchronous=NORMAL`, as the
-    catalog's): a commit synced its file, two per chunk logged, and a load's other writes made each sync wait (3.3 s
-    of a 346 MB case's 10). A power cut may then lose the last events; the catalog keeps the loads, and
-    `unreported` logs again what the instance lacks. Only the event files of an instance this process opened; its
-    runs, schedules and sensor cursors, and other SQLite files (the catalog), keep their own settings."""
-    folders = _event_folders
+    """A SQLite instance's files (WAL) commit without waiting for the disk (`synchronous=NORMAL`, as the catalog's):
+    a commit synced its file, two per chunk logged and several per run started or ended, and a load's other writes
+    made each sync wait (3.3 s of a 346 MB case's 10). A power cut may then lose the last commits, never the file:
+    the catalog keeps the loads and leases, `unreported` logs again the events the instance lacks, run monitoring
+    fails a run left started, and a sensor requesting a run again meets the catalog's leases. Only files under an
+    instance this process opened; other SQLite files (the catalog) keep their own settings."""
+    folders = _instance_folders
     if not isinstance(connection, sqlite3.Connection) or not folders:
         return
     with suppress(sqlite3.Error):
