@@ -47,7 +47,8 @@ DAEMON_SILENT_SECONDS = 60  # a daemon that has not beaten for this long is take
 # timeout (the webserver's 15 s would cut a long read of a busy instance).
 POOL_RECYCLE_SECONDS, POOL_MAX_OVERFLOW = 300, 20
 _kept: weakref.WeakSet[DagsterInstance] = weakref.WeakSet()
-_instance_folders: frozenset[str] = frozenset()  # of the SQLite instances opened here: their files commit unsynced
+# roots of the instances opened here: the SQLite files under them commit unsynced (`_commit_without_sync`)
+_instance_folders: frozenset[str] = frozenset()
 _folders_lock = threading.Lock()
 
 
@@ -148,10 +149,9 @@ def _config_problem(settings: Settings, error: DagsterInvalidConfigError) -> Ins
 
 def keep_connections(instance: DagsterInstance) -> DagsterInstance:
     """Its storage's connections kept open and reused, as the webserver keeps its own (SQLite opens its files per
-    call whatever is asked: see `SqliteEventFiles`; its files commit unsynced, `_commit_without_sync`). Once
-    per instance: a second call would
-    leave the first pool's connection open. They close when the instance is collected (dagster-postgres's `dispose`
-    leaves them)."""
+    call whatever is asked: see `SqliteEventFiles`; its files commit unsynced, `_commit_without_sync`). Once per
+    instance: a second call would leave the first pool's connection open. They close when the instance is collected
+    (dagster-postgres's `dispose` leaves them)."""
     if instance not in _kept:
         if not contains(QueuePool, "checkout", _replace_if_dropped):
             listen(QueuePool, "checkout", _replace_if_dropped)
