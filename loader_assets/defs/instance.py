@@ -17,8 +17,10 @@ import sqlite3
 import threading
 import time
 import urllib.request
+import uuid
 import weakref
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
@@ -238,6 +240,44 @@ class SqliteEventFiles:
         with suppress(sqlite3.Error):
             connection.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # no transaction stays open
         return connection
+
+
+class RunFileAhead:
+    """The id of the next run this process starts, its SQLite event file made beforehand in a thread while the
+    process waits on its servers (placing chunks, a validation): Dagster makes a run's file when it logs the run's
+    start, its tables and Alembic stamp (45 ms of CPU, 57 ms of wall) between the run's creation and its step. One
+    not taken is deleted at `close` (no run has it). A PostgreSQL instance has no such files: nothing is made."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self.instance = instance
+        self._folder = Path(instance.root_directory, "history", "runs")  # as `SqliteEventFiles`
+        self._ahead: tuple[str, Future] | None = None
+        self._maker: ThreadPoolExecutor | None = None
+
+    def prepare(self) -> None:
+        """Start making the next run's file (once until it is taken)."""
+        if self._ahead is not None or not (self._folder / "index.db").exists():
+            return
+        self._maker = self._maker or ThreadPoolExecutor(1, thread_name_prefix="run-file-ahead")
+        run_id = str(uuid.uuid4())  # as Dagster names a run
+        self._ahead = (run_id, self._maker.submit(self.instance.get_records_for_run, run_id, limit=1))
+
+    def take(self) -> str | None:
+        """The prepared run id (its file made, or left to the run if making it failed), or None."""
+        if self._ahead is None:
+            return None
+        (run_id, made), self._ahead = self._ahead, None
+        with suppress(Exception):  # the run makes it, and meets what failed here itself
+            made.result()
+        return run_id
+
+    def close(self) -> None:
+        if (run_id := self.take()) is not None:
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    (self._folder / f"{run_id}.db{suffix}").unlink()
+        if self._maker is not None:
+            self._maker.shutdown()
 
 
 def _relax_files(instance: DagsterInstance) -> None:

@@ -26,7 +26,14 @@ from loader_assets.defs.assets import validation_key
 from loader_assets.defs.chunk_partitions import add_chunk_partitions, remove_chunk_partitions
 from loader_assets.defs.events import error_of, problem_of, validation_events
 from loader_assets.defs.executors import interrupts_forwarded, load_executor, step_per_worker
-from loader_assets.defs.instance import daemon_problem, first_line, open_instance, storage_errors, webserver_problem
+from loader_assets.defs.instance import (
+    RunFileAhead,
+    daemon_problem,
+    first_line,
+    open_instance,
+    storage_errors,
+    webserver_problem,
+)
 from loader_assets.defs.jobs import LOAD_JOB, load_notices_job, run_config
 from loader_assets.defs.resources import default_resources
 from loader_assets.defs.unreported import unreported
@@ -51,8 +58,10 @@ class DagsterPlatform:
     def __init__(self, settings: Settings, instance: dg.DagsterInstance | None = None) -> None:
         self.settings = settings
         self.instance = instance if instance is not None else open_instance(settings)
+        self.run_ahead = RunFileAhead(self.instance)  # the next run's event file, for `load`'s runs in process
 
     def close(self) -> None:
+        self.run_ahead.close()
         self.instance.dispose()
 
     # -- partitions and the code location -----------------------------------------------------------
@@ -103,6 +112,12 @@ class DagsterExecutor:
         self.platform, self.catalog_url, self.quiet = platform, catalog_url, console_level == QUIET
         self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
         self._load_job: dg.JobDefinition | None = None  # built once: every run of a load uses it
+        self._in_process = not step_per_worker(load_executor(platform.settings))
+        self._prepare_run()  # while the first level plans its runs
+
+    def _prepare_run(self) -> None:
+        if self._in_process:  # (a run in step processes is started by `execute_job`, which takes no run id)
+            self.platform.run_ahead.prepare()
 
     def run_load(self, plan: RunPlan) -> RunOutcome:
         settings = self.platform.settings
@@ -112,8 +127,9 @@ class DagsterExecutor:
             with storage_errors(settings), self._dagster_stderr():
                 self._load_job = self._load_job or load_job(settings, self.catalog_url)
                 result = self._load_job.execute_in_process(
-                    run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False
-                )
+                    run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False,
+                    run_id=self.platform.run_ahead.take(),
+                )  # fmt: skip
                 return _outcome(result)
         job = dg.build_reconstructable_job(
             "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)
@@ -131,6 +147,8 @@ class DagsterExecutor:
         dropped one is not: the gate stays pending, as after a validation run that failed). The outcome's id names
         the validation in the gate's lock and verdict (`check_run`)."""
         validator, dropped, table = f"load-{uuid.uuid4().hex}", None, None
+        if level != levels.ALL[-1]:
+            self._prepare_run()  # the next level's, while the workers count
         try:
             for table in layout.tables_of_kind(levels.validated_kind(level)):
                 if INTERRUPTION.is_set:

@@ -18,6 +18,7 @@ from loader_assets import settings
 from loader_assets.defs.chunk_partitions import add_chunk_partitions
 from loader_assets.defs.instance import (
     PG_PASSWORD_ENV,
+    RunFileAhead,
     SqliteEventFiles,
     init_instance,
     instance_config,
@@ -106,6 +107,58 @@ def test_a_sqlite_instance_s_event_files_stay_open_while_held(tmp_path: Path) ->
         assert len(instance.fetch_materializations(dg.AssetKey("Object"), limit=20).records) == 13
     finally:
         instance.dispose()
+
+
+@dg.op
+def _nothing() -> None:
+    pass
+
+
+@dg.job
+def _one_step() -> None:
+    _nothing()
+
+
+def test_a_run_file_made_ahead_serves_its_run_and_one_never_taken_is_deleted(tmp_path: Path) -> None:
+    """`RunFileAhead`: the prepared run id's SQLite file is there before its run, and the run started with that id
+    logs into it; a prepared id never taken leaves no file (no run has it)."""
+    settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
+    init_instance(settings)
+    instance = open_instance(settings)
+    runs = tmp_path / "history" / "runs"
+    ahead = RunFileAhead(instance)
+    try:
+        ahead.prepare()
+        run_id = ahead.take()
+        assert run_id is not None and (runs / f"{run_id}.db").exists()
+        assert ahead.take() is None  # once
+        result = _one_step.execute_in_process(instance=instance, run_id=run_id)
+        assert result.success and result.run_id == run_id
+        assert any(r.event_log_entry.dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+                   for r in instance.get_records_for_run(run_id).records)  # fmt: skip
+        made = sorted(path.name for path in runs.iterdir())
+        ahead.prepare()
+    finally:
+        ahead.close()
+        instance.dispose()
+    assert sorted(path.name for path in runs.iterdir()) == made
+
+
+@pytest.mark.servers
+def test_no_run_file_is_made_ahead_for_a_postgresql_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with postgres_database() as url:
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+        monkeypatch.setenv("LOADER_DAGSTER_PG_URL", url)
+        init_instance(Settings.from_env())
+        instance = open_instance(Settings.from_env())
+        ahead = RunFileAhead(instance)
+        try:
+            ahead.prepare()
+            assert ahead.take() is None
+        finally:
+            ahead.close()
+            instance.dispose()
+        assert not (tmp_path / "history").exists()
 
 
 def test_a_held_run_file_shows_each_event_to_its_watcher_within_a_second(tmp_path: Path) -> None:
