@@ -34,7 +34,7 @@ _LOW_BITS = (1 << 32) - 1
 _MIX_FACTORS = (1540483477, 1911520717, 1264700843)  # below 2^31: a 32-bit half times one fits a BIGINT
 _HASH_SUM_FACTORS = (2654435761, 2246822519)  # of the halves in `hash_sum` fingerprints
 _NULL_TEXT = pa.nulls(1, pa.string())[0]  # not `None`: pa.scalar(None) imports pandas (0.22 s of a load's CPU)
-SCAN_PIECE_BYTES = 8 << 20  # of a text file read at a time by `_scan_key`
+SCAN_PIECE_BYTES = 1 << 20  # of a text file read at a time by `_scan_key`
 
 
 class FingerprintError(BadInput):
@@ -166,22 +166,26 @@ def _scan_key(path: Path, index: int, columns: int, dialect: Dialect) -> tuple[p
         return None
     keys, null_at, records = [], [], 0
     with path.open("rb", buffering=0) as file:
-        # A small file's piece no bigger than it: an 8 MB one cost its page faults (0.46 ms a file). Not zeroed (a
-        # bytearray's memset was a tenth of the scan's CPU, under the GIL): only the bytes read are looked at.
+        # A small file's piece no bigger than it; not zeroed (a bytearray's memset was a tenth of the scan's CPU,
+        # under the GIL): only the bytes read are looked at. The piece and the scan's output arrays are made once
+        # and reused: a piece small enough to stay in the core's cache from its read to its scan (8 MB ones were
+        # scanned back from memory, and each piece's arrays mapped anew).
         piece, held = np.empty(max(min(SCAN_PIECE_BYTES, os.fstat(file.fileno()).st_size + 1), 1), np.uint8), 0
+        found_keys = found_nulls = np.empty(0, np.int64)
         while True:
             with memoryview(piece) as free:
                 read = file.readinto(free[held:])
             held += read
             room = held // columns + 1  # a record spans `columns` bytes at least (but the last)
-            found_keys, found_nulls = np.empty(room, np.int64), np.empty(room, np.int64)
+            if len(found_keys) < room:
+                found_keys, found_nulls = np.empty(room, np.int64), np.empty(room, np.int64)
             with memoryview(piece) as data:
                 found = _key_scan.scan(data[:held], found_keys, found_nulls, columns, index, separator[0],
                                        escape[0] if escape else -1, read == 0)  # fmt: skip
             if found is None:
                 return None
             consumed, count, nulls = found
-            keys.append(found_keys[:count].copy())  # not a view holding all of `room`
+            keys.append(found_keys[:count].copy())  # the arrays are written again by the next piece
             null_at.append(found_nulls[:nulls] + records)
             records += count
             if read == 0:
