@@ -244,38 +244,53 @@ class SqliteEventFiles:
 
 class RunFileAhead:
     """The id of the next run this process starts, its SQLite event file made beforehand in a thread while the
-    process waits on its servers (placing chunks, a validation): Dagster makes a run's file when it logs the run's
-    start, its tables and Alembic stamp (45 ms of CPU, 57 ms of wall) between the run's creation and its step. One
-    not taken is deleted at `close` (no run has it). A PostgreSQL instance has no such files: nothing is made."""
+    process waits on its servers (a validation's census): Dagster makes a run's file when it logs the run's start,
+    its tables and Alembic stamp (45 ms of CPU, 57 ms of wall) between the run's creation and its step. A file no run
+    came to have (none was started, or its start failed before the run existed) is deleted (`discard`, `close`); a
+    process killed meanwhile leaves it, empty (Dagster reads it as a run's file without events). `sqlite`: the
+    instance keeps its events in SQLite files (a PostgreSQL one has none: nothing is made)."""
 
-    def __init__(self, instance: DagsterInstance) -> None:
-        self.instance = instance
+    def __init__(self, instance: DagsterInstance, *, sqlite: bool) -> None:
+        self.instance, self.sqlite = instance, sqlite
         self._folder = Path(instance.root_directory, "history", "runs")  # as `SqliteEventFiles`
         self._ahead: tuple[str, Future] | None = None
         self._maker: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the command's thread prepares and takes; its main thread closes
+        self._closed = False
 
     def prepare(self) -> None:
         """Start making the next run's file (once until it is taken)."""
-        if self._ahead is not None or not (self._folder / "index.db").exists():
-            return
-        self._maker = self._maker or ThreadPoolExecutor(1, thread_name_prefix="run-file-ahead")
-        run_id = str(uuid.uuid4())  # as Dagster names a run
-        self._ahead = (run_id, self._maker.submit(self.instance.get_records_for_run, run_id, limit=1))
+        with self._lock:
+            if self._closed or self._ahead is not None or not self.sqlite:
+                return
+            self._maker = self._maker or ThreadPoolExecutor(1, thread_name_prefix="run-file-ahead")
+            run_id = str(uuid.uuid4())  # as Dagster names a run
+            self._ahead = (run_id, self._maker.submit(self.instance.get_records_for_run, run_id, limit=1))
 
     def take(self) -> str | None:
         """The prepared run id (its file made, or left to the run if making it failed), or None."""
-        if self._ahead is None:
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+        if ahead is None:
             return None
-        (run_id, made), self._ahead = self._ahead, None
+        run_id, made = ahead
         with suppress(Exception):  # the run makes it, and meets what failed here itself
             made.result()
         return run_id
 
+    def discard(self, run_id: str) -> None:
+        """Delete the file of `run_id` if no run has that id (its start failed before the run existed)."""
+        with suppress(Exception):  # the instance out of reach: the empty file stays
+            if self.instance.get_run_by_id(run_id) is None:
+                for suffix in ("", "-wal", "-shm"):
+                    with suppress(OSError):
+                        (self._folder / f"{run_id}.db{suffix}").unlink()
+
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         if (run_id := self.take()) is not None:
-            for suffix in ("", "-wal", "-shm"):
-                with suppress(FileNotFoundError):
-                    (self._folder / f"{run_id}.db{suffix}").unlink()
+            self.discard(run_id)
         if self._maker is not None:
             self._maker.shutdown()
 

@@ -58,7 +58,8 @@ class DagsterPlatform:
     def __init__(self, settings: Settings, instance: dg.DagsterInstance | None = None) -> None:
         self.settings = settings
         self.instance = instance if instance is not None else open_instance(settings)
-        self.run_ahead = RunFileAhead(self.instance)  # the next run's event file, for `load`'s runs in process
+        # the next run's event file, for `load`'s runs in process
+        self.run_ahead = RunFileAhead(self.instance, sqlite=settings.dagster_pg_url is None)
 
     def close(self) -> None:
         self.run_ahead.close()
@@ -113,7 +114,6 @@ class DagsterExecutor:
         self.console = {"loggers": {"console": {"config": {"log_level": console_level}}}}
         self._load_job: dg.JobDefinition | None = None  # built once: every run of a load uses it
         self._in_process = not step_per_worker(load_executor(platform.settings))
-        self._prepare_run()  # while the first level plans its runs
 
     def _prepare_run(self) -> None:
         if self._in_process:  # (a run in step processes is started by `execute_job`, which takes no run id)
@@ -126,10 +126,16 @@ class DagsterExecutor:
         if not step_per_worker(chosen):
             with storage_errors(settings), self._dagster_stderr():
                 self._load_job = self._load_job or load_job(settings, self.catalog_url)
-                result = self._load_job.execute_in_process(
-                    run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False,
-                    run_id=self.platform.run_ahead.take(),
-                )  # fmt: skip
+                run_id = self.platform.run_ahead.take()
+                try:
+                    result = self._load_job.execute_in_process(
+                        run_config=config, instance=self.platform.instance, tags=plan.tags, raise_on_error=False,
+                        run_id=run_id,
+                    )  # fmt: skip
+                except BaseException:
+                    if run_id is not None:  # a run that never came to be leaves no file
+                        self.platform.run_ahead.discard(run_id)
+                    raise
                 return _outcome(result)
         job = dg.build_reconstructable_job(
             "loader_assets.defs.platform", "bound_load_job", reconstructable_args=(self.catalog_url,)

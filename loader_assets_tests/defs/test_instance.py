@@ -27,6 +27,7 @@ from loader_assets.defs.instance import (
     storage_errors,
     storage_unreachable,
 )
+from loader_assets.defs.platform import DagsterPlatform
 from loader_assets.problems import BadInput, CatalogDown, InstanceDown
 from loader_assets.settings import Settings
 from loader_assets_tests.servers import postgres_database
@@ -119,14 +120,14 @@ def _one_step() -> None:
     _nothing()
 
 
-def test_a_run_file_made_ahead_serves_its_run_and_one_never_taken_is_deleted(tmp_path: Path) -> None:
+def test_a_run_file_made_ahead_serves_its_run_and_one_no_run_has_is_deleted(tmp_path: Path) -> None:
     """`RunFileAhead`: the prepared run id's SQLite file is there before its run, and the run started with that id
-    logs into it; a prepared id never taken leaves no file (no run has it)."""
+    logs into it (`discard` keeps it); a file no run came to have is deleted, taken (a start that failed) or not."""
     settings = Settings.from_env({"DAGSTER_HOME": str(tmp_path)})
     init_instance(settings)
     instance = open_instance(settings)
     runs = tmp_path / "history" / "runs"
-    ahead = RunFileAhead(instance)
+    ahead = RunFileAhead(instance, sqlite=True)
     try:
         ahead.prepare()
         run_id = ahead.take()
@@ -134,14 +135,22 @@ def test_a_run_file_made_ahead_serves_its_run_and_one_never_taken_is_deleted(tmp
         assert ahead.take() is None  # once
         result = _one_step.execute_in_process(instance=instance, run_id=run_id)
         assert result.success and result.run_id == run_id
+        ahead.discard(run_id)
         assert any(r.event_log_entry.dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
                    for r in instance.get_records_for_run(run_id).records)  # fmt: skip
         made = sorted(path.name for path in runs.iterdir())
+        ahead.prepare()
+        never_started = ahead.take()
+        assert never_started is not None and (runs / f"{never_started}.db").exists()
+        ahead.discard(never_started)
+        assert sorted(path.name for path in runs.iterdir()) == made
         ahead.prepare()
     finally:
         ahead.close()
         instance.dispose()
     assert sorted(path.name for path in runs.iterdir()) == made
+    ahead.prepare()  # closed: nothing more is made
+    assert ahead.take() is None
 
 
 @pytest.mark.servers
@@ -150,14 +159,12 @@ def test_no_run_file_is_made_ahead_for_a_postgresql_instance(tmp_path: Path, mon
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
         monkeypatch.setenv("LOADER_DAGSTER_PG_URL", url)
         init_instance(Settings.from_env())
-        instance = open_instance(Settings.from_env())
-        ahead = RunFileAhead(instance)
+        platform = DagsterPlatform(Settings.from_env())
         try:
-            ahead.prepare()
-            assert ahead.take() is None
+            platform.run_ahead.prepare()
+            assert platform.run_ahead.take() is None
         finally:
-            ahead.close()
-            instance.dispose()
+            platform.close()
         assert not (tmp_path / "history").exists()
 
 
