@@ -18,6 +18,7 @@ from loader_assets.cli import main
 from loader_assets.operations import scheduling
 from loader_assets.problems import Exit
 from loader_assets.qserv.sample import write_sample_case
+from loader_assets.workers import local
 from loader_assets_tests.conftest import Platform
 from loader_assets_tests.recovery.helpers import assert_exact, fill, tmpfs
 
@@ -345,15 +346,18 @@ def test_workers_up_with_a_server_binary_that_cannot_run_names_its_setting(
 ) -> None:
     (tmp_path / "mariadbd").write_text("")  # not executable
     monkeypatch.setenv("LOADER_STATE_DIR", str(tmp_path / "state"))
-    for setting, value in [
-        ("LOADER_MARIADBD", tmp_path / "mariadbd"),
-        ("LOADER_MARIADB_INSTALL_DB", tmp_path / "none"),
-    ]:
-        with monkeypatch.context() as wrong:
-            wrong.setenv(setting, str(value))
-            code, _, err = run(capsys, "workers", "up", "--count", "1")
-        assert code == Exit.USAGE
-        one_line(err, "workers", f"cannot run {value}", setting)
+    try:
+        for setting, value in [
+            ("LOADER_MARIADBD", tmp_path / "mariadbd"),
+            ("LOADER_MARIADB_INSTALL_DB", tmp_path / "none"),
+        ]:
+            with monkeypatch.context() as wrong:
+                wrong.setenv(setting, str(value))
+                code, _, err = run(capsys, "workers", "up", "--count", "1")
+            assert code == Exit.USAGE
+            one_line(err, "workers", f"cannot run {value}", setting)
+    finally:  # the czar, made by the first try, starts in the second (its worker cannot be made): not left running
+        local.stop_cluster(tmp_path / "state")
 
 
 def _a_director_notice(platform: Platform, case: str) -> int:
