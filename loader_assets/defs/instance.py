@@ -167,6 +167,12 @@ def keep_connections(instance: DagsterInstance) -> DagsterInstance:
     return instance
 
 
+def _event_file(instance: DagsterInstance, shard: str) -> Path:
+    """The SQLite file of a run's events ("index": the index of them all), in SQLite's default layout under
+    $DAGSTER_HOME."""
+    return Path(instance.root_directory, "history", "runs", f"{shard}.db")
+
+
 class SqliteEventFiles:
     """While a run logs its chunks into a SQLite instance, its event files (the run's and the index) held open by
     an idle connection each. Dagster opens them for every write, and SQLite's last connection to close a file
@@ -179,8 +185,7 @@ class SqliteEventFiles:
     cannot be opened is left as it is."""
 
     def __init__(self, instance: DagsterInstance, run_id: str) -> None:
-        folder = Path(instance.root_directory, "history", "runs")  # SQLite's default layout under $DAGSTER_HOME
-        self._paths = (folder / "index.db", folder / f"{run_id}.db")
+        self._paths = (_event_file(instance, "index"), _event_file(instance, run_id))
         self._held = ExitStack()
         self._run_file: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # the run's file, the copy and its timer
@@ -252,7 +257,6 @@ class RunFileAhead:
 
     def __init__(self, instance: DagsterInstance, *, sqlite: bool) -> None:
         self.instance, self.sqlite = instance, sqlite
-        self._folder = Path(instance.root_directory, "history", "runs")  # as `SqliteEventFiles`
         self._ahead: tuple[str, Future] | None = None
         self._maker: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # the command's thread prepares and takes; its main thread closes
@@ -282,9 +286,10 @@ class RunFileAhead:
         """Delete the file of `run_id` if no run has that id (its start failed before the run existed)."""
         with suppress(Exception):  # the instance out of reach: the empty file stays
             if self.instance.get_run_by_id(run_id) is None:
-                for suffix in ("", "-wal", "-shm"):
+                file = _event_file(self.instance, run_id)
+                for path in (file, file.with_name(f"{file.name}-wal"), file.with_name(f"{file.name}-shm")):
                     with suppress(OSError):
-                        (self._folder / f"{run_id}.db{suffix}").unlink()
+                        path.unlink()
 
     def close(self) -> None:
         with self._lock:
