@@ -148,12 +148,13 @@ class DagsterExecutor:
         ):
             return _outcome(result)
 
-    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: Cluster) -> RunOutcome:
+    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: Cluster, *,
+                       load_follows: bool = False) -> RunOutcome:  # fmt: skip
         """Each table of the level validated here, its recorded verdict reported to the instance without a run (a
         dropped one is not: the gate stays pending, as after a validation run that failed). The outcome's id names
         the validation in the gate's lock and verdict (`check_run`)."""
         validator, dropped, table = f"load-{uuid.uuid4().hex}", None, None
-        if level != levels.ALL[-1]:
+        if load_follows:
             self._prepare_run()  # the next level's, while the workers count
         try:
             for table in layout.tables_of_kind(levels.validated_kind(level)):

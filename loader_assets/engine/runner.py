@@ -56,8 +56,10 @@ class Executor(Protocol):
 
     def run_load(self, plan: RunPlan) -> RunOutcome: ...
 
-    # Every table of the level; the outcome names the validation (a run, or `load`'s own process).
-    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: Cluster) -> RunOutcome: ...
+    # Every table of the level; the outcome names the validation (a run, or `load`'s own process). `load_follows`:
+    # the next level is loaded next if this one passes (the executor may prepare its run meanwhile).
+    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: Cluster, *,
+                       load_follows: bool = False) -> RunOutcome: ...  # fmt: skip
 
 
 class Progress(Protocol):
@@ -133,7 +135,7 @@ def load_case(
         if levels.is_load_level(level):
             result = _load_level(layout, level, executor, store, cluster, force, told)
         else:
-            result = _validate_level(layout, level, executor, store, cluster, told)
+            result = _validate_level(layout, level, executor, store, cluster, told, level + 1 in levels_to_run)
         told.level_ended(result)
         results.append(result)
     return results
@@ -211,11 +213,11 @@ def _wait_for_other_runs(store: Store, cluster: Cluster, case: str, level: int, 
 
 
 def _validate_level(layout: CaseLayout, level: int, executor: Executor, store: Store, cluster: Cluster,
-                    told: Progress) -> LevelResult:  # fmt: skip
+                    told: Progress, load_follows: bool) -> LevelResult:  # fmt: skip
     tables = layout.tables_of_kind(levels.validated_kind(level))
     told.level_started(level, len(tables))
     started = time.monotonic()
-    outcome = executor.run_validation(layout, level, store, cluster)
+    outcome = executor.run_validation(layout, level, store, cluster, load_follows=load_follows)
     if outcome.problem is not None:
         raise outcome.problem
     for table in tables:

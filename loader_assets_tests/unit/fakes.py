@@ -58,6 +58,7 @@ class FakeExecutor:
         self.load_error = load_error
         self.plans: list[RunPlan] = []
         self.validated: list[tuple[int, str]] = []  # (level, table), in order
+        self.load_follows: list[tuple[int, bool]] = []  # (level, whether the runner said a load follows it)
 
     def run_load(self, plan: RunPlan) -> RunOutcome:
         self.plans.append(plan)
@@ -69,7 +70,9 @@ class FakeExecutor:
                 self.store.finish(claim.attempt_id, "failed", error=self.load_error)
         return RunOutcome(run_id)
 
-    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: object) -> RunOutcome:
+    def run_validation(self, layout: CaseLayout, level: int, store: Store, cluster: object, *,
+                       load_follows: bool = False) -> RunOutcome:  # fmt: skip
+        self.load_follows.append((level, load_follows))
         for table in layout.tables_of_kind(levels.validated_kind(level)):
             self.validated.append((level, table.name))
             failed = self.failing_checks.get(table.name, [])

@@ -28,10 +28,19 @@ def test_the_four_levels_pass_in_order(store: Store, sample: Registration, clust
     # Each level in one run over every worker (its loader loads into all of them at once).
     assert [(p.level, p.worker) for p in executor.plans] == [(1, "all"), (3, "all")]
     assert executor.validated == [(2, "Object"), (4, "ForcedSource"), (4, "Source")]
+    assert executor.load_follows == [(2, True), (4, False)], "level 3's run may be prepared while level 2 runs"
     assert status_tally(store.db, CASE) == {"done": 9}
     assert gate(store.db, CASE, 4, "Source").status == "passed"
     assert told.lines[0] == "level 1: 5 notices done in 1 run"
     assert told.started == [(1, 5), (2, 1), (3, 4), (4, 2)], "each level says how much it has before it starts"
+
+
+def test_a_load_that_ends_with_a_validation_prepares_no_run_after_it(
+    store: Store, sample: Registration, cluster: FakeCluster
+) -> None:
+    executor = FakeExecutor(store)
+    load_case(CASE, executor, store, cluster, levels_to_run=(1, 2))
+    assert executor.load_follows == [(2, False)], "`load --level 2` loads nothing after it"
 
 
 def test_a_failed_director_check_stops_the_case_before_level_3(
@@ -49,7 +58,7 @@ def test_a_validation_that_records_nothing_fails_the_level(
     store: Store, sample: Registration, cluster: FakeCluster
 ) -> None:
     executor = FakeExecutor(store)
-    executor.run_validation = lambda *_: RunOutcome("crashed")  # type: ignore[method-assign]  # nothing recorded
+    executor.run_validation = lambda *_, **__: RunOutcome("crashed")  # type: ignore[method-assign]  # nothing recorded
     with pytest.raises(LevelFailed, match="failed for Object: validation did not run to the end"):
         load_case(CASE, executor, store, cluster)
 
